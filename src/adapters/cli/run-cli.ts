@@ -1,0 +1,42 @@
+/**
+ * Runs a CLI command as a process: usage errors exit 2, failures print one line on stderr and exit 1.
+ * Easy to get wrong: stdout carries only the command's data (JSON), so every diagnostic goes to stderr.
+ */
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import { Cause, Console, Effect, Option } from "effect"
+import { Command } from "effect/cli"
+
+export const EXIT_FAILURE = 1
+export const EXIT_USAGE = 2
+
+/** Effect's CLI has already printed help and the parse error for these; only the exit code is left to set. */
+const isUsageError = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && "_tag" in error && error._tag === "ShowHelp" &&
+  "errors" in error && Array.isArray(error.errors) && error.errors.length > 0
+
+const describeFailure = (error: unknown): string =>
+  error instanceof Error ? error.message : typeof error === "string" ? error : JSON.stringify(error)
+
+const setExitCode = (code: number) =>
+  Effect.sync(() => {
+    process.exitCode = code
+  })
+
+export const runCli = <Name extends string, Input, CI, E>(
+  program: string,
+  command: Command.Command<Name, Input, CI, E, NodeServices.NodeServices>,
+  version: string
+): void =>
+  Command.run(command, { version }).pipe(
+    Effect.catchCause((cause) =>
+      Option.match(Cause.findErrorOption(cause), {
+        onSome: (error) =>
+          isUsageError(error)
+            ? setExitCode(EXIT_USAGE)
+            : Effect.andThen(Console.error(`${program}: ${describeFailure(error)}`), setExitCode(EXIT_FAILURE)),
+        onNone: () => Effect.andThen(Console.error(`${program}: ${Cause.pretty(cause)}`), setExitCode(EXIT_FAILURE))
+      })
+    ),
+    Effect.provide(NodeServices.layer),
+    (effect) => NodeRuntime.runMain(effect, { disableErrorReporting: true })
+  )

@@ -1,0 +1,67 @@
+/**
+ * An in-memory tmux for unit tests: sessions whose screens the test sets, and a log of what was typed.
+ * Easy to get wrong: a missing session must fail like the live adapter does, not return an empty screen.
+ */
+import { Context, Effect, Layer, Ref } from "effect"
+import { SessionNotFound, Tmux } from "../ports/tmux.ts"
+
+export interface MemoryPane {
+  readonly screen: string
+  readonly command: string
+  /** Every `sendText` and Enter, in order (Enter recorded as "\n"). */
+  readonly typed: ReadonlyArray<string>
+}
+
+export class MemoryTmuxControl extends Context.Service<MemoryTmuxControl, {
+  setPane(session: string, pane: Partial<MemoryPane>): Effect.Effect<void>
+  killSession(session: string): Effect.Effect<void>
+  readonly panes: Effect.Effect<ReadonlyMap<string, MemoryPane>>
+}>()("claude-failover/adapters/MemoryTmuxControl") {}
+
+export const MemoryTmuxLayer = Layer.effectContext(Effect.gen(function*() {
+  const panes = yield* Ref.make<ReadonlyMap<string, MemoryPane>>(new Map())
+
+  const withPane = <A>(session: string, f: (pane: MemoryPane) => A) =>
+    Ref.get(panes).pipe(Effect.flatMap((current) => {
+      const pane = current.get(session)
+      return pane === undefined ? Effect.fail(new SessionNotFound({ session })) : Effect.succeed(f(pane))
+    }))
+  const record = (session: string, text: string) =>
+    Effect.andThen(
+      withPane(session, () => undefined),
+      Ref.update(panes, (current) => {
+        const pane = current.get(session)
+        return pane === undefined ? current : new Map(current).set(session, { ...pane, typed: [...pane.typed, text] })
+      })
+    )
+
+  const tmux = Tmux.of({
+    listSessions: () => Ref.get(panes).pipe(Effect.map((current) => [...current.keys()].sort())),
+    hasSession: (session) => Ref.get(panes).pipe(Effect.map((current) => current.has(session))),
+    capturePane: (session) => withPane(session, (pane) => pane.screen),
+    paneCommand: (session) => withPane(session, (pane) => pane.command),
+    sendText: record,
+    sendEnter: (session) => record(session, "\n")
+  })
+
+  const control = MemoryTmuxControl.of({
+    setPane: (session, pane) =>
+      Ref.update(panes, (current) =>
+        new Map(current).set(session, {
+          screen: "",
+          command: "claude",
+          typed: [],
+          ...current.get(session),
+          ...pane
+        })),
+    killSession: (session) =>
+      Ref.update(panes, (current) => {
+        const next = new Map(current)
+        next.delete(session)
+        return next
+      }),
+    panes: Ref.get(panes)
+  })
+
+  return Context.make(Tmux, tmux).pipe(Context.add(MemoryTmuxControl, control))
+}))

@@ -1,0 +1,194 @@
+/**
+ * Every setting, once: its env name, default, parser and meaning. Env wins over the YAML file.
+ * Easy to get wrong: validation reports every bad key at once, and secrets stay `Redacted` end to end.
+ */
+import { Context, Duration, Effect, Layer, Option, Redacted, Result, Schema } from "effect"
+import { parseProvider, type Provider, Providers } from "./domain/provider.ts"
+import { type ComplexityMap, parseComplexityMap } from "./domain/routing.ts"
+
+type Parse<A> = (raw: string) => Result.Result<A, string>
+
+interface Setting<A, F extends string | undefined = string | undefined> {
+  readonly env: string
+  /** The raw default, as an operator would write it; undefined = unset. */
+  readonly fallback: F
+  readonly parse: Parse<A>
+  readonly meaning: string
+  readonly secret?: boolean
+}
+
+const setting = <A, const F extends string | undefined>(
+  env: string,
+  fallback: F,
+  parse: Parse<A>,
+  meaning: string,
+  secret = false
+): Setting<A, F> => ({ env, fallback, parse, meaning, secret })
+
+const text: Parse<string> = (raw) => raw.trim() === "" ? Result.fail("must not be empty") : Result.succeed(raw.trim())
+const secret: Parse<Redacted.Redacted<string>> = (raw) => Result.map(text(raw), (value) => Redacted.make(value))
+const oneOf = <const L extends ReadonlyArray<string>>(choices: L): Parse<L[number]> => (raw) => {
+  const choice = choices.find((c) => c === raw.trim().toLowerCase())
+  return choice === undefined ? Result.fail(`expected one of ${choices.join(", ")}`) : Result.succeed(choice)
+}
+const list: Parse<ReadonlyArray<string>> = (raw) => {
+  const items = raw.split(",").map((item) => item.trim()).filter((item) => item.length > 0)
+  return items.length === 0 ? Result.fail("expected a comma-separated list of names") : Result.succeed(items)
+}
+const integer = (min: number, max: number): Parse<number> => (raw) => {
+  const value = Number(raw.trim())
+  return Number.isInteger(value) && value >= min && value <= max && raw.trim() !== ""
+    ? Result.succeed(value)
+    : Result.fail(`expected a whole number from ${min} to ${max}`)
+}
+const url: Parse<string> = (raw) =>
+  URL.canParse(raw.trim()) ? Result.succeed(raw.trim().replace(/\/+$/, "")) : Result.fail("expected a URL")
+const provider: Parse<Provider> = (raw) =>
+  Option.match(parseProvider(raw), {
+    onNone: () => Result.fail(`expected one of ${Providers.join(", ")}`),
+    onSome: Result.succeed
+  })
+
+const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/
+const unitMs = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const
+
+/** `500ms`, `30s`, `5m`, `1h`. */
+export const parseDuration: Parse<Duration.Duration> = (raw) => {
+  const match = DURATION.exec(raw.trim())
+  const unit = match?.[2] as keyof typeof unitMs | undefined
+  return match === null || unit === undefined
+    ? Result.fail("expected a duration such as 500ms, 30s, 5m or 1h")
+    : Result.succeed(Duration.millis(Number(match[1]) * unitMs[unit]))
+}
+const durationOrOff: Parse<Option.Option<Duration.Duration>> = (raw) =>
+  raw.trim().toLowerCase() === "off" ? Result.succeed(Option.none()) : Result.map(parseDuration(raw), Option.some)
+
+/** `acct1:claude-1,claude-2;acct2:claude-3`. */
+const accounts: Parse<ReadonlyMap<string, ReadonlyArray<string>>> = (raw) => {
+  const result = new Map<string, ReadonlyArray<string>>()
+  for (const group of raw.split(";").map((g) => g.trim()).filter((g) => g.length > 0)) {
+    const [name = "", members = "", ...more] = group.split(":")
+    const sessions = list(members)
+    if (more.length > 0 || name.trim() === "" || Result.isFailure(sessions)) {
+      return Result.fail(`'${group}': expected ACCOUNT:SESSION,SESSION`)
+    }
+    result.set(name.trim(), sessions.success)
+  }
+  return Result.succeed(result)
+}
+
+/** The settings table; the README's configuration table mirrors it. */
+export const Settings = {
+  queueDir: setting("QUEUE_DIR", "./queue", text, "queue root"),
+  secutoolsApiKey: setting("SECUTOOLS_API_KEY", undefined, secret, "enables delegation; never logged", true),
+  secutoolsUrl: setting("SECUTOOLS_URL", "http://127.0.0.1:8787", url, "secutools base URL"),
+  secutoolsMode: setting("SECUTOOLS_MODE", "http", oneOf(["http", "fake"]), "`http` or `fake` (in-process stand-in)"),
+  tmuxSessions: setting("TMUX_SESSIONS", undefined, list, "comma list of session names"),
+  tmuxSessionPrefix: setting("TMUX_SESSION_PREFIX", "claude-", text, "used when TMUX_SESSIONS is unset"),
+  tmuxSocket: setting("TMUX_SOCKET", undefined, text, "`tmux -L` socket name (private server)"),
+  tmuxAccounts: setting("TMUX_ACCOUNTS", undefined, accounts, "sessions sharing one usage limit"),
+  sessionsMode: setting("SESSIONS_MODE", "tmux", oneOf(["tmux", "dry-run"]), "`tmux` or `dry-run`"),
+  apiHost: setting("API_HOST", "127.0.0.1", text, "status API address"),
+  apiPort: setting("API_PORT", "7878", integer(0, 65535), "status API port; 0 = any free port"),
+  apiToken: setting("API_TOKEN", undefined, secret, "bearer token for every route but /healthz", true),
+  scanInterval: setting("SCAN_INTERVAL", "5s", parseDuration, "full reconcile of the queue"),
+  pollInterval: setting("POLL_INTERVAL", "2s", parseDuration, "pane polling"),
+  reapInterval: setting("REAP_INTERVAL", "5s", parseDuration, "delegated job polling"),
+  reapConcurrency: setting("REAP_CONCURRENCY", "16", integer(1, 1024), "parallel job polls"),
+  staleAfter: setting("STALE_AFTER", "30m", parseDuration, "watchdog: report an unchanged pane"),
+  requeueAfter: setting("REQUEUE_AFTER", "off", durationOrOff, "watchdog: requeue an unchanged pane"),
+  limitCooldown: setting("LIMIT_COOLDOWN", "5h", parseDuration, "cooldown when a usage limit names no reset time"),
+  failoverProvider: setting("FAILOVER_PROVIDER", "claude-api", provider, "routing rule 7"),
+  complexityMap: setting(
+    "COMPLEXITY_MAP",
+    "low=gpu,medium=gemini,high=claude-api",
+    parseComplexityMap,
+    "routing rule 6"
+  ),
+  logFormat: setting("LOG_FORMAT", "pretty", oneOf(["pretty", "json"]), "`pretty` or `json`")
+} as const
+
+type SettingsTable = typeof Settings
+type ValueOf<S> = S extends Setting<infer A> ? A : never
+
+/** The resolved configuration: unset optional settings are `Option.none()`. */
+export type AppConfig = {
+  readonly [K in keyof SettingsTable]: SettingsTable[K]["fallback"] extends string ? ValueOf<SettingsTable[K]>
+    : Option.Option<ValueOf<SettingsTable[K]>>
+}
+
+export class ConfigInvalid extends Schema.TaggedError<ConfigInvalid>()("ConfigInvalid", {
+  problems: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    return `invalid configuration:\n${this.problems.map((problem) => `  - ${problem}`).join("\n")}`
+  }
+}
+
+/**
+ * Resolves every setting from `source` (env names as keys; the YAML file's lower-case keys are mapped by the caller).
+ * Blank values count as unset, so `FOO=` falls back to the default.
+ */
+export const resolveConfig = (
+  source: Readonly<Record<string, string | undefined>>
+): Result.Result<AppConfig, ConfigInvalid> => {
+  const problems: Array<string> = []
+  const resolved: Record<string, unknown> = {}
+  for (const [key, entry] of Object.entries(Settings) as Array<[string, Setting<unknown>]>) {
+    const given = source[entry.env]
+    const raw = given === undefined || given.trim() === "" ? entry.fallback : given
+    if (raw === undefined) {
+      resolved[key] = Option.none()
+      continue
+    }
+    const parsed = entry.parse(raw)
+    if (Result.isFailure(parsed)) {
+      const shown = entry.secret === true ? "<redacted>" : JSON.stringify(raw)
+      problems.push(`${entry.env}=${shown}: ${parsed.failure}`)
+      continue
+    }
+    resolved[key] = entry.fallback === undefined ? Option.some(parsed.success) : parsed.success
+  }
+  return problems.length > 0
+    ? Result.fail(new ConfigInvalid({ problems }))
+    : Result.succeed(resolved as AppConfig)
+}
+
+/** The largest unit that states the duration exactly, as an operator would write it: `30m`, `1500ms`. */
+export const formatSettingDuration = (duration: Duration.Duration): string => {
+  const ms = Duration.toMillis(duration)
+  const unit = (["h", "m", "s"] as const).find((u) => ms > 0 && ms % unitMs[u] === 0) ?? "ms"
+  return `${ms / unitMs[unit]}${unit}`
+}
+
+const show = (value: unknown): unknown => {
+  if (Redacted.isRedacted(value)) return "<redacted>"
+  if (Duration.isDuration(value)) return formatSettingDuration(value)
+  if (Option.isOption(value)) return Option.match(value, { onNone: () => null, onSome: show })
+  if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [k, show(v)]))
+  return value
+}
+
+/** The resolved configuration by env name, for people: secrets redacted, durations in ms. */
+export const describeConfig = (config: AppConfig): Record<string, unknown> =>
+  Object.fromEntries(
+    (Object.keys(Settings) as Array<keyof AppConfig>).map((key) => [Settings[key].env, show(config[key])])
+  )
+
+/** The complexity map and failover provider as routing sees them. */
+export const routingSettings = (config: AppConfig): {
+  readonly delegationEnabled: boolean
+  readonly complexityMap: ComplexityMap
+  readonly failoverProvider: Provider
+} => ({
+  delegationEnabled: Option.isSome(config.secutoolsApiKey),
+  complexityMap: config.complexityMap,
+  failoverProvider: config.failoverProvider
+})
+
+/** The resolved configuration as a service; the live layer reads `process.env`. */
+export class Config extends Context.Service<Config, AppConfig>()("claude-failover/Config") {
+  static readonly fromRecord = (source: Readonly<Record<string, string | undefined>>) =>
+    Layer.effect(Config, Effect.fromResult(resolveConfig(source)))
+  static readonly layer = Layer.effect(Config, Effect.suspend(() => Effect.fromResult(resolveConfig(process.env))))
+}

@@ -1,0 +1,58 @@
+/**
+ * The footers appended to a task's body when it reaches `done/` or `failed/`.
+ * Easy to get wrong: a footer only appends; it never edits what the operator or the agent wrote above it.
+ */
+import { Data } from "effect"
+
+/** Who ran the task: a local session or a secutools job. */
+export type Runner =
+  | { readonly _tag: "Session"; readonly session: string }
+  | { readonly _tag: "Job"; readonly provider: string; readonly jobId: string; readonly costUsd?: number }
+
+export type Outcome = Data.TaggedEnum<{
+  Done: { readonly at: string; readonly runner: Runner; readonly durationMs?: number; readonly summary?: string }
+  Failed: { readonly at: string; readonly runner?: Runner; readonly durationMs?: number; readonly reason: string }
+}>
+export const Outcome = Data.taggedEnum<Outcome>()
+
+/** `850ms`, `41s`, `3m 12s`, `2h 5m`: precise enough to read at a glance. */
+export const formatDuration = (ms: number): string => {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`
+  const totalSeconds = Math.round(ms / 1000)
+  const hours = Math.floor(totalSeconds / 3600)
+  const minutes = Math.floor((totalSeconds % 3600) / 60)
+  const seconds = totalSeconds % 60
+  if (hours > 0) return `${hours}h ${minutes}m`
+  if (minutes > 0) return `${minutes}m ${seconds}s`
+  return `${seconds}s`
+}
+
+/** Dollars with enough digits for sub-cent jobs: `$0.0042`, `$1.25`. */
+export const formatCost = (usd: number): string => `$${usd >= 1 ? usd.toFixed(2) : Number(usd.toPrecision(2)).toString()}`
+
+const describeRunner = (runner: Runner): ReadonlyArray<string> =>
+  runner._tag === "Session"
+    ? [`session ${runner.session}`]
+    : [
+      `provider ${runner.provider}`,
+      `job ${runner.jobId}`,
+      ...(runner.costUsd === undefined ? [] : [`cost ${formatCost(runner.costUsd)}`])
+    ]
+
+/** A block that starts on a fresh line, so it appends cleanly whatever the body ended with. */
+export const renderFooter = (outcome: Outcome): string => {
+  const facts = [
+    `claude-failover: ${outcome._tag === "Done" ? "done" : "failed"}`,
+    outcome.at,
+    ...(outcome.runner === undefined ? [] : describeRunner(outcome.runner)),
+    ...(outcome.durationMs === undefined ? [] : [`took ${formatDuration(outcome.durationMs)}`])
+  ]
+  const detail = outcome._tag === "Done"
+    ? (outcome.summary === undefined ? [] : ["", outcome.summary])
+    : ["", `Reason: ${outcome.reason}`]
+  return ["", "", "---", facts.join(" · "), ...detail, ""].join("\n")
+}
+
+/** The result a delegated job returned, under a heading, then its footer. */
+export const renderResult = (provider: string, result: string): string =>
+  ["", "", `## Result (${provider})`, "", result.trimEnd()].join("\n")

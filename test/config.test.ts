@@ -1,0 +1,76 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Option, Redacted, Result } from "effect"
+import { describeConfig, resolveConfig, routingSettings, Settings } from "../src/config.ts"
+
+describe("configuration", () => {
+  it("has DESIGN's defaults when nothing is set", () => {
+    const config = Result.getOrThrow(resolveConfig({}))
+    expect(config.queueDir).toBe("./queue")
+    expect(config.secutoolsUrl).toBe("http://127.0.0.1:8787")
+    expect(config.apiHost).toBe("127.0.0.1")
+    expect(config.apiPort).toBe(7878)
+    expect(Duration.toMillis(config.scanInterval)).toBe(5_000)
+    expect(Duration.toMillis(config.staleAfter)).toBe(30 * 60_000)
+    expect(Option.isNone(config.requeueAfter)).toBe(true)
+    expect(Duration.toMillis(config.limitCooldown)).toBe(5 * 3_600_000)
+    expect(config.complexityMap).toStrictEqual({ low: "gpu", medium: "gemini", high: "claude-api" })
+    expect(routingSettings(config).delegationEnabled).toBe(false)
+  })
+
+  it("reads env values: durations, lists, accounts, secrets", () => {
+    const config = Result.getOrThrow(resolveConfig({
+      SECUTOOLS_API_KEY: "sk-123",
+      TMUX_SESSIONS: "claude-1, claude-2",
+      TMUX_ACCOUNTS: "a1:claude-1,claude-2;a2:claude-3",
+      POLL_INTERVAL: "500ms",
+      REQUEUE_AFTER: "1h",
+      FAILOVER_PROVIDER: "Gemini",
+      API_PORT: "0"
+    }))
+    expect(Option.map(config.secutoolsApiKey, Redacted.value)).toStrictEqual(Option.some("sk-123"))
+    expect(String(config.secutoolsApiKey)).not.toContain("sk-123")
+    expect(config.tmuxSessions).toStrictEqual(Option.some(["claude-1", "claude-2"]))
+    expect(Option.map(config.tmuxAccounts, (m) => [...m])).toStrictEqual(
+      Option.some([["a1", ["claude-1", "claude-2"]], ["a2", ["claude-3"]]])
+    )
+    expect(Duration.toMillis(config.pollInterval)).toBe(500)
+    expect(Option.map(config.requeueAfter, Duration.toMillis)).toStrictEqual(Option.some(3_600_000))
+    expect(config.failoverProvider).toBe("gemini")
+    expect(config.apiPort).toBe(0)
+    expect(routingSettings(config).delegationEnabled).toBe(true)
+  })
+
+  it("lists every bad key at once, never echoing a secret", () => {
+    const result = resolveConfig({
+      API_PORT: "70000",
+      SCAN_INTERVAL: "5 seconds",
+      COMPLEXITY_MAP: "low=gpt",
+      LOG_FORMAT: "xml",
+      API_TOKEN: "   "
+    })
+    expect(Result.isFailure(result)).toBe(true)
+    const problems = Result.isFailure(result) ? result.failure.problems : []
+    expect(problems).toStrictEqual([
+      "API_PORT=\"70000\": expected a whole number from 0 to 65535",
+      "SCAN_INTERVAL=\"5 seconds\": expected a duration such as 500ms, 30s, 5m or 1h",
+      "COMPLEXITY_MAP=\"low=gpt\": 'low=gpt': unknown provider 'gpt' (known: gpu, gemini, claude-api)",
+      "LOG_FORMAT=\"xml\": expected one of pretty, json"
+    ])
+  })
+
+  it("names every DESIGN setting exactly once", () => {
+    const names = Object.values(Settings).map((setting) => setting.env)
+    expect(new Set(names).size).toBe(names.length)
+    expect(names).toContain("SECUTOOLS_API_KEY")
+    expect(names).toHaveLength(22)
+  })
+})
+
+describe("configuration display", () => {
+  it("shows durations as operators write them and redacts secrets", () => {
+    const shown = describeConfig(Result.getOrThrow(resolveConfig({ API_TOKEN: "tok-9", POLL_INTERVAL: "1500ms" })))
+    expect(shown).toMatchObject({ STALE_AFTER: "30m", LIMIT_COOLDOWN: "5h", POLL_INTERVAL: "1500ms", SCAN_INTERVAL: "5s" })
+    expect(shown.API_TOKEN).toBe("<redacted>")
+    expect(JSON.stringify(shown)).not.toContain("tok-9")
+  })
+})
