@@ -45,6 +45,13 @@ export const makeMemoryTaskStore = Effect.gen(function*() {
         return file === undefined ? Effect.fail(new TaskNotFound({ stage, name })) : Effect.succeed(file)
       })),
     write: put,
+    move: (from, to, name) =>
+      Ref.get(state).pipe(Effect.flatMap((queue) => {
+        const file = queue.files.get(keyOf(from, name))
+        return file === undefined
+          ? Effect.fail(new TaskNotFound({ stage: from, name }))
+          : Effect.andThen(put(to, name, file.text), drop(from, name))
+      })),
     transfer: (from, to, name, text) => Effect.andThen(put(to, name, text), drop(from, name)),
     remove: drop,
     writeError: (name, reason) =>

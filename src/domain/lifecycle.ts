@@ -9,6 +9,8 @@ import type { TaskFields, TaskState } from "./task.ts"
 export type TaskEvent = Data.TaggedEnum<{
   /** Recorded before the prompt is typed into the session. */
   Assign: { readonly session: string; readonly at: string }
+  /** The session accepted the typed prompt. */
+  Start: { readonly at: string }
   /** Recorded before the job is submitted. */
   Delegate: { readonly provider: Provider; readonly at: string }
   Complete: {
@@ -41,7 +43,7 @@ export const isTerminal = (state: TaskState): boolean => TERMINAL_STATES.include
 /** Which events each state accepts; everything else is an IllegalTransition. */
 const accepts: Readonly<Record<TaskState, ReadonlyArray<TaskEvent["_tag"]>>> = {
   pending: ["Assign", "Delegate"],
-  assigned: ["Complete", "Fail", "Requeue"],
+  assigned: ["Start", "Complete", "Fail", "Requeue"],
   delegated_to_secutools: ["Complete", "Fail", "Requeue"],
   done: [],
   failed: []
@@ -51,7 +53,14 @@ const startedOnce = (fields: TaskFields) => (fields.attempts ?? 0) + 1
 
 /** Fields that describe one run; a requeued task sheds them so the next run starts clean. */
 const withoutRun = (fields: TaskFields): TaskFields => {
-  const { assigned_at: _assignedAt, job_id: _jobId, provider: _provider, session: _session, ...rest } = fields
+  const {
+    assigned_at: _assignedAt,
+    job_id: _jobId,
+    provider: _provider,
+    session: _session,
+    started_at: _startedAt,
+    ...rest
+  } = fields
   return rest
 }
 
@@ -66,6 +75,7 @@ export const transition = (fields: TaskFields, event: TaskEvent): Result.Result<
       assigned_at: at,
       attempts: startedOnce(fields)
     }),
+    Start: ({ at }): TaskFields => ({ ...fields, started_at: at }),
     Delegate: ({ provider }): TaskFields => ({
       ...withoutRun(fields),
       state: "delegated_to_secutools",

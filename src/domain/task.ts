@@ -45,6 +45,8 @@ export const TaskFields = Schema.Struct({
   state: Schema.optionalKey(TaskState),
   session: Schema.optionalKey(Schema.String),
   assigned_at: Schema.optionalKey(Timestamp),
+  /** Set once the session accepted the typed prompt; without it, an assignment was never typed. */
+  started_at: Schema.optionalKey(Timestamp),
   job_id: Schema.optionalKey(Schema.String),
   provider: Schema.optionalKey(Schema.String),
   cost_usd: Schema.optionalKey(NonNegativeFinite),

@@ -44,6 +44,8 @@ export class TaskStore extends Context.Service<TaskStore, {
   read(stage: Stage, name: TaskName): Effect.Effect<StoredTask, StoreError | TaskNotFound>
   /** Atomic: temporary file, flush, rename. */
   write(stage: Stage, name: TaskName, text: string): Effect.Effect<void, StoreError>
+  /** Renames `from/NAME` to `to/NAME`, bytes untouched; for files the daemon must not rewrite. */
+  move(from: Stage, to: Stage, name: TaskName): Effect.Effect<void, StoreError | TaskNotFound>
   /** Writes `text` into `to`, then removes the copy in `from`. */
   transfer(from: Stage, to: Stage, name: TaskName, text: string): Effect.Effect<void, StoreError>
   remove(stage: Stage, name: TaskName): Effect.Effect<void, StoreError>

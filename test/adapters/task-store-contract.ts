@@ -16,7 +16,7 @@ const marker = (name: string): DelegationMarker => ({
   polls: 0
 })
 
-export const taskStoreContract = (title: string, makeLayer: () => Layer.Layer<TaskStore>) =>
+export const taskStoreContract = <E>(title: string, makeLayer: () => Layer.Layer<TaskStore, E>) =>
   layer(makeLayer(), { excludeTestServices: true })(title, (it) => {
     it.effect("writes, lists in name order, and reads back", () =>
       Effect.gen(function*() {
@@ -36,6 +36,18 @@ export const taskStoreContract = (title: string, makeLayer: () => Layer.Layer<Ta
         expect(yield* store.list("active")).toContain(name)
         expect(yield* store.list("pending")).not.toContain(name)
         expect((yield* store.read("active", name)).text).toBe("after")
+      }))
+
+    it.effect("move renames without rewriting", () =>
+      Effect.gen(function*() {
+        const store = yield* TaskStore
+        const name = TaskName.make("raw.md")
+        yield* store.write("pending", name, "---\nbroken: [\n")
+        yield* store.move("pending", "failed", name)
+        expect((yield* store.read("failed", name)).text).toBe("---\nbroken: [\n")
+        expect(yield* store.list("pending")).not.toContain(name)
+        const again = yield* Effect.exit(store.move("pending", "failed", name))
+        expect(Exit.isFailure(again)).toBe(true)
       }))
 
     it.effect("reading a missing task fails with TaskNotFound", () =>

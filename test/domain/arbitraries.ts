@@ -39,6 +39,7 @@ export const taskFields: fc.Arbitrary<TaskFields> = fc.record({
   state: fc.constantFrom(...TaskStates),
   session: text,
   assigned_at: timestamp,
+  started_at: timestamp,
   job_id: text,
   provider: fc.constantFrom(...Providers),
   cost_usd: fc.double({ min: 0, max: 1000, noNaN: true, noDefaultInfinity: true }).filter((n) => !Object.is(n, -0)),
@@ -48,7 +49,7 @@ export const taskFields: fc.Arbitrary<TaskFields> = fc.record({
 }, { requiredKeys: [] }).map((fields) => ({ ...fields })) as fc.Arbitrary<TaskFields>
 
 const knownKeys = new Set(["id", "title", "priority", "preferred_ai", "allow_delegation", "complexity_hint",
-  "needs_claude_code", "created", "state", "session", "assigned_at", "job_id", "provider", "cost_usd", "attempts",
+  "needs_claude_code", "created", "state", "session", "assigned_at", "started_at", "job_id", "provider", "cost_usd", "attempts",
   "finished_at", "last_failover"])
 
 /** JSON-like values round-trip through YAML; `JSON.parse(JSON.stringify(…))` folds -0 into 0 as YAML readers do. */

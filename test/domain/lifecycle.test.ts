@@ -16,6 +16,7 @@ const taskEvent: fc.Arbitrary<TaskEvent> = fc.oneof(
     TaskEvent.Complete({ at, costUsd })
   ),
   fc.constant(TaskEvent.Fail({ at })),
+  fc.constant(TaskEvent.Start({ at })),
   fc.string({ maxLength: 20 }).map((note) => TaskEvent.Requeue({ at, note }))
 )
 
@@ -32,6 +33,7 @@ const allTaskEvents: ReadonlyArray<TaskEvent> = [
   TaskEvent.Delegate({ provider: "gemini", at }),
   TaskEvent.Complete({ at }),
   TaskEvent.Fail({ at }),
+  TaskEvent.Start({ at }),
   TaskEvent.Requeue({ at, note: "usage limit" })
 ]
 
@@ -52,7 +54,9 @@ describe("task lifecycle", () => {
         for (let i = 1; i < trail.length; i++) {
           const before = trail[i - 1]?.attempts ?? 0
           const after = trail[i]?.attempts ?? 0
-          const started = ["assigned", "delegated_to_secutools"].includes(stateOf(trail[i] ?? {}))
+          const running = (fields: TaskFields | undefined) =>
+            ["assigned", "delegated_to_secutools"].includes(stateOf(fields ?? {}))
+          const started = running(trail[i]) && !running(trail[i - 1])
           expect(after).toBe(started ? before + 1 : before)
         }
       }),
@@ -88,6 +92,7 @@ describe("task lifecycle", () => {
       "assigned -Complete-> done",
       "assigned -Fail-> failed",
       "assigned -Requeue-> pending",
+      "assigned -Start-> assigned",
       "delegated_to_secutools -Complete-> done",
       "delegated_to_secutools -Fail-> failed",
       "delegated_to_secutools -Requeue-> pending",

@@ -2,7 +2,8 @@
  * Runs a CLI command as a process: usage errors exit 2, failures print one line on stderr and exit 1.
  * Easy to get wrong: stdout carries only the command's data (JSON), so every diagnostic goes to stderr.
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Cause, Console, Effect, Option } from "effect"
 import { Command } from "effect/cli"
 

@@ -1,0 +1,90 @@
+/**
+ * The daemon: Layers built from the configuration, start-up recovery, then the dispatcher loop, woken early by
+ * inotify on the queue and otherwise every poll interval. Easy to get wrong: inotify drops events silently when
+ * its queue overflows, so the watcher only wakes the loop; the periodic full scan is what guarantees pickup.
+ */
+import { watch } from "node:fs"
+import { join, resolve } from "node:path"
+import { Duration, Effect, Layer, Logger, Option } from "effect"
+import type { ChildProcessSpawner } from "effect/process"
+import { CliTmuxLayer } from "./adapters/cli-tmux.ts"
+import { FsTaskStoreLayer } from "./adapters/fs-task-store.ts"
+import { type AppConfig, Config, describeConfig, routingSettings } from "./config.ts"
+import { Dispatcher, DispatcherLayer, type DispatchSettings } from "./services/dispatcher.ts"
+import { recover } from "./services/recovery.ts"
+
+/** The command an agent runs when finished: this Node and this checkout's CLI, by absolute path. */
+export const completionProgram = (): ReadonlyArray<string> => [
+  process.execPath,
+  resolve(import.meta.dirname, "../bin/claude-failover.js")
+]
+
+export const hostTimeZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone
+
+export const dispatchSettings = (config: AppConfig): DispatchSettings => {
+  const queueDir = resolve(config.queueDir)
+  return {
+    sessions: { names: config.tmuxSessions, prefix: config.tmuxSessionPrefix },
+    accounts: config.tmuxAccounts,
+    pollInterval: config.pollInterval,
+    scanInterval: config.scanInterval,
+    staleAfter: config.staleAfter,
+    requeueAfter: config.requeueAfter,
+    limitCooldown: config.limitCooldown,
+    timeZone: hostTimeZone(),
+    queueDir,
+    command: { program: completionProgram(), queueDir },
+    routing: routingSettings(config),
+    enterDelay: Duration.millis(200)
+  }
+}
+
+/** Wakes the dispatcher on any change in pending/ or active/; the scan interval covers what inotify drops. */
+const watchQueue = (queueDir: string) =>
+  Effect.gen(function*() {
+    const dispatcher = yield* Dispatcher
+    const wake = () => Effect.runFork(dispatcher.wake)
+    for (const stage of ["pending", "active"]) {
+      yield* Effect.acquireRelease(
+        Effect.sync(() => watch(join(queueDir, stage), { persistent: false }, wake)),
+        (watcher) => Effect.sync(() => watcher.close())
+      )
+    }
+  })
+
+export const runDaemon = Effect.gen(function*() {
+  const config = yield* Config
+  const settings = dispatchSettings(config)
+  yield* Effect.logInfo(`claude-failover starting on ${settings.queueDir}`).pipe(
+    Effect.annotateLogs({ config: JSON.stringify(describeConfig(config)) })
+  )
+  const recovered = yield* recover(settings.timeZone)
+  if (recovered.duplicates.length + recovered.requeued.length > 0) {
+    yield* Effect.logInfo(
+      `recovery: removed ${recovered.duplicates.length} duplicate(s), requeued ${recovered.requeued.length} task(s)`
+    )
+  }
+  yield* watchQueue(settings.queueDir)
+  const dispatcher = yield* Dispatcher
+  return yield* dispatcher.run
+}).pipe(Effect.scoped)
+
+/** Every Layer the daemon needs, chosen from the configuration. */
+export const daemonLayer = (config: AppConfig) => {
+  const settings = dispatchSettings(config)
+  const ports = Layer.mergeAll(
+    FsTaskStoreLayer({ root: settings.queueDir }),
+    CliTmuxLayer(Option.match(config.tmuxSocket, { onNone: () => ({}), onSome: (socket) => ({ socket }) }))
+  )
+  return DispatcherLayer(settings).pipe(
+    Layer.provideMerge(ports),
+    Layer.provideMerge(Logger.layer([config.logFormat === "json" ? Logger.consoleJson : Logger.consolePretty()]))
+  )
+}
+
+export const daemon: Effect.Effect<never, unknown, Config | ChildProcessSpawner.ChildProcessSpawner> = Effect.gen(
+  function*() {
+    const config = yield* Config
+    return yield* runDaemon.pipe(Effect.provide(daemonLayer(config)))
+  }
+)
