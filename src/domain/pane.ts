@@ -65,8 +65,11 @@ export const maskToolOutput = (lines: ReadonlyArray<string>): ReadonlyArray<stri
       masked.push(line)
       continue
     }
-    // Tool output runs on in lines indented past the `⎿` column; a line at the margin ends it.
-    const continues = Patterns.toolOutput.test(line) || (line.startsWith("     ") && line.trim() !== "")
+    // The output is the `⎿` line right under the call and the lines indented past its column; a `⎿` after a
+    // blank line is the result of another item (a limit banner under a prompt, say), and a margin line ends it.
+    const previousBlank = masked.length > 0 && lines[masked.length - 1]?.trim() === ""
+    const continues = (Patterns.toolOutput.test(line) && !previousBlank) ||
+      (line.startsWith("     ") && line.trim() !== "" && !Patterns.toolOutput.test(line))
     if (inToolOutput && (continues || line.trim() === "")) {
       masked.push("")
       continue
@@ -99,7 +102,10 @@ export const classifyPane = (text: string, options: ClassifyOptions): PaneState 
   const lines = maskToolOutput(all.slice(-TAIL_LINES))
 
   const banner = lastIndex(lines, isLimitBanner)
-  const activity = lastIndex(lines, (line) => Patterns.activity.test(line) || matchesAny(Patterns.busy, line))
+  const activity = lastIndex(
+    lines,
+    (line) => !isLimitBanner(line) && (Patterns.activity.test(line) || matchesAny(Patterns.busy, line))
+  )
   if (banner >= 0 && banner > activity) {
     const shown = bannerText(lines, banner)
     return PaneState.usage_limited({ resetAt: parseResetTime(shown, options), banner: shown })
