@@ -35,7 +35,8 @@ export const dispatchSettings = (config: AppConfig): DispatchSettings => {
     queueDir,
     command: { program: completionProgram(), queueDir },
     routing: routingSettings(config),
-    enterDelay: Duration.millis(200)
+    enterDelay: Duration.millis(200),
+    failpoint: process.env.CLAUDE_FAILOVER_FAILPOINT === "after-assign" ? Option.some("after-assign") : Option.none()
   }
 }
 

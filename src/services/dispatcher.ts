@@ -34,6 +34,8 @@ export interface DispatchSettings {
   }
   /** Claude Code drops an Enter that arrives with the text: wait this long (more for long pastes) before Enter. */
   readonly enterDelay: Duration.Duration
+  /** For crash tests only: `after-assign` kills the process (SIGKILL) right after an assignment is recorded. */
+  readonly failpoint: Option.Option<"after-assign">
 }
 
 export interface StaleTask {
@@ -252,6 +254,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       const at = yield* nowIso
       // Record first: a crash from here on leaves the task in active/, which recovery understands.
       yield* moveTask("pending", "active", task.name, TaskEvent.Assign({ session, at }))
+      if (Option.isSome(settings.failpoint)) process.kill(process.pid, "SIGKILL")
       pendingIndex.delete(task.name)
       dispatches.set(session, { at: now, banner: bannerOf(observation) })
       counters.dispatched++

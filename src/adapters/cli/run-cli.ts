@@ -4,7 +4,7 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Cause, Console, Effect, Option } from "effect"
+import { Cause, Console, Effect, Exit, Option, Runtime } from "effect"
 import { Command } from "effect/cli"
 
 export const EXIT_FAILURE = 1
@@ -39,5 +39,11 @@ export const runCli = <Name extends string, Input, CI, E>(
       })
     ),
     Effect.provide(NodeServices.layer),
-    (effect) => NodeRuntime.runMain(effect, { disableErrorReporting: true })
+    (effect) => NodeRuntime.runMain(effect, { disableErrorReporting: true, teardown: stopCleanly })
   )
+
+/** SIGTERM/SIGINT interrupt the program: for a daemon that is a requested, clean stop, so exit 0 (not 130). */
+const stopCleanly: Runtime.Teardown = (exit, onExit) => {
+  if (Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)) return onExit(Number(process.exitCode ?? 0))
+  return Runtime.defaultTeardown(exit, onExit)
+}
