@@ -41,7 +41,7 @@ export const dispatchSettings = (config: AppConfig): DispatchSettings => {
 }
 
 /** Wakes the dispatcher on any change in pending/ or active/; the scan interval covers what inotify drops. */
-const watchQueue = (queueDir: string) =>
+export const watchQueue = (queueDir: string) =>
   Effect.gen(function*() {
     const dispatcher = yield* Dispatcher
     const wake = () => Effect.runFork(dispatcher.wake)

@@ -10,6 +10,8 @@ export interface MemoryPane {
   readonly command: string
   /** Every `sendText` and Enter, in order (Enter recorded as "\n"). */
   readonly typed: ReadonlyArray<string>
+  /** What the pane shows once Enter is pressed (a session that starts working); unchanged when absent. */
+  readonly screenAfterEnter?: string
 }
 
 export class MemoryTmuxControl extends Context.Service<MemoryTmuxControl, {
@@ -41,7 +43,16 @@ export const MemoryTmuxLayer = Layer.effectContext(Effect.gen(function*() {
     capturePane: (session) => withPane(session, (pane) => pane.screen),
     paneCommand: (session) => withPane(session, (pane) => pane.command),
     sendText: record,
-    sendEnter: (session) => record(session, "\n")
+    sendEnter: (session) =>
+      Effect.andThen(
+        record(session, "\n"),
+        Ref.update(panes, (current) => {
+          const pane = current.get(session)
+          if (pane?.screenAfterEnter === undefined) return current
+          const { screenAfterEnter, ...rest } = pane
+          return new Map(current).set(session, { ...rest, screen: screenAfterEnter })
+        })
+      )
   })
 
   const control = MemoryTmuxControl.of({

@@ -55,6 +55,8 @@ export interface DispatcherStatus {
   readonly stale: ReadonlyArray<StaleTask>
   readonly attention: ReadonlyArray<{ readonly session: string; readonly reason: string }>
   readonly counters: { readonly dispatched: number; readonly failovers: number; readonly malformed: number }
+  /** Pending tasks in the index (delegated ones excluded). */
+  readonly pending: number
 }
 
 /** How long after typing a limit banner that was already on screen is not taken as a new one. */
@@ -343,8 +345,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       Effect.provideContext(ports)
     )
 
-    const status = Effect.sync((): DispatcherStatus => {
-      const now = Date.now()
+    const status = Effect.map(Clock.currentTimeMillis, (now): DispatcherStatus => {
       return {
         sessions: lastObservations.map((observation) => ({
           session: observation.session,
@@ -361,7 +362,8 @@ export const makeDispatcher = (settings: DispatchSettings) =>
             unchangedForMs: now - seen.since
           })),
         attention: [...attention.entries()].map(([session, reason]) => ({ session, reason })),
-        counters: { ...counters }
+        counters: { ...counters },
+        pending: pendingIndex.size
       }
     })
 

@@ -58,7 +58,7 @@ describe("local dispatch end to end", () => {
     const done = queue.tasks("done").map((name) => ({ name, text: queue.read("done", name) }))
     for (const { text } of done) {
       expect(frontmatter(text).state).toBe("done")
-      expect(text).toMatch(/\n---\nclaude-failover: done · \S+ · session claude-\d · took \S+/)
+      expect(text).toMatch(/\n---\nclaude-failover: done · \S+ · session claude-\d · took [^\n]+/)
     }
 
     // claude-2 finished one task, then hit its limit mid-task: that task finished elsewhere, and claude-2 got no more.
