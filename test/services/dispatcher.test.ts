@@ -61,6 +61,15 @@ const fieldsOf = (stage: "pending" | "active" | "done", name: string) =>
 const idleSession = (session: string) =>
   MemoryTmuxControl.use((tmux) => tmux.setPane(session, { screen: IDLE, command: "claude", screenAfterEnter: BUSY }))
 
+/** At START, job.md dispatched to an idle claude-1; returns the tmux control. */
+const jobRunningOnClaude1 = Effect.gen(function*() {
+  yield* TestClock.setTime(START)
+  yield* idleSession("claude-1")
+  yield* addTask("job.md", "Do the job.\n")
+  yield* tick
+  return yield* MemoryTmuxControl
+})
+
 describe("dispatcher", () => {
   it.effect("assigns pending tasks to free sessions in queue order and types a self-contained prompt", () =>
     Effect.gen(function*() {
@@ -86,11 +95,7 @@ describe("dispatcher", () => {
 
   it.effect("a usage limit sends the task back and rests the whole account until the reset time", () =>
     Effect.gen(function*() {
-      yield* TestClock.setTime(START)
-      const tmux = yield* MemoryTmuxControl
-      yield* idleSession("claude-1")
-      yield* addTask("job.md", "Do the job.\n")
-      yield* tick
+      const tmux = yield* jobRunningOnClaude1
       expect(yield* fieldsOf("active", "job.md")).toMatchObject({ session: "claude-1" })
 
       yield* tmux.setPane("claude-1", { screen: LIMITED })
@@ -132,11 +137,7 @@ describe("dispatcher", () => {
 
   it.effect("an exited session gives its task back, and nothing is typed into the shell", () =>
     Effect.gen(function*() {
-      yield* TestClock.setTime(START)
-      const tmux = yield* MemoryTmuxControl
-      yield* idleSession("claude-1")
-      yield* addTask("job.md", "Do the job.\n")
-      yield* tick
+      const tmux = yield* jobRunningOnClaude1
       yield* tmux.setPane("claude-1", { command: "bash", screen: "dev@host:~$ " })
       yield* tick
       expect((yield* fieldsOf("pending", "job.md")).last_failover).toContain("session claude-1 exited")
@@ -146,11 +147,7 @@ describe("dispatcher", () => {
 
   it.effect("a permission prompt is reported, never answered", () =>
     Effect.gen(function*() {
-      yield* TestClock.setTime(START)
-      const tmux = yield* MemoryTmuxControl
-      yield* idleSession("claude-1")
-      yield* addTask("job.md", "Do the job.\n")
-      yield* tick
+      const tmux = yield* jobRunningOnClaude1
       yield* tmux.setPane("claude-1", { screen: PROMPT })
       yield* tick
       const status = yield* (yield* Dispatcher).status
