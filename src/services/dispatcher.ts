@@ -155,6 +155,8 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     const failover = Effect.fn("Dispatcher.failover")(function*(task: Task, note: string) {
       yield* requeueTask(task.name, note)
       watch.delete(task.name)
+      const session = task.fields.session
+      if (session !== undefined && activeBySession.get(session) === task.name) activeBySession.delete(session)
       counters.failovers++
       yield* Effect.logWarning(`${task.name} back to pending: ${note}`).pipe(
         Effect.annotateLogs({ task: task.name, session: task.fields.session ?? "" })
@@ -258,7 +260,11 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       yield* moveTask("pending", "active", task.name, TaskEvent.Assign({ session, at }))
       if (Option.isSome(settings.failpoint)) process.kill(process.pid, "SIGKILL")
       pendingIndex.delete(task.name)
+      activeBySession.set(session, task.name)
       dispatches.set(session, { at: now, banner: bannerOf(observation) })
+      // The banner on screen now is spent: if the same text shows again after this prompt, it is a new limit.
+      const cooldown = cooldowns.get(accountFor(session))
+      if (cooldown?.session === session) cooldowns.set(accountFor(session), { ...cooldown, banner: "" })
       counters.dispatched++
       yield* Effect.logInfo(`${task.name} → session ${session}`).pipe(Effect.annotateLogs({ task: task.name, session }))
       const accepted = yield* typePrompt(task, session).pipe(
@@ -335,9 +341,6 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         )
       }
       for (const name of watch.keys()) if (!active.some((task) => task.name === name)) watch.delete(name)
-      activeBySession = new Map(
-        (yield* loadActive).flatMap((task) => task.fields.session === undefined ? [] : [[task.fields.session, task.name]])
-      )
       yield* assign(discovered, observed, now)
     }).pipe(
       Effect.catch((error) => Effect.logError(`dispatcher tick failed: ${error.message}`)),

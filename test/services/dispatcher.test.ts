@@ -135,6 +135,29 @@ describe("dispatcher", () => {
       expect(cooldownOf("claude-2")).toStrictEqual(Option.none())
     }).pipe(Effect.provide(testLayer({ limitCooldown: Duration.hours(2) }))))
 
+  it.effect("after its cooldown, a session that shows the same banner again rests again", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const tmux = yield* MemoryTmuxControl
+      const monthly = screen("usage_limited--org-monthly-no-reset.txt")
+      yield* tmux.setPane("claude-1", { screen: monthly, command: "claude" })
+      yield* addTask("job.md", "Do the job.\n")
+      yield* tick
+      expect(yield* (yield* TaskStore).list("pending")).toStrictEqual(["job.md"])
+
+      yield* TestClock.adjust(Duration.hours(2))
+      yield* tick
+      expect(yield* fieldsOf("active", "job.md")).toMatchObject({ session: "claude-1" })
+      yield* TestClock.adjust(Duration.seconds(20))
+      yield* tick
+      expect((yield* fieldsOf("pending", "job.md")).last_failover).toContain("hit its usage limit")
+      const status = yield* (yield* Dispatcher).status
+      const now = START + 2 * 3_600_000 + 30_000 // each tick helper moves the clock 5s
+      expect(status.sessions[0]?.cooldownUntil).toStrictEqual(Option.some(now + 2 * 3_600_000))
+      yield* tick
+      expect(yield* (yield* TaskStore).list("active")).toStrictEqual([])
+    }).pipe(Effect.provide(testLayer({ limitCooldown: Duration.hours(2) }))))
+
   it.effect("an exited session gives its task back, and nothing is typed into the shell", () =>
     Effect.gen(function*() {
       const tmux = yield* jobRunningOnClaude1
