@@ -18,18 +18,18 @@ export const readTask = Effect.fn("readTask")(function*(stage: Stage, name: Task
   return { stored, task }
 })
 
-/** Applies `event` to the task in `from` and writes it to `to`, with `footer` appended to its body. */
+/** Applies `event` to the task in `from` and writes it to `to`, with a footer (made from the task) appended. */
 export const moveTask = Effect.fn("moveTask")(function*(
   from: Stage,
   to: Stage,
   name: TaskName,
   event: TaskEvent,
-  footer = ""
+  footer: (task: Task) => string = () => ""
 ) {
   const store = yield* TaskStore
   const { task } = yield* readTask(from, name)
   const fields = yield* Effect.fromResult(transition(task.fields, event))
-  const next: Task = appendToBody(updateFields(task, fields), footer)
+  const next: Task = appendToBody(updateFields(task, fields), footer(task))
   yield* from === to ? store.write(to, name, renderTask(next)) : store.transfer(from, to, name, renderTask(next))
   return next
 })
@@ -40,32 +40,29 @@ const durationSince = (assignedAt: string | undefined, at: string): number | und
   return Number.isFinite(elapsed) && elapsed >= 0 ? elapsed : undefined
 }
 
-/** `task done`: active → done with finished_at and a footer naming the session and how long it took. */
-export const completeLocalTask = Effect.fn("completeLocalTask")(function*(name: TaskName, summary?: string) {
-  const at = yield* nowIso
-  const { task } = yield* readTask("active", name)
-  const durationMs = durationSince(task.fields.assigned_at, at)
-  const footer = renderFooter(Outcome.Done({
-    at,
-    runner: { _tag: "Session", session: task.fields.session ?? "unknown" },
-    ...(durationMs === undefined ? {} : { durationMs }),
-    ...(summary === undefined ? {} : { summary })
-  }))
-  return yield* moveTask("active", "done", name, TaskEvent.Complete({ at }), footer)
-})
+export type LocalResult =
+  | { readonly _tag: "Done"; readonly summary?: string }
+  | { readonly _tag: "Failed"; readonly reason: string }
 
-/** `task fail`: active → failed with the reason in the footer. */
-export const failLocalTask = Effect.fn("failLocalTask")(function*(name: TaskName, reason: string) {
+/** `task done` / `task fail`: active → done|failed with finished_at and a footer naming session and duration. */
+export const finishLocalTask = Effect.fn("finishLocalTask")(function*(name: TaskName, result: LocalResult) {
   const at = yield* nowIso
-  const { task } = yield* readTask("active", name)
-  const durationMs = durationSince(task.fields.assigned_at, at)
-  const footer = renderFooter(Outcome.Failed({
-    at,
-    reason,
-    runner: { _tag: "Session", session: task.fields.session ?? "unknown" },
-    ...(durationMs === undefined ? {} : { durationMs })
-  }))
-  return yield* moveTask("active", "failed", name, TaskEvent.Fail({ at }), footer)
+  const footer = (task: Task) => {
+    const durationMs = durationSince(task.fields.assigned_at, at)
+    const common = {
+      at,
+      runner: { _tag: "Session", session: task.fields.session ?? "unknown" } as const,
+      ...(durationMs === undefined ? {} : { durationMs })
+    }
+    return renderFooter(
+      result._tag === "Done"
+        ? Outcome.Done({ ...common, ...(result.summary === undefined ? {} : { summary: result.summary }) })
+        : Outcome.Failed({ ...common, reason: result.reason })
+    )
+  }
+  return result._tag === "Done"
+    ? yield* moveTask("active", "done", name, TaskEvent.Complete({ at }), footer)
+    : yield* moveTask("active", "failed", name, TaskEvent.Fail({ at }), footer)
 })
 
 /** Back to pending with a note saying why; attempts are kept. */

@@ -11,7 +11,7 @@ import { Config, describeConfig } from "../../config.ts"
 import { daemon } from "../../daemon.ts"
 import { type TaskName, taskNameFrom } from "../../domain/task.ts"
 import { Stages, TaskStore } from "../../ports/task-store.ts"
-import { completeLocalTask, failLocalTask } from "../../services/task-moves.ts"
+import { finishLocalTask } from "../../services/task-moves.ts"
 
 export class TaskCommandError extends Data.TaggedError("TaskCommandError")<{ readonly message: string }> {}
 
@@ -60,7 +60,9 @@ const doneCommand = Command.make("done", {
   queueDir: queueDirFlag,
   summary: Flag.String("summary").pipe(Flag.withDescription("A line for the footer"), Flag.optional)
 }, ({ name, queueDir, summary }) =>
-  finishActive(name, (taskName) => completeLocalTask(taskName, Option.getOrUndefined(summary))).pipe(
+  finishActive(name, (taskName) =>
+    finishLocalTask(taskName, { _tag: "Done", ...Option.match(summary, { onNone: () => ({}), onSome: (s) => ({ summary: s }) }) })
+  ).pipe(
     Effect.andThen((task) => Console.log(`${task.name} done`)),
     Effect.provide(storeFor(queueDir))
   )).pipe(Command.withDescription("Mark an active task done: it moves to done/ with a footer"))
@@ -70,7 +72,7 @@ const failCommand = Command.make("fail", {
   queueDir: queueDirFlag,
   reason: Flag.String("reason").pipe(Flag.withDescription("Why the task failed (goes into the footer)"))
 }, ({ name, queueDir, reason }) =>
-  finishActive(name, (taskName) => failLocalTask(taskName, reason)).pipe(
+  finishActive(name, (taskName) => finishLocalTask(taskName, { _tag: "Failed", reason })).pipe(
     Effect.andThen((task) => Console.log(`${task.name} failed`)),
     Effect.provide(storeFor(queueDir))
   )).pipe(Command.withDescription("Mark an active task failed: it moves to failed/ with the reason"))
