@@ -9,7 +9,10 @@ import { Duration, Effect, Layer, Logger, Option } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
 import { CliTmuxLayer } from "./adapters/cli-tmux.ts"
 import { FsTaskStoreLayer } from "./adapters/fs-task-store.ts"
+import { HttpSecutoolsFromConfig, logRetry } from "./adapters/http-secutools.ts"
+import { TaskStore } from "./ports/task-store.ts"
 import { type AppConfig, Config, describeConfig, routingSettings } from "./config.ts"
+import { Delegation, DelegationCountersRef, DelegationLayer, type DelegationSettings } from "./services/delegation.ts"
 import { Dispatcher, DispatcherLayer, type DispatchSettings } from "./services/dispatcher.ts"
 import { recover } from "./services/recovery.ts"
 
@@ -53,6 +56,29 @@ export const watchQueue = (queueDir: string) =>
     }
   })
 
+export const delegationSettings = (config: AppConfig): DelegationSettings => ({
+  reapInterval: config.reapInterval,
+  reapConcurrency: config.reapConcurrency,
+  jobTimeout: config.secutoolsJobTimeout
+})
+
+/** Submitter and reaper run only with delegation enabled; without a key, delegated tasks wait, untouched. */
+const startDelegation = (enabled: boolean) =>
+  Effect.gen(function*() {
+    const delegation = yield* Delegation
+    if (enabled) {
+      yield* delegation.resume
+      yield* Effect.forkScoped(delegation.run)
+      return
+    }
+    const waiting = yield* TaskStore.use((store) => store.listMarkers())
+    if (waiting.length > 0) {
+      yield* Effect.logWarning(
+        `${waiting.length} delegated task(s) in pending/ wait: SECUTOOLS_API_KEY is not set, so their jobs are not polled`
+      )
+    }
+  })
+
 export const runDaemon = Effect.gen(function*() {
   const config = yield* Config
   const settings = dispatchSettings(config)
@@ -65,19 +91,29 @@ export const runDaemon = Effect.gen(function*() {
       `recovery: removed ${recovered.duplicates.length} duplicate(s), requeued ${recovered.requeued.length} task(s)`
     )
   }
+  yield* startDelegation(settings.routing.delegationEnabled)
   yield* watchQueue(settings.queueDir)
   const dispatcher = yield* Dispatcher
   return yield* dispatcher.run
 }).pipe(Effect.scoped)
+
+/** Secutools as configured, its retries counted for the status API. */
+const secutoolsLayer = (config: AppConfig) =>
+  Layer.unwrap(Effect.gen(function*() {
+    const counters = yield* DelegationCountersRef
+    return HttpSecutoolsFromConfig(config, logRetry(() => counters.retries++))
+  }))
 
 /** Every Layer the daemon needs, chosen from the configuration. */
 export const daemonLayer = (config: AppConfig) => {
   const settings = dispatchSettings(config)
   const ports = Layer.mergeAll(
     FsTaskStoreLayer({ root: settings.queueDir }),
-    CliTmuxLayer(Option.match(config.tmuxSocket, { onNone: () => ({}), onSome: (socket) => ({ socket }) }))
-  )
+    CliTmuxLayer(Option.match(config.tmuxSocket, { onNone: () => ({}), onSome: (socket) => ({ socket }) })),
+    secutoolsLayer(config)
+  ).pipe(Layer.provideMerge(DelegationCountersRef.layer))
   return DispatcherLayer(settings).pipe(
+    Layer.provideMerge(DelegationLayer(delegationSettings(config))),
     Layer.provideMerge(ports),
     Layer.provideMerge(Logger.layer([config.logFormat === "json" ? Logger.consoleJson : Logger.consolePretty()]))
   )

@@ -13,6 +13,7 @@ import type { Provider } from "../domain/provider.ts"
 import { parseTask, QueueOrder, queueKey, type Task, type TaskName } from "../domain/task.ts"
 import { TaskStore } from "../ports/task-store.ts"
 import { Tmux } from "../ports/tmux.ts"
+import { Delegation } from "./delegation.ts"
 import { accountOf, discoverSessions, type Observation, observeSession, type SessionSelection } from "./sessions.ts"
 import { moveTask, nowIso, quarantine, readTask, requeueTask } from "./task-moves.ts"
 
@@ -88,6 +89,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
   Effect.gen(function*() {
     const store = yield* TaskStore
     const tmux = yield* Tmux
+    const delegation = yield* Delegation
     // The loop runs long after construction; it keeps the ports it was built with.
     const ports = yield* Effect.context<TaskStore | Tmux>()
     const wakeups = yield* Queue.sliding<void>(1)
@@ -300,9 +302,19 @@ export const makeDispatcher = (settings: DispatchSettings) =>
             Option.isNone(coolingUntil(session, now))
         })
       }
-      const local = [...pendingIndex.values()]
-        .filter(({ task }) => decide(task.fields, situation).route === "local")
-        .sort((a, b) => QueueOrder(queueKey(a.task, a.mtimeMs), queueKey(b.task, b.mtimeMs)))
+      const local: Array<PendingEntry> = []
+      for (const entry of pendingIndex.values()) {
+        const decision = decide(entry.task.fields, situation)
+        if (decision.route === "local") {
+          local.push(entry)
+          continue
+        }
+        pendingIndex.delete(entry.task.name)
+        yield* delegation.start(entry.task, decision.provider, decision.reason).pipe(
+          Effect.catch((error) => Effect.logError(`delegating ${entry.task.name} failed: ${error.message}`))
+        )
+      }
+      local.sort((a, b) => QueueOrder(queueKey(a.task, a.mtimeMs), queueKey(b.task, b.mtimeMs)))
       for (const [index, session] of free.entries()) {
         const entry = local[index]
         const observation = observed.get(session)

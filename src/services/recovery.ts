@@ -4,10 +4,11 @@
  * session is idle now; that could run it twice. Only a session that is gone, exited or limited gives it back.
  */
 import { Clock, Effect } from "effect"
+import { TaskEvent } from "../domain/lifecycle.ts"
 import type { TaskName } from "../domain/task.ts"
 import { type Stage, stageRank, Stages, TaskStore } from "../ports/task-store.ts"
 import { observeSession } from "./sessions.ts"
-import { quarantine, readTask, requeueTask } from "./task-moves.ts"
+import { moveTask, nowIso, quarantine, readTask, requeueTask } from "./task-moves.ts"
 
 /** The same NAME in two stages: keep the most advanced copy (done over failed when both finished). */
 export const resolveDuplicates = Effect.fn("resolveDuplicates")(function*() {
@@ -65,8 +66,27 @@ export const recoverActive = Effect.fn("recoverActive")(function*(timeZone: stri
   return requeued
 })
 
+/**
+ * Pending tasks marked `delegated_to_secutools` whose marker is gone (removed by hand: the daemon removes a marker
+ * only after the task has left that state) cannot be polled; they go back to routing.
+ */
+export const recoverDelegated = Effect.fn("recoverDelegated")(function*() {
+  const store = yield* TaskStore
+  const marked = new Set(yield* store.listMarkers())
+  const requeued: Array<TaskName> = []
+  for (const name of yield* store.list("pending")) {
+    if (marked.has(name)) continue
+    const read = yield* Effect.result(readTask("pending", name))
+    if (read._tag === "Failure" || read.success.task.fields.state !== "delegated_to_secutools") continue
+    yield* moveTask("pending", "pending", name, TaskEvent.Requeue({ at: yield* nowIso, note: "its delegation marker is missing (recovered at start-up)" }))
+    requeued.push(name)
+    yield* Effect.logWarning(`${name} back to routing: delegated, but its marker is missing`).pipe(Effect.annotateLogs({ task: name }))
+  }
+  return requeued
+})
+
 export const recover = Effect.fn("recover")(function*(timeZone: string) {
   const duplicates = yield* resolveDuplicates()
-  const requeued = yield* recoverActive(timeZone)
+  const requeued = [...yield* recoverActive(timeZone), ...yield* recoverDelegated()]
   return { duplicates, requeued }
 })

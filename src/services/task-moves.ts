@@ -7,7 +7,12 @@ import { DateTime, Effect } from "effect"
 import { Outcome, renderFooter } from "../domain/footer.ts"
 import { TaskEvent, transition } from "../domain/lifecycle.ts"
 import { appendToBody, parseTask, renderTask, type Task, type TaskName, updateFields } from "../domain/task.ts"
-import { type Stage, TaskStore } from "../ports/task-store.ts"
+import type { IllegalTransition } from "../domain/lifecycle.ts"
+import type { TaskParseError } from "../domain/task.ts"
+import { type Stage, type StoreError, type TaskNotFound, TaskStore } from "../ports/task-store.ts"
+
+/** What moving a task can fail with: the store, a file that no longer parses, or a state that forbids the move. */
+export type TaskMoveError = StoreError | TaskNotFound | TaskParseError | IllegalTransition
 
 export const nowIso = Effect.map(DateTime.now, DateTime.formatIso)
 
@@ -34,9 +39,10 @@ export const moveTask = Effect.fn("moveTask")(function*(
   return next
 })
 
-const durationSince = (assignedAt: string | undefined, at: string): number | undefined => {
-  if (assignedAt === undefined) return undefined
-  const elapsed = Date.parse(at) - Date.parse(assignedAt)
+/** Milliseconds from `since` to `at` (ISO instants); undefined when `since` is missing or the span is not sensible. */
+export const millisBetween = (since: string | null | undefined, at: string): number | undefined => {
+  if (since === undefined || since === null) return undefined
+  const elapsed = Date.parse(at) - Date.parse(since)
   return Number.isFinite(elapsed) && elapsed >= 0 ? elapsed : undefined
 }
 
@@ -48,7 +54,7 @@ export type LocalResult =
 export const finishLocalTask = Effect.fn("finishLocalTask")(function*(name: TaskName, result: LocalResult) {
   const at = yield* nowIso
   const footer = (task: Task) => {
-    const durationMs = durationSince(task.fields.assigned_at, at)
+    const durationMs = millisBetween(task.fields.assigned_at, at)
     const common = {
       at,
       runner: { _tag: "Session", session: task.fields.session ?? "unknown" } as const,

@@ -10,6 +10,7 @@ import { DEFAULT_COMPLEXITY_MAP } from "../../src/domain/routing.ts"
 import { parseTask, TaskName } from "../../src/domain/task.ts"
 import { TaskStore } from "../../src/ports/task-store.ts"
 import { Dispatcher, DispatcherLayer, type DispatchSettings } from "../../src/services/dispatcher.ts"
+import { memoryDelegation } from "./delegation-layers.ts"
 
 const screen = (file: string) => readFileSync(join(import.meta.dirname, "../fixtures/screens", file), "utf8")
 const IDLE = screen("idle--boxed-prompt-after-work.txt")
@@ -38,7 +39,10 @@ const settings = (overrides: Partial<DispatchSettings> = {}): DispatchSettings =
 })
 
 const testLayer = (overrides: Partial<DispatchSettings> = {}) =>
-  DispatcherLayer(settings(overrides)).pipe(Layer.provideMerge(Layer.mergeAll(MemoryTaskStoreLayer, MemoryTmuxLayer)))
+  DispatcherLayer(settings(overrides)).pipe(
+    Layer.provideMerge(memoryDelegation()),
+    Layer.provideMerge(Layer.mergeAll(MemoryTaskStoreLayer, MemoryTmuxLayer))
+  )
 
 /** A tick sleeps between typing and Enter: run it on a fiber and move the clock until it is done. */
 const tick = Effect.gen(function*() {
@@ -210,4 +214,54 @@ describe("watchdog", () => {
       yield* tick
       expect((yield* fieldsOf("pending", "slow.md")).last_failover).toContain("no progress in session claude-1")
     }).pipe(Effect.provide(testLayer({ requeueAfter: Option.some(Duration.hours(1)) }))))
+})
+
+describe("routing to secutools", () => {
+  const delegating = { routing: { delegationEnabled: true, complexityMap: DEFAULT_COMPLEXITY_MAP, failoverProvider: "claude-api" as const } }
+
+  it.effect("a task routed to a provider gets a marker and is never typed into a session", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      yield* idleSession("claude-1")
+      yield* addTask("gpu.md", "---\npreferred_ai: GPU\n---\nRender it.\n")
+      yield* addTask("auto.md", "---\npreferred_ai: auto\ncomplexity_hint: low\n---\nSort it.\n")
+      yield* tick
+      const store = yield* TaskStore
+      expect(yield* store.listMarkers()).toStrictEqual(["auto.md", "gpu.md"])
+      expect(Option.map(yield* store.readMarker(TaskName.make("gpu.md")), (m) => m.provider)).toStrictEqual(Option.some("gpu"))
+      expect(yield* fieldsOf("pending", "gpu.md")).toMatchObject({ state: "delegated_to_secutools", provider: "gpu" })
+      expect(yield* store.list("active")).toStrictEqual([])
+      expect((yield* (yield* MemoryTmuxControl).panes).get("claude-1")?.typed).toStrictEqual([])
+    }).pipe(Effect.provide(testLayer(delegating))))
+
+  it.effect("without SECUTOOLS_API_KEY the same task runs locally, with no marker", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      yield* idleSession("claude-1")
+      yield* addTask("gpu.md", "---\npreferred_ai: gpu\nallow_delegation: true\n---\nRender it.\n")
+      yield* tick
+      const store = yield* TaskStore
+      expect(yield* store.listMarkers()).toStrictEqual([])
+      expect(yield* fieldsOf("active", "gpu.md")).toMatchObject({ state: "assigned", session: "claude-1" })
+    }).pipe(Effect.provide(testLayer())))
+
+  it.effect("a task that allows delegation fails over to FAILOVER_PROVIDER when its only session hits its limit", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      yield* idleSession("claude-1")
+      yield* addTask("job.md", "---\nallow_delegation: true\n---\nDo the job.\n")
+      yield* tick
+      expect(yield* fieldsOf("active", "job.md")).toMatchObject({ session: "claude-1" })
+
+      yield* (yield* MemoryTmuxControl).setPane("claude-1", { screen: LIMITED })
+      yield* TestClock.adjust(Duration.seconds(20))
+      yield* tick
+      const store = yield* TaskStore
+      expect(Option.map(yield* store.readMarker(TaskName.make("job.md")), (m) => m.provider)).toStrictEqual(
+        Option.some("claude-api")
+      )
+      const fields = yield* fieldsOf("pending", "job.md")
+      expect(fields).toMatchObject({ state: "delegated_to_secutools", provider: "claude-api", attempts: 2 })
+      expect(fields.last_failover).toContain("session claude-1 hit its usage limit")
+    }).pipe(Effect.provide(testLayer(delegating))))
 })

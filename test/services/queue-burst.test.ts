@@ -13,6 +13,7 @@ import { MemoryTmuxLayer } from "../../src/adapters/memory-tmux.ts"
 import { watchQueue } from "../../src/daemon.ts"
 import { DEFAULT_COMPLEXITY_MAP } from "../../src/domain/routing.ts"
 import { Dispatcher, DispatcherLayer } from "../../src/services/dispatcher.ts"
+import { memoryDelegation } from "./delegation-layers.ts"
 
 const kernelQueue = Number(readFileSync("/proc/sys/fs/inotify/max_queued_events", "utf8").trim())
 
@@ -32,7 +33,10 @@ it.live(`a burst of more than ${kernelQueue} files is fully picked up`, () => {
     routing: { delegationEnabled: false, complexityMap: DEFAULT_COMPLEXITY_MAP, failoverProvider: "claude-api" },
     enterDelay: Duration.millis(200),
     failpoint: Option.none()
-  }).pipe(Layer.provideMerge(Layer.mergeAll(FsTaskStoreLayer({ root }), MemoryTmuxLayer)))
+  }).pipe(
+    Layer.provideMerge(memoryDelegation()),
+    Layer.provideMerge(Layer.mergeAll(FsTaskStoreLayer({ root }), MemoryTmuxLayer))
+  )
 
   const burst = kernelQueue + 1000
   return Effect.gen(function*() {

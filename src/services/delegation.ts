@@ -1,0 +1,221 @@
+/**
+ * Delegation to secutools: a write-ahead marker, then the submission, then the reaper's polls until the job ends.
+ * Easy to get wrong: the marker (with its idempotency key) is on disk before anything is sent, and every resume
+ * sends the same key again, so a crash at any point yields at most one job per task.
+ */
+import { Context, type Duration, Effect, Layer, Option, Queue, Result } from "effect"
+import { TaskEvent, transition } from "../domain/lifecycle.ts"
+import type { DelegationMarker } from "../domain/marker.ts"
+import type { Provider } from "../domain/provider.ts"
+import { renderTask, type Task, type TaskName, updateFields } from "../domain/task.ts"
+import { Secutools, type SecutoolsError } from "../ports/secutools.ts"
+import { type StoreError, TaskStore } from "../ports/task-store.ts"
+import { reapJob } from "./reaper.ts"
+import { moveTask, nowIso, readTask, type TaskMoveError } from "./task-moves.ts"
+
+export interface DelegationSettings {
+  readonly reapInterval: Duration.Duration
+  readonly reapConcurrency: number
+  /** A job still queued or running this long after submission fails. */
+  readonly jobTimeout: Duration.Duration
+}
+
+export interface DelegationCounters {
+  /** Jobs secutools accepted. */
+  submitted: number
+  completed: number
+  failed: number
+  /** Requests retried after a retryable failure (counted by the adapter's retry hook). */
+  retries: number
+  /** Submissions that failed for good: the task went back to local routing. */
+  rejected: number
+}
+
+export interface ActiveJob {
+  readonly task: TaskName
+  readonly provider: Provider
+  readonly state: DelegationMarker["state"]
+  readonly job_id: string | null
+  readonly created_at: string
+  readonly submitted_at: string | null
+  readonly polls: number
+}
+
+export interface DelegationStatus {
+  readonly active: ReadonlyArray<ActiveJob>
+  readonly counters: DelegationCounters & { readonly active: number }
+}
+
+/** The counters, shared with the secutools adapter's retry hook; one per daemon. */
+export class DelegationCountersRef extends Context.Service<DelegationCountersRef, DelegationCounters>()(
+  "claude-failover/services/DelegationCounters"
+) {
+  static readonly layer = Layer.sync(DelegationCountersRef, () => ({
+    submitted: 0,
+    completed: 0,
+    failed: 0,
+    retries: 0,
+    rejected: 0
+  }))
+}
+
+export class Delegation extends Context.Service<Delegation, {
+  /** Writes the marker and the task's `delegated_to_secutools` state; the submission follows on another fiber. */
+  start(task: Task, provider: Provider, reason: string): Effect.Effect<void, TaskMoveError>
+  /** Start-up: orphan markers go, `submitting` ones are submitted again with their key, `submitted` ones polled. */
+  readonly resume: Effect.Effect<void, StoreError>
+  /** Submits whatever waits, with the reaper polling every REAP_INTERVAL; forever. */
+  readonly run: Effect.Effect<never>
+  readonly status: Effect.Effect<DelegationStatus>
+}>()("claude-failover/services/Delegation") {}
+
+const SUBMIT_CONCURRENCY = 4
+
+const stemOf = (name: TaskName) => name.slice(0, -".md".length)
+
+export const makeDelegation = (settings: DelegationSettings) =>
+  Effect.gen(function*() {
+    const store = yield* TaskStore
+    const secutools = yield* Secutools
+    const counters = yield* DelegationCountersRef
+    const ports = yield* Effect.context<TaskStore | Secutools>()
+    const submissions = yield* Queue.unbounded<TaskName>()
+
+    /** The task as secutools will see it; `pending` means a crash came between the marker and this state. */
+    const ensureDelegated = Effect.fn("Delegation.ensureDelegated")(function*(name: TaskName, marker: DelegationMarker) {
+      const { task } = yield* readTask("pending", name)
+      if (task.fields.state !== undefined && task.fields.state !== "pending") return task
+      return yield* moveTask("pending", "pending", name, TaskEvent.Delegate({ provider: marker.provider, at: marker.created_at }))
+    })
+
+    /** A submission that failed for good: back to local routing, for good, with the reason on the task. */
+    const reject = Effect.fn("Delegation.reject")(function*(name: TaskName, marker: DelegationMarker, error: SecutoolsError) {
+      const note = `delegation to ${marker.provider} failed: ${error.message}; runs locally`
+      const { task } = yield* readTask("pending", name)
+      const requeued = yield* Effect.fromResult(transition(task.fields, TaskEvent.Requeue({ at: yield* nowIso, note })))
+      // allow_delegation: false pins the task to routing rule 3, so it is not sent to secutools again.
+      yield* store.write("pending", name, renderTask(updateFields({ ...task, fields: requeued }, { allow_delegation: false })))
+      yield* store.removeMarker(name)
+      counters.rejected++
+      yield* Effect.logWarning(`${name} back to local routing: ${note}`).pipe(
+        Effect.annotateLogs({ task: name, provider: marker.provider })
+      )
+    })
+
+    const submit = Effect.fn("Delegation.submit")(function*(name: TaskName) {
+      const found = yield* store.readMarker(name)
+      if (Option.isNone(found) || found.value.state !== "submitting") return
+      const marker = found.value
+      const task = yield* ensureDelegated(name, marker)
+      const request = {
+        task_id: task.fields.id ?? stemOf(name),
+        provider: marker.provider,
+        prompt: task.body,
+        ...(task.fields.complexity_hint === undefined ? {} : { complexity_hint: task.fields.complexity_hint }),
+        metadata: { task: name, attempt: String(task.fields.attempts ?? 1) }
+      }
+      const submitted = yield* Effect.result(secutools.submit(request, marker.idempotency_key))
+      if (Result.isFailure(submitted)) return yield* reject(name, marker, submitted.failure)
+      const jobId = submitted.success.job_id
+      yield* store.writeMarker(name, { ...marker, state: "submitted", job_id: jobId, submitted_at: yield* nowIso })
+      yield* store.write("pending", name, renderTask(updateFields(task, { job_id: jobId })))
+      counters.submitted++
+      yield* Effect.logInfo(`${name} submitted to secutools ${marker.provider} as job ${jobId}`).pipe(
+        Effect.annotateLogs({ task: name, provider: marker.provider, job: jobId })
+      )
+    }, (effect, name) =>
+      Effect.catch(effect, (error) =>
+        Effect.logError(`submitting ${name} failed: ${error.message}; retried at the next start-up`).pipe(
+          Effect.annotateLogs({ task: name })
+        )))
+
+    const start = Effect.fn("Delegation.start")(function*(task: Task, provider: Provider, reason: string) {
+      const at = yield* nowIso
+      yield* store.writeMarker(task.name, {
+        task: task.name,
+        provider,
+        idempotency_key: `${stemOf(task.name)}-${crypto.randomUUID()}`,
+        state: "submitting",
+        job_id: null,
+        created_at: at,
+        submitted_at: null,
+        polls: 0
+      })
+      yield* moveTask("pending", "pending", task.name, TaskEvent.Delegate({ provider, at }))
+      yield* Effect.logInfo(`${task.name} → secutools ${provider} (${reason})`).pipe(
+        Effect.annotateLogs({ task: task.name, provider })
+      )
+      yield* Queue.offer(submissions, task.name)
+    }, Effect.provideContext(ports))
+
+    const markers = Effect.gen(function*() {
+      const found: Array<DelegationMarker & { readonly name: TaskName }> = []
+      for (const name of yield* store.listMarkers()) {
+        const marker = yield* Effect.result(store.readMarker(name))
+        if (Result.isFailure(marker)) {
+          yield* Effect.logError(`cannot read the marker of ${name}: ${marker.failure.message}`)
+          continue
+        }
+        if (Option.isSome(marker.success)) found.push({ ...marker.success.value, name })
+      }
+      return found
+    })
+
+    const resume = Effect.gen(function*() {
+      const pending = new Set(yield* store.list("pending"))
+      for (const marker of yield* markers) {
+        if (!pending.has(marker.name)) {
+          // The task reached done/ or failed/ (or was removed) before its marker was: the marker is debris.
+          yield* store.removeMarker(marker.name)
+          yield* Effect.logWarning(`removed the delegation marker of ${marker.name}: no such pending task`)
+        } else if (marker.state === "submitting") {
+          yield* Effect.logInfo(`${marker.name}: submitting again to ${marker.provider} with the same idempotency key`)
+          yield* Queue.offer(submissions, marker.name)
+        }
+      }
+    }).pipe(Effect.provideContext(ports))
+
+    const reapOnce = Effect.gen(function*() {
+      const submitted = (yield* markers).filter((marker) => marker.state === "submitted")
+      yield* Effect.forEach(
+        submitted,
+        (marker) =>
+          reapJob(marker.name, marker, { jobTimeout: settings.jobTimeout, counters }).pipe(
+            Effect.catch((error) => Effect.logError(`polling ${marker.name} failed: ${error.message}`))
+          ),
+        { concurrency: settings.reapConcurrency, discard: true }
+      )
+    }).pipe(
+      Effect.catch((error) => Effect.logError(`reaper round failed: ${error.message}`)),
+      Effect.provideContext(ports)
+    )
+
+    const submitter = Effect.forever(
+      Effect.flatMap(Queue.take(submissions), (name) => submit(name).pipe(Effect.provideContext(ports)))
+    )
+    const reaper = Effect.forever(Effect.andThen(reapOnce, Effect.sleep(settings.reapInterval)))
+    const run = Effect.all([...Array.from({ length: SUBMIT_CONCURRENCY }, () => submitter), reaper], {
+      concurrency: "unbounded"
+    }).pipe(Effect.andThen(Effect.never))
+
+    const status = Effect.gen(function*() {
+      const active = yield* markers.pipe(Effect.orElseSucceed(() => []), Effect.provideContext(ports))
+      return {
+        active: active.map(({ name, ...marker }) => ({
+          task: name,
+          provider: marker.provider,
+          state: marker.state,
+          job_id: marker.job_id,
+          created_at: marker.created_at,
+          submitted_at: marker.submitted_at,
+          polls: marker.polls
+        })),
+        counters: { ...counters, active: active.length }
+      }
+    })
+
+    return Delegation.of({ start, resume, run, status })
+  })
+
+/** Needs TaskStore, Secutools and DelegationCountersRef. */
+export const DelegationLayer = (settings: DelegationSettings) => Layer.effect(Delegation, makeDelegation(settings))
