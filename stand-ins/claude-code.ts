@@ -78,12 +78,24 @@ const runShell = (command: string) =>
     })
   })
 
+/** The wall-clock hour four hours from now in `timeZone`, as Claude Code writes it: `3pm`, `12am`. */
+const resetHour = (timeZone: string) =>
+  new Intl.DateTimeFormat("en-US", { hour: "numeric", hour12: true, timeZone })
+    .format(Date.now() + 4 * 3_600_000)
+    .replace(/\s/g, "")
+    .toLowerCase()
+
 const hitLimit = () => {
   status = "limited"
+  // A reset a few hours ahead, like a real five-hour window; a fixed hour would read as "already past" half the day.
   history.push(
     ...(LIMIT_STYLE === "v2"
-      ? ["⏺ You've hit your session limit · resets 8:30pm (Asia/Tokyo)", "  /upgrade to increase your usage limit."]
-      : ["  ⎿  Claude usage limit reached. Your limit will reset at 3pm (America/Chicago).", "", "      • /upgrade to increase your usage limit."])
+      ? [`⏺ You've hit your session limit · resets ${resetHour("Asia/Tokyo")} (Asia/Tokyo)`, "  /upgrade to increase your usage limit."]
+      : [
+        `  ⎿  Claude usage limit reached. Your limit will reset at ${resetHour("America/Chicago")} (America/Chicago).`,
+        "",
+        "      • /upgrade to increase your usage limit."
+      ])
   )
   render()
 }
