@@ -3,8 +3,16 @@
  * Run with `npm run bench`; numbers are for reading and comparing, never asserted in tests.
  */
 import { spawnSync } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Result } from "effect"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { Duration, Effect, Layer, Redacted, References, Result } from "effect"
+import { startFakeSecutools } from "../src/adapters/fake-secutools/server.ts"
+import { FsTaskStoreLayer } from "../src/adapters/fs-task-store.ts"
+import { HttpSecutoolsLayer } from "../src/adapters/http-secutools.ts"
+import { TaskStore } from "../src/ports/task-store.ts"
+import { Delegation, DelegationCountersRef, DelegationLayer } from "../src/services/delegation.ts"
 import { classifyPane } from "../src/domain/pane.ts"
 import { decide, DEFAULT_COMPLEXITY_MAP } from "../src/domain/routing.ts"
 import { parseTask, QueueOrder, queueKey, renderTask, TaskName, makeTask } from "../src/domain/task.ts"
@@ -87,19 +95,57 @@ const cliStartup = (): Row => {
   return { name: "ccl-delegate decide (process)", ops: Math.round(1e6 / mean), meanUs: mean, p99Us: samples[4] ?? mean, heapKb: 0 }
 }
 
+/**
+ * Delegation through the real pieces: a filesystem queue, the HTTP adapter and the stand-in server on loopback.
+ * One op = one task from `start` (marker written) to done/ (reaped); the reaper polls every 50 ms.
+ */
+const delegationThroughput = async (tasks: number): Promise<Row> => {
+  const root = mkdtempSync(join(tmpdir(), "cf-bench-"))
+  const server = await startFakeSecutools({ apiKey: "bench", durationMs: 0 })
+  const layer = DelegationLayer({ reapInterval: Duration.millis(50), reapConcurrency: 16, jobTimeout: Duration.hours(1) }).pipe(
+    Layer.provideMerge(HttpSecutoolsLayer(
+      { baseUrl: server.url, apiKey: Redacted.make("bench"), requestTimeout: Duration.seconds(5) },
+      { baseDelay: Duration.millis(10), maxDelay: Duration.millis(100), maxAttempts: 5, deadline: Duration.seconds(10) }
+    ).pipe(Layer.provide(NodeHttpClient.layerUndici))),
+    Layer.provideMerge(Layer.mergeAll(FsTaskStoreLayer({ root }), DelegationCountersRef.layer))
+  )
+  globalThis.gc?.()
+  const heapBefore = process.memoryUsage().heapUsed
+  const elapsedMs = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const store = yield* TaskStore
+    const delegation = yield* Delegation
+    const names = Array.from({ length: tasks }, (_, i) => TaskName.make(`bench-${i}.md`))
+    for (const name of names) yield* store.write("pending", name, "---\npreferred_ai: gemini\n---\nSummarise.\n")
+    const start = performance.now()
+    yield* Effect.forkScoped(delegation.run)
+    for (const name of names) {
+      yield* delegation.start(Result.getOrThrow(parseTask(name, "---\npreferred_ai: gemini\n---\nSummarise.\n")), "gemini", "bench")
+    }
+    while ((yield* store.list("done")).length < tasks) yield* Effect.sleep(Duration.millis(10))
+    return performance.now() - start
+  })).pipe(Effect.provide(layer), Effect.provideService(References.MinimumLogLevel, "None")))
+  globalThis.gc?.()
+  const heapKb = Math.max(0, (process.memoryUsage().heapUsed - heapBefore) / 1024)
+  await server.close()
+  rmSync(root, { recursive: true, force: true })
+  const meanUs = (elapsedMs * 1000) / tasks
+  return { name: `delegate ${tasks} tasks: marker → done/ (fs + HTTP)`, ops: Math.round(1e6 / meanUs), meanUs, p99Us: Number.NaN, heapKb }
+}
+
 const rows: ReadonlyArray<Row> = [
   measure("parseTask (2 KB file)", () => parseTask("fix-login-redirect.md", taskText)),
   measure("renderTask", () => renderTask(parsed)),
   measure("decide", () => decide(parsed.fields, situation), 5000),
   measure("classifyPane (50-line screen)", () => classifyPane(screen, { now: Date.now(), timeZone: "UTC" })),
   measure("sort 10k queue keys", () => [...keys].sort(QueueOrder), 1, 10),
-  cliStartup()
+  cliStartup(),
+  await delegationThroughput(200)
 ]
 
 const fmt = (n: number, digits = 1) => n.toLocaleString("en-US", { maximumFractionDigits: digits })
 const table = [
   ["benchmark", "ops/s", "mean µs", "p99 µs", "retained KB"],
-  ...rows.map((r) => [r.name, fmt(r.ops, 0), fmt(r.meanUs), fmt(r.p99Us), fmt(r.heapKb, 0)])
+  ...rows.map((r) => [r.name, fmt(r.ops, 0), fmt(r.meanUs), Number.isNaN(r.p99Us) ? "–" : fmt(r.p99Us), fmt(r.heapKb, 0)])
 ]
 const widths = table[0]?.map((_, col) => Math.max(...table.map((row) => (row[col] ?? "").length))) ?? []
 const line = (row: ReadonlyArray<string>) =>

@@ -117,8 +117,10 @@ export const makeDelegation = (settings: DelegationSettings) =>
       const submitted = yield* Effect.result(secutools.submit(request, marker.idempotency_key))
       if (Result.isFailure(submitted)) return yield* reject(name, marker, submitted.failure)
       const jobId = submitted.success.job_id
-      yield* store.writeMarker(name, { ...marker, state: "submitted", job_id: jobId, submitted_at: yield* nowIso })
+      // The task first: once the marker says `submitted` the reaper may finish the job and remove pending/NAME.md,
+      // which a later write here would bring back.
       yield* store.write("pending", name, renderTask(updateFields(task, { job_id: jobId })))
+      yield* store.writeMarker(name, { ...marker, state: "submitted", job_id: jobId, submitted_at: yield* nowIso })
       counters.submitted++
       yield* Effect.logInfo(`${name} submitted to secutools ${marker.provider} as job ${jobId}`).pipe(
         Effect.annotateLogs({ task: name, provider: marker.provider, job: jobId })
@@ -181,6 +183,11 @@ export const makeDelegation = (settings: DelegationSettings) =>
         submitted,
         (marker) =>
           reapJob(marker.name, marker, { jobTimeout: settings.jobTimeout, counters }).pipe(
+            Effect.catchTag("TaskNotFound", () =>
+              Effect.andThen(
+                store.removeMarker(marker.name),
+                Effect.logWarning(`removed the delegation marker of ${marker.name}: its task left pending/`)
+              )),
             Effect.catch((error) => Effect.logError(`polling ${marker.name} failed: ${error.message}`))
           ),
         { concurrency: settings.reapConcurrency, discard: true }

@@ -48,7 +48,7 @@ const finish = Effect.fn("Reaper.finish")(function*(
     yield* moveTask("pending", "failed", name, TaskEvent.Fail({ at }), () => renderFooter(Outcome.Failed({ ...timing, reason })))
   }
   yield* store.removeMarker(name)
-})
+}, Effect.uninterruptible) // a stop (SIGTERM) waits for the move and the marker's removal to both happen
 
 /** One poll of the job behind `marker`; terminal statuses, a job secutools no longer knows and timeouts finish the task. */
 export const reapJob = Effect.fn("Reaper.reapJob")(function*(name: TaskName, marker: DelegationMarker, context: ReapContext) {
@@ -61,30 +61,30 @@ export const reapJob = Effect.fn("Reaper.reapJob")(function*(name: TaskName, mar
   if (Result.isFailure(polled)) {
     const error = polled.failure
     if (error.reason._tag === "Status" && error.reason.status === 404) {
-      context.counters.failed++
       yield* finish(name, marker, { failure: `secutools no longer knows job ${jobId} (HTTP 404)` })
+      context.counters.failed++
       return yield* Effect.logWarning(`${name} failed: secutools no longer knows job ${jobId}`).pipe(Effect.annotateLogs(annotations))
     }
     return yield* Effect.logWarning(`polling job ${jobId} of ${name}: ${error.message}`).pipe(Effect.annotateLogs(annotations))
   }
   const job = polled.success
   if (job.status === "completed") {
-    context.counters.completed++
     yield* finish(name, marker, { job })
+    context.counters.completed++
     return yield* Effect.logInfo(`${name} done by secutools ${marker.provider} (job ${jobId})`).pipe(Effect.annotateLogs(annotations))
   }
   if (job.status === "failed" || job.status === "cancelled") {
-    context.counters.failed++
     yield* finish(name, marker, { job })
+    context.counters.failed++
     return yield* Effect.logWarning(`${name} ${job.status} at secutools: ${job.error ?? "no reason given"}`).pipe(
       Effect.annotateLogs(annotations)
     )
   }
   const waitedMs = millisBetween(marker.submitted_at, yield* nowIso) ?? 0
   if (waitedMs > Duration.toMillis(context.jobTimeout)) {
-    context.counters.failed++
     const reason = `job ${jobId} was still ${job.status} after ${Duration.format(context.jobTimeout)}`
     yield* finish(name, marker, { failure: reason })
+    context.counters.failed++
     return yield* Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
   }
   yield* store.writeMarker(name, { ...marker, polls: marker.polls + 1 })

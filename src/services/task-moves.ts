@@ -5,10 +5,16 @@
  */
 import { DateTime, Effect } from "effect"
 import { Outcome, renderFooter } from "../domain/footer.ts"
-import { TaskEvent, transition } from "../domain/lifecycle.ts"
-import { appendToBody, parseTask, renderTask, type Task, type TaskName, updateFields } from "../domain/task.ts"
-import type { IllegalTransition } from "../domain/lifecycle.ts"
-import type { TaskParseError } from "../domain/task.ts"
+import { type IllegalTransition, TaskEvent, transition } from "../domain/lifecycle.ts"
+import {
+  appendToBody,
+  parseTask,
+  renderTask,
+  type Task,
+  type TaskName,
+  type TaskParseError,
+  updateFields
+} from "../domain/task.ts"
 import { type Stage, type StoreError, type TaskNotFound, TaskStore } from "../ports/task-store.ts"
 
 /** What moving a task can fail with: the store, a file that no longer parses, or a state that forbids the move. */

@@ -102,6 +102,7 @@ describe("delegation end to end", () => {
 
     const daemon = startDaemon(queue, server)
     await waitFor("20 delegated tasks finished", () => finished(queue).length === 20, 60_000)
+    await waitFor("their markers removed", () => visible(queue, "pending").length === 1, 10_000)
     expect(await daemon.stop()).toBe(0)
 
     // The task without delegation fields is local; with no session to run it, it waits, and has no marker.

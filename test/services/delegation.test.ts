@@ -113,6 +113,25 @@ describe("delegation", () => {
       expect((yield* taskIn("failed")).body).toContain("Reason: job j_1 was still queued after 1h")
     }).pipe(Effect.provide(testLayer({ jobTimeout: Duration.hours(1) }))))
 
+  it.effect("a task removed from pending/ while its job ran: once the job ends, the reaper drops the marker", () =>
+    Effect.gen(function*() {
+      yield* delegated()
+      yield* (yield* TaskStore).remove("pending", name)
+      yield* (yield* MemorySecutoolsControl).finish("j_1", "completed", { result: "ok" })
+      yield* TestClock.adjust(Duration.seconds(5))
+      expect(Option.isNone(yield* markerOf)).toBe(true)
+    }).pipe(Effect.provide(testLayer())))
+
+  it.effect("a job secutools no longer knows (HTTP 404) fails the task, saying so", () =>
+    Effect.gen(function*() {
+      yield* delegated()
+      const store = yield* TaskStore
+      const marker = Option.getOrThrow(yield* markerOf)
+      yield* store.writeMarker(name, { ...marker, job_id: "j_gone" })
+      yield* TestClock.adjust(Duration.seconds(5))
+      expect((yield* taskIn("failed")).body).toContain("Reason: secutools no longer knows job j_gone (HTTP 404)")
+    }).pipe(Effect.provide(testLayer())))
+
   it.effect("resuming a `submitting` marker sends the same key: secutools returns the job it already has", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(START)
