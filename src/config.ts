@@ -2,7 +2,9 @@
  * Every setting, once: its env name, default, parser and meaning. Env wins over the YAML file.
  * Easy to get wrong: validation reports every bad key at once, and secrets stay `Redacted` end to end.
  */
+import { readFileSync } from "node:fs"
 import { Context, Duration, Effect, Layer, Option, Redacted, Result, Schema } from "effect"
+import { parseConfigFile, withEnvOver } from "./config-file.ts"
 import { parseProvider, type Provider, Providers } from "./domain/provider.ts"
 import { type ComplexityMap, parseComplexityMap } from "./domain/routing.ts"
 
@@ -94,6 +96,7 @@ export const Settings = {
   tmuxSocket: setting("TMUX_SOCKET", undefined, text, "`tmux -L` socket name (private server)"),
   tmuxAccounts: setting("TMUX_ACCOUNTS", undefined, accounts, "sessions sharing one usage limit"),
   sessionsMode: setting("SESSIONS_MODE", "tmux", oneOf(["tmux", "dry-run"]), "`tmux` or `dry-run`"),
+  dryRunDelay: setting("DRY_RUN_DELAY", "3s", parseDuration, "dry-run: how long a session works before `task done`"),
   apiHost: setting("API_HOST", "127.0.0.1", text, "status API address"),
   apiPort: setting("API_PORT", "7878", integer(0, 65535), "status API port; 0 = any free port"),
   apiToken: setting("API_TOKEN", undefined, secret, "bearer token for every route but /healthz", true),
@@ -187,7 +190,8 @@ export const routingSettings = (config: AppConfig): {
   readonly complexityMap: ComplexityMap
   readonly failoverProvider: Provider
 } => ({
-  delegationEnabled: Option.isSome(config.secutoolsApiKey),
+  // The in-process stand-in needs no key: staging can delegate without one.
+  delegationEnabled: Option.isSome(config.secutoolsApiKey) || config.secutoolsMode === "fake",
   complexityMap: config.complexityMap,
   failoverProvider: config.failoverProvider
 })
@@ -197,4 +201,25 @@ export class Config extends Context.Service<Config, AppConfig>()("claude-failove
   static readonly fromRecord = (source: Readonly<Record<string, string | undefined>>) =>
     Layer.effect(Config, Effect.fromResult(resolveConfig(source)))
   static readonly layer = Layer.effect(Config, Effect.suspend(() => Effect.fromResult(resolveConfig(process.env))))
+  /** The YAML file's settings (when given) under `process.env`; its problems and the env's are reported together. */
+  static readonly layerWithFile = (file: Option.Option<string>) =>
+    Layer.effect(Config, Effect.suspend(() => Effect.fromResult(loadConfig(file, process.env))))
+}
+
+export const loadConfig = (
+  file: Option.Option<string>,
+  env: Readonly<Record<string, string | undefined>>
+): Result.Result<AppConfig, ConfigInvalid> => {
+  if (Option.isNone(file)) return resolveConfig(env)
+  const envNames = Object.values(Settings).map((entry) => entry.env)
+  let text: string
+  try {
+    text = readFileSync(file.value, "utf8")
+  } catch (error) {
+    return Result.fail(new ConfigInvalid({ problems: [`${file.value}: cannot read: ${error instanceof Error ? error.message : String(error)}`] }))
+  }
+  const fromFile = parseConfigFile(file.value, text, envNames)
+  const resolved = resolveConfig(withEnvOver(fromFile.settings, env))
+  const problems = [...fromFile.problems, ...(Result.isFailure(resolved) ? resolved.failure.problems : [])]
+  return problems.length > 0 ? Result.fail(new ConfigInvalid({ problems })) : resolved
 }

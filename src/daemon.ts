@@ -8,8 +8,10 @@ import { join, resolve } from "node:path"
 import { Duration, Effect, Layer, Logger, Option } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
 import { CliTmuxLayer } from "./adapters/cli-tmux.ts"
+import { DryRunTmuxLayer } from "./adapters/dry-run-tmux.ts"
 import { FsTaskStoreLayer } from "./adapters/fs-task-store.ts"
-import { HttpSecutoolsFromConfig, logRetry } from "./adapters/http-secutools.ts"
+import { logRetry } from "./adapters/http-secutools.ts"
+import { SecutoolsFromConfig } from "./adapters/secutools-layer.ts"
 import { TaskStore } from "./ports/task-store.ts"
 import { type AppConfig, Config, describeConfig, routingSettings } from "./config.ts"
 import { Delegation, DelegationCountersRef, DelegationLayer, type DelegationSettings } from "./services/delegation.ts"
@@ -101,15 +103,24 @@ export const runDaemon = Effect.gen(function*() {
 const secutoolsLayer = (config: AppConfig) =>
   Layer.unwrap(Effect.gen(function*() {
     const counters = yield* DelegationCountersRef
-    return HttpSecutoolsFromConfig(config, logRetry(() => counters.retries++))
+    return SecutoolsFromConfig(config, logRetry(() => counters.retries++))
   }))
+
+/** Real tmux, or for staging sessions that only pretend (TMUX_SESSIONS, else PREFIX1 and PREFIX2). */
+const tmuxLayer = (config: AppConfig) =>
+  config.sessionsMode === "dry-run"
+    ? DryRunTmuxLayer({
+      sessions: Option.getOrElse(config.tmuxSessions, () => [1, 2].map((n) => `${config.tmuxSessionPrefix}${n}`)),
+      workFor: config.dryRunDelay
+    })
+    : CliTmuxLayer(Option.match(config.tmuxSocket, { onNone: () => ({}), onSome: (socket) => ({ socket }) }))
 
 /** Every Layer the daemon needs, chosen from the configuration. */
 export const daemonLayer = (config: AppConfig) => {
   const settings = dispatchSettings(config)
   const ports = Layer.mergeAll(
     FsTaskStoreLayer({ root: settings.queueDir }),
-    CliTmuxLayer(Option.match(config.tmuxSocket, { onNone: () => ({}), onSome: (socket) => ({ socket }) })),
+    tmuxLayer(config),
     secutoolsLayer(config)
   ).pipe(Layer.provideMerge(DelegationCountersRef.layer))
   return DispatcherLayer(settings).pipe(

@@ -62,7 +62,7 @@ describe("configuration", () => {
     const names = Object.values(Settings).map((setting) => setting.env)
     expect(new Set(names).size).toBe(names.length)
     expect(names).toContain("SECUTOOLS_API_KEY")
-    expect(names).toHaveLength(28)
+    expect(names).toHaveLength(29)
   })
 })
 

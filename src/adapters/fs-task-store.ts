@@ -107,13 +107,14 @@ export const makeFsTaskStore = (root: string) => {
   const dirOf = (stage: Stage) => join(root, stage)
   const pathOf = (stage: Stage, name: string) => join(root, stage, name)
 
+  // Writes are uninterruptible: a stop (SIGTERM) waits for them, so no temporary file or half-done move is left.
   const write = (stage: Stage, name: string, text: string) =>
-    attempt("write", pathOf(stage, name), () => writeAtomic(dirOf(stage), name, text))
+    Effect.uninterruptible(attempt("write", pathOf(stage, name), () => writeAtomic(dirOf(stage), name, text)))
   const remove = (stage: Stage, name: string) =>
-    attempt("remove", pathOf(stage, name), async () => {
+    Effect.uninterruptible(attempt("remove", pathOf(stage, name), async () => {
       await fs.rm(pathOf(stage, name), { force: true })
       await fsyncDirectory(dirOf(stage))
-    })
+    }))
 
   return TaskStore.of({
     list: (stage) =>
@@ -134,7 +135,7 @@ export const makeFsTaskStore = (root: string) => {
       }).pipe(Effect.map(({ mtimeMs, text }) => ({ stage, name, text, mtimeMs }))),
     write,
     move: (from, to, name) =>
-      Effect.tryPromise({
+      Effect.uninterruptible(Effect.tryPromise({
         try: async () => {
           await fs.rename(pathOf(from, name), pathOf(to, name))
           await fsyncDirectory(dirOf(to))
@@ -144,8 +145,8 @@ export const makeFsTaskStore = (root: string) => {
           isErrno(error, "ENOENT")
             ? new TaskNotFound({ stage: from, name })
             : new StoreError({ operation: "move", path: pathOf(from, name), problem: String(error) })
-      }),
-    transfer: (from, to, name, text) => Effect.andThen(write(to, name, text), remove(from, name)),
+      })),
+    transfer: (from, to, name, text) => Effect.uninterruptible(Effect.andThen(write(to, name, text), remove(from, name))),
     remove,
     writeError: (name, reason) => write("failed", `${name}.error`, reason.endsWith("\n") ? reason : `${reason}\n`),
     readMarker: (name) =>

@@ -5,7 +5,6 @@
  */
 import { Clock, Duration, Effect, flow, Layer, Option, type Redacted, Schema } from "effect"
 import { Headers, HttpClient, HttpClientRequest } from "effect/http"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import type { AppConfig } from "../config.ts"
 import {
   JobView,
@@ -102,22 +101,3 @@ export const logRetry = (count: () => void): OnRetry => (error, delay) =>
     Effect.sync(count),
     Effect.logWarning(`secutools ${error.message}; retrying in ${Duration.format(delay)}`)
   )
-
-/** Secutools over HTTP as configured; without SECUTOOLS_API_KEY every call fails with 401 and nothing is sent. */
-export const HttpSecutoolsFromConfig = (config: AppConfig, onRetry?: OnRetry) =>
-  Option.match(config.secutoolsApiKey, {
-    onNone: () =>
-      Layer.succeed(Secutools, {
-        submit: (request) => Effect.fail(disabled(`submit ${request.task_id}`)),
-        get: (jobId) => Effect.fail(disabled(`get ${jobId}`))
-      }),
-    onSome: (apiKey) =>
-      HttpSecutoolsLayer(
-        { baseUrl: config.secutoolsUrl, apiKey, requestTimeout: config.secutoolsTimeout },
-        retryPolicyOf(config),
-        onRetry
-      ).pipe(Layer.provide(NodeHttpClient.layerUndici))
-  })
-
-const disabled = (operation: string) =>
-  new SecutoolsError({ operation, reason: { _tag: "Status", status: 401, body: "SECUTOOLS_API_KEY is not set" } })

@@ -4,6 +4,7 @@
  * sends the same key again, so a crash at any point yields at most one job per task.
  */
 import { Context, type Duration, Effect, Layer, Option, Queue, Result } from "effect"
+import { emptyHistogram, type Histogram, observe, REAP_LATENCY_BOUNDS } from "../domain/histogram.ts"
 import { TaskEvent, transition } from "../domain/lifecycle.ts"
 import type { DelegationMarker } from "../domain/marker.ts"
 import type { Provider } from "../domain/provider.ts"
@@ -44,6 +45,7 @@ export interface ActiveJob {
 export interface DelegationStatus {
   readonly active: ReadonlyArray<ActiveJob>
   readonly counters: DelegationCounters & { readonly active: number }
+  readonly reapLatency: Histogram
 }
 
 /** The counters, shared with the secutools adapter's retry hook; one per daemon. */
@@ -80,6 +82,10 @@ export const makeDelegation = (settings: DelegationSettings) =>
     const counters = yield* DelegationCountersRef
     const ports = yield* Effect.context<TaskStore | Secutools>()
     const submissions = yield* Queue.unbounded<TaskName>()
+    let reapLatency = emptyHistogram(REAP_LATENCY_BOUNDS)
+    const onFinished = (seconds: number) => {
+      reapLatency = observe(reapLatency, seconds)
+    }
 
     /** The task as secutools will see it; `pending` means a crash came between the marker and this state. */
     const ensureDelegated = Effect.fn("Delegation.ensureDelegated")(function*(name: TaskName, marker: DelegationMarker) {
@@ -182,7 +188,7 @@ export const makeDelegation = (settings: DelegationSettings) =>
       yield* Effect.forEach(
         submitted,
         (marker) =>
-          reapJob(marker.name, marker, { jobTimeout: settings.jobTimeout, counters }).pipe(
+          reapJob(marker.name, marker, { jobTimeout: settings.jobTimeout, counters, onFinished }).pipe(
             Effect.catchTag("TaskNotFound", () =>
               Effect.andThen(
                 store.removeMarker(marker.name),
@@ -217,7 +223,8 @@ export const makeDelegation = (settings: DelegationSettings) =>
           submitted_at: marker.submitted_at,
           polls: marker.polls
         })),
-        counters: { ...counters, active: active.length }
+        counters: { ...counters, active: active.length },
+        reapLatency
       }
     })
 

@@ -15,9 +15,11 @@ import { millisBetween, moveTask, nowIso } from "./task-moves.ts"
 export interface ReapContext {
   readonly jobTimeout: Duration.Duration
   readonly counters: { completed: number; failed: number }
+  /** Seconds from submission to the task's arrival in done/ or failed/. */
+  readonly onFinished: (seconds: number) => void
 }
 
-const finish = Effect.fn("Reaper.finish")(function*(
+const finishTask = Effect.fn("Reaper.finish")(function*(
   name: TaskName,
   marker: DelegationMarker,
   ending: { readonly job?: JobView; readonly failure?: string }
@@ -48,7 +50,12 @@ const finish = Effect.fn("Reaper.finish")(function*(
     yield* moveTask("pending", "failed", name, TaskEvent.Fail({ at }), () => renderFooter(Outcome.Failed({ ...timing, reason })))
   }
   yield* store.removeMarker(name)
+  return millisBetween(marker.submitted_at, yield* nowIso)
 }, Effect.uninterruptible) // a stop (SIGTERM) waits for the move and the marker's removal to both happen
+
+/** Finishes the task and reports how long it took since submission. */
+const finish = (name: TaskName, marker: DelegationMarker, ending: Parameters<typeof finishTask>[2], context: ReapContext) =>
+  Effect.tap(finishTask(name, marker, ending), (ms) => Effect.sync(() => ms !== undefined && context.onFinished(ms / 1000)))
 
 /** One poll of the job behind `marker`; terminal statuses, a job secutools no longer knows and timeouts finish the task. */
 export const reapJob = Effect.fn("Reaper.reapJob")(function*(name: TaskName, marker: DelegationMarker, context: ReapContext) {
@@ -61,7 +68,7 @@ export const reapJob = Effect.fn("Reaper.reapJob")(function*(name: TaskName, mar
   if (Result.isFailure(polled)) {
     const error = polled.failure
     if (error.reason._tag === "Status" && error.reason.status === 404) {
-      yield* finish(name, marker, { failure: `secutools no longer knows job ${jobId} (HTTP 404)` })
+      yield* finish(name, marker, { failure: `secutools no longer knows job ${jobId} (HTTP 404)` }, context)
       context.counters.failed++
       return yield* Effect.logWarning(`${name} failed: secutools no longer knows job ${jobId}`).pipe(Effect.annotateLogs(annotations))
     }
@@ -69,12 +76,12 @@ export const reapJob = Effect.fn("Reaper.reapJob")(function*(name: TaskName, mar
   }
   const job = polled.success
   if (job.status === "completed") {
-    yield* finish(name, marker, { job })
+    yield* finish(name, marker, { job }, context)
     context.counters.completed++
     return yield* Effect.logInfo(`${name} done by secutools ${marker.provider} (job ${jobId})`).pipe(Effect.annotateLogs(annotations))
   }
   if (job.status === "failed" || job.status === "cancelled") {
-    yield* finish(name, marker, { job })
+    yield* finish(name, marker, { job }, context)
     context.counters.failed++
     return yield* Effect.logWarning(`${name} ${job.status} at secutools: ${job.error ?? "no reason given"}`).pipe(
       Effect.annotateLogs(annotations)
@@ -83,7 +90,7 @@ export const reapJob = Effect.fn("Reaper.reapJob")(function*(name: TaskName, mar
   const waitedMs = millisBetween(marker.submitted_at, yield* nowIso) ?? 0
   if (waitedMs > Duration.toMillis(context.jobTimeout)) {
     const reason = `job ${jobId} was still ${job.status} after ${Duration.format(context.jobTimeout)}`
-    yield* finish(name, marker, { failure: reason })
+    yield* finish(name, marker, { failure: reason }, context)
     context.counters.failed++
     return yield* Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
   }

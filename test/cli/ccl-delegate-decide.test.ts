@@ -79,7 +79,7 @@ describe("ccl-delegate decide", () => {
 
   it("never prints the API key, even when the configuration is invalid", () => {
     const { code, stderr, stdout } = decide(["--field", "preferred_ai=gpu"], { ...key, API_PORT: "x" })
-    expect(code).toBe(1)
+    expect(code).toBe(2)
     expect(stderr).toContain("API_PORT=\"x\"")
     expect(stderr + stdout).not.toContain("sk-test")
   })

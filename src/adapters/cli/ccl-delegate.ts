@@ -12,7 +12,7 @@ import { decide } from "../../domain/routing.ts"
 import { makeTask, parseTask, type Task, TaskName, withFieldPairs } from "../../domain/task.ts"
 import { type JobView, Secutools, type SubmitRequest } from "../../ports/secutools.ts"
 import { type OnRetry, waitForResult } from "../../services/secutools-policy.ts"
-import { HttpSecutoolsFromConfig } from "../http-secutools.ts"
+import { SecutoolsFromConfig } from "../secutools-layer.ts"
 
 const FIELDS_SOURCE = "--field"
 
@@ -72,7 +72,7 @@ const reportRetry: OnRetry = (error, delay) =>
 
 /** Secutools over HTTP as the environment configures it; without SECUTOOLS_API_KEY every call fails, nothing is sent. */
 const SecutoolsFromEnv = Layer.unwrap(Effect.gen(function*() {
-  return HttpSecutoolsFromConfig(yield* Config, reportRetry)
+  return SecutoolsFromConfig(yield* Config, reportRetry)
 })).pipe(Layer.provide(Config.layer))
 
 const nonEmpty = (name: string, description: string) =>

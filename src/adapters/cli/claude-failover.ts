@@ -12,6 +12,7 @@ import { daemon } from "../../daemon.ts"
 import { type TaskName, taskNameFrom } from "../../domain/task.ts"
 import { Stages, TaskStore } from "../../ports/task-store.ts"
 import { finishLocalTask } from "../../services/task-moves.ts"
+import { statusCommand } from "./status.ts"
 
 export class TaskCommandError extends Data.TaggedError("TaskCommandError")<{ readonly message: string }> {}
 
@@ -84,6 +85,12 @@ export const taskCommand = Command.make("task").pipe(
 
 export const claudeFailover = Command.make("claude-failover", {}, () => daemon).pipe(
   Command.withDescription("Route a queue of agent tasks to Claude Code sessions in tmux or to secutools"),
-  Command.withSubcommands([configCommand, taskCommand]),
-  Command.provide(Config.layer)
+  Command.withSharedFlags({
+    config: Flag.String("config").pipe(
+      Flag.withDescription("A YAML file of settings (env names in lower case, e.g. queue_dir); the env wins"),
+      Flag.optional
+    )
+  }),
+  Command.withSubcommands([configCommand, taskCommand, statusCommand]),
+  Command.provide(({ config }) => Config.layerWithFile(config))
 )

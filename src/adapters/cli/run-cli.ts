@@ -15,6 +15,10 @@ const isUsageError = (error: unknown): boolean =>
   typeof error === "object" && error !== null && "_tag" in error && error._tag === "ShowHelp" &&
   "errors" in error && Array.isArray(error.errors) && error.errors.length > 0
 
+/** Bad settings are a usage error too: exit 2, before anything has started. */
+const isConfigError = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && "_tag" in error && error._tag === "ConfigInvalid"
+
 const describeFailure = (error: unknown): string =>
   error instanceof Error ? error.message : typeof error === "string" ? error : JSON.stringify(error)
 
@@ -34,7 +38,10 @@ export const runCli = <Name extends string, Input, CI, E>(
         onSome: (error) =>
           isUsageError(error)
             ? setExitCode(EXIT_USAGE)
-            : Effect.andThen(Console.error(`${program}: ${describeFailure(error)}`), setExitCode(EXIT_FAILURE)),
+            : Effect.andThen(
+              Console.error(`${program}: ${describeFailure(error)}`),
+              setExitCode(isConfigError(error) ? EXIT_USAGE : EXIT_FAILURE)
+            ),
         onNone: () => Effect.andThen(Console.error(`${program}: ${Cause.pretty(cause)}`), setExitCode(EXIT_FAILURE))
       })
     ),

@@ -1,0 +1,45 @@
+/**
+ * Which Secutools the configuration asks for: the HTTP API (`SECUTOOLS_MODE=http`, needs SECUTOOLS_API_KEY), the
+ * stand-in server started in this process (`fake`, for staging), or none. Easy to get wrong: without a key in
+ * `http` mode nothing may be sent at all, so every call fails before touching the network.
+ */
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { Effect, Layer, Option, Redacted } from "effect"
+import type { AppConfig } from "../config.ts"
+import { Secutools, SecutoolsError } from "../ports/secutools.ts"
+import type { OnRetry } from "../services/secutools-policy.ts"
+import { startFakeSecutools } from "./fake-secutools/server.ts"
+import { HttpSecutoolsLayer, retryPolicyOf } from "./http-secutools.ts"
+
+const disabled = (operation: string) =>
+  new SecutoolsError({ operation, reason: { _tag: "Status", status: 401, body: "SECUTOOLS_API_KEY is not set" } })
+
+const Disabled = Layer.succeed(Secutools, {
+  submit: (request) => Effect.fail(disabled(`submit ${request.task_id}`)),
+  get: (jobId) => Effect.fail(disabled(`get ${jobId}`))
+})
+
+const overHttp = (config: AppConfig, baseUrl: string, apiKey: Redacted.Redacted<string>, onRetry?: OnRetry) =>
+  HttpSecutoolsLayer({ baseUrl, apiKey, requestTimeout: config.secutoolsTimeout }, retryPolicyOf(config), onRetry).pipe(
+    Layer.provide(NodeHttpClient.layerUndici)
+  )
+
+/** The stand-in on a free loopback port for as long as the layer lives; jobs take a few seconds and succeed. */
+const InProcessFake = (config: AppConfig, onRetry?: OnRetry) =>
+  Layer.unwrap(Effect.gen(function*() {
+    const apiKey = Redacted.make(`fake-${crypto.randomUUID()}`)
+    const server = yield* Effect.acquireRelease(
+      Effect.promise(() => startFakeSecutools({ apiKey: Redacted.value(apiKey), durationMs: 3000 })),
+      (running) => Effect.promise(() => running.close())
+    )
+    yield* Effect.logInfo(`SECUTOOLS_MODE=fake: secutools stand-in at ${server.url}`)
+    return overHttp(config, server.url, apiKey, onRetry)
+  }))
+
+export const SecutoolsFromConfig = (config: AppConfig, onRetry?: OnRetry) =>
+  config.secutoolsMode === "fake"
+    ? InProcessFake(config, onRetry)
+    : Option.match(config.secutoolsApiKey, {
+      onNone: () => Disabled,
+      onSome: (apiKey) => overHttp(config, config.secutoolsUrl, apiKey, onRetry)
+    })

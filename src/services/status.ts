@@ -1,0 +1,119 @@
+/**
+ * One snapshot of everything an operator asks about: sessions, stale tasks, the queue by stage, delegated jobs and
+ * the counters behind /metrics. Easy to get wrong: it is read-only and cheap enough to serve on every request, so it
+ * lists the queue but parses only the frontmatter of active and pending tasks, never the done/ archive.
+ */
+import { Clock, Context, Effect, Layer, Option, Result } from "effect"
+import type { Histogram } from "../domain/histogram.ts"
+import { parseTask, type TaskName } from "../domain/task.ts"
+import { type Stage, Stages, TaskStore } from "../ports/task-store.ts"
+import { type ActiveJob, Delegation, type DelegationCounters } from "./delegation.ts"
+import { Dispatcher } from "./dispatcher.ts"
+
+export interface SessionView {
+  readonly session: string
+  /** idle | busy | permission_prompt | usage_limited | exited | unknown | missing */
+  readonly state: string
+  readonly account: string
+  readonly task: string | null
+  /** ISO instant until which the session's account rests after a usage limit, or null. */
+  readonly cooldown_until: string | null
+}
+
+export interface StaleView {
+  readonly task: string
+  readonly session: string
+  readonly unchanged_for_s: number
+}
+
+export interface TaskView {
+  readonly name: string
+  readonly state: string
+  readonly session?: string
+  readonly provider?: string
+  readonly job_id?: string
+  readonly attempts?: number
+}
+
+export interface Snapshot {
+  /** When the snapshot was taken (ISO). */
+  readonly at: string
+  readonly sessions: ReadonlyArray<SessionView>
+  readonly stale: ReadonlyArray<StaleView>
+  readonly attention: ReadonlyArray<{ readonly session: string; readonly reason: string }>
+  /** Tasks per stage, by name. done/ and failed/ are counted, and listed with their names only. */
+  readonly tasks: Readonly<Record<Stage, ReadonlyArray<TaskView>>>
+  readonly dispatcher: { readonly dispatched: number; readonly failovers: number; readonly malformed: number }
+  readonly delegation: {
+    readonly active: ReadonlyArray<ActiveJob>
+    readonly counters: DelegationCounters & { readonly active: number }
+  }
+  /** Seconds each delegated job took from submission to its task being finished by the reaper. */
+  readonly reapLatency: Histogram
+}
+
+export class StatusReport extends Context.Service<StatusReport, {
+  readonly snapshot: Effect.Effect<Snapshot>
+}>()("claude-failover/services/StatusReport") {}
+
+const iso = (ms: number) => new Date(ms).toISOString()
+
+const taskView = (name: TaskName, text: string, stage: Stage): TaskView =>
+  Result.match(parseTask(name, text), {
+    onFailure: () => ({ name, state: stage === "failed" ? "failed" : "unparsable" }),
+    onSuccess: ({ fields }) => ({
+      name,
+      state: fields.state ?? "pending",
+      ...(fields.session === undefined ? {} : { session: fields.session }),
+      ...(fields.provider === undefined ? {} : { provider: fields.provider }),
+      ...(fields.job_id === undefined ? {} : { job_id: fields.job_id }),
+      ...(fields.attempts === undefined ? {} : { attempts: fields.attempts })
+    })
+  })
+
+export const makeStatusReport = Effect.gen(function*() {
+  const store = yield* TaskStore
+  const dispatcher = yield* Dispatcher
+  const delegation = yield* Delegation
+
+  const stage = (name: Stage) =>
+    Effect.gen(function*() {
+      const names = yield* store.list(name)
+      if (name === "done" || name === "failed") return names.map((task): TaskView => ({ name: task, state: name }))
+      const views: Array<TaskView> = []
+      for (const task of names) {
+        const read = yield* Effect.result(store.read(name, task))
+        if (Result.isSuccess(read)) views.push(taskView(task, read.success.text, name))
+      }
+      return views
+    }).pipe(Effect.orElseSucceed((): ReadonlyArray<TaskView> => []))
+
+  const snapshot = Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const local = yield* dispatcher.status
+    const delegated = yield* delegation.status
+    const tasks = Object.fromEntries(
+      yield* Effect.forEach(Stages, (name) => Effect.map(stage(name), (views) => [name, views] as const))
+    ) as Record<Stage, ReadonlyArray<TaskView>>
+    return {
+      at: iso(now),
+      sessions: local.sessions.map((s) => ({
+        session: s.session,
+        state: s.state,
+        account: s.account,
+        task: Option.getOrNull(s.task),
+        cooldown_until: Option.match(s.cooldownUntil, { onNone: () => null, onSome: iso })
+      })),
+      stale: local.stale.map((s) => ({ task: s.task, session: s.session, unchanged_for_s: Math.round(s.unchangedForMs / 1000) })),
+      attention: local.attention,
+      tasks,
+      dispatcher: local.counters,
+      delegation: { active: delegated.active, counters: delegated.counters },
+      reapLatency: delegated.reapLatency
+    } satisfies Snapshot
+  })
+
+  return StatusReport.of({ snapshot })
+})
+
+export const StatusReportLayer = Layer.effect(StatusReport, makeStatusReport)

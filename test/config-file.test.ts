@@ -1,0 +1,72 @@
+/** The YAML configuration file: env names in lower case, lists and maps in env syntax, the env winning. */
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Option, Result } from "effect"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { parseConfigFile, withEnvOver } from "../src/config-file.ts"
+import { loadConfig, Settings } from "../src/config.ts"
+
+const KNOWN = Object.values(Settings).map((setting) => setting.env)
+
+const fileWith = (text: string) => {
+  const path = join(mkdtempSync(join(tmpdir(), "cf-config-")), "claude-failover.yaml")
+  writeFileSync(path, text)
+  return path
+}
+
+describe("configuration file", () => {
+  it("reads scalars, lists and maps in the env's syntax", () => {
+    const parsed = parseConfigFile(
+      "c.yaml",
+      "queue_dir: /srv/queue\napi_port: 0\ntmux_sessions: [claude-1, claude-2]\ntmux_accounts:\n  a: [claude-1, claude-2]\n  b: [claude-3]\ncomplexity_map:\n  low: gemini\n",
+      KNOWN
+    )
+    expect(parsed).toStrictEqual({
+      settings: {
+        QUEUE_DIR: "/srv/queue",
+        API_PORT: "0",
+        TMUX_SESSIONS: "claude-1,claude-2",
+        TMUX_ACCOUNTS: "a:claude-1,claude-2;b:claude-3",
+        COMPLEXITY_MAP: "low=gemini"
+      },
+      problems: []
+    })
+  })
+
+  it("names the file, line and column of a syntax error and of an unknown setting", () => {
+    expect(parseConfigFile("c.yaml", "queue_dir: [unclosed\n", KNOWN).problems[0]).toMatch(/^c\.yaml:\d+:\d+: invalid YAML: /)
+    const unknown = parseConfigFile("c.yaml", "queue_dir: q\nqueue_dirx: 1\nQUEUE_DIR: q\n", KNOWN).problems
+    expect(unknown).toHaveLength(2)
+    expect(unknown[0]).toMatch(/^c\.yaml:2:1: unknown setting 'queue_dirx' \(known: queue_dir, /)
+    expect(unknown[1]).toMatch(/^c\.yaml:3:1: unknown setting 'QUEUE_DIR'/)
+  })
+
+  it("lets a non-blank env value win over the file", () => {
+    expect(withEnvOver({ QUEUE_DIR: "/file", POLL_INTERVAL: "1s" }, { QUEUE_DIR: "/env", POLL_INTERVAL: " " })).toStrictEqual({
+      QUEUE_DIR: "/env",
+      POLL_INTERVAL: "1s"
+    })
+  })
+
+  it("reports the file's problems and the merged values' problems together", () => {
+    const path = fileWith("queue_dirx: 1\napi_port: 99999\npoll_interval: 2s\n")
+    const result = loadConfig(Option.some(path), { POLL_INTERVAL: "soon" })
+    expect(Result.isFailure(result) ? result.failure.problems : []).toStrictEqual([
+      expect.stringContaining(`${path}:1:1: unknown setting 'queue_dirx'`),
+      "API_PORT=\"99999\": expected a whole number from 0 to 65535",
+      "POLL_INTERVAL=\"soon\": expected a duration such as 500ms, 30s, 5m or 1h"
+    ])
+  })
+
+  it("resolves a good file under the env", () => {
+    const config = Result.getOrThrow(loadConfig(Option.some(fileWith("queue_dir: /from/file\npoll_interval: 1s\n")), { POLL_INTERVAL: "3s" }))
+    expect(config.queueDir).toBe("/from/file")
+    expect(Duration.toMillis(config.pollInterval)).toBe(3_000)
+  })
+
+  it("says when the file cannot be read", () => {
+    const result = loadConfig(Option.some("/nonexistent/claude-failover.yaml"), {})
+    expect(Result.isFailure(result) ? result.failure.problems[0] : "").toMatch(/^\/nonexistent\/claude-failover\.yaml: cannot read: /)
+  })
+})
