@@ -5,7 +5,7 @@
  */
 import { watch } from "node:fs"
 import { join, resolve } from "node:path"
-import { Duration, Effect, Layer, Logger, Option } from "effect"
+import { Cause, Duration, Effect, Layer, Logger, Option } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
 import { CliTmuxLayer } from "./adapters/cli-tmux.ts"
 import { DryRunTmuxLayer } from "./adapters/dry-run-tmux.ts"
@@ -64,13 +64,26 @@ export const delegationSettings = (config: AppConfig): DelegationSettings => ({
   jobTimeout: config.secutoolsJobTimeout
 })
 
+/** Runs a loop forever: a defect is logged and the loop starts again a second later; only interruption stops it. */
+export const supervised = (name: string, loop: Effect.Effect<never>): Effect.Effect<never> =>
+  loop.pipe(
+    Effect.catchCause((cause) =>
+      Cause.hasInterruptsOnly(cause)
+        ? Effect.failCause(cause)
+        : Effect.logError(`${name} loop stopped unexpectedly; restarting in 1s`, Cause.pretty(cause)).pipe(
+          Effect.andThen(Effect.sleep(Duration.seconds(1)))
+        )
+    ),
+    Effect.forever
+  )
+
 /** Submitter and reaper run only with delegation enabled; without a key, delegated tasks wait, untouched. */
 const startDelegation = (enabled: boolean) =>
   Effect.gen(function*() {
     const delegation = yield* Delegation
     if (enabled) {
       yield* delegation.resume
-      yield* Effect.forkScoped(delegation.run)
+      yield* Effect.forkScoped(supervised("delegation", delegation.run))
       return
     }
     const waiting = yield* TaskStore.use((store) => store.listMarkers())
@@ -96,7 +109,7 @@ export const runDaemon = Effect.gen(function*() {
   yield* startDelegation(settings.routing.delegationEnabled)
   yield* watchQueue(settings.queueDir)
   const dispatcher = yield* Dispatcher
-  return yield* dispatcher.run
+  return yield* supervised("dispatcher", dispatcher.run)
 }).pipe(Effect.scoped)
 
 /** Secutools as configured, its retries counted for the status API. */
