@@ -10,6 +10,7 @@ import type { ChildProcessSpawner } from "effect/process"
 import { CliTmuxLayer } from "./adapters/cli-tmux.ts"
 import { DryRunTmuxLayer } from "./adapters/dry-run-tmux.ts"
 import { FsTaskStoreLayer } from "./adapters/fs-task-store.ts"
+import { HttpApiLayer } from "./adapters/http-api/server.ts"
 import { logRetry } from "./adapters/http-secutools.ts"
 import { SecutoolsFromConfig } from "./adapters/secutools-layer.ts"
 import { TaskStore } from "./ports/task-store.ts"
@@ -17,6 +18,7 @@ import { type AppConfig, Config, describeConfig, routingSettings } from "./confi
 import { Delegation, DelegationCountersRef, DelegationLayer, type DelegationSettings } from "./services/delegation.ts"
 import { Dispatcher, DispatcherLayer, type DispatchSettings } from "./services/dispatcher.ts"
 import { recover } from "./services/recovery.ts"
+import { StatusReportLayer } from "./services/status.ts"
 
 /** The command an agent runs when finished: this Node and this checkout's CLI, by absolute path. */
 export const completionProgram = (): ReadonlyArray<string> => [
@@ -136,11 +138,15 @@ export const daemonLayer = (config: AppConfig) => {
     tmuxLayer(config),
     secutoolsLayer(config)
   ).pipe(Layer.provideMerge(DelegationCountersRef.layer))
-  return DispatcherLayer(settings).pipe(
+  const core = DispatcherLayer(settings).pipe(
     Layer.provideMerge(DelegationLayer(delegationSettings(config))),
     Layer.provideMerge(ports),
     Layer.provideMerge(Logger.layer([config.logFormat === "json" ? Logger.consoleJson : Logger.consolePretty()]))
   )
+  const api = HttpApiLayer({ host: config.apiHost, port: config.apiPort, token: config.apiToken }).pipe(
+    Layer.provide(StatusReportLayer)
+  )
+  return api.pipe(Layer.provideMerge(core))
 }
 
 export const daemon: Effect.Effect<never, unknown, Config | ChildProcessSpawner.ChildProcessSpawner> = Effect.gen(

@@ -12,10 +12,14 @@ const STANDIN = join(ROOT, "stand-ins/claude-code.ts")
 const DAEMON = join(ROOT, "bin/claude-failover.js")
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs` saying what it waited for. */
-export const waitFor = async <A>(what: string, check: () => A | undefined | false, timeoutMs = 30_000): Promise<A> => {
+export const waitFor = async <A>(
+  what: string,
+  check: () => A | undefined | false | Promise<A | undefined | false>,
+  timeoutMs = 30_000
+): Promise<A> => {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const value = check()
+    const value = await check()
     if (value !== undefined && value !== false) return value
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 100))
@@ -86,7 +90,7 @@ export class Daemon {
   constructor(env: Readonly<Record<string, string>>) {
     this.process = spawn(process.execPath, [DAEMON], {
       cwd: ROOT,
-      env: { ...process.env, POLL_INTERVAL: "250ms", SCAN_INTERVAL: "1s", ...env },
+      env: { ...process.env, POLL_INTERVAL: "250ms", SCAN_INTERVAL: "1s", API_PORT: "0", ...env },
       stdio: ["ignore", "pipe", "pipe"]
     })
     this.process.stdout?.on("data", (chunk: Buffer) => (this.output += chunk.toString()))

@@ -1,0 +1,190 @@
+/**
+ * `claude-failover status`: asks a running daemon's status API and prints sessions, queue, delegated jobs and
+ * watchdog findings as tables (or, with --json, the four answers as one object).
+ * Easy to get wrong: API_HOST is where the daemon binds, not where to call it, so 0.0.0.0 / :: mean loopback here.
+ */
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { Console, Data, Duration, Effect, Option, type Redacted, Schema } from "effect"
+import { Command, Flag } from "effect/cli"
+import { HttpClient, HttpClientRequest } from "effect/http"
+import { Config } from "../../config.ts"
+import {
+  DelegatedStatus,
+  Paths,
+  SessionsStatus,
+  TasksStatus,
+  WatchdogStatus
+} from "../http-api/contract.ts"
+import { EXIT_FAILURE } from "./run-cli.ts"
+
+/** Why the status could not be shown; the message is the whole line after `claude-failover status: `. */
+export class StatusError extends Data.TaggedError("StatusError")<{ readonly message: string }> {}
+
+const REQUEST_TIMEOUT = Duration.seconds(5)
+const BODY_EXCERPT = 200
+
+/** Where to reach the daemon from this host, given where it binds. */
+export const daemonUrl = (host: string, port: number): string => {
+  const reachable = host === "0.0.0.0" ? "127.0.0.1" : host === "::" || host === "[::]" ? "::1" : host
+  return `http://${reachable.includes(":") && !reachable.startsWith("[") ? `[${reachable}]` : reachable}:${port}`
+}
+
+/** The innermost cause's code and message (`ECONNREFUSED`, …): the transport error's own message only names the URL. */
+const transportDetail = (error: unknown): string => {
+  let current: unknown = error
+  let detail = ""
+  for (let depth = 0; depth < 8 && typeof current === "object" && current !== null; depth++) {
+    const code = "code" in current && typeof current.code === "string" ? current.code : undefined
+    const message = "message" in current && typeof current.message === "string" ? current.message : undefined
+    if (message !== undefined && message !== "") detail = code !== undefined && !message.includes(code) ? `${code} ${message}` : message
+    current = "cause" in current ? current.cause : undefined
+  }
+  return detail
+}
+
+interface Answers {
+  readonly sessions: SessionsStatus
+  readonly tasks: TasksStatus
+  readonly delegated: DelegatedStatus
+  readonly watchdog: WatchdogStatus
+}
+
+const fetchAnswers = (base: string, token: Option.Option<Redacted.Redacted<string>>) =>
+  Effect.gen(function*() {
+    const client = (yield* HttpClient.HttpClient).pipe(
+      HttpClient.mapRequest((request) =>
+        Option.match(token, {
+          onNone: () => HttpClientRequest.acceptJson(request),
+          onSome: (value) => HttpClientRequest.bearerToken(HttpClientRequest.acceptJson(request), value)
+        })
+      )
+    )
+    const unreachable = (detail: string) =>
+      new StatusError({ message: `cannot reach the daemon at ${base}: ${detail}` })
+
+    const get = <A>(path: string, schema: Schema.Codec<A, unknown>) =>
+      Effect.gen(function*() {
+        const response = yield* client.get(`${base}${path}`)
+        const body = yield* response.text
+        if (response.status === 401) {
+          return yield* new StatusError({
+            message: Option.isNone(token)
+              ? `the daemon at ${base} requires a token: set API_TOKEN to the daemon's API_TOKEN`
+              : `the daemon at ${base} rejected the token in API_TOKEN (401): it is not the daemon's API_TOKEN`
+          })
+        }
+        if (response.status !== 200) {
+          return yield* new StatusError({
+            message: `${base}${path} answered ${response.status}: ${body.slice(0, BODY_EXCERPT)}`
+          })
+        }
+        return yield* Schema.decodeUnknownEffect(Schema.fromJsonString(schema))(body).pipe(
+          Effect.mapError((error) =>
+            new StatusError({
+              message: `${base}${path} is not a claude-failover status answer: ${error.message.slice(0, BODY_EXCERPT)}`
+            })
+          )
+        )
+      }).pipe(
+        Effect.catchTag("HttpClientError", (error) => Effect.fail(unreachable(transportDetail(error)))),
+        Effect.timeoutOrElse({
+          duration: REQUEST_TIMEOUT,
+          orElse: () => Effect.fail(unreachable(`no answer within ${Duration.format(REQUEST_TIMEOUT)}`))
+        })
+      )
+
+    return yield* Effect.all({
+      sessions: get(Paths.sessions, SessionsStatus),
+      tasks: get(Paths.tasks, TasksStatus),
+      delegated: get(Paths.delegated, DelegatedStatus),
+      watchdog: get(Paths.watchdog, WatchdogStatus)
+    }, { concurrency: "unbounded" })
+  }).pipe(Effect.provide(NodeHttpClient.layerUndici))
+
+/** Names come from tmux and file names: a control character would drive the terminal, so it prints as `?`. */
+const printable = (text: string): string => text.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?")
+
+const table = (headers: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): ReadonlyArray<string> => {
+  if (rows.length === 0) return ["  none"]
+  const cells = [headers, ...rows.map((row) => row.map(printable))]
+  const widths = headers.map((_, column) => Math.max(...cells.map((row) => (row[column] ?? "").length)))
+  return cells.map((row) =>
+    `  ${row.map((cell, column) => column === row.length - 1 ? cell : cell.padEnd(widths[column] ?? 0)).join("  ")}`
+  )
+}
+
+const dash = (value: string | null): string => value ?? "-"
+
+/** `42m 10s`, `3h 5m`, `12s`. */
+export const formatAge = (seconds: number): string => {
+  const h = Math.floor(seconds / 3600)
+  const m = Math.floor((seconds % 3600) / 60)
+  const s = seconds % 60
+  return h > 0 ? `${h}h ${m}m` : m > 0 ? `${m}m ${s}s` : `${s}s`
+}
+
+export const renderStatus = ({ delegated, sessions, tasks, watchdog }: Answers): string => {
+  const c = delegated.counters
+  return [
+    "Sessions",
+    ...table(
+      ["NAME", "STATE", "ACCOUNT", "TASK", "COOLDOWN UNTIL"],
+      sessions.sessions.map((s) => [s.session, s.state, s.account, dash(s.task), dash(s.cooldown_until)])
+    ),
+    "",
+    "Queue",
+    ...table(["STAGE", "TASKS"], (["pending", "active", "done", "failed"] as const).map((stage) => [stage, String(tasks.counts[stage])])),
+    "",
+    "Delegated jobs",
+    ...table(
+      ["TASK", "PROVIDER", "JOB", "STATE", "POLLS", "SUBMITTED"],
+      delegated.active.map((job) => [job.task, job.provider, dash(job.job_id), job.state, String(job.polls), dash(job.submitted_at)])
+    ),
+    `  submitted ${c.submitted} · completed ${c.completed} · failed ${c.failed} · retries ${c.retries} · rejected ${c.rejected} · active ${c.active}`,
+    "",
+    "Stale tasks",
+    ...table(
+      ["TASK", "SESSION", "UNCHANGED FOR"],
+      watchdog.stale.map((s) => [s.task, s.session, formatAge(s.unchanged_for_s)])
+    ),
+    "",
+    "Sessions needing attention",
+    ...table(["SESSION", "REASON"], watchdog.attention.map((a) => [a.session, a.reason]))
+  ].join("\n")
+}
+
+const show = Effect.fn("status.show")(function*(url: Option.Option<string>, json: boolean) {
+  const config = yield* Config
+  if (Option.isNone(url) && config.apiPort === 0) {
+    return yield* new StatusError({
+      message: "API_PORT is 0 (the daemon picks a free port): give --url with the address the daemon logged"
+    })
+  }
+  const base = Option.getOrElse(url, () => daemonUrl(config.apiHost, config.apiPort)).replace(/\/+$/, "")
+  const answers = yield* fetchAnswers(base, config.apiToken)
+  yield* Console.log(json ? JSON.stringify(answers, null, 2) : renderStatus(answers))
+})
+
+export const statusCommand = Command.make("status", {
+  url: Flag.String("url").pipe(
+    Flag.withDescription("The daemon's status API (default: http://API_HOST:API_PORT, i.e. http://127.0.0.1:7878)"),
+    Flag.filter((raw) => URL.canParse(raw), () => "a URL such as http://127.0.0.1:7878"),
+    Flag.optional
+  ),
+  json: Flag.Boolean("json").pipe(
+    Flag.withDescription("Print the four answers as one JSON object: {sessions, tasks, delegated, watchdog}"),
+    Flag.withDefault(false)
+  )
+}, ({ json, url }) =>
+  show(url, json).pipe(
+    // Printed here rather than by the runner so the line names the subcommand: `claude-failover status: …`.
+    Effect.catchTag("StatusError", (error) =>
+      Effect.andThen(
+        Console.error(`claude-failover status: ${error.message}`),
+        Effect.sync(() => {
+          process.exitCode = EXIT_FAILURE
+        })
+      ))
+  )).pipe(
+    Command.withDescription("Show a running daemon's sessions, queue, delegated jobs and stale tasks (API_TOKEN from env)")
+  )

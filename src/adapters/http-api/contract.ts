@@ -1,0 +1,88 @@
+/**
+ * The JSON bodies of the status API, as Schemas: the routes build them, `claude-failover status` decodes them.
+ * Easy to get wrong: these shapes are the public contract (the README quotes them), so a field is renamed here or
+ * nowhere, and the `Snapshot` of the status service is mapped onto them field by field, never passed through whole.
+ */
+import { Schema } from "effect"
+
+const Count = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))
+
+export const Health = Schema.Struct({ status: Schema.Literal("ok") })
+
+export const ErrorBody = Schema.Struct({ error: Schema.String })
+
+export const DelegationCountersBody = Schema.Struct({
+  submitted: Count,
+  completed: Count,
+  failed: Count,
+  retries: Count,
+  rejected: Count,
+  active: Count
+})
+
+export const ActiveJobBody = Schema.Struct({
+  task: Schema.String,
+  provider: Schema.String,
+  /** `submitting` until secutools accepted the job, then `submitted`. */
+  state: Schema.String,
+  job_id: Schema.NullOr(Schema.String),
+  submitted_at: Schema.NullOr(Schema.String),
+  created_at: Schema.String,
+  polls: Count
+})
+
+/** `GET /api/delegated/status` */
+export const DelegatedStatus = Schema.Struct({
+  active: Schema.Array(ActiveJobBody),
+  counters: DelegationCountersBody
+})
+export type DelegatedStatus = typeof DelegatedStatus.Type
+
+/** `GET /watchdog/status` */
+export const WatchdogStatus = Schema.Struct({
+  stale: Schema.Array(Schema.Struct({ task: Schema.String, session: Schema.String, unchanged_for_s: Count })),
+  attention: Schema.Array(Schema.Struct({ session: Schema.String, reason: Schema.String })),
+  delegation: DelegationCountersBody
+})
+export type WatchdogStatus = typeof WatchdogStatus.Type
+
+export const TaskBody = Schema.Struct({
+  name: Schema.String,
+  state: Schema.String,
+  session: Schema.optionalKey(Schema.String),
+  provider: Schema.optionalKey(Schema.String),
+  job_id: Schema.optionalKey(Schema.String),
+  attempts: Schema.optionalKey(Count)
+})
+
+/** `GET /api/tasks`: done/ and failed/ entries carry their name and stage only. */
+export const TasksStatus = Schema.Struct({
+  pending: Schema.Array(TaskBody),
+  active: Schema.Array(TaskBody),
+  done: Schema.Array(TaskBody),
+  failed: Schema.Array(TaskBody),
+  counts: Schema.Struct({ pending: Count, active: Count, done: Count, failed: Count })
+})
+export type TasksStatus = typeof TasksStatus.Type
+
+/** `GET /api/sessions` */
+export const SessionsStatus = Schema.Struct({
+  sessions: Schema.Array(Schema.Struct({
+    session: Schema.String,
+    state: Schema.String,
+    account: Schema.String,
+    task: Schema.NullOr(Schema.String),
+    cooldown_until: Schema.NullOr(Schema.String)
+  }))
+})
+export type SessionsStatus = typeof SessionsStatus.Type
+
+/** The paths, so the router, the CLI and the tests name each endpoint once. */
+export const Paths = {
+  health: "/healthz",
+  delegated: "/api/delegated/status",
+  watchdog: "/watchdog/status",
+  tasks: "/api/tasks",
+  sessions: "/api/sessions",
+  metrics: "/metrics"
+} as const

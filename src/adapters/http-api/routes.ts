@@ -1,0 +1,156 @@
+/**
+ * The status API's routes: health, queue, sessions, delegated jobs, watchdog and Prometheus metrics, all read-only.
+ * Easy to get wrong: with API_TOKEN set every route but /healthz (unknown paths included) answers 401 without the
+ * bearer token, compared in constant time and never echoed; and each request reads the status snapshot exactly once.
+ */
+import { createHash, timingSafeEqual } from "node:crypto"
+import { Effect, Option, Redacted } from "effect"
+import { Headers, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { type Snapshot, StatusReport } from "../../services/status.ts"
+import {
+  type DelegatedStatus,
+  Paths,
+  type SessionsStatus,
+  type TasksStatus,
+  type WatchdogStatus
+} from "./contract.ts"
+import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.ts"
+
+export interface ApiRoutesOptions {
+  /** When set, every route but /healthz requires `Authorization: Bearer <token>`. */
+  readonly token: Option.Option<Redacted.Redacted<string>>
+}
+
+const counters = (snapshot: Snapshot): DelegatedStatus["counters"] => {
+  const c = snapshot.delegation.counters
+  return {
+    submitted: c.submitted,
+    completed: c.completed,
+    failed: c.failed,
+    retries: c.retries,
+    rejected: c.rejected,
+    active: c.active
+  }
+}
+
+export const delegatedBody = (snapshot: Snapshot): DelegatedStatus => ({
+  active: snapshot.delegation.active.map((job) => ({
+    task: job.task,
+    provider: job.provider,
+    state: job.state,
+    job_id: job.job_id,
+    submitted_at: job.submitted_at,
+    created_at: job.created_at,
+    polls: job.polls
+  })),
+  counters: counters(snapshot)
+})
+
+export const watchdogBody = (snapshot: Snapshot): WatchdogStatus => ({
+  stale: snapshot.stale.map((s) => ({ task: s.task, session: s.session, unchanged_for_s: s.unchanged_for_s })),
+  attention: snapshot.attention.map((a) => ({ session: a.session, reason: a.reason })),
+  delegation: counters(snapshot)
+})
+
+export const tasksBody = (snapshot: Snapshot): TasksStatus => {
+  const views = (stage: keyof Snapshot["tasks"]): TasksStatus["pending"] =>
+    snapshot.tasks[stage].map((task) => ({
+      name: task.name,
+      state: task.state,
+      ...(task.session === undefined ? {} : { session: task.session }),
+      ...(task.provider === undefined ? {} : { provider: task.provider }),
+      ...(task.job_id === undefined ? {} : { job_id: task.job_id }),
+      ...(task.attempts === undefined ? {} : { attempts: task.attempts })
+    }))
+  const { tasks } = snapshot
+  return {
+    pending: views("pending"),
+    active: views("active"),
+    done: views("done"),
+    failed: views("failed"),
+    counts: {
+      pending: tasks.pending.length,
+      active: tasks.active.length,
+      done: tasks.done.length,
+      failed: tasks.failed.length
+    }
+  }
+}
+
+export const sessionsBody = (snapshot: Snapshot): SessionsStatus => ({
+  sessions: snapshot.sessions.map((s) => ({
+    session: s.session,
+    state: s.state,
+    account: s.account,
+    task: s.task,
+    cooldown_until: s.cooldown_until
+  }))
+})
+
+const errorResponse = (status: number, error: string, headers: Record<string, string> = {}) =>
+  HttpServerResponse.jsonUnsafe({ error }, { status, headers })
+
+const unauthorized = errorResponse(401, "missing or wrong bearer token (Authorization: Bearer API_TOKEN)", {
+  "www-authenticate": "Bearer"
+})
+
+const digest = (text: string): Buffer => createHash("sha256").update(text, "utf8").digest()
+
+/** Digests first: equal-length buffers for timingSafeEqual, so neither the token nor its length leaks through timing. */
+const matches = (given: string, expected: Redacted.Redacted<string>): boolean =>
+  timingSafeEqual(digest(given), digest(Redacted.value(expected)))
+
+const BEARER = /^bearer +(.+)$/i
+
+/** Runs `handler` only for a request that carries the token (always, when none is configured); else 401. */
+const authorized = (token: Option.Option<Redacted.Redacted<string>>) =>
+  <E, R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+    Option.match(token, {
+      onNone: () => handler,
+      onSome: (expected) =>
+        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+          const given = Option.flatMap(
+            Headers.get(request.headers, "authorization"),
+            (value) => Option.fromNullishOr(BEARER.exec(value.trim())?.[1])
+          )
+          return Option.isSome(given) && matches(given.value, expected) ? handler : Effect.succeed(unauthorized)
+        })
+    })
+
+/** Reads the snapshot once and answers with what `render` makes of it. */
+const fromSnapshot = <E>(render: (snapshot: Snapshot) => Effect.Effect<HttpServerResponse.HttpServerResponse, E>) =>
+  StatusReport.use((status) => Effect.flatMap(status.snapshot, render))
+
+const json = <A>(body: (snapshot: Snapshot) => A) =>
+  fromSnapshot((snapshot) => HttpServerResponse.json(body(snapshot)))
+
+const KnownPaths: ReadonlyArray<string> = Object.values(Paths)
+
+/** A known path asked with another method is 405 (nothing is served, so no token is needed); anything else is 404. */
+const fallback = (guard: ReturnType<typeof authorized>) =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const path = new URL(request.url, "http://localhost").pathname
+    return KnownPaths.includes(path)
+      ? Effect.succeed(errorResponse(405, `${request.method} is not allowed on ${path}; use GET`, { allow: "GET" }))
+      : guard(Effect.succeed(errorResponse(404, `no route ${request.method} ${path}`)))
+  })
+
+/** The routes as a Layer for `HttpRouter.serve`; handlers need `StatusReport`. */
+export const ApiRoutes = (options: ApiRoutesOptions) =>
+  HttpRouter.use(Effect.fn("HttpApi.routes")(function*(router) {
+    const guard = authorized(options.token)
+    yield* router.add("GET", Paths.health, HttpServerResponse.jsonUnsafe({ status: "ok" }))
+    yield* router.add("GET", Paths.delegated, guard(json(delegatedBody)))
+    yield* router.add("GET", Paths.watchdog, guard(json(watchdogBody)))
+    yield* router.add("GET", Paths.tasks, guard(json(tasksBody)))
+    yield* router.add("GET", Paths.sessions, guard(json(sessionsBody)))
+    yield* router.add(
+      "GET",
+      Paths.metrics,
+      guard(fromSnapshot((snapshot) =>
+        Effect.succeed(HttpServerResponse.text(renderMetrics(snapshot), { contentType: METRICS_CONTENT_TYPE }))
+      ))
+    )
+    // The router matches static paths before the wildcard, so this only sees what no route above took.
+    yield* router.add("*", "*", fallback(guard))
+  }))

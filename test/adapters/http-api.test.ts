@@ -1,0 +1,412 @@
+/** The status API on a real socket: every endpoint's JSON, 404/405, the bearer-token rule, and /metrics as Prometheus reads it. */
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { createServer } from "node:net"
+import { Effect, Exit, Layer, Option, Scope } from "effect"
+import fc from "fast-check"
+import { HttpApiLayer } from "../../src/adapters/http-api/server.ts"
+import { renderMetrics, SessionStates } from "../../src/adapters/http-api/metrics.ts"
+import { emptyHistogram, observe, REAP_LATENCY_BOUNDS } from "../../src/domain/histogram.ts"
+import { Stages } from "../../src/ports/task-store.ts"
+import type { Snapshot } from "../../src/services/status.ts"
+import { RUNS, taskName } from "../domain/arbitraries.ts"
+import {
+  captureLogs,
+  emptySnapshot,
+  expectedBodies,
+  fixture,
+  type FixtureServer,
+  startFixtureServer,
+  statusOf
+} from "../fixtures/status-snapshot.ts"
+import { type Family, parsePrometheusText, PrometheusTextError, valueOf } from "./prometheus-text.ts"
+
+const TOKEN = "s3cret-token-\"quoted\""
+const API_ROUTES = ["/api/delegated/status", "/watchdog/status", "/api/tasks", "/api/sessions", "/metrics"] as const
+
+let open: FixtureServer
+let guarded: FixtureServer
+beforeAll(async () => {
+  ;[open, guarded] = await Promise.all([startFixtureServer(), startFixtureServer({ token: TOKEN })])
+})
+afterAll(async () => {
+  await Promise.all([open.close(), guarded.close()])
+})
+
+const get = async (server: FixtureServer, path: string, init: RequestInit = {}) => {
+  const response = await fetch(`${server.url}${path}`, init)
+  const text = await response.text()
+  return { status: response.status, headers: response.headers, text }
+}
+const getJson = async (server: FixtureServer, path: string, init: RequestInit = {}) => {
+  const { headers, status, text } = await get(server, path, init)
+  const body: unknown = JSON.parse(text)
+  return { status, headers, body }
+}
+const bearer = (token: string): RequestInit => ({ headers: { authorization: `Bearer ${token}` } })
+
+describe("status API endpoints", () => {
+  it("logs the port it actually bound, not the 0 it was given", () => {
+    const port = new URL(open.url).port
+    expect(Number(port)).toBeGreaterThan(0)
+    expect(open.logs).toStrictEqual([`status API listening on http://127.0.0.1:${port}`])
+  })
+
+  it("GET /healthz → 200 {status: ok}", async () => {
+    const { body, headers, status } = await getJson(open, "/healthz")
+    expect(status).toBe(200)
+    expect(headers.get("content-type")).toBe("application/json")
+    expect(body).toStrictEqual({ status: "ok" })
+  })
+
+  it("GET /api/delegated/status → active jobs and counters", async () => {
+    const { body, status } = await getJson(open, "/api/delegated/status")
+    expect(status).toBe(200)
+    expect(body).toStrictEqual(expectedBodies.delegated)
+  })
+
+  it("GET /watchdog/status → stale tasks, sessions needing attention, delegation counters", async () => {
+    const { body, status } = await getJson(open, "/watchdog/status")
+    expect(status).toBe(200)
+    expect(body).toStrictEqual(expectedBodies.watchdog)
+  })
+
+  it("GET /api/tasks → tasks per stage and counts", async () => {
+    const { body, status } = await getJson(open, "/api/tasks")
+    expect(status).toBe(200)
+    expect(body).toStrictEqual(expectedBodies.tasks)
+  })
+
+  it("GET /api/sessions → every session with state, account, task and cooldown", async () => {
+    const { body, status } = await getJson(open, "/api/sessions")
+    expect(status).toBe(200)
+    expect(body).toStrictEqual(expectedBodies.sessions)
+  })
+
+  it("an empty daemon answers empty lists and zero counts, not missing fields", async () => {
+    const empty = await startFixtureServer({ snapshot: emptySnapshot })
+    try {
+      const zero = { submitted: 0, completed: 0, failed: 0, retries: 0, rejected: 0, active: 0 }
+      expect((await getJson(empty, "/api/sessions")).body).toStrictEqual({ sessions: [] })
+      expect((await getJson(empty, "/api/delegated/status")).body).toStrictEqual({ active: [], counters: zero })
+      expect((await getJson(empty, "/watchdog/status")).body).toStrictEqual({ stale: [], attention: [], delegation: zero })
+      expect((await getJson(empty, "/api/tasks")).body).toStrictEqual({
+        pending: [],
+        active: [],
+        done: [],
+        failed: [],
+        counts: { pending: 0, active: 0, done: 0, failed: 0 }
+      })
+      const metrics = parsePrometheusText((await get(empty, "/metrics")).text)
+      expect(valueOf(metrics, "claude_failover_reap_latency_seconds", "claude_failover_reap_latency_seconds_count")).toBe(0)
+      expect(metrics.get("claude_failover_session_state")?.samples).toStrictEqual([])
+    } finally {
+      await empty.close()
+    }
+  })
+
+  it("an unknown route → 404 JSON; a known path with another method → 405 with Allow: GET", async () => {
+    const missing = await getJson(open, "/api/nope?x=1")
+    expect(missing.status).toBe(404)
+    expect(missing.headers.get("content-type")).toBe("application/json")
+    expect(missing.body).toStrictEqual({ error: "no route GET /api/nope" })
+    const post = await getJson(open, "/api/tasks", { method: "POST" })
+    expect(post.status).toBe(405)
+    expect(post.headers.get("allow")).toBe("GET")
+    expect(post.body).toStrictEqual({ error: "POST is not allowed on /api/tasks; use GET" })
+  })
+})
+
+describe("GET /metrics", () => {
+  const scrape = async () => {
+    const { headers, status, text } = await get(open, "/metrics")
+    expect(status).toBe(200)
+    expect(headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8")
+    return parsePrometheusText(text)
+  }
+
+  it("parses as Prometheus text, every family with HELP and TYPE", async () => {
+    const families = await scrape()
+    const types = Object.fromEntries([...families.values()].map((f) => [f.name, f.type]))
+    expect(types).toStrictEqual({
+      claude_failover_tasks: "gauge",
+      claude_failover_dispatches_total: "counter",
+      claude_failover_failovers_total: "counter",
+      claude_failover_malformed_tasks_total: "counter",
+      claude_failover_delegation_submitted_total: "counter",
+      claude_failover_delegation_completed_total: "counter",
+      claude_failover_delegation_failed_total: "counter",
+      claude_failover_delegation_retries_total: "counter",
+      claude_failover_delegation_rejected_total: "counter",
+      claude_failover_delegation_active: "gauge",
+      claude_failover_reap_latency_seconds: "histogram",
+      claude_failover_sessions: "gauge",
+      claude_failover_session_state: "gauge",
+      claude_failover_stale_tasks: "gauge"
+    })
+    for (const family of families.values()) expect(family.help, family.name).toMatch(/\S/)
+  })
+
+  it("carries the snapshot's numbers", async () => {
+    const families = await scrape()
+    const single = (name: string) => valueOf(families, name, name)
+    expect(Object.fromEntries(Stages.map((stage) => [stage, valueOf(families, "claude_failover_tasks", "claude_failover_tasks", { stage })])))
+      .toStrictEqual({ pending: fixture.tasks.pending.length, active: 2, done: 2, failed: 1 })
+    expect([
+      single("claude_failover_dispatches_total"),
+      single("claude_failover_failovers_total"),
+      single("claude_failover_malformed_tasks_total")
+    ]).toStrictEqual([17, 3, 1])
+    expect(["submitted", "completed", "failed", "retries", "rejected"].map((c) => single(`claude_failover_delegation_${c}_total`)))
+      .toStrictEqual([9, 6, 1, 4, 2])
+    expect(single("claude_failover_delegation_active")).toBe(2)
+    expect(single("claude_failover_stale_tasks")).toBe(1)
+    const sessions = Object.fromEntries(
+      SessionStates.map((state) => [state, valueOf(families, "claude_failover_sessions", "claude_failover_sessions", { state })])
+    )
+    expect(sessions).toStrictEqual({
+      idle: 0,
+      busy: 1,
+      permission_prompt: 1,
+      usage_limited: 1,
+      exited: 0,
+      unknown: 0,
+      missing: 1
+    })
+    expect(valueOf(families, "claude_failover_session_state", "claude_failover_session_state", { session: "claude-2", state: "usage_limited" }))
+      .toBe(1)
+    expect(valueOf(families, "claude_failover_session_state", "claude_failover_session_state", { session: "claude-2", state: "idle" }))
+      .toBe(0)
+  })
+
+  it("the reap latency histogram: cumulative buckets, +Inf = _count, _sum of the observations", async () => {
+    const families = await scrape()
+    const name = "claude_failover_reap_latency_seconds"
+    const buckets = families.get(name)?.samples.filter((s) => s.name === `${name}_bucket`).map((s) => [s.labels.le, s.value])
+    // Observations 0.5, 3, 40 and 7200 seconds.
+    expect(buckets).toStrictEqual([
+      ["1", 1],
+      ["5", 2],
+      ["15", 2],
+      ["30", 2],
+      ["60", 3],
+      ["120", 3],
+      ["300", 3],
+      ["600", 3],
+      ["1800", 3],
+      ["3600", 3],
+      ["21600", 4],
+      ["+Inf", 4]
+    ])
+    expect(valueOf(families, name, `${name}_sum`)).toBe(7243.5)
+    expect(valueOf(families, name, `${name}_count`)).toBe(4)
+  })
+})
+
+describe("bearer token (API_TOKEN set)", () => {
+  it("no token → 401 with WWW-Authenticate: Bearer on every route but /healthz", async () => {
+    for (const path of [...API_ROUTES, "/unknown"]) {
+      const { body, headers, status } = await getJson(guarded, path)
+      expect(status, path).toBe(401)
+      expect(headers.get("www-authenticate"), path).toBe("Bearer")
+      expect(body, path).toStrictEqual({ error: "missing or wrong bearer token (Authorization: Bearer API_TOKEN)" })
+    }
+  })
+
+  it("a wrong token, a token of another length, another scheme → 401, and the answer never echoes a token", async () => {
+    const attempts: ReadonlyArray<RequestInit> = [
+      bearer("s3cret-token-\"quoteX\""),
+      bearer(`${TOKEN}x`),
+      bearer(TOKEN.slice(0, -1)),
+      bearer(""),
+      { headers: { authorization: TOKEN } },
+      { headers: { authorization: `Basic ${TOKEN}` } }
+    ]
+    for (const init of attempts) {
+      for (const path of API_ROUTES) {
+        const { status, text } = await get(guarded, path, init)
+        expect(status, path).toBe(401)
+        expect(text).not.toContain("s3cret")
+      }
+    }
+  })
+
+  it("the right token → 200 on every route; the scheme is case-insensitive", async () => {
+    for (const path of API_ROUTES) expect((await get(guarded, path, bearer(TOKEN))).status, path).toBe(200)
+    expect((await get(guarded, "/api/tasks", { headers: { authorization: `bearer ${TOKEN}` } })).status).toBe(200)
+    expect((await getJson(guarded, "/api/sessions", bearer(TOKEN))).body).toStrictEqual(expectedBodies.sessions)
+    expect((await get(guarded, "/unknown", bearer(TOKEN))).status).toBe(404)
+  })
+
+  it("/healthz never needs the token", async () => {
+    expect((await getJson(guarded, "/healthz")).body).toStrictEqual({ status: "ok" })
+    expect((await get(guarded, "/healthz", bearer("wrong"))).status).toBe(200)
+  })
+})
+
+describe("snapshot reads", () => {
+  it("each route reads the snapshot exactly once; /healthz, 404 and a refused request read nothing", async () => {
+    const server = await startFixtureServer({ token: TOKEN })
+    try {
+      for (const path of API_ROUTES) {
+        const before = server.reads()
+        expect((await get(server, path, bearer(TOKEN))).status).toBe(200)
+        expect(server.reads() - before, path).toBe(1)
+      }
+      const before = server.reads()
+      await get(server, "/healthz")
+      await get(server, "/nope", bearer(TOKEN))
+      await get(server, "/api/tasks")
+      expect(server.reads()).toBe(before)
+    } finally {
+      await server.close()
+    }
+  })
+})
+
+describe("HttpApiLayer", () => {
+  const freePort = () =>
+    new Promise<number>((resolve, reject) => {
+      const probe = createServer()
+      probe.once("error", reject)
+      probe.listen(0, "127.0.0.1", () => {
+        const address = probe.address()
+        const port = typeof address === "object" && address !== null ? address.port : 0
+        probe.close(() => resolve(port))
+      })
+    })
+
+  it("serves on the configured host:port and logs where", async () => {
+    const port = await freePort()
+    const logs: Array<string> = []
+    const scope = await Effect.runPromise(Scope.make())
+    try {
+      await Effect.runPromise(
+        Layer.buildWithScope(
+          HttpApiLayer({ host: "127.0.0.1", port, token: Option.none() }).pipe(
+            Layer.provide(Layer.merge(statusOf(fixture), captureLogs(logs)))
+          ),
+          scope
+        )
+      )
+      expect(logs).toStrictEqual([`status API listening on http://127.0.0.1:${port}`])
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200)
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  })
+
+  it("fails to build when the port is taken", async () => {
+    const port = Number(new URL(open.url).port)
+    const exit = await Effect.runPromiseExit(
+      Effect.scoped(Layer.build(HttpApiLayer({ host: "127.0.0.1", port, token: Option.none() }).pipe(
+        Layer.provide(Layer.merge(statusOf(fixture), captureLogs([])))
+      )))
+    )
+    expect(Exit.isFailure(exit)).toBe(true)
+  })
+})
+
+/** Strings that break naive label escaping. */
+const nasty = fc.string({
+  unit: fc.oneof(fc.constantFrom("\"", "\\", "\n", "{", "}", ",", "=", " ", "\t", "#"), fc.string({ unit: "grapheme", maxLength: 1 })),
+  maxLength: 12
+})
+const count = fc.nat({ max: 1_000_000 })
+
+const snapshotArb: fc.Arbitrary<Snapshot> = fc.record({
+  sessions: fc.array(
+    fc.record({
+      session: nasty,
+      state: fc.oneof(fc.constantFrom(...SessionStates), nasty),
+      account: nasty,
+      task: fc.constant(null),
+      cooldown_until: fc.constant(null)
+    }),
+    { maxLength: 6 }
+  ),
+  stale: fc.array(fc.record({ task: nasty, session: nasty, unchanged_for_s: count }), { maxLength: 3 }),
+  stages: fc.tuple(...Stages.map(() => fc.array(taskName, { maxLength: 4 }))),
+  dispatcher: fc.record({ dispatched: count, failovers: count, malformed: count }),
+  counters: fc.record({ submitted: count, completed: count, failed: count, retries: count, rejected: count, active: count }),
+  bounds: fc.uniqueArray(fc.double({ min: 1e-9, max: 1e9, noNaN: true }), { maxLength: 12 }),
+  observations: fc.array(fc.double({ min: 0, max: 1e12, noNaN: true }), { maxLength: 20 })
+}).map(({ bounds, counters, dispatcher, observations, sessions, stages, stale }): Snapshot => {
+  const [pending = [], active = [], done = [], failed = []] = stages.map((names) => names.map((name) => ({ name, state: "x" })))
+  return {
+    ...emptySnapshot,
+    sessions,
+    stale,
+    tasks: { pending, active, done, failed },
+    dispatcher,
+    delegation: { active: [], counters },
+    reapLatency: observations.reduce(observe, emptyHistogram(bounds))
+  }
+})
+
+const samplesOf = (family: Family | undefined) => family?.samples ?? []
+
+describe("renderMetrics (property)", () => {
+  it("whatever the snapshot, the output parses; buckets are monotone with +Inf = _count; label values round-trip", () => {
+    fc.assert(
+      fc.property(snapshotArb, (snapshot) => {
+        const families = parsePrometheusText(renderMetrics(snapshot))
+        const name = "claude_failover_reap_latency_seconds"
+        const buckets = samplesOf(families.get(name)).filter((s) => s.name === `${name}_bucket`)
+        const counts = buckets.map((s) => s.value)
+        expect(counts).toStrictEqual([...counts].sort((a, b) => a - b))
+        expect(buckets.at(-1)?.labels).toStrictEqual({ le: "+Inf" })
+        expect(buckets.at(-1)?.value).toBe(valueOf(families, name, `${name}_count`))
+        expect(valueOf(families, name, `${name}_count`)).toBe(snapshot.reapLatency.count)
+        for (const stage of Stages) {
+          expect(valueOf(families, "claude_failover_tasks", "claude_failover_tasks", { stage })).toBe(snapshot.tasks[stage].length)
+        }
+        const bySession = samplesOf(families.get("claude_failover_sessions")).reduce((sum, s) => sum + s.value, 0)
+        expect(bySession).toBe(snapshot.sessions.length)
+        // The first session of each name is the one reported; its name and state come back unescaped.
+        const first = new Map(snapshot.sessions.map((s) => [s.session, s.state] as const).reverse())
+        for (const [session, state] of first) {
+          expect(valueOf(families, "claude_failover_session_state", "claude_failover_session_state", { session, state })).toBe(1)
+        }
+        expect(samplesOf(families.get("claude_failover_session_state")).filter((s) => s.value === 1)).toHaveLength(first.size)
+      }),
+      RUNS
+    )
+  })
+})
+
+describe("the Prometheus text parser used above is strict", () => {
+  const rejects = (text: string) => expect(() => parsePrometheusText(text), JSON.stringify(text)).toThrow(PrometheusTextError)
+
+  it("rejects bad syntax", () => {
+    rejects("m 1") // no final line feed
+    rejects("9m 1\n")
+    rejects("m{a=\"1\" 1\n")
+    rejects("m{a=\"x\\q\"} 1\n")
+    rejects("m{a=\"1\",a=\"2\"} 1\n")
+    rejects("m{__a=\"1\"} 1\n")
+    rejects("m one\n")
+    rejects("m{a=\"1\"}1\n")
+    rejects("# TYPE m bogus\nm 1\n")
+    rejects("m 1\n# TYPE m gauge\n")
+    rejects("m 1\nm 2\n")
+    rejects("a 1\nb 1\na 2\n")
+    rejects("# TYPE c counter\nc -1\n")
+  })
+
+  it("rejects broken histograms", () => {
+    const h = (lines: ReadonlyArray<string>) => `# TYPE h histogram\n${lines.join("\n")}\n`
+    rejects(h(["h_bucket{le=\"1\"} 2", "h_bucket{le=\"+Inf\"} 1", "h_sum 1", "h_count 1"]))
+    rejects(h(["h_bucket{le=\"1\"} 1", "h_sum 1", "h_count 1"]))
+    rejects(h(["h_bucket{le=\"+Inf\"} 2", "h_sum 1", "h_count 3"]))
+    rejects(h(["h_bucket{le=\"5\"} 1", "h_bucket{le=\"1\"} 1", "h_bucket{le=\"+Inf\"} 1", "h_sum 1", "h_count 1"]))
+    rejects(h(["h_bucket 1", "h_sum 1", "h_count 1"]))
+  })
+
+  it("accepts the format's corners: escapes, trailing comma, timestamps, comments, specials", () => {
+    const families = parsePrometheusText(
+      "# a comment\n# HELP m a \\\\ help\\nline\n# TYPE m gauge\nm{a=\"q\\\"b\\\\n\\n\",} +Inf 1700000000000\nm{a=\"\"} NaN\n"
+    )
+    expect(families.get("m")?.help).toBe("a \\ help\nline")
+    expect(valueOf(families, "m", "m", { a: "q\"b\\n\n" })).toBe(Infinity)
+  })
+})
