@@ -1,6 +1,5 @@
 /** The status API on a real socket: every endpoint's JSON, 404/405, the bearer-token rule, and /metrics as Prometheus reads it. */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { createServer } from "node:net"
 import { Effect, Exit, Layer, Option, Scope } from "effect"
 import fc from "fast-check"
 import { HttpApiLayer } from "../../src/adapters/http-api/server.ts"
@@ -19,6 +18,7 @@ import {
   statusOf
 } from "../fixtures/status-snapshot.ts"
 import { type Family, parsePrometheusText, PrometheusTextError, valueOf } from "./prometheus-text.ts"
+import { freePort } from "../free-port.ts"
 
 const TOKEN = "s3cret-token-\"quoted\""
 const API_ROUTES = ["/api/delegated/status", "/watchdog/status", "/api/tasks", "/api/sessions", "/metrics"] as const
@@ -264,17 +264,6 @@ describe("snapshot reads", () => {
 })
 
 describe("HttpApiLayer", () => {
-  const freePort = () =>
-    new Promise<number>((resolve, reject) => {
-      const probe = createServer()
-      probe.once("error", reject)
-      probe.listen(0, "127.0.0.1", () => {
-        const address = probe.address()
-        const port = typeof address === "object" && address !== null ? address.port : 0
-        probe.close(() => resolve(port))
-      })
-    })
-
   it("serves on the configured host:port and logs where", async () => {
     const port = await freePort()
     const logs: Array<string> = []

@@ -1,10 +1,10 @@
 /** `claude-failover status` as a real process against the real status API serving a fixture snapshot. */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { spawn } from "node:child_process"
-import { createServer } from "node:net"
 import { join } from "node:path"
 import { daemonUrl, formatAge } from "../../src/adapters/cli/status.ts"
 import { emptySnapshot, expectedBodies, type FixtureServer, startFixtureServer } from "../fixtures/status-snapshot.ts"
+import { freePort } from "../free-port.ts"
 
 const BIN = join(import.meta.dirname, "../../bin/claude-failover.js")
 const TOKEN = "cli-test-token"
@@ -52,18 +52,6 @@ const section = (stdout: string, heading: string): ReadonlyArray<ReadonlyArray<s
   const end = lines.findIndex((line, i) => i > start && line === "")
   return lines.slice(start + 1, end < 0 ? undefined : end).map((line) => line.trim().split(/ {2,}/))
 }
-
-/** A port nothing listens on: bound by the OS, then released. */
-const closedPort = () =>
-  new Promise<number>((resolve, reject) => {
-    const probe = createServer()
-    probe.once("error", reject)
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      probe.close(() => resolve(port))
-    })
-  })
 
 describe.concurrent("claude-failover status", () => {
   it("prints sessions, queue, delegated jobs, stale tasks and sessions needing attention as tables", async () => {
@@ -128,7 +116,7 @@ describe.concurrent("claude-failover status", () => {
   })
 
   it("an unreachable daemon → exit 1 and one line naming the URL", async () => {
-    const url = `http://127.0.0.1:${await closedPort()}`
+    const url = `http://127.0.0.1:${await freePort()}`
     const { code, stderr, stdout } = await cli(["--url", url])
     expect(code).toBe(1)
     expect(stdout).toBe("")
