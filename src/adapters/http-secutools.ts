@@ -6,6 +6,7 @@
 import { Clock, Duration, Effect, flow, Layer, Option, type Redacted, Schema } from "effect"
 import { Headers, HttpClient, HttpClientRequest } from "effect/http"
 import type { AppConfig } from "../config.ts"
+import { formatDuration } from "../domain/footer.ts"
 import {
   JobView,
   Secutools,
@@ -99,5 +100,5 @@ export const retryPolicyOf = (config: AppConfig): RetryPolicy => ({
 export const logRetry = (count: () => void): OnRetry => (error, delay) =>
   Effect.andThen(
     Effect.sync(count),
-    Effect.logWarning(`secutools ${error.message}; retrying in ${Duration.format(delay)}`)
+    Effect.logWarning(`secutools ${error.message}; retrying in ${formatDuration(Duration.toMillis(delay))}`)
   )

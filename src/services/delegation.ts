@@ -3,7 +3,7 @@
  * Easy to get wrong: the marker (with its idempotency key) is on disk before anything is sent, and every resume
  * sends the same key again, so a crash at any point yields at most one job per task.
  */
-import { Context, type Duration, Effect, Layer, Option, Queue, Result } from "effect"
+import { Context, type Duration, Effect, Layer, Option, Queue, Result, Semaphore } from "effect"
 import { emptyHistogram, type Histogram, observe, REAP_LATENCY_BOUNDS } from "../domain/histogram.ts"
 import { TaskEvent, transition } from "../domain/lifecycle.ts"
 import type { DelegationMarker } from "../domain/marker.ts"
@@ -183,25 +183,28 @@ export const makeDelegation = (settings: DelegationSettings) =>
       }
     }).pipe(Effect.provideContext(ports))
 
+    // Each job is polled on its own fiber, REAP_CONCURRENCY at a time: one job waiting out a Retry-After does not
+    // hold back the others, and a job still being polled is not polled again by the next round.
+    const polling = new Set<TaskName>()
+    const permits = yield* Semaphore.make(settings.reapConcurrency)
     const reapOnce = Effect.gen(function*() {
-      const submitted = (yield* markers).filter((marker) => marker.state === "submitted")
-      yield* Effect.forEach(
-        submitted,
-        (marker) =>
-          reapJob(marker.name, marker, { jobTimeout: settings.jobTimeout, counters, onFinished }).pipe(
-            Effect.catchTag("TaskNotFound", () =>
-              Effect.andThen(
-                store.removeMarker(marker.name),
-                Effect.logWarning(`removed the delegation marker of ${marker.name}: its task left pending/`)
-              )),
-            Effect.catch((error) => Effect.logError(`polling ${marker.name} failed: ${error.message}`))
-          ),
-        { concurrency: settings.reapConcurrency, discard: true }
-      )
-    }).pipe(
-      Effect.catch((error) => Effect.logError(`reaper round failed: ${error.message}`)),
-      Effect.provideContext(ports)
-    )
+      const submitted = (yield* markers).filter((marker) => marker.state === "submitted" && !polling.has(marker.name))
+      for (const marker of submitted) {
+        polling.add(marker.name)
+        yield* reapJob(marker.name, marker, { jobTimeout: settings.jobTimeout, counters, onFinished }).pipe(
+          Effect.catchTag("TaskNotFound", () =>
+            Effect.andThen(
+              store.removeMarker(marker.name),
+              Effect.logWarning(`removed the delegation marker of ${marker.name}: its task left pending/`)
+            )),
+          Effect.catch((error) => Effect.logError(`polling ${marker.name} failed: ${error.message}`)),
+          permits.withPermit,
+          Effect.ensuring(Effect.sync(() => polling.delete(marker.name))),
+          Effect.provideContext(ports),
+          Effect.forkChild
+        )
+      }
+    }).pipe(Effect.catch((error) => Effect.logError(`reaper round failed: ${error.message}`)))
 
     const submitter = Effect.forever(
       Effect.flatMap(Queue.take(submissions), (name) => submit(name).pipe(Effect.provideContext(ports)))

@@ -49,12 +49,16 @@ export class TmuxServer {
     return this.tmux("display-message", "-p", "-t", `=${session}:`, "#{pane_current_command}").trim()
   }
 
+  /** Kills the server and removes its socket file, which tmux 3.3 leaves behind. */
   kill(): void {
+    let socketPath = ""
     try {
+      socketPath = this.tmux("display-message", "-p", "#{socket_path}").trim()
       execFileSync("tmux", ["-L", this.socket, "kill-server"], { stdio: "ignore" })
     } catch {
       // already gone
     }
+    if (socketPath !== "") rmSync(socketPath, { force: true })
   }
 }
 

@@ -219,3 +219,41 @@ describe("a submission that fails for good", () => {
       )
     ))
 })
+
+describe("the reaper", () => {
+  const slowAndFast = Layer.succeed(Secutools, {
+    submit: (request) => Effect.succeed({ job_id: request.task_id, status: "queued" }),
+    get: (jobId) =>
+      jobId === "slow"
+        ? Effect.never
+        : Effect.succeed({ job_id: jobId, status: "completed", provider: "gpu", created_at: "2026-11-25T08:00:00Z", result: "ok" })
+  })
+
+  it.effect("a job whose poll hangs holds back no job submitted later, and is not polled twice at once", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const store = yield* TaskStore
+      const delegation = yield* Delegation
+      const submit = (stem: string) =>
+        Effect.gen(function*() {
+          const taskName = TaskName.make(`${stem}.md`)
+          yield* store.write("pending", taskName, "Work.\n")
+          yield* delegation.start(Result.getOrThrow(parseTask(taskName, "Work.\n")), "gpu", "preferred_provider")
+        })
+      yield* Effect.forkChild(delegation.run)
+      yield* submit("slow")
+      yield* TestClock.adjust(Duration.seconds(10))
+      yield* submit("fast")
+      yield* TestClock.adjust(Duration.seconds(10))
+      expect(yield* store.list("done")).toStrictEqual(["fast.md"])
+      expect(yield* store.listMarkers()).toStrictEqual(["slow.md"])
+      // Four rounds went by; the hanging poll was never started again beside itself, so it counted no poll.
+      expect(Option.getOrThrow(yield* store.readMarker(TaskName.make("slow.md"))).polls).toBe(0)
+    }).pipe(
+      Effect.provide(
+        DelegationLayer(delegationSettings({ reapConcurrency: 2 })).pipe(
+          Layer.provideMerge(Layer.mergeAll(slowAndFast, DelegationCountersRef.layer, MemoryTaskStoreLayer))
+        )
+      )
+    ))
+})
