@@ -1,7 +1,8 @@
 /**
- * The daemon: Layers built from the configuration, start-up recovery, the delegation submitter and reaper, then
- * the dispatcher loop, woken early by inotify on the queue and otherwise every poll interval. Easy to get wrong: inotify drops events silently when
- * its queue overflows, so the watcher only wakes the loop; the periodic full scan is what guarantees pickup.
+ * The daemon: Layers built from the configuration, start-up recovery, the delegation submitter and reaper, the
+ * status API, then the dispatcher loop, woken early by inotify on the queue and otherwise every poll interval.
+ * Easy to get wrong: inotify drops events silently when its queue overflows, so the watcher only wakes the loop;
+ * the periodic full scan is what guarantees pickup.
  */
 import { watch } from "node:fs"
 import { join, resolve } from "node:path"

@@ -1,6 +1,6 @@
 /** The status API on a real socket: every endpoint's JSON, 404/405, the bearer-token rule, and /metrics as Prometheus reads it. */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Option, Scope } from "effect"
+import { Cause, Effect, Exit, Layer, Option, Scope } from "effect"
 import fc from "fast-check"
 import { HttpApiLayer } from "../../src/adapters/http-api/server.ts"
 import { renderMetrics, SessionStates } from "../../src/adapters/http-api/metrics.ts"
@@ -292,6 +292,11 @@ describe("HttpApiLayer", () => {
       )))
     )
     expect(Exit.isFailure(exit)).toBe(true)
+    const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+    expect(error instanceof Error ? error.message : "").toBe(
+      `cannot serve the status API on 127.0.0.1:${port}: listen EADDRINUSE: address already in use 127.0.0.1:${port} ` +
+        "(set API_HOST / API_PORT; 0 = any free port)"
+    )
   })
 })
 
