@@ -133,8 +133,14 @@ describe("parseResetTime", () => {
           const text = `You've hit your limit · resets ${hour}${minute === 0 ? "" : `:${String(minute).padStart(2, "0")}`}${meridiem} (${zone})`
           const reset = Option.getOrThrow(parseResetTime(text, { now, timeZone: "UTC" }))
           expect(Math.abs(reset - now)).toBeLessThanOrEqual(12 * 3_600_000 + 3_600_000)
-          const parts = DateTime.toParts(DateTime.makeZonedUnsafe(reset, { timeZone: zone }))
-          expect(parts.hour).toBe((hour % 12) + (meridiem === "pm" ? 12 : 0))
+          const wallClock = (at: number) => DateTime.toParts(DateTime.makeZonedUnsafe(at, { timeZone: zone }))
+          const parts = wallClock(reset)
+          const wanted = (hour % 12) + (meridiem === "pm" ? 12 : 0)
+          // A time that the spring-forward gap skips (2:30am in Berlin on the last Sunday of March) does not exist:
+          // it lands on the instant the clocks jump to, an hour later on the wall. Two wall hours in one real hour
+          // is that gap.
+          const inGap = (parts.hour - wallClock(reset - 3_600_000).hour + 24) % 24 === 2
+          expect(parts.hour).toBe(inGap ? (wanted + 1) % 24 : wanted)
           expect(parts.minute).toBe(minute)
         }
       ),
