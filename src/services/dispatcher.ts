@@ -94,7 +94,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     const ports = yield* Effect.context<TaskStore | Tmux>()
     const wakeups = yield* Queue.sliding<void>(1)
 
-    // Single writer: only `tick` (one fiber) mutates these; `status` reads copies.
+    // Only `tick` mutates these (with the dispatch fibers it waits for, which touch different keys); `status` reads copies.
     const cooldowns = new Map<string, Cooldown>()
     const dispatches = new Map<string, { readonly at: number; readonly banner: Option.Option<string> }>()
     const watch = new Map<TaskName, { screen: string; since: number; reported: boolean }>()
@@ -315,14 +315,20 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         )
       }
       local.sort((a, b) => QueueOrder(queueKey(a.task, a.mtimeMs), queueKey(b.task, b.mtimeMs)))
-      for (const [index, session] of free.entries()) {
+      const pairs = free.flatMap((session, index) => {
         const entry = local[index]
         const observation = observed.get(session)
-        if (entry === undefined || observation === undefined) break
-        yield* dispatch(entry.task, observation, now).pipe(
-          Effect.catch((error) => Effect.logError(`dispatching ${entry.task.name} failed: ${error.message}`))
-        )
-      }
+        return entry === undefined || observation === undefined ? [] : [{ entry, observation }]
+      })
+      // Each session is typed into on its own fiber: the pauses around Enter would otherwise add up per session.
+      yield* Effect.forEach(
+        pairs,
+        ({ entry, observation }) =>
+          dispatch(entry.task, observation, now).pipe(
+            Effect.catch((error) => Effect.logError(`dispatching ${entry.task.name} failed: ${error.message}`))
+          ),
+        { concurrency: "unbounded", discard: true }
+      )
     })
 
     const tick = Effect.gen(function*() {

@@ -97,6 +97,24 @@ describe("dispatcher", () => {
       expect(typed[1]).toBe("\n")
     }).pipe(Effect.provide(testLayer())))
 
+  it.effect("types into every free session at once, not one after another", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      for (const session of ["claude-1", "claude-2", "claude-3"]) yield* idleSession(session)
+      for (const n of [1, 2, 3]) yield* addTask(`t-${n}.md`, `Task ${n}.\n`)
+      const fiber = yield* Effect.forkChild((yield* Dispatcher).tick)
+      // One session takes ~0.65 s (pause before Enter, then the check that it left idle): by 0.7 s all three have
+      // had their Enter only if they were typed into side by side.
+      yield* TestClock.adjust(Duration.millis(700))
+      const panes = yield* (yield* MemoryTmuxControl).panes
+      expect(["claude-1", "claude-2", "claude-3"].map((session) => panes.get(session)?.typed.includes("\n"))).toStrictEqual(
+        [true, true, true]
+      )
+      yield* TestClock.adjust(Duration.seconds(5))
+      yield* Fiber.join(fiber)
+      expect(yield* (yield* TaskStore).list("active")).toStrictEqual(["t-1.md", "t-2.md", "t-3.md"])
+    }).pipe(Effect.provide(testLayer())))
+
   it.effect("a usage limit sends the task back and rests the whole account until the reset time", () =>
     Effect.gen(function*() {
       const tmux = yield* jobRunningOnClaude1
