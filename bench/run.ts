@@ -7,12 +7,16 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Duration, Effect, Layer, Redacted, References, Result } from "effect"
+import { Duration, Effect, Layer, Option, Redacted, References, Result } from "effect"
 import { startFakeSecutools } from "../src/adapters/fake-secutools/server.ts"
 import { FsTaskStoreLayer } from "../src/adapters/fs-task-store.ts"
 import { HttpSecutoolsLayer } from "../src/adapters/http-secutools.ts"
+import { MemorySecutoolsLayer } from "../src/adapters/memory-secutools.ts"
+import { MemoryTmuxLayer } from "../src/adapters/memory-tmux.ts"
 import { TaskStore } from "../src/ports/task-store.ts"
 import { Delegation, DelegationCountersRef, DelegationLayer } from "../src/services/delegation.ts"
+import { Dispatcher, DispatcherLayer, type DispatchSettings } from "../src/services/dispatcher.ts"
+import { StatusReport, StatusReportLayer } from "../src/services/status.ts"
 import { classifyPane } from "../src/domain/pane.ts"
 import { decide, DEFAULT_COMPLEXITY_MAP } from "../src/domain/routing.ts"
 import { parseTask, QueueOrder, queueKey, renderTask, TaskName, makeTask } from "../src/domain/task.ts"
@@ -132,6 +136,48 @@ const delegationThroughput = async (tasks: number): Promise<Row> => {
   return { name: `delegate ${tasks} tasks: marker → done/ (fs + HTTP)`, ops: Math.round(1e6 / meanUs), meanUs, p99Us: Number.NaN, heapKb }
 }
 
+/** One status snapshot (what every API request reads) over a queue of `tasks` pending files, after a dispatcher tick. */
+const statusSnapshot = async (tasks: number): Promise<Row> => {
+  const root = mkdtempSync(join(tmpdir(), "cf-bench-"))
+  const layer = StatusReportLayer.pipe(
+    Layer.provideMerge(DispatcherLayer(benchDispatchSettings(root))),
+    Layer.provideMerge(DelegationLayer({ reapInterval: Duration.seconds(5), reapConcurrency: 4, jobTimeout: Duration.hours(1) })),
+    Layer.provideMerge(Layer.mergeAll(FsTaskStoreLayer({ root }), MemoryTmuxLayer, MemorySecutoolsLayer, DelegationCountersRef.layer))
+  )
+  const samples = await Effect.runPromise(Effect.gen(function*() {
+    const store = yield* TaskStore
+    for (let i = 0; i < tasks; i++) yield* store.write("pending", TaskName.make(`t-${i}.md`), taskText)
+    yield* (yield* Dispatcher).tick
+    const report = yield* StatusReport
+    const times: Array<number> = []
+    for (let i = 0; i < 10; i++) {
+      const start = performance.now()
+      yield* report.snapshot
+      times.push((performance.now() - start) * 1000)
+    }
+    return times.sort((a, b) => a - b)
+  }).pipe(Effect.provide(layer), Effect.provideService(References.MinimumLogLevel, "None")))
+  rmSync(root, { recursive: true, force: true })
+  const meanUs = samples.reduce((a, b) => a + b, 0) / samples.length
+  return { name: `status snapshot, ${tasks} pending tasks`, ops: Math.round(1e6 / meanUs), meanUs, p99Us: samples.at(-1) ?? meanUs, heapKb: 0 }
+}
+
+const benchDispatchSettings = (root: string): DispatchSettings => ({
+  sessions: { names: Option.none(), prefix: "claude-" },
+  accounts: Option.none(),
+  pollInterval: Duration.seconds(2),
+  scanInterval: Duration.seconds(5),
+  staleAfter: Duration.minutes(30),
+  requeueAfter: Option.none(),
+  limitCooldown: Duration.hours(5),
+  timeZone: "UTC",
+  queueDir: root,
+  command: { program: ["node", "cli.js"], queueDir: root },
+  routing: { delegationEnabled: false, complexityMap: DEFAULT_COMPLEXITY_MAP, failoverProvider: "claude-api" },
+  enterDelay: Duration.millis(200),
+  failpoint: Option.none()
+})
+
 const rows: ReadonlyArray<Row> = [
   measure("parseTask (2 KB file)", () => parseTask("fix-login-redirect.md", taskText)),
   measure("renderTask", () => renderTask(parsed)),
@@ -139,7 +185,8 @@ const rows: ReadonlyArray<Row> = [
   measure("classifyPane (50-line screen)", () => classifyPane(screen, { now: Date.now(), timeZone: "UTC" })),
   measure("sort 10k queue keys", () => [...keys].sort(QueueOrder), 1, 10),
   cliStartup(),
-  await delegationThroughput(200)
+  await delegationThroughput(200),
+  await statusSnapshot(5_000)
 ]
 
 const fmt = (n: number, digits = 1) => n.toLocaleString("en-US", { maximumFractionDigits: digits })

@@ -58,6 +58,8 @@ export interface DispatcherStatus {
   readonly counters: { readonly dispatched: number; readonly failovers: number; readonly malformed: number }
   /** Pending tasks in the index (delegated ones excluded). */
   readonly pending: number
+  /** The index itself, as parsed at the last tick, so readers need not parse the queue again. */
+  readonly pendingTasks: ReadonlyMap<TaskName, Task>
 }
 
 /** How long after typing a limit banner that was already on screen is not taken as a new one. */
@@ -384,7 +386,8 @@ export const makeDispatcher = (settings: DispatchSettings) =>
           })),
         attention: [...attention.entries()].map(([session, reason]) => ({ session, reason })),
         counters: { ...counters },
-        pending: pendingIndex.size
+        pending: pendingIndex.size,
+        pendingTasks: new Map([...pendingIndex].map(([name, entry]) => [name, entry.task]))
       }
     })
 

@@ -5,7 +5,7 @@
  */
 import { Clock, Context, Effect, Layer, Option, Result } from "effect"
 import type { Histogram } from "../domain/histogram.ts"
-import { parseTask, type TaskName } from "../domain/task.ts"
+import { parseTask, type Task, type TaskFields, type TaskName } from "../domain/task.ts"
 import { type Stage, Stages, TaskStore } from "../ports/task-store.ts"
 import { type ActiveJob, Delegation, type DelegationCounters } from "./delegation.ts"
 import { Dispatcher } from "./dispatcher.ts"
@@ -58,17 +58,19 @@ export class StatusReport extends Context.Service<StatusReport, {
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
-const taskView = (name: TaskName, text: string, stage: Stage): TaskView =>
+const viewOf = (name: TaskName, fields: TaskFields): TaskView => ({
+  name,
+  state: fields.state ?? "pending",
+  ...(fields.session === undefined ? {} : { session: fields.session }),
+  ...(fields.provider === undefined ? {} : { provider: fields.provider }),
+  ...(fields.job_id === undefined ? {} : { job_id: fields.job_id }),
+  ...(fields.attempts === undefined ? {} : { attempts: fields.attempts })
+})
+
+const taskView = (name: TaskName, text: string): TaskView =>
   Result.match(parseTask(name, text), {
-    onFailure: () => ({ name, state: stage === "failed" ? "failed" : "unparsable" }),
-    onSuccess: ({ fields }) => ({
-      name,
-      state: fields.state ?? "pending",
-      ...(fields.session === undefined ? {} : { session: fields.session }),
-      ...(fields.provider === undefined ? {} : { provider: fields.provider }),
-      ...(fields.job_id === undefined ? {} : { job_id: fields.job_id }),
-      ...(fields.attempts === undefined ? {} : { attempts: fields.attempts })
-    })
+    onFailure: (): TaskView => ({ name, state: "unparsable" }),
+    onSuccess: ({ fields }) => viewOf(name, fields)
   })
 
 export const makeStatusReport = Effect.gen(function*() {
@@ -76,14 +78,20 @@ export const makeStatusReport = Effect.gen(function*() {
   const dispatcher = yield* Dispatcher
   const delegation = yield* Delegation
 
-  const stage = (name: Stage) =>
+  /** Pending tasks the dispatcher has parsed come from its index; only the others (new, delegated) are read here. */
+  const stage = (name: Stage, parsed: ReadonlyMap<TaskName, Task>) =>
     Effect.gen(function*() {
       const names = yield* store.list(name)
       if (name === "done" || name === "failed") return names.map((task): TaskView => ({ name: task, state: name }))
       const views: Array<TaskView> = []
       for (const task of names) {
+        const known = name === "pending" ? parsed.get(task) : undefined
+        if (known !== undefined) {
+          views.push(viewOf(task, known.fields))
+          continue
+        }
         const read = yield* Effect.result(store.read(name, task))
-        if (Result.isSuccess(read)) views.push(taskView(task, read.success.text, name))
+        if (Result.isSuccess(read)) views.push(taskView(task, read.success.text))
       }
       return views
     }).pipe(Effect.orElseSucceed((): ReadonlyArray<TaskView> => []))
@@ -93,7 +101,7 @@ export const makeStatusReport = Effect.gen(function*() {
     const local = yield* dispatcher.status
     const delegated = yield* delegation.status
     const tasks = Object.fromEntries(
-      yield* Effect.forEach(Stages, (name) => Effect.map(stage(name), (views) => [name, views] as const))
+      yield* Effect.forEach(Stages, (name) => Effect.map(stage(name, local.pendingTasks), (views) => [name, views] as const))
     ) as Record<Stage, ReadonlyArray<TaskView>>
     return {
       at: iso(now),

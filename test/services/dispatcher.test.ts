@@ -11,6 +11,7 @@ import { parseTask, TaskName } from "../../src/domain/task.ts"
 import { TaskStore } from "../../src/ports/task-store.ts"
 import { Dispatcher, DispatcherLayer, type DispatchSettings } from "../../src/services/dispatcher.ts"
 import { memoryDelegation } from "./delegation-layers.ts"
+import { dispatchSettingsForTests } from "./dispatch-settings.ts"
 
 const screen = (file: string) => readFileSync(join(import.meta.dirname, "../fixtures/screens", file), "utf8")
 const IDLE = screen("idle--boxed-prompt-after-work.txt")
@@ -21,22 +22,7 @@ const PROMPT = screen("permission_prompt--bash-command.txt")
 /** 2026-11-24 10:00 UTC: the Chicago reset at 15:00Z is five hours away. */
 const START = Date.parse("2026-11-24T10:00:00Z")
 
-const settings = (overrides: Partial<DispatchSettings> = {}): DispatchSettings => ({
-  sessions: { names: Option.none(), prefix: "claude-" },
-  accounts: Option.none(),
-  pollInterval: Duration.seconds(2),
-  scanInterval: Duration.seconds(5),
-  staleAfter: Duration.minutes(30),
-  requeueAfter: Option.none(),
-  limitCooldown: Duration.hours(5),
-  timeZone: "UTC",
-  queueDir: "/q",
-  command: { program: ["/usr/bin/node", "/app/bin/claude-failover.js"], queueDir: "/q" },
-  routing: { delegationEnabled: false, complexityMap: DEFAULT_COMPLEXITY_MAP, failoverProvider: "claude-api" },
-  enterDelay: Duration.millis(200),
-  failpoint: Option.none(),
-  ...overrides
-})
+const settings = dispatchSettingsForTests
 
 const testLayer = (overrides: Partial<DispatchSettings> = {}) =>
   DispatcherLayer(settings(overrides)).pipe(

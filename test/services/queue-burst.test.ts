@@ -4,36 +4,27 @@
  * the kernel queue (max_queued_events) really overflows.
  */
 import { expect, it } from "@effect/vitest"
-import { Duration, Effect, Layer, Option } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { FsTaskStoreLayer } from "../../src/adapters/fs-task-store.ts"
 import { MemoryTmuxLayer } from "../../src/adapters/memory-tmux.ts"
 import { watchQueue } from "../../src/daemon.ts"
-import { DEFAULT_COMPLEXITY_MAP } from "../../src/domain/routing.ts"
 import { Dispatcher, DispatcherLayer } from "../../src/services/dispatcher.ts"
 import { memoryDelegation } from "./delegation-layers.ts"
+import { dispatchSettingsForTests } from "./dispatch-settings.ts"
 
 const kernelQueue = Number(readFileSync("/proc/sys/fs/inotify/max_queued_events", "utf8").trim())
 
 it.live(`a burst of more than ${kernelQueue} files is fully picked up`, () => {
   const root = mkdtempSync(join(tmpdir(), "cf-burst-"))
-  const layer = DispatcherLayer({
-    sessions: { names: Option.none(), prefix: "claude-" },
-    accounts: Option.none(),
+  const layer = DispatcherLayer(dispatchSettingsForTests({
     pollInterval: Duration.millis(200),
     scanInterval: Duration.seconds(1),
-    staleAfter: Duration.minutes(30),
-    requeueAfter: Option.none(),
-    limitCooldown: Duration.hours(5),
-    timeZone: "UTC",
     queueDir: root,
-    command: { program: ["node", "cli.js"], queueDir: root },
-    routing: { delegationEnabled: false, complexityMap: DEFAULT_COMPLEXITY_MAP, failoverProvider: "claude-api" },
-    enterDelay: Duration.millis(200),
-    failpoint: Option.none()
-  }).pipe(
+    command: { program: ["node", "cli.js"], queueDir: root }
+  })).pipe(
     Layer.provideMerge(memoryDelegation()),
     Layer.provideMerge(Layer.mergeAll(FsTaskStoreLayer({ root }), MemoryTmuxLayer))
   )

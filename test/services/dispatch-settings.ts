@@ -1,0 +1,21 @@
+/** Dispatcher settings for service tests: DESIGN's defaults, a fixed zone and queue path, overridable per test. */
+import { Duration, Option } from "effect"
+import { DEFAULT_COMPLEXITY_MAP } from "../../src/domain/routing.ts"
+import type { DispatchSettings } from "../../src/services/dispatcher.ts"
+
+export const dispatchSettingsForTests = (overrides: Partial<DispatchSettings> = {}): DispatchSettings => ({
+  sessions: { names: Option.none(), prefix: "claude-" },
+  accounts: Option.none(),
+  pollInterval: Duration.seconds(2),
+  scanInterval: Duration.seconds(5),
+  staleAfter: Duration.minutes(30),
+  requeueAfter: Option.none(),
+  limitCooldown: Duration.hours(5),
+  timeZone: "UTC",
+  queueDir: "/q",
+  command: { program: ["/usr/bin/node", "/app/bin/claude-failover.js"], queueDir: "/q" },
+  routing: { delegationEnabled: false, complexityMap: DEFAULT_COMPLEXITY_MAP, failoverProvider: "claude-api" },
+  enterDelay: Duration.millis(200),
+  failpoint: Option.none(),
+  ...overrides
+})
