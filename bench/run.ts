@@ -7,15 +7,17 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Duration, Effect, Layer, Option, Redacted, References, Result } from "effect"
+import { Duration, Effect, Layer, Redacted, References, Result } from "effect"
 import { startFakeSecutools } from "../src/adapters/fake-secutools/server.ts"
+import { resolveConfig } from "../src/config.ts"
+import { dispatchSettings } from "../src/daemon.ts"
 import { FsTaskStoreLayer } from "../src/adapters/fs-task-store.ts"
 import { HttpSecutoolsLayer } from "../src/adapters/http-secutools.ts"
 import { MemorySecutoolsLayer } from "../src/adapters/memory-secutools.ts"
 import { MemoryTmuxLayer } from "../src/adapters/memory-tmux.ts"
 import { TaskStore } from "../src/ports/task-store.ts"
 import { Delegation, DelegationCountersRef, DelegationLayer } from "../src/services/delegation.ts"
-import { Dispatcher, DispatcherLayer, type DispatchSettings } from "../src/services/dispatcher.ts"
+import { Dispatcher, DispatcherLayer } from "../src/services/dispatcher.ts"
 import { StatusReport, StatusReportLayer } from "../src/services/status.ts"
 import { classifyPane } from "../src/domain/pane.ts"
 import { decide, DEFAULT_COMPLEXITY_MAP } from "../src/domain/routing.ts"
@@ -140,7 +142,8 @@ const delegationThroughput = async (tasks: number): Promise<Row> => {
 const statusSnapshot = async (tasks: number): Promise<Row> => {
   const root = mkdtempSync(join(tmpdir(), "cf-bench-"))
   const layer = StatusReportLayer.pipe(
-    Layer.provideMerge(DispatcherLayer(benchDispatchSettings(root))),
+    // The daemon's own settings from the defaults, pointed at the bench queue.
+    Layer.provideMerge(DispatcherLayer(dispatchSettings(Result.getOrThrow(resolveConfig({ QUEUE_DIR: root }))))),
     Layer.provideMerge(DelegationLayer({ reapInterval: Duration.seconds(5), reapConcurrency: 4, jobTimeout: Duration.hours(1) })),
     Layer.provideMerge(Layer.mergeAll(FsTaskStoreLayer({ root }), MemoryTmuxLayer, MemorySecutoolsLayer, DelegationCountersRef.layer))
   )
@@ -161,22 +164,6 @@ const statusSnapshot = async (tasks: number): Promise<Row> => {
   const meanUs = samples.reduce((a, b) => a + b, 0) / samples.length
   return { name: `status snapshot, ${tasks} pending tasks`, ops: Math.round(1e6 / meanUs), meanUs, p99Us: samples.at(-1) ?? meanUs, heapKb: 0 }
 }
-
-const benchDispatchSettings = (root: string): DispatchSettings => ({
-  sessions: { names: Option.none(), prefix: "claude-" },
-  accounts: Option.none(),
-  pollInterval: Duration.seconds(2),
-  scanInterval: Duration.seconds(5),
-  staleAfter: Duration.minutes(30),
-  requeueAfter: Option.none(),
-  limitCooldown: Duration.hours(5),
-  timeZone: "UTC",
-  queueDir: root,
-  command: { program: ["node", "cli.js"], queueDir: root },
-  routing: { delegationEnabled: false, complexityMap: DEFAULT_COMPLEXITY_MAP, failoverProvider: "claude-api" },
-  enterDelay: Duration.millis(200),
-  failpoint: Option.none()
-})
 
 const rows: ReadonlyArray<Row> = [
   measure("parseTask (2 KB file)", () => parseTask("fix-login-redirect.md", taskText)),
