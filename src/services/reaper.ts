@@ -19,11 +19,16 @@ export interface ReapContext {
   readonly onFinished: (seconds: number) => void
 }
 
-const finishTask = Effect.fn("Reaper.finish")(function*(
-  name: TaskName,
-  marker: DelegationMarker,
-  ending: { readonly job?: JobView; readonly failure?: string }
-) {
+/** How a job ended: the job as last seen, or a failure the daemon decided (404, timeout). */
+interface Ending {
+  readonly job?: JobView
+  readonly failure?: string
+}
+
+const completed = (ending: Ending): ending is Ending & { readonly job: JobView } =>
+  ending.failure === undefined && ending.job?.status === "completed"
+
+const finishTask = Effect.fn("Reaper.finish")(function*(name: TaskName, marker: DelegationMarker, ending: Ending) {
   const store = yield* TaskStore
   const at = ending.job?.finished_at ?? (yield* nowIso)
   const jobId = marker.job_id ?? ""
@@ -36,7 +41,7 @@ const finishTask = Effect.fn("Reaper.finish")(function*(
   }
   const durationMs = millisBetween(marker.created_at, at)
   const timing = { at, runner, ...(durationMs === undefined ? {} : { durationMs }) }
-  if (ending.failure === undefined && ending.job?.status === "completed") {
+  if (completed(ending)) {
     const result = ending.job.result ?? ""
     yield* moveTask(
       "pending",
@@ -53,9 +58,14 @@ const finishTask = Effect.fn("Reaper.finish")(function*(
   return millisBetween(marker.submitted_at, yield* nowIso)
 }, Effect.uninterruptible) // a stop (SIGTERM) waits for the move and the marker's removal to both happen
 
-/** Finishes the task and reports how long it took since submission. */
-const finish = (name: TaskName, marker: DelegationMarker, ending: Parameters<typeof finishTask>[2], context: ReapContext) =>
-  Effect.tap(finishTask(name, marker, ending), (ms) => Effect.sync(() => ms !== undefined && context.onFinished(ms / 1000)))
+/** Finishes the task, counts it as completed or failed, and reports how long it took since submission. */
+const finish = (name: TaskName, marker: DelegationMarker, ending: Ending, context: ReapContext) =>
+  Effect.tap(finishTask(name, marker, ending), (ms) =>
+    Effect.sync(() => {
+      if (completed(ending)) context.counters.completed++
+      else context.counters.failed++
+      if (ms !== undefined) context.onFinished(ms / 1000)
+    }))
 
 /** One poll of the job behind `marker`; terminal statuses, a job secutools no longer knows and timeouts finish the task. */
 export const reapJob = Effect.fn("Reaper.reapJob")(function*(name: TaskName, marker: DelegationMarker, context: ReapContext) {
@@ -69,7 +79,6 @@ export const reapJob = Effect.fn("Reaper.reapJob")(function*(name: TaskName, mar
     const error = polled.failure
     if (error.reason._tag === "Status" && error.reason.status === 404) {
       yield* finish(name, marker, { failure: `secutools no longer knows job ${jobId} (HTTP 404)` }, context)
-      context.counters.failed++
       return yield* Effect.logWarning(`${name} failed: secutools no longer knows job ${jobId}`).pipe(Effect.annotateLogs(annotations))
     }
     return yield* Effect.logWarning(`polling job ${jobId} of ${name}: ${error.message}`).pipe(Effect.annotateLogs(annotations))
@@ -77,12 +86,10 @@ export const reapJob = Effect.fn("Reaper.reapJob")(function*(name: TaskName, mar
   const job = polled.success
   if (job.status === "completed") {
     yield* finish(name, marker, { job }, context)
-    context.counters.completed++
     return yield* Effect.logInfo(`${name} done by secutools ${marker.provider} (job ${jobId})`).pipe(Effect.annotateLogs(annotations))
   }
   if (job.status === "failed" || job.status === "cancelled") {
     yield* finish(name, marker, { job }, context)
-    context.counters.failed++
     return yield* Effect.logWarning(`${name} ${job.status} at secutools: ${job.error ?? "no reason given"}`).pipe(
       Effect.annotateLogs(annotations)
     )
@@ -91,7 +98,6 @@ export const reapJob = Effect.fn("Reaper.reapJob")(function*(name: TaskName, mar
   if (waitedMs > Duration.toMillis(context.jobTimeout)) {
     const reason = `job ${jobId} was still ${job.status} after ${Duration.format(context.jobTimeout)}`
     yield* finish(name, marker, { failure: reason }, context)
-    context.counters.failed++
     return yield* Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
   }
   yield* store.writeMarker(name, { ...marker, polls: marker.polls + 1 })
