@@ -11,6 +11,8 @@ import { Duration, Effect, Layer, Redacted, References, Result } from "effect"
 import { startFakeSecutools } from "../src/adapters/fake-secutools/server.ts"
 import { resolveConfig } from "../src/config.ts"
 import { dispatchSettings } from "../src/daemon.ts"
+import { OwnWrites } from "../src/services/own-writes.ts"
+import { TaskLocks } from "../src/services/task-locks.ts"
 import { FsTaskStoreLayer } from "../src/adapters/fs-task-store.ts"
 import { HttpSecutoolsLayer } from "../src/adapters/http-secutools.ts"
 import { MemorySecutoolsLayer } from "../src/adapters/memory-secutools.ts"
@@ -113,7 +115,7 @@ const delegationThroughput = async (tasks: number): Promise<Row> => {
       { baseUrl: server.url, apiKey: Redacted.make("bench"), requestTimeout: Duration.seconds(5) },
       { baseDelay: Duration.millis(10), maxDelay: Duration.millis(100), maxAttempts: 5, deadline: Duration.seconds(10) }
     ).pipe(Layer.provide(NodeHttpClient.layerUndici))),
-    Layer.provideMerge(Layer.mergeAll(FsTaskStoreLayer({ root }), DelegationCountersRef.layer))
+    Layer.provideMerge(Layer.mergeAll(FsTaskStoreLayer({ root }), DelegationCountersRef.layer, TaskLocks.layer))
   )
   globalThis.gc?.()
   const heapBefore = process.memoryUsage().heapUsed
@@ -121,7 +123,7 @@ const delegationThroughput = async (tasks: number): Promise<Row> => {
     const store = yield* TaskStore
     const delegation = yield* Delegation
     const names = Array.from({ length: tasks }, (_, i) => TaskName.make(`bench-${i}.md`))
-    for (const name of names) yield* store.write("pending", name, "---\npreferred_ai: gemini\n---\nSummarise.\n")
+    for (const name of names) yield* store.create("pending", name, "---\npreferred_ai: gemini\n---\nSummarise.\n")
     const start = performance.now()
     yield* Effect.forkScoped(delegation.run)
     for (const name of names) {
@@ -145,11 +147,19 @@ const statusSnapshot = async (tasks: number): Promise<Row> => {
     // The daemon's own settings from the defaults, pointed at the bench queue.
     Layer.provideMerge(DispatcherLayer(dispatchSettings(Result.getOrThrow(resolveConfig({ QUEUE_DIR: root }))))),
     Layer.provideMerge(DelegationLayer({ reapInterval: Duration.seconds(5), reapConcurrency: 4, jobTimeout: Duration.hours(1) })),
-    Layer.provideMerge(Layer.mergeAll(FsTaskStoreLayer({ root }), MemoryTmuxLayer, MemorySecutoolsLayer, DelegationCountersRef.layer))
+    Layer.provideMerge(
+      Layer.mergeAll(
+        OwnWrites.tracking.pipe(Layer.provide(FsTaskStoreLayer({ root }))),
+        MemoryTmuxLayer,
+        MemorySecutoolsLayer,
+        DelegationCountersRef.layer,
+        TaskLocks.layer
+      )
+    )
   )
   const samples = await Effect.runPromise(Effect.gen(function*() {
     const store = yield* TaskStore
-    for (let i = 0; i < tasks; i++) yield* store.write("pending", TaskName.make(`t-${i}.md`), taskText)
+    for (let i = 0; i < tasks; i++) yield* store.create("pending", TaskName.make(`t-${i}.md`), taskText)
     yield* (yield* Dispatcher).tick
     const report = yield* StatusReport
     const times: Array<number> = []

@@ -7,7 +7,7 @@ import { Result } from "effect"
 import type { Counters, FaultKind } from "../src/adapters/fake-secutools/jobs.ts"
 import { formatCost } from "../src/domain/footer.ts"
 import { decide } from "../src/domain/routing.ts"
-import { parseTask } from "../src/domain/task.ts"
+import { parseTask, type TaskFields } from "../src/domain/task.ts"
 import { failureReasonOf, type FinishedTask, located, tookOf } from "./progress.ts"
 import { DEMO_SITUATION, type RanOn, type SampleTask } from "./tasks.ts"
 
@@ -43,6 +43,7 @@ export const summarizeTask = (task: FinishedTask): SummaryRow => {
     }
   }
   const fields = parsed.success.fields
+  const failover = lastRequeue(fields)
   const delegated = fields.job_id !== undefined || (fields.provider !== undefined && fields.session === undefined)
   const decision = decide(fields, { ...DEMO_SITUATION, localAvailable: !delegated })
   const cost = fields.cost_usd === undefined ? "" : ` (${formatCost(fields.cost_usd)})`
@@ -56,10 +57,14 @@ export const summarizeTask = (task: FinishedTask): SummaryRow => {
     took: tookOf(task.text) ?? "—",
     attempts: String(fields.attempts ?? "—"),
     outcome,
-    ...(fields.last_failover === undefined ? {} : { failover: fields.last_failover }),
+    ...(failover === undefined ? {} : { failover }),
     where: delegated ? `secutools ${fields.provider ?? "?"}` : "local"
   }
 }
+
+/** Why the task last went back to the queue, from its history. */
+const lastRequeue = (fields: TaskFields): string | undefined =>
+  fields.history?.filter((entry) => entry.event === "requeued").at(-1)?.reason
 
 const COLUMNS: ReadonlyArray<readonly [string, (row: SummaryRow) => string]> = [
   ["task", (row) => row.task],

@@ -2,8 +2,9 @@
  * The optional YAML configuration file (`--config FILE`): the settings' env names in lower case, e.g.
  * `queue_dir: /srv/queue`. Easy to get wrong: it yields raw text per env name, exactly like the environment, so
  * one validation serves both; lists and maps are written back in the env syntax (`a,b`, `acct:s1,s2;…`, `low=gpu`).
+ * It never throws: YAML aliases (which `toJS` expands, or throws on) are reported as problems, like any other.
  */
-import { isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml"
+import { type Alias, type Document, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml"
 
 /** Keys the file may use: every setting's env name, lower-cased. */
 export type KnownEnvNames = ReadonlyArray<string>
@@ -39,9 +40,35 @@ export interface ConfigFile {
   readonly problems: ReadonlyArray<string>
 }
 
+/** Every alias in a node: the file is small and written by hand, so there is no reason to expand any. */
+const aliasesIn = (node: unknown): ReadonlyArray<Alias> => {
+  const found: Array<Alias> = []
+  if (isNode(node)) visit(node, { Alias: (_, alias) => void found.push(alias) })
+  return found
+}
+
+/** A node's plain value; aliases are refused before this, and `maxAliasCount: 0` keeps any that slipped through inert. */
+const toJS = (node: unknown, document: Document.Parsed): { readonly value: unknown } | { readonly error: string } => {
+  if (!(isScalar(node) || isSeq(node) || isMap(node))) return { value: null }
+  try {
+    return { value: node.toJS(document, { maxAliasCount: 0 }) }
+  } catch (error) {
+    return { error: error instanceof Error ? error.message : String(error) }
+  }
+}
+
 export const parseConfigFile = (file: string, text: string, known: KnownEnvNames): ConfigFile => {
+  try {
+    return parseConfigText(file, text, known)
+  } catch (error) {
+    // A backstop: a configuration file must give a message, not a stack trace.
+    return { settings: {}, problems: [`${file}: cannot be read: ${String(error)}`] }
+  }
+}
+
+const parseConfigText = (file: string, text: string, known: KnownEnvNames): ConfigFile => {
   const lineCounter = new LineCounter()
-  const document = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false })
+  const document = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, logLevel: "error" })
   const at = (offset: number | undefined) => {
     if (offset === undefined) return file
     const { col, line } = lineCounter.linePos(offset)
@@ -58,6 +85,13 @@ export const parseConfigFile = (file: string, text: string, known: KnownEnvNames
   const problems: Array<string> = []
   const settings: Record<string, string> = {}
   for (const pair of contents.items) {
+    const aliases = [...aliasesIn(pair.key), ...aliasesIn(pair.value)]
+    if (aliases.length > 0) {
+      for (const alias of aliases) {
+        problems.push(`${at(alias.range?.[0])}: YAML aliases (*${alias.source}) are not allowed in the configuration file`)
+      }
+      continue
+    }
     const key = isScalar(pair.key) ? String(pair.key.value) : ""
     const where = at(isScalar(pair.key) ? pair.key.range?.[0] : undefined)
     const env = key.toUpperCase()
@@ -65,8 +99,12 @@ export const parseConfigFile = (file: string, text: string, known: KnownEnvNames
       problems.push(`${where}: unknown setting '${key}' (known: ${known.map((name) => name.toLowerCase()).join(", ")})`)
       continue
     }
-    const value = isScalar(pair.value) || isSeq(pair.value) || isMap(pair.value) ? pair.value.toJS(document) : null
-    const envText = value === null ? "" : asEnvText(value)
+    const read = toJS(pair.value, document)
+    if ("error" in read) {
+      problems.push(`${where}: '${key}' cannot be read: ${read.error}`)
+      continue
+    }
+    const envText = read.value === null ? "" : asEnvText(read.value)
     if (envText === undefined) problems.push(`${where}: '${key}' has a value of a shape no setting takes`)
     else settings[env] = envText
   }

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs"
 import { Context, Duration, Effect, Layer, Option, Redacted, Result, Schema } from "effect"
 import { parseConfigFile, withEnvOver } from "./config-file.ts"
 import { parseProvider, type Provider, Providers } from "./domain/provider.ts"
+import { hideUrlCredentials } from "./domain/redact.ts"
 import { type ComplexityMap, parseComplexityMap } from "./domain/routing.ts"
 
 type Parse<A> = (raw: string) => Result.Result<A, string>
@@ -16,15 +17,18 @@ interface Setting<A, F extends string | undefined = string | undefined> {
   readonly fallback: F
   readonly parse: Parse<A>
   readonly meaning: string
-  readonly secret?: boolean
+  /** `true`: never shown; a function: what of a value may be shown (SECUTOOLS_URL without its credentials). */
+  readonly secret?: boolean | Conceal
 }
+
+type Conceal = (text: string) => string
 
 const setting = <A, const F extends string | undefined>(
   env: string,
   fallback: F,
   parse: Parse<A>,
   meaning: string,
-  secret = false
+  secret: boolean | Conceal = false
 ): Setting<A, F> => ({ env, fallback, parse, meaning, secret })
 
 const text: Parse<string> = (raw) => raw.trim() === "" ? Result.fail("must not be empty") : Result.succeed(raw.trim())
@@ -44,7 +48,9 @@ const integer = (min: number, max: number): Parse<number> => (raw) => {
     : Result.fail(`expected a whole number from ${min} to ${max}`)
 }
 const url: Parse<string> = (raw) =>
-  URL.canParse(raw.trim()) ? Result.succeed(raw.trim().replace(/\/+$/, "")) : Result.fail("expected a URL")
+  /^https?:$/.test(URL.parse(raw.trim())?.protocol ?? "")
+    ? Result.succeed(raw.trim().replace(/\/+$/, ""))
+    : Result.fail("expected an http:// or https:// URL")
 const provider: Parse<Provider> = (raw) =>
   Option.match(parseProvider(raw), {
     onNone: () => Result.fail(`expected one of ${Providers.join(", ")}`),
@@ -62,6 +68,24 @@ export const parseDuration: Parse<Duration.Duration> = (raw) => {
     ? Result.fail("expected a duration such as 500ms, 30s, 5m or 1h")
     : Result.succeed(Duration.millis(Number(match[1]) * unitMs[unit]))
 }
+const SIZE = /^(\d+)\s*(b|kb|kib|mb|mib)?$/i
+const sizeUnit: Readonly<Record<string, number>> = { b: 1, kb: 1024, kib: 1024, mb: 1024 * 1024, mib: 1024 * 1024 }
+
+/** `65536`, `64KB`, `1MB` (1024-based). */
+export const parseSize: Parse<number> = (raw) => {
+  const match = SIZE.exec(raw.trim())
+  const bytes = match === null ? Number.NaN : Number(match[1]) * (sizeUnit[(match[2] ?? "b").toLowerCase()] ?? Number.NaN)
+  return Number.isSafeInteger(bytes) && bytes > 0
+    ? Result.succeed(bytes)
+    : Result.fail("expected a size such as 65536, 64KB or 1MB")
+}
+const flag: Parse<boolean> = (raw) => {
+  const value = raw.trim().toLowerCase()
+  if (["true", "yes", "1", "on"].includes(value)) return Result.succeed(true)
+  if (["false", "no", "0", "off"].includes(value)) return Result.succeed(false)
+  return Result.fail("expected true or false")
+}
+
 const durationOrOff: Parse<Option.Option<Duration.Duration>> = (raw) =>
   raw.trim().toLowerCase() === "off" ? Result.succeed(Option.none()) : Result.map(parseDuration(raw), Option.some)
 
@@ -83,7 +107,7 @@ const accounts: Parse<ReadonlyMap<string, ReadonlyArray<string>>> = (raw) => {
 export const Settings = {
   queueDir: setting("QUEUE_DIR", "./queue", text, "queue root"),
   secutoolsApiKey: setting("SECUTOOLS_API_KEY", undefined, secret, "enables delegation; never logged", true),
-  secutoolsUrl: setting("SECUTOOLS_URL", "http://127.0.0.1:8787", url, "secutools base URL"),
+  secutoolsUrl: setting("SECUTOOLS_URL", "http://127.0.0.1:8787", url, "secutools base URL", hideUrlCredentials),
   secutoolsMode: setting("SECUTOOLS_MODE", "http", oneOf(["http", "fake"]), "`http` or `fake` (in-process stand-in)"),
   secutoolsTimeout: setting("SECUTOOLS_TIMEOUT", "10s", parseDuration, "secutools: per-request timeout"),
   secutoolsRetryBase: setting("SECUTOOLS_RETRY_BASE", "500ms", parseDuration, "secutools: first retry delay, doubled each time"),
@@ -91,6 +115,7 @@ export const Settings = {
   secutoolsRetryAttempts: setting("SECUTOOLS_RETRY_ATTEMPTS", "6", integer(1, 100), "secutools: tries per request"),
   secutoolsRetryDeadline: setting("SECUTOOLS_RETRY_DEADLINE", "2m", parseDuration, "secutools: no retry starts later"),
   secutoolsJobTimeout: setting("SECUTOOLS_JOB_TIMEOUT", "6h", parseDuration, "a delegated job not finished by then fails"),
+  secutoolsMaxAnswer: setting("SECUTOOLS_MAX_ANSWER", "8MB", parseSize, "secutools: largest answer body read"),
   tmuxSessions: setting("TMUX_SESSIONS", undefined, list, "comma list of session names"),
   tmuxSessionPrefix: setting("TMUX_SESSION_PREFIX", "claude-", text, "used when TMUX_SESSIONS is unset"),
   tmuxSocket: setting("TMUX_SOCKET", undefined, text, "`tmux -L` socket name (private server)"),
@@ -100,6 +125,18 @@ export const Settings = {
   apiHost: setting("API_HOST", "127.0.0.1", text, "status API address"),
   apiPort: setting("API_PORT", "7878", integer(0, 65535), "status API port; 0 = any free port"),
   apiToken: setting("API_TOKEN", undefined, secret, "bearer token for every route but /healthz", true),
+  apiAllowedHosts: setting(
+    "API_ALLOWED_HOSTS",
+    undefined,
+    list,
+    "more names the status API answers to (Host header), e.g. behind a local proxy"
+  ),
+  apiAllowOpen: setting(
+    "API_ALLOW_OPEN",
+    "false",
+    flag,
+    "allow a non-loopback API_HOST without API_TOKEN (anyone who can reach it reads the queue)"
+  ),
   scanInterval: setting("SCAN_INTERVAL", "5s", parseDuration, "full reconcile of the queue"),
   pollInterval: setting("POLL_INTERVAL", "2s", parseDuration, "pane polling"),
   reapInterval: setting("REAP_INTERVAL", "5s", parseDuration, "delegated job polling"),
@@ -107,6 +144,19 @@ export const Settings = {
   staleAfter: setting("STALE_AFTER", "30m", parseDuration, "watchdog: report an unchanged pane"),
   requeueAfter: setting("REQUEUE_AFTER", "off", durationOrOff, "watchdog: requeue an unchanged pane"),
   limitCooldown: setting("LIMIT_COOLDOWN", "5h", parseDuration, "cooldown when a usage limit names no reset time"),
+  maxAttempts: setting(
+    "MAX_ATTEMPTS",
+    "5",
+    integer(1, 1000),
+    "runs of a task that ended without finishing (session died, prompt not accepted, stale) before it goes to failed/"
+  ),
+  maxTaskSize: setting("MAX_TASK_SIZE", "1MB", parseSize, "a task file larger than this is quarantined"),
+  settleAfter: setting(
+    "SETTLE_AFTER",
+    "1s",
+    parseDuration,
+    "a pending file changed more recently than this is taken once unchanged for this long"
+  ),
   failoverProvider: setting("FAILOVER_PROVIDER", "claude-api", provider, "routing rule 7"),
   complexityMap: setting(
     "COMPLEXITY_MAP",
@@ -152,16 +202,30 @@ export const resolveConfig = (
     }
     const parsed = entry.parse(raw)
     if (Result.isFailure(parsed)) {
-      const shown = entry.secret === true ? "<redacted>" : JSON.stringify(raw)
+      const shown = entry.secret === true ? "<redacted>" : JSON.stringify(concealed(entry, raw))
       problems.push(`${entry.env}=${shown}: ${parsed.failure}`)
       continue
     }
     resolved[key] = entry.fallback === undefined ? Option.some(parsed.success) : parsed.success
   }
-  return problems.length > 0
-    ? Result.fail(new ConfigInvalid({ problems }))
-    : Result.succeed(resolved as AppConfig)
+  return problems.length > 0 ? Result.fail(new ConfigInvalid({ problems })) : Result.succeed(resolved as AppConfig)
 }
+
+/** `localhost`, 127.0.0.0/8 and ::1: addresses only this host can reach. */
+export const isLoopbackHost = (host: string): boolean => {
+  const bare = host.trim().toLowerCase().replace(/^\[(.*)\]$/, "$1")
+  return bare === "localhost" || bare === "::1" || /^127(?:\.\d{1,3}){3}$/.test(bare)
+}
+
+/**
+ * The daemon refuses to serve the queue's contents on other interfaces with no token unless the operator says so
+ * explicitly. (Only the daemon: `status` may well be pointed at such an address.)
+ */
+export const exposureProblem = (config: AppConfig): string | undefined =>
+  !isLoopbackHost(config.apiHost) && Option.isNone(config.apiToken) && !config.apiAllowOpen
+    ? `API_HOST=${JSON.stringify(config.apiHost)} is reachable from other hosts and API_TOKEN is not set: set API_TOKEN, ` +
+      "bind to 127.0.0.1, or set API_ALLOW_OPEN=true to serve the status API to anyone who can reach it"
+    : undefined
 
 /** The largest unit that states the duration exactly, as an operator would write it: `30m`, `1500ms`. */
 export const formatSettingDuration = (duration: Duration.Duration): string => {
@@ -169,6 +233,10 @@ export const formatSettingDuration = (duration: Duration.Duration): string => {
   const unit = (["h", "m", "s"] as const).find((u) => ms > 0 && ms % unitMs[u] === 0) ?? "ms"
   return `${ms / unitMs[unit]}${unit}`
 }
+
+/** What of a setting's text may be shown: all of it, unless the setting conceals part of it. */
+const concealed = (entry: Setting<unknown>, text: string): string =>
+  typeof entry.secret === "function" ? entry.secret(text) : text
 
 const show = (value: unknown): unknown => {
   if (Redacted.isRedacted(value)) return "<redacted>"
@@ -178,10 +246,13 @@ const show = (value: unknown): unknown => {
   return value
 }
 
-/** The resolved configuration by env name, for people: secrets redacted, durations in ms. */
+/** The resolved configuration by env name, for people: secrets redacted (SECUTOOLS_URL's credentials too), durations in ms. */
 export const describeConfig = (config: AppConfig): Record<string, unknown> =>
   Object.fromEntries(
-    (Object.keys(Settings) as Array<keyof AppConfig>).map((key) => [Settings[key].env, show(config[key])])
+    (Object.keys(Settings) as Array<keyof AppConfig>).map((key) => {
+      const shown = show(config[key])
+      return [Settings[key].env, typeof shown === "string" ? concealed(Settings[key], shown) : shown]
+    })
   )
 
 /** The complexity map and failover provider as routing sees them. */

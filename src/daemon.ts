@@ -10,16 +10,21 @@ import { Cause, Duration, Effect, Layer, Logger, Option } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
 import { CliTmuxLayer } from "./adapters/cli-tmux.ts"
 import { DryRunTmuxLayer } from "./adapters/dry-run-tmux.ts"
-import { FsTaskStoreLayer } from "./adapters/fs-task-store.ts"
-import { HttpApiLayer } from "./adapters/http-api/server.ts"
+import { FsTaskStoreLayer, prepareQueue, removeTempDebris, REQUESTS_DIR } from "./adapters/fs-task-store.ts"
+import { serveHttpApi } from "./adapters/http-api/server.ts"
+import { acquireQueueLock, type HeldLock } from "./adapters/queue-lock.ts"
 import { logRetry } from "./adapters/http-secutools.ts"
 import { SecutoolsFromConfig } from "./adapters/secutools-layer.ts"
 import { TaskStore } from "./ports/task-store.ts"
-import { type AppConfig, Config, describeConfig, routingSettings } from "./config.ts"
+import { type AppConfig, Config, ConfigInvalid, describeConfig, exposureProblem, routingSettings } from "./config.ts"
 import { Delegation, DelegationCountersRef, DelegationLayer, type DelegationSettings } from "./services/delegation.ts"
 import { Dispatcher, DispatcherLayer, type DispatchSettings } from "./services/dispatcher.ts"
 import { recover } from "./services/recovery.ts"
+import { makeRequestInbox, RequestInbox } from "./services/request-inbox.ts"
 import { StatusReportLayer } from "./services/status.ts"
+import { OwnWrites } from "./services/own-writes.ts"
+import { Redaction } from "./services/redaction.ts"
+import { TaskLocks } from "./services/task-locks.ts"
 
 /** The command an agent runs when finished: this Node and this checkout's CLI, by absolute path. */
 export const completionProgram = (): ReadonlyArray<string> => [
@@ -39,27 +44,26 @@ export const dispatchSettings = (config: AppConfig): DispatchSettings => {
     staleAfter: config.staleAfter,
     requeueAfter: config.requeueAfter,
     limitCooldown: config.limitCooldown,
+    maxAttempts: config.maxAttempts,
+    settleAfter: config.settleAfter,
     timeZone: hostTimeZone(),
     queueDir,
     command: { program: completionProgram(), queueDir },
     routing: routingSettings(config),
-    enterDelay: Duration.millis(200),
-    failpoint: process.env.CLAUDE_FAILOVER_FAILPOINT === "after-assign" ? Option.some("after-assign") : Option.none()
+    enterDelay: Duration.millis(200)
   }
 }
 
-/** Wakes the dispatcher on any change in pending/ or active/; the scan interval covers what inotify drops. */
-export const watchQueue = (queueDir: string) =>
-  Effect.gen(function*() {
-    const dispatcher = yield* Dispatcher
-    const wake = () => Effect.runFork(dispatcher.wake)
-    for (const stage of ["pending", "active"]) {
-      yield* Effect.acquireRelease(
-        Effect.sync(() => watch(join(queueDir, stage), { persistent: false }, wake)),
-        (watcher) => Effect.sync(() => watcher.close())
-      )
-    }
-  })
+/**
+ * Wakes the dispatcher on any change in pending/ or active/, and the request inbox on a new request; the scan and
+ * poll intervals cover what inotify drops.
+ */
+export const watchQueue = (queueDir: string, wake: { readonly queue: Effect.Effect<void>; readonly requests: Effect.Effect<void> }) =>
+  Effect.forEach([["pending", wake.queue], ["active", wake.queue], [REQUESTS_DIR, wake.requests]] as const, ([dir, wakeUp]) =>
+    Effect.acquireRelease(
+      Effect.sync(() => watch(join(queueDir, dir), { persistent: false }, () => Effect.runFork(wakeUp))),
+      (watcher) => Effect.sync(() => watcher.close())
+    ), { discard: true })
 
 export const delegationSettings = (config: AppConfig): DelegationSettings => ({
   reapInterval: config.reapInterval,
@@ -97,23 +101,33 @@ const startDelegation = (enabled: boolean) =>
     }
   })
 
-export const runDaemon = Effect.gen(function*() {
-  const config = yield* Config
-  const settings = dispatchSettings(config)
-  yield* Effect.logInfo(`claude-failover starting on ${settings.queueDir}`).pipe(
-    Effect.annotateLogs({ config: JSON.stringify(describeConfig(config)) })
-  )
-  const recovered = yield* recover(settings.timeZone)
-  if (recovered.duplicates.length + recovered.requeued.length > 0) {
-    yield* Effect.logInfo(
-      `recovery: removed ${recovered.duplicates.length} duplicate(s), requeued ${recovered.requeued.length} task(s)`
+/** After the lock: the status API, debris and recovery, then the loops; runs until interrupted. */
+export const runDaemon = (lock: HeldLock) =>
+  Effect.gen(function*() {
+    const config = yield* Config
+    const settings = dispatchSettings(config)
+    yield* Effect.logInfo(`claude-failover starting on ${settings.queueDir}`).pipe(
+      Effect.annotateLogs({ config: JSON.stringify(describeConfig(config)) })
     )
-  }
-  yield* startDelegation(settings.routing.delegationEnabled)
-  yield* watchQueue(settings.queueDir)
-  const dispatcher = yield* Dispatcher
-  return yield* supervised("dispatcher", dispatcher.run)
-}).pipe(Effect.scoped)
+    const url = yield* serveHttpApi({
+      host: config.apiHost,
+      port: config.apiPort,
+      token: config.apiToken,
+      allowedHosts: Option.getOrElse(config.apiAllowedHosts, () => [])
+    })
+    yield* lock.label({ api: url })
+    const debris = yield* removeTempDebris(settings.queueDir)
+    if (debris.length > 0) yield* Effect.logInfo(`removed ${debris.length} temporary file(s) left by a crash`)
+    const recovered = yield* recover({ timeZone: settings.timeZone, maxAttempts: config.maxAttempts })
+    for (const action of recovered.actions) yield* Effect.logWarning(`recovery: ${action}`)
+    yield* startDelegation(settings.routing.delegationEnabled)
+    const inbox = yield* RequestInbox
+    const dispatcher = yield* Dispatcher
+    yield* watchQueue(settings.queueDir, { queue: dispatcher.wake, requests: inbox.wake })
+    yield* inbox.drain
+    yield* Effect.forkScoped(supervised("request inbox", inbox.run))
+    return yield* supervised("dispatcher", dispatcher.run)
+  }).pipe(Effect.scoped)
 
 /** Secutools as configured, its retries counted for the status API. */
 const secutoolsLayer = (config: AppConfig) =>
@@ -127,7 +141,9 @@ const tmuxLayer = (config: AppConfig) =>
   config.sessionsMode === "dry-run"
     ? DryRunTmuxLayer({
       sessions: Option.getOrElse(config.tmuxSessions, () => [1, 2].map((n) => `${config.tmuxSessionPrefix}${n}`)),
-      workFor: config.dryRunDelay
+      workFor: config.dryRunDelay,
+      // Kept beside the queue, so a restarted staging daemon finds its sessions still working on what they had.
+      stateFile: join(resolve(config.queueDir), ".dry-run-sessions.json")
     })
     : CliTmuxLayer(Option.match(config.tmuxSocket, { onNone: () => ({}), onSome: (socket) => ({ socket }) }))
 
@@ -135,24 +151,38 @@ const tmuxLayer = (config: AppConfig) =>
 export const daemonLayer = (config: AppConfig) => {
   const settings = dispatchSettings(config)
   const ports = Layer.mergeAll(
-    FsTaskStoreLayer({ root: settings.queueDir }),
+    OwnWrites.tracking.pipe(Layer.provide(FsTaskStoreLayer({ root: settings.queueDir, maxTaskBytes: config.maxTaskSize }))),
     tmuxLayer(config),
-    secutoolsLayer(config)
+    secutoolsLayer(config),
+    TaskLocks.layer
   ).pipe(Layer.provideMerge(DelegationCountersRef.layer))
-  const core = DispatcherLayer(settings).pipe(
+  // A request that changed the queue (a task done) frees a session: the dispatcher is woken.
+  const inbox = Layer.effect(
+    RequestInbox,
+    Effect.flatMap(Dispatcher, (dispatcher) =>
+      makeRequestInbox({ root: settings.queueDir, interval: config.pollInterval, onChange: dispatcher.wake }))
+  )
+  const core = StatusReportLayer.pipe(
+    Layer.provideMerge(inbox),
+    Layer.provideMerge(DispatcherLayer(settings)),
     Layer.provideMerge(DelegationLayer(delegationSettings(config))),
     Layer.provideMerge(ports),
-    Layer.provideMerge(Logger.layer([config.logFormat === "json" ? Logger.consoleJson : Logger.consolePretty()]))
+    // Every log line passes through the redactor: no configured secret reaches the log, whatever an error echoes.
+    Layer.provideMerge(Redaction.logger(config.logFormat)),
+    Layer.provideMerge(Redaction.fromConfig(config))
   )
-  const api = HttpApiLayer({ host: config.apiHost, port: config.apiPort, token: config.apiToken }).pipe(
-    Layer.provide(StatusReportLayer)
-  )
-  return api.pipe(Layer.provideMerge(core))
+  return core
 }
 
+/** The daemon: the queue's lock first (a second daemon stops here, exit 2, before it binds a port), then the rest. */
 export const daemon: Effect.Effect<never, unknown, Config | ChildProcessSpawner.ChildProcessSpawner> = Effect.gen(
   function*() {
     const config = yield* Config
-    return yield* runDaemon.pipe(Effect.provide(daemonLayer(config)))
+    const exposure = exposureProblem(config)
+    if (exposure !== undefined) return yield* new ConfigInvalid({ problems: [exposure] })
+    const root = resolve(config.queueDir)
+    yield* prepareQueue({ root })
+    const lock = yield* acquireQueueLock(root, { kind: "daemon", command: "claude-failover" })
+    return yield* runDaemon(lock).pipe(Effect.provide(daemonLayer(config)))
   }
-)
+).pipe(Effect.scoped)

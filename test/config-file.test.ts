@@ -1,11 +1,13 @@
 /** The YAML configuration file: env names in lower case, lists and maps in env syntax, the env winning. */
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Option, Result } from "effect"
+import fc from "fast-check"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseConfigFile, withEnvOver } from "../src/config-file.ts"
 import { loadConfig, Settings } from "../src/config.ts"
+import { RUNS } from "./domain/arbitraries.ts"
 
 const KNOWN = Object.values(Settings).map((setting) => setting.env)
 
@@ -40,6 +42,43 @@ describe("configuration file", () => {
     expect(unknown).toHaveLength(2)
     expect(unknown[0]).toMatch(/^c\.yaml:2:1: unknown setting 'queue_dirx' \(known: queue_dir, /)
     expect(unknown[1]).toMatch(/^c\.yaml:3:1: unknown setting 'QUEUE_DIR'/)
+  })
+
+  it("refuses YAML aliases with line and column, instead of expanding them or throwing", () => {
+    expect(parseConfigFile("c.yaml", "queue_dir: *nope\n", KNOWN)).toStrictEqual({
+      settings: {},
+      problems: ["c.yaml:1:12: YAML aliases (*nope) are not allowed in the configuration file"]
+    })
+    const reused = parseConfigFile("c.yaml", "tmux_sessions: &s [claude-1]\napi_port: 0\nqueue_dir: *s\n", KNOWN)
+    expect(reused).toStrictEqual({
+      settings: { TMUX_SESSIONS: "claude-1", API_PORT: "0" },
+      problems: ["c.yaml:3:12: YAML aliases (*s) are not allowed in the configuration file"]
+    })
+  })
+
+  it("survives an alias bomb, reporting its aliases", () => {
+    const nine = (alias: string) => `[${Array(9).fill(alias).join(", ")}]`
+    const bomb = `queue_dir: &a ${nine("lol")}\napi_port: &b ${nine("*a")}\ntmux_sessions: &c ${nine("*b")}\npoll_interval: ${nine("*c")}\n`
+    const { problems } = parseConfigFile("c.yaml", bomb, KNOWN)
+    expect(problems).toHaveLength(27)
+    expect(problems[0]).toBe("c.yaml:2:15: YAML aliases (*a) are not allowed in the configuration file")
+  })
+
+  it("never throws, and every problem names the file", () => {
+    const yamlish = fc.array(
+      fc.oneof(
+        fc.constantFrom("queue_dir: ", "api_port:", "*a", "&a ", "!!binary aGk=", "!x ", "[", "{", "]", "\n", "\n  ", "- ", ": ", "\0"),
+        fc.string({ unit: "binary", maxLength: 8 })
+      ),
+      { maxLength: 30 }
+    ).map((parts) => parts.join(""))
+    fc.assert(
+      fc.property(fc.oneof(yamlish, fc.string({ unit: "binary", maxLength: 200 })), (text) => {
+        const { problems } = parseConfigFile("c.yaml", text, KNOWN)
+        for (const problem of problems) expect(problem.startsWith("c.yaml")).toBe(true)
+      }),
+      RUNS
+    )
   })
 
   it("lets a non-blank env value win over the file", () => {

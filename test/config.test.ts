@@ -1,6 +1,8 @@
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Option, Redacted, Result } from "effect"
-import { describeConfig, resolveConfig, routingSettings, Settings } from "../src/config.ts"
+import { describeConfig, exposureProblem, resolveConfig, routingSettings, Settings } from "../src/config.ts"
 
 describe("configuration", () => {
   it("has DESIGN's defaults when nothing is set", () => {
@@ -58,11 +60,32 @@ describe("configuration", () => {
     ])
   })
 
-  it("names every DESIGN setting exactly once", () => {
+  it("names every setting exactly once, and the README's configuration table lists exactly these", () => {
     const names = Object.values(Settings).map((setting) => setting.env)
     expect(new Set(names).size).toBe(names.length)
-    expect(names).toContain("SECUTOOLS_API_KEY")
-    expect(names).toHaveLength(29)
+    const readme = readFileSync(join(import.meta.dirname, "../README.md"), "utf8")
+    const table = readme.slice(readme.indexOf("| env | default | meaning |"))
+    const rows = table.slice(0, table.indexOf("\n\n")).split("\n").slice(2)
+    const documented = rows.flatMap((row) => [...row.split("|")[1]?.matchAll(/`([A-Z_]+)`/g) ?? []].map((m) => m[1]))
+    expect([...documented].sort()).toStrictEqual([...names].sort())
+  })
+
+  it("reads sizes as operators write them", () => {
+    const sized = (raw: string) => Result.map(resolveConfig({ MAX_TASK_SIZE: raw }), (config) => config.maxTaskSize)
+    expect(sized("65536")).toStrictEqual(Result.succeed(65536))
+    expect(sized("64KB")).toStrictEqual(Result.succeed(65536))
+    expect(sized("1mb")).toStrictEqual(Result.succeed(1024 * 1024))
+    expect(Result.isFailure(sized("lots"))).toBe(true)
+    expect(Result.isFailure(sized("0"))).toBe(true)
+  })
+
+  it("refuses a status API reachable from other hosts without a token, unless allowed explicitly", () => {
+    const exposure = (env: Record<string, string>) => exposureProblem(Result.getOrThrow(resolveConfig(env)))
+    expect(exposure({ API_HOST: "0.0.0.0" })).toContain("API_HOST=\"0.0.0.0\" is reachable from other hosts")
+    expect(exposure({ API_HOST: "192.0.2.7" })).toContain("set API_TOKEN")
+    expect(exposure({ API_HOST: "0.0.0.0", API_TOKEN: "t" })).toBeUndefined()
+    expect(exposure({ API_HOST: "0.0.0.0", API_ALLOW_OPEN: "true" })).toBeUndefined()
+    for (const host of ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"]) expect(exposure({ API_HOST: host })).toBeUndefined()
   })
 })
 

@@ -65,7 +65,14 @@ export const makeCliTmux = Effect.fn("makeCliTmux")(function*(options: TmuxOptio
       })),
     hasSession: (session) =>
       tmux(["has-session", "-t", `=${session}`]).pipe(Effect.map((outcome) => outcome.code === 0)),
-    capturePane: (session) => onSession(session, ["capture-pane", "-p", "-t", target(session)]),
+    capturePane: (session, options) =>
+      onSession(session, [
+        "capture-pane",
+        "-p",
+        ...(options?.history === undefined ? [] : ["-S", `-${options.history}`]),
+        "-t",
+        target(session)
+      ]),
     paneCommand: (session) =>
       onSession(session, ["display-message", "-p", "-t", target(session), "#{pane_current_command}"]).pipe(
         Effect.map((out) => out.trim())
@@ -78,7 +85,8 @@ export const makeCliTmux = Effect.fn("makeCliTmux")(function*(options: TmuxOptio
         Effect.asVoid
       )
     },
-    sendEnter: (session) => onSession(session, ["send-keys", "-t", target(session), "Enter"]).pipe(Effect.asVoid)
+    sendEnter: (session) => onSession(session, ["send-keys", "-t", target(session), "Enter"]).pipe(Effect.asVoid),
+    clearInput: (session) => onSession(session, ["send-keys", "-t", target(session), "C-c"]).pipe(Effect.asVoid)
   })
 })
 

@@ -1,31 +1,53 @@
 /**
- * The queue directory on disk, maildir style: every write goes to a temporary file, is fsynced and renamed.
- * Easy to get wrong: symlinks are never followed (O_NOFOLLOW), and a directory is fsynced after a rename so
- * the rename itself survives a power cut.
+ * The queue directory on disk, maildir style: a write goes to a temporary file that is fsynced, then linked or
+ * renamed into place, and the directory is fsynced. Easy to get wrong: nothing is ever overwritten by a move or a
+ * create (a hard link fails when the name exists), symlinks are never followed (O_NOFOLLOW), and a file is opened
+ * with O_NONBLOCK so a FIFO swapped in under a task's name cannot hang the daemon.
  */
-import { constants } from "node:fs"
+import { constants, type Dirent } from "node:fs"
 import * as fs from "node:fs/promises"
 import { join } from "node:path"
 import { Effect, Layer, Option, Schema } from "effect"
 import { MARKER_SUFFIX, MarkerJson } from "../domain/marker.ts"
-import { TaskName } from "../domain/task.ts"
-import { type Stage, Stages, StoreError, TaskNotFound, TaskStore } from "../ports/task-store.ts"
+import { decodeTaskBytes, TaskName, taskNameProblem } from "../domain/task.ts"
+import {
+  NameTaken,
+  type Stage,
+  Stages,
+  StoreError,
+  type Stray,
+  TaskNotFound,
+  TaskStore,
+  Unreadable
+} from "../ports/task-store.ts"
 
+/** Every temporary file this program writes starts with this: only the lock holder removes them. */
+export const TEMP_PREFIX = ".cf-"
 const TEMP_SUFFIX = ".tmp"
+/** Directories beside the stages: CLI requests to the running daemon. */
+export const REQUESTS_DIR = "requests"
 
-/** Temporary files are hidden and end in `.tmp`, so every reader skips them. */
-const tempName = (target: string) => `.${target}.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2, 8)}${TEMP_SUFFIX}`
+let tempCounter = 0
+/** Short and independent of the target's name, so a 200-byte task name still gives a legal temporary name. */
+const tempName = () =>
+  `${TEMP_PREFIX}${process.pid}-${++tempCounter}-${Math.random().toString(36).slice(2, 8)}${TEMP_SUFFIX}`
 
-const isErrno = (error: unknown, code: string) =>
-  typeof error === "object" && error !== null && "code" in error && error.code === code
+export const isTempName = (name: string): boolean => name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX)
+
+const errnoOf = (error: unknown): string | undefined =>
+  typeof error === "object" && error !== null && "code" in error && typeof error.code === "string" ? error.code : undefined
+
+const describe = (error: unknown) => error instanceof Error ? error.message : String(error)
+
+const storeError = (operation: string, path: string, error: unknown) => {
+  const code = errnoOf(error)
+  return new StoreError({ operation, path, problem: describe(error), ...(code === undefined ? {} : { code }) })
+}
 
 const attempt = <A>(operation: string, path: string, run: () => Promise<A>) =>
-  Effect.tryPromise({
-    try: run,
-    catch: (error) => new StoreError({ operation, path, problem: error instanceof Error ? error.message : String(error) })
-  })
+  Effect.tryPromise({ try: run, catch: (error) => storeError(operation, path, error) })
 
-const fsyncDirectory = async (dir: string) => {
+export const fsyncDirectory = async (dir: string) => {
   const handle = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY)
   try {
     await handle.sync()
@@ -34,149 +56,312 @@ const fsyncDirectory = async (dir: string) => {
   }
 }
 
-/** Writes `content` to `dir/name` atomically: temp file in the same directory, fsync, rename, fsync the directory. */
-export const writeAtomic = async (dir: string, name: string, content: string): Promise<void> => {
-  const temp = join(dir, tempName(name))
-  const handle = await fs.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644)
+/** Writes and flushes a temporary file in `dir`; removes it again if anything fails (a full disk leaves no debris). */
+const writeTemp = async (dir: string, content: string): Promise<string> => {
+  const temp = join(dir, tempName())
   try {
-    await handle.writeFile(content, "utf8")
-    await handle.sync()
-  } finally {
-    await handle.close()
+    const handle = await fs.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
+    try {
+      await handle.writeFile(content, "utf8")
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+  } catch (error) {
+    await fs.rm(temp, { force: true }).catch(() => undefined)
+    throw error
   }
+  return temp
+}
+
+/** Filesystems without hard links (some FUSE and network ones): check, then rename. */
+const NO_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"])
+
+/** `link(from, to)` that never overwrites; the fallback for filesystems without links checks first, then renames. */
+const linkNoReplace = async (from: string | Buffer, to: string, removeSource: boolean): Promise<void> => {
+  try {
+    await fs.link(from, to)
+  } catch (error) {
+    const code = errnoOf(error)
+    if (code === undefined || !NO_LINKS.has(code)) throw error
+    const taken = await fs.lstat(to).then(() => true, () => false)
+    if (taken) throw Object.assign(new Error(`${to} exists`), { code: "EEXIST" })
+    if (removeSource) return fs.rename(from, to)
+    await fs.copyFile(from, to, constants.COPYFILE_EXCL)
+    return
+  }
+  if (removeSource) await fs.unlink(from)
+}
+
+/** Writes `content` to `dir/name` atomically, replacing what is there: temp file, fsync, rename, fsync the directory. */
+export const writeAtomic = async (dir: string, name: string, content: string): Promise<void> => {
+  const temp = await writeTemp(dir, content)
   try {
     await fs.rename(temp, join(dir, name))
   } catch (error) {
-    await fs.rm(temp, { force: true })
+    await fs.rm(temp, { force: true }).catch(() => undefined)
     throw error
   }
   await fsyncDirectory(dir)
 }
 
-/** A regular file read without following a symlink. */
-const readRegular = async (path: string): Promise<{ text: string; mtimeMs: number }> => {
-  const handle = await fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW)
+/** Creates `dir/name` atomically; fails with EEXIST rather than replace an existing file. */
+const createAtomic = async (dir: string, name: string, content: string): Promise<void> => {
+  const temp = await writeTemp(dir, content)
   try {
-    const stat = await handle.stat()
-    if (!stat.isFile()) throw new Error("not a regular file")
-    return { text: await handle.readFile("utf8"), mtimeMs: stat.mtimeMs }
-  } finally {
-    await handle.close()
+    await linkNoReplace(temp, join(dir, name), true)
+  } catch (error) {
+    await fs.rm(temp, { force: true }).catch(() => undefined)
+    throw error
   }
+  await fsyncDirectory(dir)
+}
+
+const isValidUtf8Name = (raw: Buffer): boolean => Buffer.from(raw.toString("utf8"), "utf8").equals(raw)
+
+interface Entry {
+  readonly raw: Buffer
+  readonly name: string
+  readonly dirent: Dirent<Buffer>
 }
 
 export interface FsQueueOptions {
   readonly root: string
-  /** Temporary files older than this are debris from a crash and are removed on start. */
-  readonly staleTempMs?: number
+  /** A task file larger than this is not read (it is quarantined by the caller). */
+  readonly maxTaskBytes?: number
 }
 
-/** Creates the stage directories, refuses a split across filesystems, and clears old temporary files. */
-export const prepareQueue = Effect.fn("prepareQueue")(function*({ root, staleTempMs = 3_600_000 }: FsQueueOptions) {
+const DEFAULT_MAX_TASK_BYTES = 1024 * 1024
+
+/** Creates the stage directories and refuses a split across filesystems (a move between them would not be atomic). */
+export const prepareQueue = Effect.fn("prepareQueue")(function*({ root }: FsQueueOptions) {
   const devices = new Set<number>()
-  for (const stage of Stages) {
+  for (const stage of [...Stages, REQUESTS_DIR]) {
     const dir = join(root, stage)
     yield* attempt("create", dir, () => fs.mkdir(dir, { recursive: true }))
     const stat = yield* attempt("stat", dir, () => fs.stat(dir))
     devices.add(stat.dev)
-    const entries = yield* attempt("list", dir, () => fs.readdir(dir, { withFileTypes: true }))
-    for (const entry of entries) {
-      if (!entry.isFile() || !entry.name.startsWith(".") || !entry.name.endsWith(TEMP_SUFFIX)) continue
-      const path = join(dir, entry.name)
-      const age = yield* attempt("stat", path, () => fs.stat(path)).pipe(
-        Effect.map((s) => Date.now() - s.mtimeMs),
-        Effect.orElseSucceed(() => 0)
-      )
-      if (age > staleTempMs) yield* attempt("remove", path, () => fs.rm(path, { force: true }))
-    }
   }
   if (devices.size > 1) {
     return yield* new StoreError({
       operation: "check",
       path: root,
-      problem: "the stage directories are on different filesystems, so moving a task between them would not be atomic"
+      problem: "the queue's directories are on different filesystems, so moving a task between them would not be atomic"
     })
   }
 })
 
-/** Is this directory entry a task file the queue should see? */
-export const isTaskEntry = (entry: { readonly name: string; isFile(): boolean }): boolean =>
-  entry.isFile() && entry.name.endsWith(".md") && Schema.is(TaskName)(entry.name)
+/**
+ * Removes every temporary file this program left in the queue (a crash mid-write). Only the lock holder may call it:
+ * another process's temporary file is work in progress.
+ */
+export const removeTempDebris = Effect.fn("removeTempDebris")(function*(root: string) {
+  const removed: Array<string> = []
+  for (const stage of [...Stages, REQUESTS_DIR]) {
+    const dir = join(root, stage)
+    const entries = yield* attempt("list", dir, () => fs.readdir(dir))
+    for (const entry of entries) {
+      if (!isTempName(entry)) continue
+      yield* attempt("remove", join(dir, entry), () => fs.rm(join(dir, entry), { force: true }))
+      removed.push(`${stage}/${entry}`)
+    }
+  }
+  return removed
+})
 
-export const makeFsTaskStore = (root: string) => {
+export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }: FsQueueOptions) => {
   const dirOf = (stage: Stage) => join(root, stage)
   const pathOf = (stage: Stage, name: string) => join(root, stage, name)
 
+  const entries = (stage: Stage) =>
+    attempt("list", dirOf(stage), () => fs.readdir(dirOf(stage), { withFileTypes: true, encoding: "buffer" })).pipe(
+      Effect.map((dirents) =>
+        dirents.map((dirent): Entry => ({ raw: dirent.name, name: dirent.name.toString("utf8"), dirent }))
+          // Hidden entries are never tasks: temporary files (ours and other writers'), markers' temps, editors' swaps.
+          .filter((entry) => entry.name.endsWith(".md") && !entry.name.startsWith("."))
+      )
+    )
+
+  const isTask = (entry: Entry) =>
+    entry.dirent.isFile() && isValidUtf8Name(entry.raw) && taskNameProblem(entry.name) === undefined
+
   // Writes are uninterruptible: a stop (SIGTERM) waits for them, so no temporary file or half-done move is left.
-  const write = (stage: Stage, name: string, text: string) =>
-    Effect.uninterruptible(attempt("write", pathOf(stage, name), () => writeAtomic(dirOf(stage), name, text)))
   const remove = (stage: Stage, name: string) =>
     Effect.uninterruptible(attempt("remove", pathOf(stage, name), async () => {
       await fs.rm(pathOf(stage, name), { force: true })
       await fsyncDirectory(dirOf(stage))
     }))
 
+  const notFoundOr = (stage: Stage, name: string, operation: string) => (error: unknown) =>
+    errnoOf(error) === "ENOENT" ? new TaskNotFound({ stage, name }) : storeError(operation, pathOf(stage, name), error)
+
+  const read = (stage: Stage, name: TaskName) =>
+    Effect.tryPromise({
+      try: async () => {
+        // O_NONBLOCK: opening a FIFO would otherwise wait for a writer, forever.
+        const handle = await fs.open(pathOf(stage, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+        try {
+          const stat = await handle.stat()
+          const identity = `${stat.dev}:${stat.ino}`
+          if (!stat.isFile()) return { _tag: "Unreadable", problem: "is not a regular file", quarantine: false } as const
+          if (stat.size > maxTaskBytes) {
+            return {
+              _tag: "Unreadable",
+              problem: `is ${stat.size} bytes; task files may have at most ${maxTaskBytes} (MAX_TASK_SIZE)`,
+              quarantine: true
+            } as const
+          }
+          const bytes = await handle.readFile()
+          return { _tag: "Read", bytes, mtimeMs: stat.mtimeMs, size: bytes.length, identity } as const
+        } finally {
+          await handle.close()
+        }
+      },
+      catch: (error) =>
+        errnoOf(error) === "ELOOP"
+          ? new Unreadable({ stage, name, problem: "is a symlink; symlinks are never followed", quarantine: false })
+          : notFoundOr(stage, name, "read")(error)
+    }).pipe(Effect.flatMap((outcome) => {
+      if (outcome._tag === "Unreadable") {
+        return Effect.fail(new Unreadable({ stage, name, problem: outcome.problem, quarantine: outcome.quarantine }))
+      }
+      if (outcome.size > maxTaskBytes) {
+        return Effect.fail(
+          new Unreadable({ stage, name, problem: `grew past ${maxTaskBytes} bytes (MAX_TASK_SIZE)`, quarantine: true })
+        )
+      }
+      const text = decodeTaskBytes(outcome.bytes)
+      return text._tag === "Failure"
+        ? Effect.fail(new Unreadable({ stage, name, problem: text.failure, quarantine: true }))
+        : Effect.succeed({
+          stage,
+          name,
+          text: text.success,
+          mtimeMs: outcome.mtimeMs,
+          size: outcome.size,
+          identity: outcome.identity
+        })
+    }))
+
+  const markerPath = (name: TaskName) => pathOf("pending", `${name}${MARKER_SUFFIX}`)
+
   return TaskStore.of({
     list: (stage) =>
-      attempt("list", dirOf(stage), () => fs.readdir(dirOf(stage), { withFileTypes: true })).pipe(
-        Effect.map((entries) => entries.filter(isTaskEntry).map((entry) => TaskName.make(entry.name)).sort())
-      ),
-    read: (stage, name) =>
+      Effect.map(entries(stage), (found) => found.filter(isTask).map((entry) => TaskName.make(entry.name)).sort()),
+    strays: (stage) =>
+      Effect.map(entries(stage), (found) =>
+        found.filter((entry) => !isTask(entry)).map((entry): Stray => {
+          const badName = !isValidUtf8Name(entry.raw)
+            ? "is not valid UTF-8"
+            : taskNameProblem(entry.name)
+          return badName !== undefined
+            ? { stage, raw: entry.raw, display: entry.name, kind: "bad-name", problem: badName }
+            : {
+              stage,
+              raw: entry.raw,
+              display: entry.name,
+              kind: "not-a-file",
+              problem: entry.dirent.isSymbolicLink()
+                ? "is a symlink (never followed)"
+                : entry.dirent.isDirectory()
+                ? "is a directory"
+                : "is not a regular file"
+            }
+        })),
+    has: (stage, name) =>
       Effect.tryPromise({
-        try: () => readRegular(pathOf(stage, name)),
+        try: () => fs.lstat(pathOf(stage, name)).then(() => true),
+        catch: (error) => error
+      }).pipe(
+        Effect.catch((error) =>
+          errnoOf(error) === "ENOENT" ? Effect.succeed(false) : Effect.fail(storeError("stat", pathOf(stage, name), error))
+        )
+      ),
+    read,
+    stat: (stage, name) =>
+      Effect.tryPromise({
+        try: () => fs.lstat(pathOf(stage, name)),
+        catch: notFoundOr(stage, name, "stat")
+      }).pipe(Effect.map((stat) => ({ identity: `${stat.dev}:${stat.ino}`, links: stat.nlink, mtimeMs: stat.mtimeMs, size: stat.size }))),
+    create: (stage, name, text) =>
+      Effect.uninterruptible(Effect.tryPromise({
+        try: () => createAtomic(dirOf(stage), name, text),
         catch: (error) =>
-          isErrno(error, "ENOENT")
-            ? new TaskNotFound({ stage, name })
-            : new StoreError({
-              operation: "read",
-              path: pathOf(stage, name),
-              problem: isErrno(error, "ELOOP") ? "is a symlink; symlinks are never followed" : String(error)
-            })
-      }).pipe(Effect.map(({ mtimeMs, text }) => ({ stage, name, text, mtimeMs }))),
-    write,
-    move: (from, to, name) =>
+          errnoOf(error) === "EEXIST" ? new NameTaken({ stage, name }) : storeError("create", pathOf(stage, name), error)
+      })),
+    replace: (stage, name, text) =>
+      Effect.uninterruptible(attempt("write", pathOf(stage, name), () => writeAtomic(dirOf(stage), name, text))),
+    move: (from, to, name, toName = name) =>
       Effect.uninterruptible(Effect.tryPromise({
         try: async () => {
-          await fs.rename(pathOf(from, name), pathOf(to, name))
+          await linkNoReplace(pathOf(from, name), pathOf(to, toName), false)
           await fsyncDirectory(dirOf(to))
+          await fs.unlink(pathOf(from, name))
           await fsyncDirectory(dirOf(from))
         },
         catch: (error) =>
-          isErrno(error, "ENOENT")
-            ? new TaskNotFound({ stage: from, name })
-            : new StoreError({ operation: "move", path: pathOf(from, name), problem: String(error) })
+          errnoOf(error) === "EEXIST"
+            ? new NameTaken({ stage: to, name: toName })
+            : notFoundOr(from, name, "move")(error)
       })),
-    transfer: (from, to, name, text) => Effect.uninterruptible(Effect.andThen(write(to, name, text), remove(from, name))),
     remove,
-    writeError: (name, reason) => write("failed", `${name}.error`, reason.endsWith("\n") ? reason : `${reason}\n`),
+    quarantineStray: (stray, name) =>
+      Effect.uninterruptible(Effect.tryPromise({
+        try: async () => {
+          // The raw bytes: a name that is not UTF-8 cannot be spelled as a string.
+          const source = Buffer.concat([Buffer.from(`${dirOf(stray.stage)}/`), Buffer.from(stray.raw)])
+          await linkNoReplace(source, pathOf("failed", name), false)
+          await fsyncDirectory(dirOf("failed"))
+          await fs.unlink(source)
+          await fsyncDirectory(dirOf(stray.stage))
+        },
+        catch: (error) =>
+          errnoOf(error) === "EEXIST"
+            ? new NameTaken({ stage: "failed", name })
+            : storeError("quarantine", `${stray.stage}/${stray.display}`, error)
+      })),
+    writeError: (name, reason) =>
+      Effect.uninterruptible(
+        attempt("write", pathOf("failed", `${name}.error`), () =>
+          writeAtomic(dirOf("failed"), `${name}.error`, reason.endsWith("\n") ? reason : `${reason}\n`))
+      ),
     readMarker: (name) =>
       Effect.tryPromise({
-        try: () => readRegular(pathOf("pending", `${name}${MARKER_SUFFIX}`)),
+        try: async () => {
+          const handle = await fs.open(markerPath(name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+          try {
+            return await handle.readFile("utf8")
+          } finally {
+            await handle.close()
+          }
+        },
         catch: (error) => error
       }).pipe(
-        Effect.map(({ text }) => Option.some(text)),
+        Effect.map(Option.some),
         Effect.catch((error) =>
-          isErrno(error, "ENOENT")
+          errnoOf(error) === "ENOENT"
             ? Effect.succeed(Option.none<string>())
-            : Effect.fail(new StoreError({ operation: "read", path: pathOf("pending", `${name}${MARKER_SUFFIX}`), problem: String(error) }))
+            : Effect.fail(storeError("read", markerPath(name), error))
         ),
         Effect.flatMap(Option.match({
           onNone: () => Effect.succeedNone,
           onSome: (text) =>
             Schema.decodeUnknownEffect(MarkerJson)(text).pipe(
               Effect.map(Option.some),
-              Effect.mapError((error) =>
-                new StoreError({ operation: "decode", path: pathOf("pending", `${name}${MARKER_SUFFIX}`), problem: error.message })
-              )
+              Effect.mapError((error) => new StoreError({ operation: "decode", path: markerPath(name), problem: error.message }))
             )
         }))
       ),
-    writeMarker: (name, marker) => write("pending", `${name}${MARKER_SUFFIX}`, `${JSON.stringify(marker, null, 2)}\n`),
+    writeMarker: (name, marker) =>
+      Effect.uninterruptible(
+        attempt("write", markerPath(name), () =>
+          writeAtomic(dirOf("pending"), `${name}${MARKER_SUFFIX}`, `${JSON.stringify(marker, null, 2)}\n`))
+      ),
     removeMarker: (name) => remove("pending", `${name}${MARKER_SUFFIX}`),
     listMarkers: () =>
       attempt("list", dirOf("pending"), () => fs.readdir(dirOf("pending"), { withFileTypes: true })).pipe(
-        Effect.map((entries) =>
-          entries
+        Effect.map((found) =>
+          found
             .filter((entry) => entry.isFile() && entry.name.endsWith(`.md${MARKER_SUFFIX}`) && !entry.name.startsWith("."))
             .map((entry) => entry.name.slice(0, -MARKER_SUFFIX.length))
             .filter((name) => Schema.is(TaskName)(name))
@@ -189,4 +374,4 @@ export const makeFsTaskStore = (root: string) => {
 
 /** The live store: prepares the directory layout first, so a bad queue root stops start-up with a clear error. */
 export const FsTaskStoreLayer = (options: FsQueueOptions) =>
-  Layer.effect(TaskStore, Effect.as(prepareQueue(options), makeFsTaskStore(options.root)))
+  Layer.effect(TaskStore, Effect.as(prepareQueue(options), makeFsTaskStore(options)))

@@ -1,13 +1,16 @@
 /**
  * The live secutools adapter: one HTTP request per call, every answer checked against the contract's Schema.
- * Easy to get wrong: the API key is `Redacted` and only ever set as a header, so no error or log line can carry
- * it; and a failure is classified here (transport, timeout, status, decode) so the retry policy can judge it.
+ * Easy to get wrong: the API key is `Redacted` and only ever set as a header, yet a server may echo it back, so every
+ * text this adapter puts in an error (status body, transport message, decode detail) goes through a redactor first;
+ * and an answer is read as a stream and dropped the moment it passes `maxAnswerBytes`, never buffered whole.
  */
-import { Clock, Duration, Effect, flow, Layer, Option, type Redacted, Schema } from "effect"
-import { Headers, HttpClient, HttpClientRequest } from "effect/http"
+import { Clock, Duration, Effect, flow, Layer, Option, Redacted, Schema, Stream } from "effect"
+import { Headers, HttpClient, HttpClientRequest, type HttpClientResponse } from "effect/http"
 import type { AppConfig } from "../config.ts"
 import { formatDuration } from "../domain/footer.ts"
+import { dropPartialSecret, makeRedactor, urlSecrets } from "../domain/redact.ts"
 import {
+  isJobId,
   JobView,
   Secutools,
   SecutoolsError,
@@ -20,7 +23,11 @@ export interface HttpSecutoolsOptions {
   readonly baseUrl: string
   readonly apiKey: Redacted.Redacted<string>
   readonly requestTimeout: Duration.Duration
+  /** The largest answer body read (SECUTOOLS_MAX_ANSWER); a longer one fails `TooLarge`. Default 8 MB. */
+  readonly maxAnswerBytes?: number
 }
+
+export const DEFAULT_MAX_ANSWER_BYTES = 8 * 1024 * 1024
 
 /** `Retry-After` as seconds or an HTTP date, in ms from `now`; anything else is ignored. */
 export const parseRetryAfter = (value: string | undefined, now: number): number | undefined => {
@@ -33,6 +40,42 @@ export const parseRetryAfter = (value: string | undefined, now: number): number 
 }
 
 const BODY_EXCERPT = 500
+/** An error answer is only quoted, so no more of it is read than this. */
+const ERROR_BODY_LIMIT = 64 * 1024
+
+interface Body {
+  readonly bytes: Uint8Array
+  /** The body went on past the limit; reading stopped there. */
+  readonly cut: boolean
+}
+
+/** Reads at most `limit` bytes of the body; stopping early ends the stream, which aborts the request. */
+const readAtMost = (response: HttpClientResponse.HttpClientResponse, limit: number) =>
+  Effect.suspend(() => {
+    const chunks: Array<Uint8Array> = []
+    let size = 0
+    let cut = false
+    return Stream.runForEachWhile(response.stream, (chunk) =>
+      Effect.sync(() => {
+        const room = limit - size
+        if (chunk.length > room) {
+          chunks.push(chunk.subarray(0, room))
+          size = limit
+          cut = true
+          return false
+        }
+        chunks.push(chunk)
+        size += chunk.length
+        return true
+      })).pipe(Effect.map((): Body => ({ bytes: Buffer.concat(chunks, size), cut })))
+  })
+
+const declaredLength = (response: HttpClientResponse.HttpClientResponse): number | undefined => {
+  const value = Option.getOrUndefined(Headers.get(response.headers, "content-length"))
+  return value !== undefined && /^\d+$/.test(value.trim()) ? Number(value) : undefined
+}
+
+const utf8 = new TextDecoder()
 
 export const makeHttpSecutools = (options: HttpSecutoolsOptions) =>
   Effect.gen(function*() {
@@ -44,13 +87,41 @@ export const makeHttpSecutools = (options: HttpSecutoolsOptions) =>
       ))
     )
     const timeoutMs = Duration.toMillis(options.requestTimeout)
+    const maxAnswerBytes = options.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES
+    const secrets = [Redacted.value(options.apiKey), ...urlSecrets(options.baseUrl)]
+    const redact = makeRedactor(secrets)
+
+    /** Every text of a failure redacted: a server may echo the Authorization header into any of them. */
+    const redactFailure = (reason: SecutoolsFailure): SecutoolsFailure => {
+      switch (reason._tag) {
+        case "Transport":
+        case "Decode":
+          return { ...reason, detail: redact(reason.detail).slice(0, BODY_EXCERPT) }
+        case "Status":
+          return { ...reason, body: redact(reason.body).slice(0, BODY_EXCERPT) }
+        case "InvalidJobId":
+          return { ...reason, jobId: redact(reason.jobId) }
+        case "Timeout":
+        case "TooLarge":
+          return reason
+      }
+    }
+    const fail = (operation: string, reason: SecutoolsFailure) =>
+      Effect.fail(new SecutoolsError({ operation: redact(operation), reason: redactFailure(reason) }))
+
+    /** The start of an error answer, as text; a cut one loses its tail, where part of a secret could hide. */
+    const excerpt = ({ bytes, cut }: Body): string => {
+      const text = utf8.decode(bytes)
+      return cut ? dropPartialSecret(text, secrets) : text
+    }
 
     const call = <A>(operation: string, request: HttpClientRequest.HttpClientRequest, schema: Schema.Codec<A, unknown>) => {
-      const failWith = (reason: SecutoolsFailure) => Effect.fail(new SecutoolsError({ operation, reason }))
+      const failWith = (reason: SecutoolsFailure) => fail(operation, reason)
+      const tooLarge = failWith({ _tag: "TooLarge", limitBytes: maxAnswerBytes })
       return Effect.gen(function*() {
         const response = yield* client.execute(request)
-        const body = yield* response.text
         if (response.status < 200 || response.status >= 300) {
+          const body = yield* readAtMost(response, Math.min(ERROR_BODY_LIMIT, maxAnswerBytes))
           const retryAfterMs = parseRetryAfter(
             Option.getOrUndefined(Headers.get(response.headers, "retry-after")),
             yield* Clock.currentTimeMillis
@@ -58,12 +129,19 @@ export const makeHttpSecutools = (options: HttpSecutoolsOptions) =>
           return yield* failWith({
             _tag: "Status",
             status: response.status,
-            body: body.slice(0, BODY_EXCERPT),
+            body: excerpt(body),
             ...(retryAfterMs === undefined ? {} : { retryAfterMs })
           })
         }
-        return yield* Schema.decodeUnknownEffect(Schema.fromJsonString(schema))(body).pipe(
-          Effect.catch((error) => failWith({ _tag: "Decode", detail: error.message.slice(0, BODY_EXCERPT) }))
+        if ((declaredLength(response) ?? 0) > maxAnswerBytes) {
+          // Reading the first chunk and stopping ends the stream, which drops the connection.
+          yield* readAtMost(response, 0)
+          return yield* tooLarge
+        }
+        const body = yield* readAtMost(response, maxAnswerBytes)
+        if (body.cut) return yield* tooLarge
+        return yield* Schema.decodeUnknownEffect(Schema.fromJsonString(schema))(utf8.decode(body.bytes)).pipe(
+          Effect.catch((error) => failWith({ _tag: "Decode", detail: error.message }))
         )
       }).pipe(
         Effect.catchTag("HttpClientError", (error) => failWith({ _tag: "Transport", detail: error.message })),
@@ -81,7 +159,11 @@ export const makeHttpSecutools = (options: HttpSecutoolsOptions) =>
           ),
           SubmitResponse
         ),
-      get: (jobId) => call(`get ${jobId}`, HttpClientRequest.get(`/v1/jobs/${encodeURIComponent(jobId)}`), JobView)
+      // Only a valid JobId reaches the URL: `..` would turn GET /v1/jobs/.. into GET /v1/.
+      get: (jobId) =>
+        isJobId(jobId)
+          ? call(`get ${jobId}`, HttpClientRequest.get(`/v1/jobs/${encodeURIComponent(jobId)}`), JobView)
+          : fail("get job", { _tag: "InvalidJobId", jobId })
     })
   })
 

@@ -1,16 +1,19 @@
 /**
  * An in-memory queue for unit tests of services: same contract as the filesystem store, no disk.
- * Easy to get wrong: `list` must order by name like the live store, or tests pass on luck.
+ * Easy to get wrong: `list` must order by name like the live store, and `create`/`move` must refuse a taken name,
+ * or tests pass on luck.
  */
 import { Clock, Effect, Layer, Option, Ref } from "effect"
 import type { DelegationMarker } from "../domain/marker.ts"
 import type { TaskName } from "../domain/task.ts"
-import { type Stage, type StoredTask, TaskNotFound, TaskStore } from "../ports/task-store.ts"
+import { NameTaken, type Stage, type StoredTask, TaskNotFound, TaskStore } from "../ports/task-store.ts"
 
 interface MemoryQueue {
   readonly files: ReadonlyMap<string, StoredTask>
   readonly markers: ReadonlyMap<TaskName, DelegationMarker>
   readonly errors: ReadonlyMap<TaskName, string>
+  /** Identities handed out so far: each new file content is a new file, as a rename-into-place makes on disk. */
+  readonly filesMade: number
 }
 
 const keyOf = (stage: Stage, name: TaskName) => `${stage}/${name}`
@@ -23,37 +26,62 @@ const withEntry = <K, V>(map: ReadonlyMap<K, V>, key: K, value: V | undefined): 
 }
 
 export const makeMemoryTaskStore = Effect.gen(function*() {
-  const state = yield* Ref.make<MemoryQueue>({ files: new Map(), markers: new Map(), errors: new Map() })
+  const state = yield* Ref.make<MemoryQueue>({ files: new Map(), markers: new Map(), errors: new Map(), filesMade: 0 })
 
   const put = (stage: Stage, name: TaskName, text: string) =>
     Effect.flatMap(Clock.currentTimeMillis, (mtimeMs) =>
       Ref.update(state, (queue) => ({
         ...queue,
-        files: withEntry(queue.files, keyOf(stage, name), { stage, name, text, mtimeMs })
+        filesMade: queue.filesMade + 1,
+        files: withEntry(queue.files, keyOf(stage, name), {
+          stage,
+          name,
+          text,
+          mtimeMs,
+          size: new TextEncoder().encode(text).length,
+          identity: `memory:${queue.filesMade + 1}`
+        })
       })))
   const drop = (stage: Stage, name: TaskName) =>
     Ref.update(state, (queue) => ({ ...queue, files: withEntry(queue.files, keyOf(stage, name), undefined) }))
+  const find = (stage: Stage, name: TaskName) => Effect.map(Ref.get(state), (queue) => queue.files.get(keyOf(stage, name)))
 
   const store = TaskStore.of({
     list: (stage) =>
       Ref.get(state).pipe(Effect.map((queue) =>
         [...queue.files.values()].filter((file) => file.stage === stage).map((file) => file.name).sort()
       )),
+    strays: () => Effect.succeed([]),
+    has: (stage, name) => Effect.map(find(stage, name), (file) => file !== undefined),
+    // The memory store has no hard links: every file has one name.
+    stat: (stage, name) =>
+      Effect.flatMap(find(stage, name), (file) =>
+        file === undefined
+          ? Effect.fail(new TaskNotFound({ stage, name }))
+          : Effect.succeed({ identity: file.identity, links: 1, mtimeMs: file.mtimeMs, size: file.size })),
     read: (stage, name) =>
-      Ref.get(state).pipe(Effect.flatMap((queue) => {
-        const file = queue.files.get(keyOf(stage, name))
-        return file === undefined ? Effect.fail(new TaskNotFound({ stage, name })) : Effect.succeed(file)
-      })),
-    write: put,
-    move: (from, to, name) =>
-      Ref.get(state).pipe(Effect.flatMap((queue) => {
-        const file = queue.files.get(keyOf(from, name))
-        return file === undefined
-          ? Effect.fail(new TaskNotFound({ stage: from, name }))
-          : Effect.andThen(put(to, name, file.text), drop(from, name))
-      })),
-    transfer: (from, to, name, text) => Effect.andThen(put(to, name, text), drop(from, name)),
+      Effect.flatMap(find(stage, name), (file) =>
+        file === undefined ? Effect.fail(new TaskNotFound({ stage, name })) : Effect.succeed(file)),
+    create: (stage, name, text) =>
+      Effect.flatMap(find(stage, name), (file) =>
+        file === undefined ? put(stage, name, text) : Effect.fail(new NameTaken({ stage, name }))),
+    replace: put,
+    move: (from, to, name, toName = name) =>
+      Effect.gen(function*() {
+        const file = yield* find(from, name)
+        if (file === undefined) return yield* new TaskNotFound({ stage: from, name })
+        if ((yield* find(to, toName)) !== undefined) return yield* new NameTaken({ stage: to, name: toName })
+        yield* Ref.update(state, (queue) => ({
+          ...queue,
+          files: withEntry(
+            withEntry(queue.files, keyOf(from, name), undefined),
+            keyOf(to, toName),
+            { ...file, stage: to, name: toName }
+          )
+        }))
+      }),
     remove: drop,
+    quarantineStray: (stray) => Effect.die(new Error(`the memory store has no strays (${stray.display})`)),
     writeError: (name, reason) =>
       Ref.update(state, (queue) => ({ ...queue, errors: withEntry(queue.errors, name, reason) })),
     readMarker: (name) => Ref.get(state).pipe(Effect.map((queue) => Option.fromNullishOr(queue.markers.get(name)))),

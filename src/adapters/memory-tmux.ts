@@ -4,14 +4,19 @@
  */
 import { Context, Effect, Layer, Ref } from "effect"
 import { SessionNotFound, Tmux } from "../ports/tmux.ts"
+import { drawInput } from "./dry-run-tmux.ts"
 
 export interface MemoryPane {
   readonly screen: string
   readonly command: string
-  /** Every `sendText` and Enter, in order (Enter recorded as "\n"). */
+  /** Every `sendText` and Enter, in order (Enter recorded as "\n", a clear as "^C"). */
   readonly typed: ReadonlyArray<string>
-  /** What the pane shows once Enter is pressed (a session that starts working); unchanged when absent. */
+  /** What the pane shows once Enter submits the input (a session that starts working); unchanged when absent. */
   readonly screenAfterEnter?: string
+  /** Text pasted and not yet submitted: drawn into the screen's input box. */
+  readonly input: string
+  /** Enters the session ignores before one submits (Claude Code drops an Enter that arrives with a paste). */
+  readonly dropsEnters: number
 }
 
 export class MemoryTmuxControl extends Context.Service<MemoryTmuxControl, {
@@ -28,6 +33,11 @@ export const MemoryTmuxLayer = Layer.effectContext(Effect.gen(function*() {
       const pane = current.get(session)
       return pane === undefined ? Effect.fail(new SessionNotFound({ session })) : Effect.succeed(f(pane))
     }))
+  const update = (session: string, f: (pane: MemoryPane) => MemoryPane) =>
+    Ref.update(panes, (current) => {
+      const pane = current.get(session)
+      return pane === undefined ? current : new Map(current).set(session, f(pane))
+    })
   const record = (session: string, text: string) =>
     Effect.andThen(
       withPane(session, () => undefined),
@@ -40,19 +50,21 @@ export const MemoryTmuxLayer = Layer.effectContext(Effect.gen(function*() {
   const tmux = Tmux.of({
     listSessions: () => Ref.get(panes).pipe(Effect.map((current) => [...current.keys()].sort())),
     hasSession: (session) => Ref.get(panes).pipe(Effect.map((current) => current.has(session))),
-    capturePane: (session) => withPane(session, (pane) => pane.screen),
+    capturePane: (session) => withPane(session, (pane) => drawInput(pane.screen, pane.input)),
     paneCommand: (session) => withPane(session, (pane) => pane.command),
-    sendText: record,
+    sendText: (session, text) =>
+      Effect.andThen(record(session, text), update(session, (pane) => ({ ...pane, input: pane.input + text }))),
     sendEnter: (session) =>
       Effect.andThen(
         record(session, "\n"),
-        Ref.update(panes, (current) => {
-          const pane = current.get(session)
-          if (pane?.screenAfterEnter === undefined) return current
+        update(session, (pane) => {
+          if (pane.input === "") return pane
+          if (pane.dropsEnters > 0) return { ...pane, dropsEnters: pane.dropsEnters - 1 }
           const { screenAfterEnter, ...rest } = pane
-          return new Map(current).set(session, { ...rest, screen: screenAfterEnter })
+          return { ...rest, input: "", ...(screenAfterEnter === undefined ? {} : { screen: screenAfterEnter }) }
         })
-      )
+      ),
+    clearInput: (session) => Effect.andThen(record(session, "^C"), update(session, (pane) => ({ ...pane, input: "" })))
   })
 
   const control = MemoryTmuxControl.of({
@@ -62,6 +74,8 @@ export const MemoryTmuxLayer = Layer.effectContext(Effect.gen(function*() {
           screen: "",
           command: "claude",
           typed: [],
+          input: "",
+          dropsEnters: 0,
           ...current.get(session),
           ...pane
         })),

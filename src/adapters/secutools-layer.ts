@@ -1,8 +1,10 @@
 /**
  * Which Secutools the configuration asks for: the HTTP API (`SECUTOOLS_MODE=http`, needs SECUTOOLS_API_KEY), the
- * stand-in server started in this process (`fake`, for staging), or none. Easy to get wrong: without a key in
- * `http` mode nothing may be sent at all, so every call fails before touching the network.
+ * stand-in server started in this process (`fake`, for staging, its jobs kept in `<QUEUE_DIR>/.fake-secutools.json`), or
+ * none. Easy to get wrong: without a key in `http` mode nothing may be sent at all, so every call fails before touching
+ * the network; and the stand-in must outlive a daemon restart, or every job submitted before it comes back 404.
  */
+import { join, resolve } from "node:path"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Effect, Layer, Option, Redacted } from "effect"
 import type { AppConfig } from "../config.ts"
@@ -20,16 +22,26 @@ const Disabled = Layer.succeed(Secutools, {
 })
 
 const overHttp = (config: AppConfig, baseUrl: string, apiKey: Redacted.Redacted<string>, onRetry?: OnRetry) =>
-  HttpSecutoolsLayer({ baseUrl, apiKey, requestTimeout: config.secutoolsTimeout }, retryPolicyOf(config), onRetry).pipe(
-    Layer.provide(NodeHttpClient.layerUndici)
-  )
+  HttpSecutoolsLayer(
+    { baseUrl, apiKey, requestTimeout: config.secutoolsTimeout, maxAnswerBytes: config.secutoolsMaxAnswer },
+    retryPolicyOf(config),
+    onRetry
+  ).pipe(Layer.provide(NodeHttpClient.layerUndici))
 
-/** The stand-in on a free loopback port for as long as the layer lives; jobs take a few seconds and succeed. */
+/** Where staging's stand-in keeps its jobs: in the queue root, resolved as the daemon resolves it. */
+export const fakeStateFile = (config: AppConfig): string => join(resolve(config.queueDir), ".fake-secutools.json")
+
+/**
+ * The stand-in on a free loopback port for as long as the layer lives; jobs take a few seconds and succeed, and are kept
+ * in `fakeStateFile`, so a restarted daemon still finds the jobs its markers name.
+ */
 const InProcessFake = (config: AppConfig, onRetry?: OnRetry) =>
   Layer.unwrap(Effect.gen(function*() {
     const apiKey = Redacted.make(`fake-${crypto.randomUUID()}`)
     const server = yield* Effect.acquireRelease(
-      Effect.promise(() => startFakeSecutools({ apiKey: Redacted.value(apiKey), durationMs: 3000 })),
+      Effect.promise(() =>
+        startFakeSecutools({ apiKey: Redacted.value(apiKey), durationMs: 3000, stateFile: fakeStateFile(config) })
+      ),
       (running) => Effect.promise(() => running.close())
     )
     yield* Effect.logInfo(`SECUTOOLS_MODE=fake: secutools stand-in at ${server.url}`)

@@ -56,3 +56,17 @@ export const renderFooter = (outcome: Outcome): string => {
 /** The result a delegated job returned, under a heading, then its footer. */
 export const renderResult = (provider: string, result: string): string =>
   ["", "", `## Result (${provider})`, "", result.trimEnd()].join("\n")
+
+const FOOTER_START = "\n\n---\nclaude-failover: "
+
+/**
+ * The body as the operator wrote it: the daemon's last footer (and the result block of `provider` right above it)
+ * removed, for a task that runs again. A body without a footer is returned unchanged.
+ */
+export const stripAppended = (body: string, provider?: string): string => {
+  const footer = body.lastIndexOf(FOOTER_START)
+  if (footer < 0 || !/^claude-failover: (?:done|failed) · /.test(body.slice(footer + 6))) return body
+  const above = body.slice(0, footer)
+  const result = provider === undefined ? -1 : above.lastIndexOf(`\n\n## Result (${provider})\n\n`)
+  return result < 0 ? above : above.slice(0, result)
+}

@@ -1,7 +1,7 @@
 /**
  * Pane classification: the text of a Claude Code pane → idle | busy | permission_prompt | usage_limited | exited | unknown.
- * Easy to get wrong: old banners stay in scrollback and tool output can quote anything, so only the newest,
- * unmasked lines count, and a limit banner only counts when nothing happened after it.
+ * Easy to get wrong: old banners stay in scrollback, and tool output, Claude's own answers and typed prompts can quote
+ * anything, so quoted text is masked, a banner counts only when it starts a line, and only when nothing happened after it.
  */
 import { Data, DateTime, Option } from "effect"
 
@@ -22,32 +22,56 @@ export interface ClassifyOptions {
   readonly timeZone: string
 }
 
-/** Every screen pattern, in one place. Each is tested against recorded screens in test/fixtures/screens/. */
+/**
+ * Every screen pattern, in one place. Each is tested against recorded screens in test/fixtures/screens/.
+ * The line glyph is `⏺` on macOS and `●` (U+25CF) on Linux: every pattern takes both.
+ */
 export const Patterns = {
-  /** A tool call echo `⏺ Bash(ls)` / `⏺ Update(src/a.ts)`: its `⎿` lines are the tool's output, not Claude Code's. */
-  toolCall: /^\s*⏺\s+[A-Za-z][\w.:-]*\(.*$/,
+  /** A tool call echo `● Bash(ls)` / `⏺ Update(src/a.ts)`: its `⎿` lines are the tool's output, not Claude Code's. */
+  toolCall: /^\s*[⏺●]\s+[A-Za-z][\w.:-]*\(.*$/,
   toolOutput: /^\s*⎿/,
-  /** Assistant text, a tool call or a submitted prompt: activity that makes an older limit banner stale. */
-  activity: /^\s*⏺\s/,
-  /** The forms that stop a session. "Approaching usage limit" is a warning and deliberately absent. */
+  /** A line that starts an item of the history: assistant text, a tool call, or a line of Claude Code's own. */
+  glyphLine: /^\s*[⏺●](?:\s|$)/,
+  /** A prompt echoed into the history. A slash command (`❯ /rate-limit-options`) or a menu choice is no new work. */
+  submittedPrompt: /^[>❯] (?!\/|\d+\.\s)\S/,
+  /** What may stand before a line's content: the glyph, `⎿`, the footer's `⚠`, and whitespace. */
+  contentPrefix: /^[\s⏺●⎿⚠]+/,
+  /**
+   * The forms that stop a session, each anchored at the start of a line's content so that a sentence quoting one
+   * is not one. "Approaching usage limit" and "You've used N% of …" are warnings and deliberately absent.
+   */
   limitBanner: [
-    /usage limit reached/i,
-    /\blimit reached\b.*\breset/i,
-    /\bhit your (?:[\w']+ )*?(?:usage )?limit\b/i,
-    /\bout of (?:extra )?usage\b/i,
-    /Claude AI usage limit reached\|\d{9,}/
+    /^(?:Claude (?:AI )?)?usage limit reached\b/i,
+    /^(?:\d+-hour|session|daily|weekly|monthly|opus|sonnet|haiku|fable|usage credit) limit reached\b.*\breset/i,
+    /^You(?:'|’)ve (?:hit|reached) your (?:[\w'’-]+ )*?(?:usage )?limit\b/i,
+    /^You(?:'|’)re out of (?:extra )?usage\b/i,
+    /^Your org is out of usage\b/i
   ],
-  /** Claude Code retrying by itself, or a server-side throttle that is explicitly not the usage limit. */
-  notALimit: [/not your usage limit/i, /Retrying in \d+/i],
+  /** Claude Code retrying by itself, a server-side throttle that is explicitly not the usage limit, a fast-mode cooldown. */
+  notALimit: [/not your usage limit/i, /Retrying in \d+/i, /^You(?:'|’)ve hit your fast limit\b/i],
   busy: [/esc to interrupt/i, /·\s*Retrying in \d+s?\b/i],
-  /** The input prompt: `│ > …` inside a box, or a bare `>` line between rules in newer versions. */
+  /** The input prompt: `│ > …` inside a box, or a bare `>` / `❯` line between rules in newer versions. */
   inputPrompt: /^\s*(?:│\s*)?(?:>|❯)(?:\s|$)/,
   rule: /^\s*[─━]{10,}\s*$/,
+  boxTop: /^\s*╭─+╮\s*$/,
+  boxBottom: /^\s*╰─+╯\s*$/,
+  /** The first line inside an input box: the prompt sign, then what is typed. */
+  boxedPrompt: /^\s*│\s?(?:>|❯)(?:\s|$)/,
+  rulePrompt: /^\s*(?:>|❯)(?:\s|$)/,
+  /** Grey text an empty input box shows; capture-pane drops the colour, so it is recognised by its words. */
+  placeholder: /^(?:Try "[^"]*"|Resend your message to try again)$/,
+  /** What is left of a session that ended: its last frame stays above these lines. */
+  sessionEnded: /^Resume this session with:|^[\w.-]*(?:@[\w.-]+)?(?::\S*)?[$#%]\s*$/,
   hint: /\? for shortcuts|shift\+tab to cycle|auto-accept edits|plan mode on/i,
   permissionQuestion: /^\s*(?:│\s*)?(Do you want to .+\?|Do you trust the files in this folder\?)/,
   menuChoice: /^\s*(?:│\s*)?(?:❯\s*)?\d+\.\s+\S/,
   limitMenu: /Stop and wait for limit to reset|What do you want to do\?/i,
-  shellPrompt: /(?:^|\s)[\w.-]*(?:@[\w.-]+)?(?::[^\s]*)?[$#%]\s*$/
+  shellPrompt: /(?:^|\s)[\w.-]*(?:@[\w.-]+)?(?::[^\s]*)?[$#%]\s*$/,
+  /**
+   * The spinner: a frame glyph, a verb (any: users pick their own) ending in `…`, and an optional
+   * `(elapsed · tokens · …)`. The frame and the elapsed time move while nothing else does.
+   */
+  spinner: /^(\s*)[·✢✳✶✻✽*] ([^…]*…)(?: \((?:(?:\d+h )?(?:\d+m )?\d+s)?(.*)\))?\s*$/
 } as const
 
 /** How far up the classifier looks: a screen's worth of lines. */
@@ -55,56 +79,156 @@ const TAIL_LINES = 60
 
 const matchesAny = (patterns: ReadonlyArray<RegExp>, line: string) => patterns.some((p) => p.test(line))
 
-/** Blanks each tool call's output block, keeping line positions. */
-export const maskToolOutput = (lines: ReadonlyArray<string>): ReadonlyArray<string> => {
+const screenLines = (text: string): Array<string> => {
+  const lines = text.replace(/\r/g, "").split("\n").map((line) => line.trimEnd())
+  while (lines.length > 0 && lines[lines.length - 1] === "") lines.pop()
+  return lines
+}
+
+/** A line's content: what follows the glyph, `⎿` and the indentation. */
+const contentOf = (line: string) => line.replace(Patterns.contentPrefix, "")
+
+const isLimitBanner = (line: string) => {
+  const content = contentOf(line)
+  return matchesAny(Patterns.limitBanner, content) && !matchesAny(Patterns.notALimit, content)
+}
+
+/** Where a block of quoted text goes on: indented lines and blank lines, up to a `⎿` or glyph line. */
+const continuesQuote = (line: string) =>
+  line.trim() === "" || (/^\s/.test(line) && !Patterns.toolOutput.test(line) && !Patterns.glyphLine.test(line))
+
+/**
+ * Blanks what Claude Code only displays, keeping line positions: each tool call's output, the text of each assistant
+ * message (its first line keeps the glyph alone, so it still reads as activity), and the lines of a submitted prompt
+ * after its first. An answer goes on through its indented continuation lines and later indented paragraphs, until a
+ * line at column 0 (the input box is one), a `⎿` line or another glyph line. A glyph line that starts with a limit
+ * banner is Claude Code's own, not an answer.
+ */
+export const maskQuoted = (lines: ReadonlyArray<string>): ReadonlyArray<string> => {
   const masked: Array<string> = []
-  let inToolOutput = false
+  let block: "none" | "tool" | "answer" | "prompt" = "none"
   for (const line of lines) {
     if (Patterns.toolCall.test(line)) {
-      inToolOutput = true
+      block = "tool"
       masked.push(line)
       continue
     }
-    // The output is the `⎿` line right under the call and the lines indented past its column; a `⎿` after a
-    // blank line is the result of another item (a limit banner under a prompt, say), and a margin line ends it.
-    const previousBlank = masked.length > 0 && lines[masked.length - 1]?.trim() === ""
-    const continues = (Patterns.toolOutput.test(line) && !previousBlank) ||
-      (line.startsWith("     ") && line.trim() !== "" && !Patterns.toolOutput.test(line))
-    if (inToolOutput && (continues || line.trim() === "")) {
+    if (Patterns.glyphLine.test(line) && !isLimitBanner(line)) {
+      block = "answer"
+      masked.push(line.replace(/^(\s*[⏺●]).*$/, "$1"))
+      continue
+    }
+    if (Patterns.submittedPrompt.test(line)) {
+      block = "prompt"
+      masked.push(line)
+      continue
+    }
+    if (block === "tool") {
+      // The output is the `⎿` line right under the call and the lines indented past its column; a `⎿` after a
+      // blank line is the result of another item (a limit banner under a prompt, say), and a margin line ends it.
+      const previousBlank = masked.length > 0 && lines[masked.length - 1]?.trim() === ""
+      const continues = (Patterns.toolOutput.test(line) && !previousBlank) ||
+        (line.startsWith("     ") && line.trim() !== "" && !Patterns.toolOutput.test(line))
+      if (continues || line.trim() === "") {
+        masked.push("")
+        continue
+      }
+    } else if (block !== "none" && continuesQuote(line)) {
       masked.push("")
       continue
     }
-    inToolOutput = false
+    block = "none"
     masked.push(line)
   }
   return masked
 }
 
-const lastIndex = (lines: ReadonlyArray<string>, test: (line: string) => boolean): number => {
-  for (let i = lines.length - 1; i >= 0; i--) if (test(lines[i] ?? "")) return i
+/** The input box: `top` and `bottom` are its frame lines, `text` the lines between them. */
+interface InputBox {
+  readonly top: number
+  readonly bottom: number
+  readonly text: ReadonlyArray<string>
+}
+
+/**
+ * The last input box on screen: `╭─╮ │ > … │ ╰─╯` (1.x), or `❯ …` between two rules (2.x). A box whose first line
+ * is no prompt (a dialog, the welcome box) is not one, nor is the last frame of a session that has ended.
+ */
+const findInputBox = (lines: ReadonlyArray<string>): Option.Option<InputBox> => {
+  for (let top = lines.length - 2; top >= 0; top--) {
+    const first = lines[top + 1] ?? ""
+    const boxed = Patterns.boxTop.test(lines[top] ?? "") && Patterns.boxedPrompt.test(first)
+    const ruled = Patterns.rule.test(lines[top] ?? "") && Patterns.rulePrompt.test(first)
+    if (!boxed && !ruled) continue
+    const closes = boxed ? Patterns.boxBottom : Patterns.rule
+    let bottom = top + 1
+    while (bottom < lines.length && !closes.test(lines[bottom] ?? "")) bottom++
+    if (bottom >= lines.length) continue
+    const inside = lines.slice(top + 1, bottom)
+    if (boxed && !inside.every((line) => /^\s*│/.test(line))) continue
+    if (lines.slice(bottom + 1).some((line) => Patterns.sessionEnded.test(line))) return Option.none()
+    const text = boxed ? inside.map((line) => line.replace(/^\s*│|│\s*$/g, "")) : inside
+    return Option.some({ top, bottom, text })
+  }
+  return Option.none()
+}
+
+/**
+ * The text typed into the input box, trimmed, its lines joined with `\n`; `""` for an empty box (or one showing its
+ * grey placeholder), none when no input box is on screen (a dialog, a shell).
+ */
+export const inputBoxText = (screen: string): Option.Option<string> =>
+  Option.map(findInputBox(screenLines(screen)), (box) => {
+    const [first = "", ...rest] = box.text.map((line) => line.trim())
+    const text = [first.replace(/^(?:>|❯)\s?/, ""), ...rest].join("\n").trim()
+    return Patterns.placeholder.test(text) ? "" : text
+  })
+
+/**
+ * The screen without what moves while nothing happens: the spinner's frame glyph and elapsed time. Token counts and
+ * every other line stay, so two fingerprints differ exactly when something happened.
+ */
+export const watchdogFingerprint = (screen: string): string =>
+  screen
+    .split("\n")
+    .map((line) => {
+      const spinner = Patterns.spinner.exec(line)
+      if (spinner === null) return line
+      const [, indent = "", verb = "", rest] = spinner
+      return `${indent}✻ ${verb}${rest === undefined ? "" : ` (…${rest})`}`
+    })
+    .join("\n")
+
+const lastIndex = (lines: ReadonlyArray<string>, test: (line: string, index: number) => boolean): number => {
+  for (let i = lines.length - 1; i >= 0; i--) if (test(lines[i] ?? "", i)) return i
   return -1
 }
 
-const isLimitBanner = (line: string) => matchesAny(Patterns.limitBanner, line) && !matchesAny(Patterns.notALimit, line)
-
 /** Joins a banner wrapped over two lines (1.0.x wraps "…reset at\n9am (America/Chicago)."). */
 const bannerText = (lines: ReadonlyArray<string>, at: number): string => {
-  const clean = (line: string | undefined) => (line ?? "").replace(/^[\s⎿│⏺·•]+|[\s│]+$/g, "")
+  const clean = (line: string | undefined) => (line ?? "").replace(/^[\s⎿│⏺●⚠·•]+|[\s│]+$/g, "")
   const here = clean(lines[at])
   const next = clean(lines[at + 1])
   return /\breset/i.test(here) && /\d/.test(here.split(/reset/i).pop() ?? "") ? here : `${here} ${next}`.trim()
 }
 
 export const classifyPane = (text: string, options: ClassifyOptions): PaneState => {
-  const all = text.replace(/\r/g, "").split("\n").map((line) => line.trimEnd())
-  while (all.length > 0 && all[all.length - 1] === "") all.pop()
+  const all = screenLines(text)
   if (all.length === 0) return PaneState.unknown()
-  const lines = maskToolOutput(all.slice(-TAIL_LINES))
+  // Masked from the top of the screen, so an answer that starts above the tail is still known as one.
+  const from = Math.max(0, all.length - TAIL_LINES)
+  const lines = maskQuoted(all).slice(from)
+  // What is typed in the input box has not happened yet.
+  const box = findInputBox(all)
+  const typed = (index: number) =>
+    Option.isSome(box) && index + from > box.value.top && index + from < box.value.bottom
 
-  const banner = lastIndex(lines, isLimitBanner)
+  const banner = lastIndex(lines, (line, i) => !typed(i) && isLimitBanner(line))
   const activity = lastIndex(
     lines,
-    (line) => !isLimitBanner(line) && (Patterns.activity.test(line) || matchesAny(Patterns.busy, line))
+    (line, i) =>
+      !typed(i) && !isLimitBanner(line) &&
+      (Patterns.glyphLine.test(line) || Patterns.submittedPrompt.test(line) || matchesAny(Patterns.busy, line))
   )
   if (banner >= 0 && banner > activity) {
     const shown = bannerText(lines, banner)

@@ -1,7 +1,8 @@
 /**
- * The text typed into a Claude Code session: the task's body, where the file lives, and the exact shell
- * commands the agent runs when it is finished. Easy to get wrong: the commands must work from any directory
- * and with none of the daemon's variables, so they carry absolute paths and the queue directory themselves.
+ * The text typed into a Claude Code session: a header naming the task and its run, the task's body, where the file
+ * lives, and the exact shell commands the agent runs when it is finished. Easy to get wrong: the text reaches a
+ * terminal, so control bytes (ESC starts the paste-end sequence, ^C, …) are removed, and the commands must work
+ * from any directory with none of the daemon's variables, so they carry absolute paths and the queue directory.
  */
 import type { TaskName } from "./task.ts"
 
@@ -15,25 +16,45 @@ export interface CompletionCommand {
   readonly queueDir: string
 }
 
-export const doneCommand = (command: CompletionCommand, name: TaskName): string =>
-  [...command.program, "task", "done", name, "--queue-dir", command.queueDir].map(shellQuote).join(" ")
+/**
+ * Text that can be pasted into a terminal and arrive as text only: CRLF and lone CR become LF, and every other
+ * C0 control, DEL and C1 control is dropped (ESC would let `ESC[201~` end the paste early and the rest arrive as
+ * keystrokes; ^C, ^D, ^Z act on the session). Tabs and newlines stay.
+ */
+export const pasteSafe = (text: string): string =>
+  // eslint-disable-next-line no-control-regex
+  text.replace(/\r\n?/g, "\n").replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, "")
 
-export const failCommand = (command: CompletionCommand, name: TaskName): string =>
-  `${[...command.program, "task", "fail", name, "--queue-dir", command.queueDir].map(shellQuote).join(" ")} --reason "…"`
+const completion = (command: CompletionCommand, verb: "done" | "fail", name: TaskName, run: string) =>
+  [...command.program, "task", verb, name, "--run", run, "--queue-dir", command.queueDir].map(shellQuote).join(" ")
 
-/** The prompt: body first, then the completion lines, each on a line of its own in backticks. */
+export const doneCommand = (command: CompletionCommand, name: TaskName, run: string): string =>
+  completion(command, "done", name, run)
+
+export const failCommand = (command: CompletionCommand, name: TaskName, run: string): string =>
+  `${completion(command, "fail", name, run)} --reason "…"`
+
+/** The first line of every prompt; it names the run, so a screen shows whether this run's prompt was submitted. */
+export const promptHeader = (name: TaskName, run: string): string => `Task ${name} from the claude-failover queue (run ${run}):`
+
+/** The prompt: header, body, then the completion lines, each on a line of its own in backticks. */
 export const renderPrompt = (input: {
   readonly name: TaskName
+  readonly run: string
   readonly body: string
   readonly taskPath: string
   readonly command: CompletionCommand
 }): string =>
-  [
-    input.body.trim(),
-    "",
-    `(Task file: ${input.taskPath})`,
-    "When you have finished, run this shell command, exactly as written:",
-    `\`${doneCommand(input.command, input.name)}\``,
-    "If you cannot finish it, run this instead, with the reason in the quotes:",
-    `\`${failCommand(input.command, input.name)}\``
-  ].join("\n")
+  pasteSafe(
+    [
+      promptHeader(input.name, input.run),
+      "",
+      input.body.trim(),
+      "",
+      `(Task file: ${input.taskPath})`,
+      "When you have finished, run this shell command, exactly as written:",
+      `\`${doneCommand(input.command, input.name, input.run)}\``,
+      "If you cannot finish it, run this instead, with the reason in the quotes:",
+      `\`${failCommand(input.command, input.name, input.run)}\``
+    ].join("\n")
+  )

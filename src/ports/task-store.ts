@@ -1,6 +1,8 @@
 /**
  * The queue directory as a service: tasks by stage, the delegation markers and the `.error` notes.
- * Easy to get wrong: `transfer` writes the destination before removing the source, so a crash duplicates, never loses.
+ * Easy to get wrong: nothing here ever overwrites another task. `create` and `move` fail with NameTaken when the
+ * name is used, and a move is a link then an unlink, so a crash in between leaves the same file (same identity)
+ * in two stages, which recovery can tell apart from a different file that happens to have the same name.
  */
 import { Context, type Effect, type Option, Schema } from "effect"
 import type { DelegationMarker } from "../domain/marker.ts"
@@ -9,7 +11,7 @@ import type { TaskName } from "../domain/task.ts"
 export const Stages = ["pending", "active", "done", "failed"] as const
 export type Stage = typeof Stages[number]
 
-/** pending < active < done | failed: recovery keeps the most advanced copy of a name. */
+/** pending < active < done | failed: the stage a task's state belongs in, and the order of a task's life. */
 export const stageRank = (stage: Stage): number => stage === "pending" ? 0 : stage === "active" ? 1 : 2
 
 export interface StoredTask {
@@ -17,12 +19,37 @@ export interface StoredTask {
   readonly name: TaskName
   readonly text: string
   readonly mtimeMs: number
+  readonly size: number
+  /** The file itself (device and inode on disk): two names with the same identity are one file. */
+  readonly identity: string
+}
+
+/** What a file is, without reading it. */
+export interface FileStat {
+  readonly identity: string
+  /** How many names the file has (hard links): more than one after a move or rename cut short. */
+  readonly links: number
+  readonly mtimeMs: number
+  readonly size: number
+}
+
+/** A directory entry that looks like a task but cannot be one: a bad name, or not a regular file. */
+export interface Stray {
+  readonly stage: Stage
+  /** The name's bytes as the directory holds them (they may not be UTF-8). */
+  readonly raw: Uint8Array
+  /** The name as printable text (invalid UTF-8 shown with replacement characters). */
+  readonly display: string
+  readonly kind: "bad-name" | "not-a-file"
+  readonly problem: string
 }
 
 export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   operation: Schema.String,
   path: Schema.String,
-  problem: Schema.String
+  problem: Schema.String,
+  /** errno code when the system gave one (ENOSPC, EROFS, EMFILE, …): callers back off on resource errors. */
+  code: Schema.optionalKey(Schema.String)
 }) {
   override get message(): string {
     return `${this.operation} ${this.path}: ${this.problem}`
@@ -38,18 +65,53 @@ export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFou
   }
 }
 
+/** The name is already used in the destination stage: nothing was written. */
+export class NameTaken extends Schema.TaggedError<NameTaken>()("NameTaken", {
+  stage: Schema.String,
+  name: Schema.String
+}) {
+  override get message(): string {
+    return `${this.stage}/${this.name} already exists`
+  }
+}
+
+/** The file is there but is not a task the daemon can read: too large, not UTF-8 text, not a regular file. */
+export class Unreadable extends Schema.TaggedError<Unreadable>()("Unreadable", {
+  stage: Schema.String,
+  name: Schema.String,
+  problem: Schema.String,
+  /** A file with these bytes will never read better: it goes to failed/ as it is. */
+  quarantine: Schema.Boolean
+}) {
+  override get message(): string {
+    return `${this.stage}/${this.name}: ${this.problem}`
+  }
+}
+
 export class TaskStore extends Context.Service<TaskStore, {
-  /** Task files of a stage (`*.md`, not hidden, not temporary, not symlinks), in name order. */
+  /** Task files of a stage (`*.md`, valid name, regular file, not hidden), in name order. */
   list(stage: Stage): Effect.Effect<ReadonlyArray<TaskName>, StoreError>
-  read(stage: Stage, name: TaskName): Effect.Effect<StoredTask, StoreError | TaskNotFound>
-  /** Atomic: temporary file, flush, rename. */
-  write(stage: Stage, name: TaskName, text: string): Effect.Effect<void, StoreError>
-  /** Renames `from/NAME` to `to/NAME`, bytes untouched; for files the daemon must not rewrite. */
-  move(from: Stage, to: Stage, name: TaskName): Effect.Effect<void, StoreError | TaskNotFound>
-  /** Writes `text` into `to`, then removes the copy in `from`. */
-  transfer(from: Stage, to: Stage, name: TaskName, text: string): Effect.Effect<void, StoreError>
+  /** Entries of a stage named like tasks (`*.md`, not hidden) that cannot be one. */
+  strays(stage: Stage): Effect.Effect<ReadonlyArray<Stray>, StoreError>
+  has(stage: Stage, name: TaskName): Effect.Effect<boolean, StoreError>
+  /** The file's identity and link count, without reading it (and without following a symlink). */
+  stat(stage: Stage, name: TaskName): Effect.Effect<FileStat, StoreError | TaskNotFound>
+  read(stage: Stage, name: TaskName): Effect.Effect<StoredTask, StoreError | TaskNotFound | Unreadable>
+  /** A new file, atomically (temporary file, flush, link); fails with NameTaken rather than overwrite. */
+  create(stage: Stage, name: TaskName, text: string): Effect.Effect<void, StoreError | NameTaken>
+  /** Replaces the file's content atomically (temporary file, flush, rename over it). */
+  replace(stage: Stage, name: TaskName, text: string): Effect.Effect<void, StoreError>
+  /** Moves `from/name` to `to/toName` (default: the same name), bytes untouched; never overwrites. */
+  move(
+    from: Stage,
+    to: Stage,
+    name: TaskName,
+    toName?: TaskName
+  ): Effect.Effect<void, StoreError | TaskNotFound | NameTaken>
   remove(stage: Stage, name: TaskName): Effect.Effect<void, StoreError>
-  /** `failed/NAME.md.error`: why NAME.md could not be parsed. */
+  /** Moves a stray regular file into failed/ under `name` (never overwriting). */
+  quarantineStray(stray: Stray, name: TaskName): Effect.Effect<void, StoreError | NameTaken>
+  /** `failed/NAME.md.error`: why NAME.md was quarantined. */
   writeError(name: TaskName, reason: string): Effect.Effect<void, StoreError>
   readMarker(name: TaskName): Effect.Effect<Option.Option<DelegationMarker>, StoreError>
   writeMarker(name: TaskName, marker: DelegationMarker): Effect.Effect<void, StoreError>
@@ -57,3 +119,9 @@ export class TaskStore extends Context.Service<TaskStore, {
   /** Names of the pending tasks that have a marker beside them. */
   listMarkers(): Effect.Effect<ReadonlyArray<TaskName>, StoreError>
 }>()("claude-failover/ports/TaskStore") {}
+
+/** Resource errors: the disk is full or read-only, or the process is out of descriptors; worth waiting out. */
+export const RESOURCE_ERRORS: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT", "EROFS", "EMFILE", "ENFILE", "EACCES", "EPERM", "EIO"])
+
+export const isResourceError = (error: { readonly _tag: string; readonly code?: string | undefined }): boolean =>
+  error._tag === "StoreError" && error.code !== undefined && RESOURCE_ERRORS.has(error.code)

@@ -24,11 +24,16 @@ export class SessionNotFound extends Schema.TaggedError<SessionNotFound>()("Sess
 export class Tmux extends Context.Service<Tmux, {
   listSessions(): Effect.Effect<ReadonlyArray<string>, TmuxError>
   hasSession(session: string): Effect.Effect<boolean, TmuxError>
-  /** The visible pane as plain text (`capture-pane -p`). */
-  capturePane(session: string): Effect.Effect<string, TmuxError | SessionNotFound>
+  /** The visible pane as plain text (`capture-pane -p`); with `history`, that many lines of scrollback above it too. */
+  capturePane(session: string, options?: { readonly history?: number }): Effect.Effect<string, TmuxError | SessionNotFound>
   /** `#{pane_current_command}`: a pane back at a shell means Claude Code has exited. */
   paneCommand(session: string): Effect.Effect<string, TmuxError | SessionNotFound>
   /** Types `text` literally; no Enter. */
   sendText(session: string, text: string): Effect.Effect<void, TmuxError | SessionNotFound>
   sendEnter(session: string): Effect.Effect<void, TmuxError | SessionNotFound>
+  /**
+   * Empties Claude Code's input box (Ctrl-C, which clears typed text when nothing is running). Only for an idle
+   * session with text in its input box: on a busy one Ctrl-C interrupts the turn.
+   */
+  clearInput(session: string): Effect.Effect<void, TmuxError | SessionNotFound>
 }>()("claude-failover/ports/Tmux") {}

@@ -1,23 +1,28 @@
 /**
  * Delegation to secutools: a write-ahead marker, then the submission, then the reaper's polls until the job ends.
- * Easy to get wrong: the marker (with its idempotency key) is on disk before anything is sent, and every resume
- * sends the same key again, so a crash at any point yields at most one job per task.
+ * Easy to get wrong: the marker (with its idempotency key and run) is on disk before anything is sent, and every
+ * resume sends the same key again, so a crash at any point yields at most one job per task; and a submission whose
+ * answer may have been lost (network error, timeout, 5xx after every retry) never sends the task to run locally —
+ * the job may exist — it is asked again later with the same key.
  */
-import { Context, type Duration, Effect, Layer, Option, Queue, Result, Semaphore } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Queue, Result, Semaphore } from "effect"
 import { emptyHistogram, type Histogram, observe, REAP_LATENCY_BOUNDS } from "../domain/histogram.ts"
-import { TaskEvent, transition } from "../domain/lifecycle.ts"
+import { newRunId, TaskEvent } from "../domain/lifecycle.ts"
 import type { DelegationMarker } from "../domain/marker.ts"
 import type { Provider } from "../domain/provider.ts"
-import { renderTask, type Task, type TaskName, updateFields } from "../domain/task.ts"
+import type { Task, TaskName } from "../domain/task.ts"
+import { Outcome, renderFooter } from "../domain/footer.ts"
 import { Secutools, type SecutoolsError } from "../ports/secutools.ts"
 import { type StoreError, TaskStore } from "../ports/task-store.ts"
+import { failpoint } from "./failpoints.ts"
 import { reapJob } from "./reaper.ts"
-import { moveTask, nowIso, readTask, type TaskMoveError } from "./task-moves.ts"
+import { TaskLocks } from "./task-locks.ts"
+import { applyEvent, nowIso, readTask, type TaskMoveError } from "./task-moves.ts"
 
 export interface DelegationSettings {
   readonly reapInterval: Duration.Duration
   readonly reapConcurrency: number
-  /** A job still queued or running this long after submission fails. */
+  /** A job still queued or running this long after submission fails; so does a submission unanswered this long. */
   readonly jobTimeout: Duration.Duration
 }
 
@@ -64,7 +69,7 @@ export class DelegationCountersRef extends Context.Service<DelegationCountersRef
 export class Delegation extends Context.Service<Delegation, {
   /** Writes the marker and the task's `delegated_to_secutools` state; the submission follows on another fiber. */
   start(task: Task, provider: Provider, reason: string): Effect.Effect<void, TaskMoveError>
-  /** Start-up: orphan markers go, `submitting` ones are submitted again with their key, `submitted` ones polled. */
+  /** Start-up: `submitting` markers are submitted again with their key (at their retry time), `submitted` ones polled. */
   readonly resume: Effect.Effect<void, StoreError>
   /** Submits whatever waits, with the reaper polling every REAP_INTERVAL; forever. */
   readonly run: Effect.Effect<never>
@@ -72,15 +77,23 @@ export class Delegation extends Context.Service<Delegation, {
 }>()("claude-failover/services/Delegation") {}
 
 const SUBMIT_CONCURRENCY = 4
+/** Waits between submissions whose answer may have been lost: 30 s, doubling, at most 5 min. */
+const RESUBMIT_FIRST_MS = 30_000
+const RESUBMIT_MAX_MS = 5 * 60_000
 
 const stemOf = (name: TaskName) => name.slice(0, -".md".length)
+
+/** Failures after which secutools certainly holds no job for the key: the request was refused as it stood. */
+const definitelyRefused = (error: SecutoolsError): boolean =>
+  error.reason._tag === "Status" && !error.retryable
 
 export const makeDelegation = (settings: DelegationSettings) =>
   Effect.gen(function*() {
     const store = yield* TaskStore
     const secutools = yield* Secutools
+    const locks = yield* TaskLocks
     const counters = yield* DelegationCountersRef
-    const ports = yield* Effect.context<TaskStore | Secutools>()
+    const ports = yield* Effect.context<TaskStore | Secutools | TaskLocks>()
     const submissions = yield* Queue.unbounded<TaskName>()
     let reapLatency = emptyHistogram(REAP_LATENCY_BOUNDS)
     const onFinished = (seconds: number) => {
@@ -91,42 +104,99 @@ export const makeDelegation = (settings: DelegationSettings) =>
     const ensureDelegated = Effect.fn("Delegation.ensureDelegated")(function*(name: TaskName, marker: DelegationMarker) {
       const { task } = yield* readTask("pending", name)
       if (task.fields.state !== undefined && task.fields.state !== "pending") return task
-      return yield* moveTask("pending", "pending", name, TaskEvent.Delegate({ provider: marker.provider, at: marker.created_at }))
+      const applied = yield* applyEvent("pending", name, TaskEvent.Delegate({
+        provider: marker.provider,
+        at: marker.created_at,
+        run: marker.run ?? newRunId()
+      }))
+      return applied.task
     })
 
-    /** A submission that failed for good: back to local routing, for good, with the reason on the task. */
+    /** A submission refused for good: back to local routing, for good, with the reason in the task's history. */
     const reject = Effect.fn("Delegation.reject")(function*(name: TaskName, marker: DelegationMarker, error: SecutoolsError) {
-      const note = `delegation to ${marker.provider} failed: ${error.message}; runs locally`
-      const { task } = yield* readTask("pending", name)
-      const requeued = yield* Effect.fromResult(transition(task.fields, TaskEvent.Requeue({ at: yield* nowIso, note })))
-      // allow_delegation: false pins the task to routing rule 3, so it is not sent to secutools again.
-      yield* store.write("pending", name, renderTask(updateFields({ ...task, fields: requeued }, { allow_delegation: false })))
+      const reason = `delegation to ${marker.provider} failed: ${error.message}; runs locally`
+      yield* applyEvent("pending", name, TaskEvent.Requeue({ at: yield* nowIso, cause: "delegation_rejected", reason }), {
+        // allow_delegation: false pins the task to routing rule 3, so it is not sent to secutools again.
+        adjust: (fields) => ({ ...fields, allow_delegation: false })
+      })
       yield* store.removeMarker(name)
       counters.rejected++
-      yield* Effect.logWarning(`${name} back to local routing: ${note}`).pipe(
+      yield* Effect.logWarning(`${name} back to local routing: ${reason}`).pipe(
         Effect.annotateLogs({ task: name, provider: marker.provider })
       )
     })
+
+    /** No definite answer for too long: failed/, not local — the job may exist at secutools. */
+    const giveUp = Effect.fn("Delegation.giveUp")(function*(name: TaskName, marker: DelegationMarker, error: SecutoolsError) {
+      const at = yield* nowIso
+      const reason = `no definite answer from secutools ${marker.provider} within ${Duration.format(settings.jobTimeout)} ` +
+        `(last: ${error.message}); a job may exist under idempotency key ${marker.idempotency_key}, so it does not run locally`
+      yield* applyEvent("pending", name, TaskEvent.Fail({ at }), {
+        footer: () => renderFooter(Outcome.Failed({ at, reason }))
+      })
+      yield* store.removeMarker(name)
+      counters.failed++
+      yield* Effect.logError(`${name} failed: ${reason}`).pipe(Effect.annotateLogs({ task: name, provider: marker.provider }))
+    })
+
+    /** The answer may have been lost: keep the marker and its key, and ask again later. */
+    const defer = Effect.fn("Delegation.defer")(function*(name: TaskName, marker: DelegationMarker, error: SecutoolsError) {
+      const now = yield* Clock.currentTimeMillis
+      if (now - Date.parse(marker.created_at) > Duration.toMillis(settings.jobTimeout)) return yield* giveUp(name, marker, error)
+      const attempts = (marker.submit_attempts ?? 0) + 1
+      const delayMs = Math.min(RESUBMIT_MAX_MS, RESUBMIT_FIRST_MS * 2 ** (attempts - 1))
+      const retryAt = new Date(now + delayMs).toISOString()
+      yield* store.writeMarker(name, { ...marker, submit_attempts: attempts, retry_at: retryAt, last_error: error.message })
+      yield* Effect.logWarning(
+        `${name}: submitting to ${marker.provider} got no definite answer (${error.message}); the job may exist, so it is ` +
+          `asked again with the same key at ${retryAt}`
+      ).pipe(Effect.annotateLogs({ task: name, provider: marker.provider }))
+      yield* schedule(name, delayMs)
+    })
+
+    const schedule = (name: TaskName, delayMs: number) =>
+      Effect.asVoid(Effect.forkDetach(Effect.andThen(Effect.sleep(Duration.millis(delayMs)), Queue.offer(submissions, name))))
 
     const submit = Effect.fn("Delegation.submit")(function*(name: TaskName) {
       const found = yield* store.readMarker(name)
       if (Option.isNone(found) || found.value.state !== "submitting") return
       const marker = found.value
-      const task = yield* ensureDelegated(name, marker)
+      const now = yield* Clock.currentTimeMillis
+      const due = marker.retry_at === undefined || marker.retry_at === null ? now : Date.parse(marker.retry_at)
+      if (due > now) return yield* schedule(name, due - now)
+      const task = yield* locks.withTask(name, ensureDelegated(name, marker))
       const request = {
         task_id: task.fields.id ?? stemOf(name),
         provider: marker.provider,
         prompt: task.body,
         ...(task.fields.complexity_hint === undefined ? {} : { complexity_hint: task.fields.complexity_hint }),
-        metadata: { task: name, attempt: String(task.fields.attempts ?? 1) }
+        metadata: { task: name, attempt: String(task.fields.attempts ?? 1), ...(marker.run === undefined ? {} : { run: marker.run }) }
       }
       const submitted = yield* Effect.result(secutools.submit(request, marker.idempotency_key))
-      if (Result.isFailure(submitted)) return yield* reject(name, marker, submitted.failure)
+      if (Result.isFailure(submitted)) {
+        const error = submitted.failure
+        return yield* locks.withTask(
+          name,
+          definitelyRefused(error) ? reject(name, marker, error) : defer(name, marker, error)
+        )
+      }
+      yield* failpoint("submit:accepted")
       const jobId = submitted.success.job_id
-      // The task first: once the marker says `submitted` the reaper may finish the job and remove pending/NAME.md,
-      // which a later write here would bring back.
-      yield* store.write("pending", name, renderTask(updateFields(task, { job_id: jobId })))
-      yield* store.writeMarker(name, { ...marker, state: "submitted", job_id: jobId, submitted_at: yield* nowIso })
+      yield* locks.withTask(name, Effect.gen(function*() {
+        // The task first: once the marker says `submitted` the reaper may finish the job and remove pending/NAME.md,
+        // which a later write here would bring back.
+        yield* applyEvent("pending", name, TaskEvent.Submitted({ jobId }))
+        yield* failpoint("submit:job-id")
+        yield* store.writeMarker(name, {
+          ...marker,
+          state: "submitted",
+          job_id: jobId,
+          submitted_at: yield* nowIso,
+          retry_at: null,
+          last_error: null
+        })
+        yield* failpoint("submit:marker")
+      }))
       counters.submitted++
       yield* Effect.logInfo(`${name} submitted to secutools ${marker.provider} as job ${jobId}`).pipe(
         Effect.annotateLogs({ task: name, provider: marker.provider, job: jobId })
@@ -139,9 +209,11 @@ export const makeDelegation = (settings: DelegationSettings) =>
 
     const start = Effect.fn("Delegation.start")(function*(task: Task, provider: Provider, reason: string) {
       const at = yield* nowIso
+      const run = newRunId()
       yield* store.writeMarker(task.name, {
         task: task.name,
         provider,
+        run,
         idempotency_key: `${stemOf(task.name)}-${crypto.randomUUID()}`,
         state: "submitting",
         job_id: null,
@@ -149,9 +221,11 @@ export const makeDelegation = (settings: DelegationSettings) =>
         submitted_at: null,
         polls: 0
       })
-      yield* moveTask("pending", "pending", task.name, TaskEvent.Delegate({ provider, at }))
+      yield* failpoint("delegate:marker")
+      yield* applyEvent("pending", task.name, TaskEvent.Delegate({ provider, at, run }))
+      yield* failpoint("delegate:written")
       yield* Effect.logInfo(`${task.name} → secutools ${provider} (${reason})`).pipe(
-        Effect.annotateLogs({ task: task.name, provider })
+        Effect.annotateLogs({ task: task.name, provider, run })
       )
       yield* Queue.offer(submissions, task.name)
     }, Effect.provideContext(ports))
@@ -170,16 +244,10 @@ export const makeDelegation = (settings: DelegationSettings) =>
     })
 
     const resume = Effect.gen(function*() {
-      const pending = new Set(yield* store.list("pending"))
       for (const marker of yield* markers) {
-        if (!pending.has(marker.name)) {
-          // The task reached done/ or failed/ (or was removed) before its marker was: the marker is debris.
-          yield* store.removeMarker(marker.name)
-          yield* Effect.logWarning(`removed the delegation marker of ${marker.name}: no such pending task`)
-        } else if (marker.state === "submitting") {
-          yield* Effect.logInfo(`${marker.name}: submitting again to ${marker.provider} with the same idempotency key`)
-          yield* Queue.offer(submissions, marker.name)
-        }
+        if (marker.state !== "submitting") continue
+        yield* Effect.logInfo(`${marker.name}: submitting again to ${marker.provider} with the same idempotency key`)
+        yield* Queue.offer(submissions, marker.name)
       }
     }).pipe(Effect.provideContext(ports))
 
@@ -193,10 +261,10 @@ export const makeDelegation = (settings: DelegationSettings) =>
         polling.add(marker.name)
         yield* reapJob(marker.name, marker, { jobTimeout: settings.jobTimeout, counters, onFinished }).pipe(
           Effect.catchTag("TaskNotFound", () =>
-            Effect.andThen(
+            locks.withTask(marker.name, Effect.andThen(
               store.removeMarker(marker.name),
               Effect.logWarning(`removed the delegation marker of ${marker.name}: its task left pending/`)
-            )),
+            ))),
           Effect.catch((error) => Effect.logError(`polling ${marker.name} failed: ${error.message}`)),
           permits.withPermit,
           Effect.ensuring(Effect.sync(() => polling.delete(marker.name))),
@@ -234,5 +302,5 @@ export const makeDelegation = (settings: DelegationSettings) =>
     return Delegation.of({ start, resume, run, status })
   })
 
-/** Needs TaskStore, Secutools and DelegationCountersRef. */
+/** Needs TaskStore, Secutools, TaskLocks and DelegationCountersRef. */
 export const DelegationLayer = (settings: DelegationSettings) => Layer.effect(Delegation, makeDelegation(settings))

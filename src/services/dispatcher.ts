@@ -1,30 +1,39 @@
 /**
- * Local dispatch: each tick observes the sessions, fails over active tasks whose session hit its limit or died,
- * watches for stale panes, and hands pending tasks to free sessions in queue order.
- * Easy to get wrong: the assignment is recorded (task in active/) before a single key is typed, and a session
- * that hit its usage limit, or shares an account with one that did, gets nothing until its reset time.
+ * Local dispatch: each tick observes the sessions, ends the runs of active tasks whose session hit its limit or
+ * died, watches for stale panes, and hands pending tasks to free sessions in queue order.
+ * Easy to get wrong: the assignment is recorded (task in active/ with a fresh run token) before a single key is
+ * typed; a session is free only when idle with an empty input box; a session that hit its usage limit, or shares an
+ * account with one that did, gets nothing until its reset time; and queue writes that fail for lack of space or
+ * descriptors pause dispatch with a growing wait instead of failing every tick.
  */
 import { Clock, Context, Duration, Effect, Layer, Option, Queue, Result } from "effect"
 import { join } from "node:path"
-import { TaskEvent } from "../domain/lifecycle.ts"
+import { newRunId, type RunEndCause, TaskEvent } from "../domain/lifecycle.ts"
+import { inputBoxText, watchdogFingerprint } from "../domain/pane.ts"
 import { type CompletionCommand, renderPrompt } from "../domain/prompt.ts"
 import { type ComplexityMap, decide } from "../domain/routing.ts"
 import type { Provider } from "../domain/provider.ts"
-import { parseTask, QueueOrder, queueKey, type Task, type TaskName } from "../domain/task.ts"
-import { TaskStore } from "../ports/task-store.ts"
+import type { Task, TaskName } from "../domain/task.ts"
+import { isResourceError, TaskStore } from "../ports/task-store.ts"
 import { Tmux } from "../ports/tmux.ts"
 import { Delegation } from "./delegation.ts"
+import { failpoint } from "./failpoints.ts"
+import { makeIntake } from "./intake.ts"
 import { accountOf, discoverSessions, type Observation, observeSession, type SessionSelection } from "./sessions.ts"
-import { moveTask, nowIso, quarantine, readTask, requeueTask } from "./task-moves.ts"
+import { TaskLocks } from "./task-locks.ts"
+import { applyEvent, endUnfinishedRun, nowIso, quarantine, readTask } from "./task-moves.ts"
+import { typePrompt } from "./typing.ts"
 
 export interface DispatchSettings {
   readonly sessions: SessionSelection
   readonly accounts: Option.Option<ReadonlyMap<string, ReadonlyArray<string>>>
   readonly pollInterval: Duration.Duration
   readonly scanInterval: Duration.Duration
+  readonly settleAfter: Duration.Duration
   readonly staleAfter: Duration.Duration
   readonly requeueAfter: Option.Option<Duration.Duration>
   readonly limitCooldown: Duration.Duration
+  readonly maxAttempts: number
   readonly timeZone: string
   readonly queueDir: string
   readonly command: CompletionCommand
@@ -35,8 +44,6 @@ export interface DispatchSettings {
   }
   /** Claude Code drops an Enter that arrives with the text: wait this long (more for long pastes) before Enter. */
   readonly enterDelay: Duration.Duration
-  /** For crash tests only: `after-assign` kills the process (SIGKILL) right after an assignment is recorded. */
-  readonly failpoint: Option.Option<"after-assign">
 }
 
 export interface StaleTask {
@@ -64,7 +71,12 @@ export interface DispatcherStatus {
 
 /** How long after typing a limit banner that was already on screen is not taken as a new one. */
 const DISPATCH_GRACE_MS = 15_000
-const ENTER_RETRIES = 3
+/** A session that did not take a prompt is left alone this long, so one bad session cannot churn the queue. */
+const NOT_TYPED_REST_MS = 10_000
+const NOT_ACCEPTED_REST_MS = 60_000
+/** Waits after queue writes fail for lack of space, permissions or descriptors: doubling, capped. */
+const BACKOFF_FIRST_MS = 1_000
+const BACKOFF_MAX_MS = 60_000
 
 export class Dispatcher extends Context.Service<Dispatcher, {
   /** One full pass: observe, fail over, watchdog, assign. */
@@ -82,30 +94,28 @@ interface Cooldown {
   readonly session: string
 }
 
-interface PendingEntry {
-  readonly mtimeMs: number
-  readonly task: Task
-}
-
 export const makeDispatcher = (settings: DispatchSettings) =>
   Effect.gen(function*() {
     const store = yield* TaskStore
     const tmux = yield* Tmux
     const delegation = yield* Delegation
+    const locks = yield* TaskLocks
     // The loop runs long after construction; it keeps the ports it was built with.
-    const ports = yield* Effect.context<TaskStore | Tmux>()
+    const ports = yield* Effect.context<TaskStore | Tmux | TaskLocks>()
     const wakeups = yield* Queue.sliding<void>(1)
+    const intake = yield* makeIntake({ settleAfter: settings.settleAfter, scanInterval: settings.scanInterval })
 
     // Only `tick` mutates these (with the dispatch fibers it waits for, which touch different keys); `status` reads copies.
     const cooldowns = new Map<string, Cooldown>()
     const dispatches = new Map<string, { readonly at: number; readonly banner: Option.Option<string> }>()
-    const watch = new Map<TaskName, { screen: string; since: number; reported: boolean }>()
+    /** Sessions left alone until an instant, and why (a prompt they did not take). */
+    const resting = new Map<string, { readonly until: number; readonly reason: string }>()
+    const watch = new Map<TaskName, { fingerprint: string; since: number; reported: boolean }>()
     const attention = new Map<string, string>()
-    const pendingIndex = new Map<TaskName, PendingEntry>()
-    let lastFullScan = Number.NEGATIVE_INFINITY
     let lastObservations: ReadonlyArray<Observation> = []
     let activeBySession = new Map<string, TaskName>()
-    const counters = { dispatched: 0, failovers: 0, malformed: 0 }
+    const counters = { dispatched: 0, failovers: 0 }
+    let backoff: { until: number; delayMs: number; problem: string } | undefined
 
     const accountFor = (session: string) => accountOf(settings.accounts, session)
     const coolingUntil = (session: string, now: number): Option.Option<number> => {
@@ -125,6 +135,22 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       ) return "busy" as const
       return observation.state
     }
+
+    /** Queue writes failing for lack of space, permissions or descriptors: wait, longer each time, and say so once. */
+    const noteFailure = (error: { readonly _tag: string; readonly code?: string | undefined; readonly message: string }, now: number) =>
+      Effect.gen(function*() {
+        if (!isResourceError(error)) return false
+        const delayMs = backoff === undefined ? BACKOFF_FIRST_MS : Math.min(BACKOFF_MAX_MS, backoff.delayMs * 2)
+        const first = backoff === undefined || backoff.problem !== error.message
+        backoff = { until: now + delayMs, delayMs, problem: error.message }
+        if (first) yield* Effect.logError(`queue writes fail: ${error.message}; dispatch pauses and retries with a growing wait (up to ${BACKOFF_MAX_MS / 1000}s)`)
+        return true
+      })
+    const noteSuccess = Effect.gen(function*() {
+      if (backoff === undefined) return
+      backoff = undefined
+      yield* Effect.logInfo("queue writes work again; dispatch resumes")
+    })
 
     const noteLimit = Effect.fn("Dispatcher.noteLimit")(function*(observation: Observation, now: number) {
       if (observation.state !== "usage_limited" || effectiveState(observation, now) !== "usage_limited") return
@@ -146,25 +172,34 @@ export const makeDispatcher = (settings: DispatchSettings) =>
 
     /** Active tasks, by name; a file that no longer parses is quarantined. */
     const loadActive = Effect.gen(function*() {
-      const names = yield* store.list("active")
       const tasks: Array<Task> = []
-      for (const name of names) {
+      for (const name of yield* store.list("active")) {
         const read = yield* Effect.result(readTask("active", name))
         if (Result.isSuccess(read)) tasks.push(read.success.task)
-        else if (read.failure._tag === "TaskParseError") yield* quarantine("active", name, read.failure.message)
+        else if (read.failure._tag === "TaskParseError" || (read.failure._tag === "Unreadable" && read.failure.quarantine)) {
+          yield* locks.withTask(name, quarantine("active", name, read.failure.message))
+        }
       }
       return tasks
     })
 
-    const failover = Effect.fn("Dispatcher.failover")(function*(task: Task, note: string) {
-      yield* requeueTask(task.name, note)
+    /** The run of an active task ended without finishing: back to pending, or to failed/ at the attempt limit. */
+    const endRun = Effect.fn("Dispatcher.endRun")(function*(task: Task, cause: RunEndCause, reason: string) {
+      // The run observed must still be the task's: a completion may have finished it in between.
+      const ended = yield* locks.withTask(
+        task.name,
+        endUnfinishedRun(task.name, cause, reason, settings.maxAttempts, task.fields.run)
+      ).pipe(Effect.catchTag("TaskNotFound", () => Effect.succeed(undefined)))
       watch.delete(task.name)
+      if (ended === undefined) return
       const session = task.fields.session
       if (session !== undefined && activeBySession.get(session) === task.name) activeBySession.delete(session)
       counters.failovers++
-      yield* Effect.logWarning(`${task.name} back to pending: ${note}`).pipe(
-        Effect.annotateLogs({ task: task.name, session: task.fields.session ?? "" })
-      )
+      yield* (ended.gaveUp
+        ? Effect.logError(`${task.name} failed: ${ended.reason}`)
+        : Effect.logWarning(`${task.name} back to pending: ${reason}`)).pipe(
+          Effect.annotateLogs({ task: task.name, session: session ?? "", run: task.fields.run ?? "" })
+        )
     })
 
     const superviseActive = Effect.fn("Dispatcher.superviseActive")(function*(
@@ -174,11 +209,11 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     ) {
       const session = observation.session
       const state = effectiveState(observation, now)
-      if (state === "missing") return yield* failover(task, `session ${session} is gone`)
-      if (state === "exited") return yield* failover(task, `session ${session} exited`)
+      if (state === "missing") return yield* endRun(task, "session_gone", `session ${session} is gone`)
+      if (state === "exited") return yield* endRun(task, "session_exited", `session ${session} exited`)
       if (state === "usage_limited") {
         const banner = Option.getOrElse(bannerOf(observation), () => "usage limit")
-        return yield* failover(task, `session ${session} hit its usage limit (${banner})`)
+        return yield* endRun(task, "usage_limit", `session ${session} hit its usage limit (${banner})`)
       }
       if (state === "permission_prompt") {
         const pane = Option.getOrUndefined(observation.pane)
@@ -189,19 +224,20 @@ export const makeDispatcher = (settings: DispatchSettings) =>
           )
         }
         attention.set(session, question)
-      } else {
+      } else if (!attention.get(session)?.startsWith("input box")) {
         attention.delete(session)
       }
 
-      // Watchdog: how long has this pane looked exactly the same?
+      // Watchdog: how long has this pane looked the same, ignoring what ticks while nothing happens (the spinner's clock)?
+      const fingerprint = watchdogFingerprint(observation.screen)
       const seen = watch.get(task.name)
-      if (seen === undefined || seen.screen !== observation.screen) {
-        watch.set(task.name, { screen: observation.screen, since: now, reported: false })
+      if (seen === undefined || seen.fingerprint !== fingerprint) {
+        watch.set(task.name, { fingerprint, since: now, reported: false })
         return
       }
       const unchanged = now - seen.since
       if (Option.isSome(settings.requeueAfter) && unchanged >= Duration.toMillis(settings.requeueAfter.value)) {
-        return yield* failover(task, `no progress in session ${session} for ${Math.round(unchanged / 60_000)} min`)
+        return yield* endRun(task, "stale", `no progress in session ${session} for ${Math.round(unchanged / 60_000)} min`)
       }
       if (!seen.reported && unchanged >= Duration.toMillis(settings.staleAfter)) {
         seen.reported = true
@@ -210,76 +246,50 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       }
     })
 
-    /** The pending index: new or changed names are read; everything is re-read every scan interval. */
-    const refreshPending = Effect.fn("Dispatcher.refreshPending")(function*(now: number) {
-      const names = yield* store.list("pending")
-      const delegated = new Set(yield* store.listMarkers())
-      const fullScan = now - lastFullScan >= Duration.toMillis(settings.scanInterval)
-      if (fullScan) lastFullScan = now
-      const present = new Set(names)
-      for (const name of [...pendingIndex.keys()]) if (!present.has(name) || delegated.has(name)) pendingIndex.delete(name)
-      for (const name of names) {
-        if (delegated.has(name) || (pendingIndex.has(name) && !fullScan)) continue
-        const read = yield* Effect.result(store.read("pending", name))
-        if (Result.isFailure(read)) continue
-        const known = pendingIndex.get(name)
-        if (known !== undefined && known.mtimeMs === read.success.mtimeMs) continue
-        const parsed = parseTask(name, read.success.text)
-        if (Result.isFailure(parsed)) {
-          pendingIndex.delete(name)
-          counters.malformed++
-          yield* quarantine("pending", name, parsed.failure.message)
-          continue
-        }
-        pendingIndex.set(name, { mtimeMs: read.success.mtimeMs, task: parsed.success })
-      }
-    })
-
-    const typePrompt = Effect.fn("Dispatcher.typePrompt")(function*(task: Task, session: string) {
-      const prompt = renderPrompt({
-        name: task.name,
-        body: task.body,
-        taskPath: join(settings.queueDir, "active", task.name),
-        command: settings.command
-      })
-      yield* tmux.sendText(session, prompt)
-      const lines = prompt.split("\n").length
-      yield* Effect.sleep(Duration.sum(settings.enterDelay, Duration.millis(Math.min(1000, lines * 5))))
-      yield* tmux.sendEnter(session)
-      // Claude Code sometimes drops the Enter: check the pane left idle, press again if not.
-      for (let attempt = 1; attempt <= ENTER_RETRIES; attempt++) {
-        yield* Effect.sleep(Duration.millis(400))
-        const now = yield* Clock.currentTimeMillis
-        const seen = yield* observeSession(session, { now, timeZone: settings.timeZone })
-        if (seen.state !== "idle") return true
-        if (attempt < ENTER_RETRIES) yield* tmux.sendEnter(session)
-      }
-      return false
-    })
-
+    /** Records the assignment, types the prompt, and records the start — or ends the run it could not start. */
     const dispatch = Effect.fn("Dispatcher.dispatch")(function*(task: Task, observation: Observation, now: number) {
       const session = observation.session
+      const run = newRunId()
       const at = yield* nowIso
-      // Record first: a crash from here on leaves the task in active/, which recovery understands.
-      yield* moveTask("pending", "active", task.name, TaskEvent.Assign({ session, at }))
-      if (Option.isSome(settings.failpoint)) process.kill(process.pid, "SIGKILL")
-      pendingIndex.delete(task.name)
-      activeBySession.set(session, task.name)
+      // Record first: a crash from here on leaves the task in active/ with its run, which recovery understands.
+      const assigned = yield* applyEvent("pending", task.name, TaskEvent.Assign({ session, at, run }), {
+        crashPoints: { written: "assign:written", moved: "assign:moved" }
+      })
+      yield* intake.forget(task.name)
+      yield* noteSuccess
+      const name = assigned.name
+      activeBySession.set(session, name)
       dispatches.set(session, { at: now, banner: bannerOf(observation) })
       // The banner on screen now is spent: if the same text shows again after this prompt, it is a new limit.
       const cooldown = cooldowns.get(accountFor(session))
       if (cooldown?.session === session) cooldowns.set(accountFor(session), { ...cooldown, banner: "" })
       counters.dispatched++
-      yield* Effect.logInfo(`${task.name} → session ${session}`).pipe(Effect.annotateLogs({ task: task.name, session }))
-      const accepted = yield* typePrompt(task, session).pipe(
-        Effect.catchTags({ SessionNotFound: () => Effect.succeed(false), TmuxError: () => Effect.succeed(false) })
-      )
-      if (accepted) {
-        yield* moveTask("active", "active", task.name, TaskEvent.Start({ at: yield* nowIso }))
-      } else {
-        attention.set(session, "did not accept a typed prompt")
-        yield* failover(task, `session ${session} did not accept the prompt`)
+      yield* Effect.logInfo(`${name} → session ${session} (run ${run})`).pipe(Effect.annotateLogs({ task: name, session, run }))
+      const prompt = renderPrompt({
+        name,
+        run,
+        body: assigned.task.body,
+        taskPath: join(settings.queueDir, "active", name),
+        command: settings.command
+      })
+      const typed = yield* typePrompt(session, prompt, { timeZone: settings.timeZone, enterDelay: settings.enterDelay })
+      const reasonOf = (outcome: typeof typed) => outcome._tag === "Accepted" ? "" : outcome.reason
+      if (typed._tag === "Accepted") {
+        yield* applyEvent("active", name, TaskEvent.Start({ at: yield* nowIso }))
+        yield* failpoint("type:started")
+        return
       }
+      const restFor = typed._tag === "NotTyped" ? NOT_TYPED_REST_MS : NOT_ACCEPTED_REST_MS
+      resting.set(session, { until: (yield* Clock.currentTimeMillis) + restFor, reason: reasonOf(typed) })
+      if (typed._tag === "NotAccepted" && !typed.cleared) {
+        attention.set(session, `input box holds a prompt the daemon could not clear; nothing is typed into ${session} until it is empty`)
+      }
+      const ended = yield* endUnfinishedRun(name, typed._tag === "NotTyped" ? "never_typed" : "not_accepted", reasonOf(typed), settings.maxAttempts)
+      activeBySession.delete(session)
+      counters.failovers++
+      yield* Effect.logWarning(`${name} ${ended.gaveUp ? "failed" : "back to pending"}: ${ended.reason}`).pipe(
+        Effect.annotateLogs({ task: name, session, run })
+      )
     })
 
     const assign = Effect.fn("Dispatcher.assign")(function*(
@@ -287,13 +297,17 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       observed: ReadonlyMap<string, Observation>,
       now: number
     ) {
-      yield* refreshPending(now)
-      if (pendingIndex.size === 0) return
+      yield* intake.refresh(now)
+      const ready = yield* intake.ready
+      if (ready.length === 0) return
       const usable = (session: string) => {
         const observation = observed.get(session)
         if (observation === undefined || Option.isSome(coolingUntil(session, now))) return false
+        if ((resting.get(session)?.until ?? 0) > now) return false
         const state = effectiveState(observation, now)
-        return state === "idle" || state === "usage_limited"
+        // A limited session whose reset has passed shows the old banner until it gets new work.
+        if (state !== "idle" && state !== "usage_limited") return false
+        return state === "usage_limited" || Option.getOrElse(inputBoxText(observation.screen), () => "x") === ""
       }
       const free = sessions.filter((session) => usable(session) && !activeBySession.has(session))
       const situation = {
@@ -304,30 +318,35 @@ export const makeDispatcher = (settings: DispatchSettings) =>
             Option.isNone(coolingUntil(session, now))
         })
       }
-      const local: Array<PendingEntry> = []
-      for (const entry of pendingIndex.values()) {
+      const local: Array<Task> = []
+      for (const entry of ready) {
         const decision = decide(entry.task.fields, situation)
         if (decision.route === "local") {
-          local.push(entry)
+          local.push(entry.task)
           continue
         }
-        pendingIndex.delete(entry.task.name)
-        yield* delegation.start(entry.task, decision.provider, decision.reason).pipe(
+        yield* intake.forget(entry.task.name)
+        yield* locks.withTask(entry.task.name, delegation.start(entry.task, decision.provider, decision.reason)).pipe(
           Effect.catch((error) => Effect.logError(`delegating ${entry.task.name} failed: ${error.message}`))
         )
       }
-      local.sort((a, b) => QueueOrder(queueKey(a.task, a.mtimeMs), queueKey(b.task, b.mtimeMs)))
       const pairs = free.flatMap((session, index) => {
-        const entry = local[index]
+        const task = local[index]
         const observation = observed.get(session)
-        return entry === undefined || observation === undefined ? [] : [{ entry, observation }]
+        return task === undefined || observation === undefined ? [] : [{ task, observation }]
       })
       // Each session is typed into on its own fiber: the pauses around Enter would otherwise add up per session.
       yield* Effect.forEach(
         pairs,
-        ({ entry, observation }) =>
-          dispatch(entry.task, observation, now).pipe(
-            Effect.catch((error) => Effect.logError(`dispatching ${entry.task.name} failed: ${error.message}`))
+        ({ observation, task }) =>
+          locks.withTask(task.name, dispatch(task, observation, now)).pipe(
+            Effect.catch((error) =>
+              Effect.gen(function*() {
+                if (yield* noteFailure(error, now)) return
+                yield* intake.forget(task.name)
+                yield* Effect.logError(`dispatching ${task.name} failed: ${error.message}`)
+              })
+            )
           ),
         { concurrency: "unbounded", discard: true }
       )
@@ -346,13 +365,19 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       )
       lastObservations = observations
       const observed = new Map(observations.map((o) => [o.session, o]))
-      for (const observation of observations) yield* noteLimit(observation, now)
+      for (const observation of observations) {
+        yield* noteLimit(observation, now)
+        // An input box the daemon could not clear blocks its session until someone empties it.
+        if (Option.getOrElse(inputBoxText(observation.screen), () => "") === "" && attention.get(observation.session)?.startsWith("input box")) {
+          attention.delete(observation.session)
+        }
+      }
 
       activeBySession = new Map()
       for (const task of active) {
         const observation = task.fields.session === undefined ? undefined : observed.get(task.fields.session)
         if (observation === undefined) {
-          yield* failover(task, "its assignment names no session")
+          yield* endRun(task, "session_gone", "its assignment names no session")
           continue
         }
         activeBySession.set(observation.session, task.name)
@@ -361,14 +386,22 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         )
       }
       for (const name of watch.keys()) if (!active.some((task) => task.name === name)) watch.delete(name)
+      if (backoff !== undefined && now < backoff.until) return
       yield* assign(discovered, observed, now)
     }).pipe(
-      Effect.catch((error) => Effect.logError(`dispatcher tick failed: ${error.message}`)),
+      Effect.catch((error) =>
+        Effect.gen(function*() {
+          if (yield* noteFailure(error, yield* Clock.currentTimeMillis)) return
+          yield* Effect.logError(`dispatcher tick failed: ${error.message}`)
+        })
+      ),
       Effect.withSpan("Dispatcher.tick"),
       Effect.provideContext(ports)
     )
 
-    const status = Effect.map(Clock.currentTimeMillis, (now): DispatcherStatus => {
+    const status = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const pendingTasks = yield* intake.tasks
       return {
         sessions: lastObservations.map((observation) => ({
           session: observation.session,
@@ -384,17 +417,27 @@ export const makeDispatcher = (settings: DispatchSettings) =>
             session: [...activeBySession.entries()].find(([, name]) => name === task)?.[0] ?? "",
             unchangedForMs: now - seen.since
           })),
-        attention: [...attention.entries()].map(([session, reason]) => ({ session, reason })),
-        counters: { ...counters },
-        pending: pendingIndex.size,
-        pendingTasks: new Map([...pendingIndex].map(([name, entry]) => [name, entry.task]))
-      }
+        attention: [
+          ...[...attention.entries()].map(([session, reason]) => ({ session, reason })),
+          ...[...resting.entries()].filter(([session, rest]) => rest.until > now && !attention.has(session))
+            .map(([session, rest]) => ({ session, reason: `resting until ${new Date(rest.until).toISOString()}: ${rest.reason}` }))
+        ],
+        counters: { ...counters, malformed: intake.counters.malformed },
+        pending: pendingTasks.size,
+        pendingTasks
+      } satisfies DispatcherStatus
     })
 
     const wake = Queue.offer(wakeups, undefined).pipe(Effect.asVoid)
-    const run = Effect.forever(
-      Effect.andThen(tick, Queue.take(wakeups).pipe(Effect.timeout(settings.pollInterval), Effect.ignore))
-    )
+    /** Sleeps until the next wake, the poll interval, or the moment a not-yet-settled file settles. */
+    const pause = Effect.gen(function*() {
+      const settle = yield* intake.nextSettle
+      const now = yield* Clock.currentTimeMillis
+      const untilSettle = Option.match(settle, { onNone: () => Infinity, onSome: (at) => Math.max(0, at - now) + 1 })
+      const wait = Math.min(Duration.toMillis(settings.pollInterval), untilSettle)
+      yield* Queue.take(wakeups).pipe(Effect.timeout(Duration.millis(wait)), Effect.ignore)
+    })
+    const run = Effect.forever(Effect.andThen(tick, pause))
 
     return Dispatcher.of({ tick, wake, run, status })
   })

@@ -1,7 +1,9 @@
 /**
  * The reaper: polls one submitted job and, once it has ended, moves its task to done/ or failed/.
- * Easy to get wrong: the destination is written before the pending file and the marker are removed, so a crash
- * in between leaves a duplicate that start-up recovery resolves, never a lost task.
+ * Easy to get wrong: the task's new state is written in place and the file moved before the marker is removed, so
+ * a crash in between leaves a finished task beside its marker, which start-up recovery completes; the job's result
+ * only counts for the run the marker names; and SECUTOOLS_JOB_TIMEOUT holds whatever the polls answer (a job whose
+ * every poll fails is not polled forever).
  */
 import { Duration, Effect, Result } from "effect"
 import { Outcome, renderFooter, renderResult, type Runner } from "../domain/footer.ts"
@@ -10,7 +12,8 @@ import type { DelegationMarker } from "../domain/marker.ts"
 import type { TaskName } from "../domain/task.ts"
 import { type JobView, Secutools } from "../ports/secutools.ts"
 import { TaskStore } from "../ports/task-store.ts"
-import { millisBetween, moveTask, nowIso } from "./task-moves.ts"
+import { TaskLocks } from "./task-locks.ts"
+import { applyEvent, millisBetween, nowIso, readTask } from "./task-moves.ts"
 
 export interface ReapContext {
   readonly jobTimeout: Duration.Duration
@@ -19,7 +22,7 @@ export interface ReapContext {
   readonly onFinished: (seconds: number) => void
 }
 
-/** How a job ended: the job as last seen, or a failure the daemon decided (404, timeout). */
+/** How a job ended: the job as last seen, or a failure the daemon decided (404, timeout, an answer too large). */
 interface Ending {
   readonly job?: JobView
   readonly failure?: string
@@ -30,6 +33,16 @@ const completed = (ending: Ending): ending is Ending & { readonly job: JobView }
 
 const finishTask = Effect.fn("Reaper.finish")(function*(name: TaskName, marker: DelegationMarker, ending: Ending) {
   const store = yield* TaskStore
+  const { task } = yield* readTask("pending", name)
+  if (marker.run !== undefined && task.fields.run !== marker.run) {
+    // A result for a run the task no longer has: recorded in the log, never applied.
+    yield* store.removeMarker(name)
+    yield* Effect.logWarning(
+      `refused the result of job ${marker.job_id ?? "?"} for ${name}: it belongs to run ${marker.run}, the task is run ` +
+        `${task.fields.run ?? "(none)"}; nothing changed`
+    ).pipe(Effect.annotateLogs({ task: name, job: marker.job_id ?? "", run: marker.run }))
+    return undefined
+  }
   const at = ending.job?.finished_at ?? (yield* nowIso)
   const jobId = marker.job_id ?? ""
   const costUsd = ending.job?.cost_usd ?? undefined
@@ -41,31 +54,38 @@ const finishTask = Effect.fn("Reaper.finish")(function*(name: TaskName, marker: 
   }
   const durationMs = millisBetween(marker.created_at, at)
   const timing = { at, runner, ...(durationMs === undefined ? {} : { durationMs }) }
+  const crashPoints = { written: "reap:written", moved: "reap:moved" } as const
   if (completed(ending)) {
     const result = ending.job.result ?? ""
-    yield* moveTask(
+    yield* applyEvent(
       "pending",
-      "done",
       name,
-      TaskEvent.Complete({ at, provider: marker.provider, jobId, ...(costUsd === undefined ? {} : { costUsd }) }),
-      () => renderResult(marker.provider, result) + renderFooter(Outcome.Done(timing))
+      TaskEvent.Complete({ at, jobId, ...(costUsd === undefined ? {} : { costUsd }) }),
+      { footer: () => renderResult(marker.provider, result) + renderFooter(Outcome.Done(timing)), crashPoints }
     )
   } else {
     const reason = ending.failure ?? ending.job?.error ?? `job ${jobId} ended ${ending.job?.status ?? "unknown"}`
-    yield* moveTask("pending", "failed", name, TaskEvent.Fail({ at }), () => renderFooter(Outcome.Failed({ ...timing, reason })))
+    yield* applyEvent("pending", name, TaskEvent.Fail({ at }), {
+      footer: () => renderFooter(Outcome.Failed({ ...timing, reason })),
+      crashPoints
+    })
   }
   yield* store.removeMarker(name)
   return millisBetween(marker.submitted_at, yield* nowIso)
 }, Effect.uninterruptible) // a stop (SIGTERM) waits for the move and the marker's removal to both happen
 
-/** Finishes the task, counts it as completed or failed, and reports how long it took since submission. */
+/** Finishes the task under its lock, counts it as completed or failed, and reports how long it took since submission. */
 const finish = (name: TaskName, marker: DelegationMarker, ending: Ending, context: ReapContext) =>
-  Effect.tap(finishTask(name, marker, ending), (ms) =>
-    Effect.sync(() => {
-      if (completed(ending)) context.counters.completed++
-      else context.counters.failed++
-      if (ms !== undefined) context.onFinished(ms / 1000)
-    }))
+  TaskLocks.use((locks) => locks.withTask(name, finishTask(name, marker, ending))).pipe(
+    Effect.tap((ms) =>
+      Effect.sync(() => {
+        if (ms === undefined) return
+        if (completed(ending)) context.counters.completed++
+        else context.counters.failed++
+        context.onFinished(ms / 1000)
+      })
+    )
+  )
 
 /** One poll of the job behind `marker`; terminal statuses, a job secutools no longer knows and timeouts finish the task. */
 export const reapJob = Effect.fn("Reaper.reapJob")(function*(name: TaskName, marker: DelegationMarker, context: ReapContext) {
@@ -73,13 +93,25 @@ export const reapJob = Effect.fn("Reaper.reapJob")(function*(name: TaskName, mar
   const store = yield* TaskStore
   const jobId = marker.job_id
   if (jobId === null) return
-  const polled = yield* Effect.result(secutools.get(jobId))
   const annotations = { task: name, job: jobId, provider: marker.provider }
+  const waitedMs = millisBetween(marker.submitted_at ?? marker.created_at, yield* nowIso) ?? 0
+  const timedOut = waitedMs > Duration.toMillis(context.jobTimeout)
+  const polled = yield* Effect.result(secutools.get(jobId))
   if (Result.isFailure(polled)) {
     const error = polled.failure
     if (error.reason._tag === "Status" && error.reason.status === 404) {
       yield* finish(name, marker, { failure: `secutools no longer knows job ${jobId} (HTTP 404)` }, context)
       return yield* Effect.logWarning(`${name} failed: secutools no longer knows job ${jobId}`).pipe(Effect.annotateLogs(annotations))
+    }
+    if (error.reason._tag === "TooLarge") {
+      const reason = `${error.message}; the job's result was not read`
+      yield* finish(name, marker, { failure: reason }, context)
+      return yield* Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
+    }
+    if (timedOut) {
+      const reason = `job ${jobId} could not be polled for ${Duration.format(context.jobTimeout)} (last: ${error.message})`
+      yield* finish(name, marker, { failure: reason }, context)
+      return yield* Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
     }
     return yield* Effect.logWarning(`polling job ${jobId} of ${name}: ${error.message}`).pipe(Effect.annotateLogs(annotations))
   }
@@ -94,11 +126,15 @@ export const reapJob = Effect.fn("Reaper.reapJob")(function*(name: TaskName, mar
       Effect.annotateLogs(annotations)
     )
   }
-  const waitedMs = millisBetween(marker.submitted_at, yield* nowIso) ?? 0
-  if (waitedMs > Duration.toMillis(context.jobTimeout)) {
+  if (timedOut) {
     const reason = `job ${jobId} was still ${job.status} after ${Duration.format(context.jobTimeout)}`
     yield* finish(name, marker, { failure: reason }, context)
     return yield* Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
   }
-  yield* store.writeMarker(name, { ...marker, polls: marker.polls + 1 })
+  yield* TaskLocks.use((locks) =>
+    locks.withTask(name, Effect.flatMap(store.readMarker(name), (current) =>
+      current._tag === "Some" && current.value.state === "submitted" && current.value.job_id === jobId
+        ? store.writeMarker(name, { ...current.value, polls: current.value.polls + 1 })
+        : Effect.void))
+  )
 })

@@ -1,9 +1,10 @@
 /**
  * One snapshot of everything an operator asks about: sessions, stale tasks, the queue by stage, delegated jobs and
- * the counters behind /metrics. Easy to get wrong: it is read-only and cheap enough to serve on every request, so it
- * lists the queue but parses only the frontmatter of active and pending tasks, never the done/ archive.
+ * the counters behind /metrics. Easy to get wrong: taking one lists every stage (done/ can hold thousands of names),
+ * so the live layer shares each snapshot between the requests of a SNAPSHOT_TTL window instead of taking one per
+ * request; and it parses only the frontmatter of active and pending tasks, never the done/ archive.
  */
-import { Clock, Context, Effect, Layer, Option, Result } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Result } from "effect"
 import type { Histogram } from "../domain/histogram.ts"
 import { parseTask, type Task, type TaskFields, type TaskName } from "../domain/task.ts"
 import { type Stage, Stages, TaskStore } from "../ports/task-store.ts"
@@ -41,7 +42,7 @@ export interface Snapshot {
   readonly sessions: ReadonlyArray<SessionView>
   readonly stale: ReadonlyArray<StaleView>
   readonly attention: ReadonlyArray<{ readonly session: string; readonly reason: string }>
-  /** Tasks per stage, by name. done/ and failed/ are counted, and listed with their names only. */
+  /** Tasks per stage, in name order (the store's). done/ and failed/ entries carry their names only. */
   readonly tasks: Readonly<Record<Stage, ReadonlyArray<TaskView>>>
   readonly dispatcher: { readonly dispatched: number; readonly failovers: number; readonly malformed: number }
   readonly delegation: {
@@ -124,4 +125,18 @@ export const makeStatusReport = Effect.gen(function*() {
   return StatusReport.of({ snapshot })
 })
 
-export const StatusReportLayer = Layer.effect(StatusReport, makeStatusReport)
+/**
+ * How long a snapshot is reused after it is taken. 500 concurrent requests then list the queue once, not 500 times,
+ * and an answer is never more than this out of date.
+ */
+export const SNAPSHOT_TTL = Duration.millis(250)
+
+/**
+ * `report` with its snapshot shared. Callers that ask while one is being taken wait for that one, and callers in
+ * the `ttl` after it completes get it too. It is taken again only when every waiting caller has given up.
+ */
+export const sharedSnapshot = (ttl: Duration.Duration) => (report: StatusReport["Service"]) =>
+  Effect.map(Effect.cachedWithTTL(report.snapshot, ttl), (snapshot) => StatusReport.of({ snapshot }))
+
+/** The live StatusReport: `makeStatusReport` with its snapshot shared for SNAPSHOT_TTL. */
+export const StatusReportLayer = Layer.effect(StatusReport, Effect.flatMap(makeStatusReport, sharedSnapshot(SNAPSHOT_TTL)))

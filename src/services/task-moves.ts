@@ -1,26 +1,56 @@
 /**
- * Moving a task between stages through its state machine: read, apply the event, write the destination,
- * remove the source. Easy to get wrong: the destination is written first, so a crash leaves a duplicate that
- * recovery resolves, never a lost task.
+ * Every change to a task file goes through here: read, apply the event to the state machine, write the new content
+ * in place, then move the file to the stage its new state belongs in. Easy to get wrong: the order. The content is
+ * rewritten first (atomically, in the old stage) and the move is a link + unlink, so after a crash at any point the
+ * file is either where it was with its old or new state, or the same file (one identity) in two stages — both of
+ * which recovery finishes from the file's own state. Nothing is ever overwritten: a taken name gets a free one.
  */
-import { DateTime, Effect } from "effect"
-import { Outcome, renderFooter } from "../domain/footer.ts"
-import { type IllegalTransition, TaskEvent, transition } from "../domain/lifecycle.ts"
+import { DateTime, Effect, Option } from "effect"
+import { Outcome, renderFooter, stripAppended } from "../domain/footer.ts"
+import {
+  afterUnfinishedRun,
+  type IllegalTransition,
+  type RunEndCause,
+  TaskEvent,
+  transition,
+  unfinishedRuns
+} from "../domain/lifecycle.ts"
+import type { TaskState } from "../domain/task.ts"
 import {
   appendToBody,
   parseTask,
   renderTask,
   type Task,
-  type TaskName,
+  TaskName,
   type TaskParseError,
-  updateFields
+  withFields
 } from "../domain/task.ts"
-import { type Stage, type StoreError, type TaskNotFound, TaskStore } from "../ports/task-store.ts"
+import {
+  type NameTaken,
+  type Stage,
+  Stages,
+  type StoreError,
+  TaskNotFound,
+  TaskStore,
+  type Unreadable
+} from "../ports/task-store.ts"
+import { type Failpoint, failpoint } from "./failpoints.ts"
+import { Redaction } from "./redaction.ts"
 
-/** What moving a task can fail with: the store, a file that no longer parses, or a state that forbids the move. */
-export type TaskMoveError = StoreError | TaskNotFound | TaskParseError | IllegalTransition
+/** What changing a task can fail with: the store, a file that no longer parses, or a state that forbids the change. */
+export type TaskMoveError = StoreError | TaskNotFound | NameTaken | Unreadable | TaskParseError | IllegalTransition
 
 export const nowIso = Effect.map(DateTime.now, DateTime.formatIso)
+
+/** The stage a task in `state` lives in. */
+export const homeOf = (state: TaskState): Stage =>
+  state === "assigned"
+    ? "active"
+    : state === "done"
+    ? "done"
+    : state === "failed"
+    ? "failed"
+    : "pending"
 
 export const readTask = Effect.fn("readTask")(function*(stage: Stage, name: TaskName) {
   const store = yield* TaskStore
@@ -29,20 +59,83 @@ export const readTask = Effect.fn("readTask")(function*(stage: Stage, name: Task
   return { stored, task }
 })
 
-/** Applies `event` to the task in `from` and writes it to `to`, with a footer (made from the task) appended. */
-export const moveTask = Effect.fn("moveTask")(function*(
+const MAX_NAME_BYTES = 200
+
+/** `fix.md` → `fix-2.md`, `fix-3.md`, …: the first name no stage and no marker uses. */
+export const freeName = Effect.fn("freeName")(function*(name: TaskName) {
+  const store = yield* TaskStore
+  const stem = name.slice(0, -".md".length)
+  for (let n = 2;; n++) {
+    const suffix = `-${n}.md`
+    let cut = stem
+    while (new TextEncoder().encode(cut + suffix).length > MAX_NAME_BYTES) cut = cut.slice(0, -1)
+    const candidate = TaskName.make(cut + suffix)
+    let taken = false
+    for (const stage of Stages) if (yield* store.has(stage, candidate)) taken = true
+    if (!taken && Option.isNone(yield* store.readMarker(candidate))) return candidate
+  }
+})
+
+/** Moves `from/name` to `to/`, under a free name when `to/name` is taken; returns the name it has there. */
+export const moveKeepingBoth = Effect.fn("moveKeepingBoth")(function*(from: Stage, to: Stage, name: TaskName) {
+  const store = yield* TaskStore
+  return yield* store.move(from, to, name).pipe(
+    Effect.as(name),
+    Effect.catchTag("NameTaken", () =>
+      Effect.gen(function*() {
+        const other = yield* freeName(name)
+        yield* store.move(from, to, name, other)
+        yield* Effect.logWarning(`${to}/${name} already exists; ${from}/${name} moved to ${to}/${other} instead`).pipe(
+          Effect.annotateLogs({ task: name })
+        )
+        return other
+      }))
+  )
+})
+
+export interface Applied {
+  readonly task: Task
+  /** Where the task is now (a clash in the destination gives it a free name). */
+  readonly stage: Stage
+  readonly name: TaskName
+}
+
+/**
+ * Applies `event` to the task in `from`: the new content is written in place, then the file moves to the stage its
+ * new state belongs in. `footer` (made from the task before the change) is appended to the body.
+ */
+export const applyEvent = Effect.fn("applyEvent")(function*(
   from: Stage,
-  to: Stage,
   name: TaskName,
   event: TaskEvent,
-  footer: (task: Task) => string = () => ""
+  options: {
+    readonly footer?: (task: Task) => string
+    /** Rewrites the body, e.g. to drop an old footer on a retry. */
+    readonly body?: (task: Task) => string
+    readonly crashPoints?: { readonly written: Failpoint; readonly moved: Failpoint }
+    /** For events that need more than the state machine (delegation rejects set allow_delegation). */
+    readonly adjust?: (fields: Task["fields"]) => Task["fields"]
+  } = {}
 ) {
   const store = yield* TaskStore
+  // What the daemon adds to a file (footers, reasons from errors and agents) never carries a configured secret.
+  const redact = Option.match(yield* Effect.serviceOption(Redaction), { onNone: () => (text: string) => text, onSome: (r) => r.redact })
   const { task } = yield* readTask(from, name)
   const fields = yield* Effect.fromResult(transition(task.fields, event))
-  const next: Task = appendToBody(updateFields(task, fields), footer(task))
-  yield* from === to ? store.write(to, name, renderTask(next)) : store.transfer(from, to, name, renderTask(next))
-  return next
+  const adjusted = options.adjust === undefined ? fields : options.adjust(fields)
+  const history = adjusted.history?.map((entry, index) =>
+    index < (task.fields.history?.length ?? 0) ? entry : { ...entry, reason: redact(entry.reason) }
+  )
+  const rewritten: Task = { ...task, body: options.body === undefined ? task.body : options.body(task) }
+  const footer = options.footer === undefined ? "" : redact(options.footer(task))
+  const next = appendToBody(withFields(rewritten, history === undefined ? adjusted : { ...adjusted, history }), footer)
+  yield* store.replace(from, name, renderTask(next))
+  const to = homeOf(adjusted.state ?? "pending")
+  if (to === from) return { task: next, stage: from, name } satisfies Applied
+  if (options.crashPoints !== undefined) yield* failpoint(options.crashPoints.written)
+  const moved = yield* moveKeepingBoth(from, to, name)
+  if (options.crashPoints !== undefined) yield* failpoint(options.crashPoints.moved)
+  return { task: { ...next, name: moved }, stage: to, name: moved } satisfies Applied
 })
 
 /** Milliseconds from `since` to `at` (ISO instants); undefined when `since` is missing or the span is not sensible. */
@@ -56,7 +149,7 @@ export type LocalResult =
   | { readonly _tag: "Done"; readonly summary?: string }
   | { readonly _tag: "Failed"; readonly reason: string }
 
-/** `task done` / `task fail`: active → done|failed with finished_at and a footer naming session and duration. */
+/** `task done` / `task fail`: active → done|failed with finished_at and a footer naming session, run and duration. */
 export const finishLocalTask = Effect.fn("finishLocalTask")(function*(name: TaskName, result: LocalResult) {
   const at = yield* nowIso
   const footer = (task: Task) => {
@@ -72,23 +165,77 @@ export const finishLocalTask = Effect.fn("finishLocalTask")(function*(name: Task
         : Outcome.Failed({ ...common, reason: result.reason })
     )
   }
-  return result._tag === "Done"
-    ? yield* moveTask("active", "done", name, TaskEvent.Complete({ at }), footer)
-    : yield* moveTask("active", "failed", name, TaskEvent.Fail({ at }), footer)
+  const crashPoints = { written: "complete:written", moved: "complete:moved" } as const
+  return yield* applyEvent(
+    "active",
+    name,
+    result._tag === "Done" ? TaskEvent.Complete({ at }) : TaskEvent.Fail({ at }),
+    { footer, crashPoints }
+  )
 })
 
-/** Back to pending with a note saying why; attempts are kept. */
-export const requeueTask = Effect.fn("requeueTask")(function*(name: TaskName, note: string) {
+/**
+ * A local run ended without finishing: back to pending with a history line, or — when this is the task's
+ * `maxAttempts`-th run to end that way (see lifecycle's afterUnfinishedRun) — to failed/ with the reason.
+ */
+export const endUnfinishedRun = Effect.fn("endUnfinishedRun")(function*(
+  name: TaskName,
+  cause: RunEndCause,
+  reason: string,
+  maxAttempts: number,
+  /** The run that ended; when the task has another run by now, nothing is changed. */
+  run?: string
+) {
+  const { task } = yield* readTask("active", name)
+  if (run !== undefined && task.fields.run !== run) return yield* new TaskNotFound({ stage: "active", name })
   const at = yield* nowIso
-  return yield* moveTask("active", "pending", name, TaskEvent.Requeue({ at, note }))
+  if (afterUnfinishedRun(task.fields, cause, maxAttempts) === "fail") {
+    const runs = unfinishedRuns(task.fields) + 1
+    const why = `gave up after ${runs} runs that ended without finishing (MAX_ATTEMPTS=${maxAttempts}); the last: ${reason}`
+    const footer = (before: Task) =>
+      renderFooter(Outcome.Failed({
+        at,
+        runner: { _tag: "Session", session: before.fields.session ?? "unknown" },
+        reason: why
+      }))
+    const applied = yield* applyEvent("active", name, TaskEvent.Fail({ at }), {
+      footer,
+      crashPoints: { written: "requeue:written", moved: "requeue:moved" }
+    })
+    return { ...applied, gaveUp: true as const, reason: why }
+  }
+  const applied = yield* applyEvent("active", name, TaskEvent.Requeue({ at, cause, reason }), {
+    crashPoints: { written: "requeue:written", moved: "requeue:moved" }
+  })
+  return { ...applied, gaveUp: false as const, reason }
 })
 
-/** A file that does not parse: moved to failed/ byte-for-byte, with NAME.md.error saying why. */
+/** A finished task (or one put back into pending/ by hand) runs again: run fields and the old footer go, history stays. */
+export const retryTask = Effect.fn("retryTask")(function*(
+  stage: Stage,
+  name: TaskName,
+  cause: RunEndCause,
+  reason: string
+) {
+  const at = yield* nowIso
+  return yield* applyEvent(stage, name, TaskEvent.Retry({ at, cause, reason }), {
+    body: (task) => stripAppended(task.body, task.fields.provider),
+    crashPoints: { written: "retry:written", moved: "retry:moved" }
+  })
+})
+
+/**
+ * A file that is not a task the daemon can run: moved to failed/ byte-for-byte (under a free name when failed/ has
+ * the name already), with NAME.md.error beside it saying why.
+ */
 export const quarantine = Effect.fn("quarantine")(function*(stage: Stage, name: TaskName, reason: string) {
   const store = yield* TaskStore
-  yield* store.writeError(name, reason)
-  yield* store.move(stage, "failed", name)
-  yield* Effect.logWarning(`${stage}/${name} cannot be parsed; moved to failed/ with ${name}.error`).pipe(
-    Effect.annotateLogs({ task: name, reason })
+  const target = (yield* store.has("failed", name)) ? yield* freeName(name) : name
+  yield* store.writeError(target, target === name ? reason : `${reason}\n(the file was ${stage}/${name})`)
+  yield* failpoint("quarantine:error")
+  yield* store.move(stage, "failed", name, target)
+  yield* Effect.logWarning(`${stage}/${name} cannot be run: ${reason}; moved to failed/${target} with ${target}.error`).pipe(
+    Effect.annotateLogs({ task: name })
   )
+  return target
 })

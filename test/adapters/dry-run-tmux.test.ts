@@ -16,11 +16,12 @@ describe("dry-run sessions", () => {
   it("finds the done line of a real prompt", () => {
     const prompt = renderPrompt({
       name: TaskName.make("fix it.md"),
+      run: "r123",
       body: "Fix it.\n",
       taskPath: "/q/active/fix it.md",
       command: { program: ["/usr/bin/node", "/app/bin/claude-failover.js"], queueDir: "/q" }
     })
-    expect(doneLineOf(prompt)).toBe("/usr/bin/node /app/bin/claude-failover.js task done 'fix it.md' --queue-dir /q")
+    expect(doneLineOf(prompt)).toBe("/usr/bin/node /app/bin/claude-failover.js task done 'fix it.md' --run r123 --queue-dir /q")
     expect(doneLineOf("no completion line here")).toBeUndefined()
   })
 

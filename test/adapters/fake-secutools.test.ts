@@ -1,8 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Schema } from "effect"
+import { Effect, Layer, Logger, Result, Schema } from "effect"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { JobBook } from "../../src/adapters/fake-secutools/jobs.ts"
 import { type FakeSecutools, type FakeSecutoolsOptions, startFakeSecutools } from "../../src/adapters/fake-secutools/server.ts"
-import { JobView, SubmitResponse } from "../../src/ports/secutools.ts"
+import { fakeStateFile, SecutoolsFromConfig } from "../../src/adapters/secutools-layer.ts"
+import { resolveConfig } from "../../src/config.ts"
+import { JobView, Secutools, SubmitResponse } from "../../src/ports/secutools.ts"
 
 const API_KEY = "test-key"
 const body = (overrides: Record<string, unknown> = {}) => ({ task_id: "t1", provider: "gemini", prompt: "summarise", ...overrides })
@@ -229,5 +234,99 @@ describe("fake secutools server", () => {
       await expect(get(fake, "j_000001")).rejects.toThrow()
       expect((await fetch(`${fake.url}/_fake/reset`, { method: "POST" })).status).toBe(200)
       expect(fake.counters().injected.dropped).toBe(0)
+    }))
+})
+
+describe("fake secutools state file", () => {
+  const withDir = async (use: (dir: string) => Promise<void>) => {
+    const dir = mkdtempSync(join(tmpdir(), "fake-secutools-state-"))
+    try {
+      await use(dir)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+
+  it("a restarted stand-in answers for the jobs of the one before: same job, ids counting on, end times kept", () =>
+    withDir(async (dir) => {
+      const stateFile = join(dir, "state.json")
+      let now = Date.parse("2026-11-25T08:00:00Z")
+      const clock = () => now
+      let jobId = ""
+      await withFake({ durationMs: 1000, stateFile, now: clock }, async (fake) => {
+        jobId = (await read(SubmitResponse, await post(fake, "k1", body({ prompt: "write a poem" })))).job_id
+        expect(jobId).toBe("j_000001")
+        expect(existsSync(stateFile)).toBe(true)
+      })
+      now += 400
+      // Another duration and another seed: a job made before keeps its own end time and outcome.
+      await withFake({ durationMs: 60_000, seed: 99, stateFile, now: clock }, async (fake) => {
+        expect(await read(JobView, await get(fake, jobId))).toMatchObject({ job_id: jobId, status: "running" })
+        const again = await post(fake, "k1", body({ prompt: "another body" }))
+        expect(again.status).toBe(200)
+        expect((await read(SubmitResponse, again)).job_id).toBe(jobId)
+        const next = await read(SubmitResponse, await post(fake, "k2", body({ task_id: "t2" })))
+        expect(next.job_id).toBe("j_000002")
+        now += 1000
+        expect(await read(JobView, await get(fake, jobId))).toMatchObject({
+          status: "completed",
+          result: "gemini says: write a poem",
+          created_at: "2026-11-25T08:00:00.000Z",
+          finished_at: "2026-11-25T08:00:01.000Z"
+        })
+        expect(fake.counters()).toMatchObject({ jobsCreated: 2, jobsByKey: { k1: 1, k2: 1 } })
+      })
+      // Replaced by rename: no temporary file stays behind.
+      expect(readdirSync(dir)).toStrictEqual(["state.json"])
+      expect(JSON.parse(readFileSync(stateFile, "utf8")).jobs).toHaveLength(2)
+    }))
+
+  it("a job created on a real clock completes after the restart", () =>
+    withDir(async (dir) => {
+      const stateFile = join(dir, "state.json")
+      let jobId = ""
+      await withFake({ durationMs: 300, stateFile }, async (fake) => {
+        jobId = (await read(SubmitResponse, await post(fake, "k", body()))).job_id
+      })
+      await withFake({ durationMs: 300, stateFile }, async (fake) => {
+        expect((await settle(fake, jobId)).status).toBe("completed")
+      })
+    }))
+
+  it("a state file that cannot be used stops the start, naming the file", () =>
+    withDir(async (dir) => {
+      const stateFile = join(dir, "state.json")
+      writeFileSync(stateFile, "{\"version\": 1, \"jobs\": [{\"id\": 3}]}")
+      await expect(startFakeSecutools({ apiKey: API_KEY, stateFile })).rejects.toThrow(stateFile)
+    }))
+
+  it("reset empties the file too", () =>
+    withDir(async (dir) => {
+      const stateFile = join(dir, "state.json")
+      await withFake({ stateFile }, async (fake) => {
+        await post(fake, "k", body())
+        await fetch(`${fake.url}/_fake/reset`, { method: "POST" })
+      })
+      expect(JSON.parse(readFileSync(stateFile, "utf8")).jobs).toStrictEqual([])
+    }))
+
+  it.live("SECUTOOLS_MODE=fake keeps its jobs in <QUEUE_DIR>/.fake-secutools.json across a daemon restart", () =>
+    Effect.gen(function*() {
+      const dir = mkdtempSync(join(tmpdir(), "fake-secutools-queue-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+      const config = Result.getOrThrow(resolveConfig({ QUEUE_DIR: dir, SECUTOOLS_MODE: "fake" }))
+      expect(fakeStateFile(config)).toBe(join(dir, ".fake-secutools.json"))
+      // Each provide builds the layer afresh and closes it afterwards: a new stand-in on a new port, as after a restart.
+      const standIn = () => SecutoolsFromConfig(config).pipe(Layer.fresh, Layer.provide(Logger.layer([])))
+      const submitted = yield* Secutools.use((s) => s.submit({ task_id: "t", provider: "gpu", prompt: "p" }, "key-1")).pipe(
+        Effect.provide(standIn())
+      )
+      expect(existsSync(fakeStateFile(config))).toBe(true)
+      const job = yield* Secutools.use((s) => s.get(submitted.job_id)).pipe(Effect.provide(standIn()))
+      expect(job.job_id).toBe(submitted.job_id)
+      const again = yield* Secutools.use((s) => s.submit({ task_id: "t", provider: "gpu", prompt: "p" }, "key-1")).pipe(
+        Effect.provide(standIn())
+      )
+      expect(again.job_id).toBe(submitted.job_id)
     }))
 })

@@ -1,12 +1,19 @@
-/** The status API on a real socket: every endpoint's JSON, 404/405, the bearer-token rule, and /metrics as Prometheus reads it. */
+/**
+ * The status API on a real socket: every endpoint's JSON, 404/405, the Host rule, the bearer-token rule, the shared
+ * snapshot, and /metrics as Prometheus reads it.
+ */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Layer, Option, Scope } from "effect"
+import { Cause, Deferred, Effect, Exit, Layer, Option, Schema, Scope } from "effect"
 import fc from "fast-check"
-import { HttpApiLayer } from "../../src/adapters/http-api/server.ts"
+import { request } from "node:http"
+import { connect } from "node:net"
+import { networkInterfaces } from "node:os"
+import { TasksStatus } from "../../src/adapters/http-api/contract.ts"
+import { boundedServer, defaultConnectionLimits, HttpApiLayer } from "../../src/adapters/http-api/server.ts"
 import { renderMetrics, SessionStates } from "../../src/adapters/http-api/metrics.ts"
 import { emptyHistogram, observe, REAP_LATENCY_BOUNDS } from "../../src/domain/histogram.ts"
 import { Stages } from "../../src/ports/task-store.ts"
-import type { Snapshot } from "../../src/services/status.ts"
+import { sharedSnapshot, type Snapshot, SNAPSHOT_TTL, StatusReport } from "../../src/services/status.ts"
 import { RUNS, taskName } from "../domain/arbitraries.ts"
 import {
   captureLogs,
@@ -94,7 +101,8 @@ describe("status API endpoints", () => {
         active: [],
         done: [],
         failed: [],
-        counts: { pending: 0, active: 0, done: 0, failed: 0 }
+        counts: { pending: 0, active: 0, done: 0, failed: 0 },
+        next: { pending: null, active: null, done: null, failed: null }
       })
       const metrics = parsePrometheusText((await get(empty, "/metrics")).text)
       expect(valueOf(metrics, "claude_failover_reap_latency_seconds", "claude_failover_reap_latency_seconds_count")).toBe(0)
@@ -260,6 +268,168 @@ describe("snapshot reads", () => {
     } finally {
       await server.close()
     }
+  })
+})
+
+/** GET `path` with exactly the Host header given (none when undefined), on a connection of its own. */
+const withHost = (server: FixtureServer, path: string, host: string | undefined, token?: string) =>
+  new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+    const url = new URL(server.url)
+    const headers: Record<string, string> = {
+      ...(host === undefined ? {} : { host }),
+      ...(token === undefined ? {} : { authorization: `Bearer ${token}` })
+    }
+    const req = request(
+      { host: url.hostname.replace(/^\[|\]$/g, ""), port: url.port, path, headers, setHost: false, agent: false },
+      (response) => {
+        let text = ""
+        response.setEncoding("utf8")
+        response.on("data", (chunk: string) => (text += chunk))
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, body: text === "" ? undefined : JSON.parse(text) }))
+      }
+    )
+    req.on("error", reject)
+    req.end()
+  })
+
+/** An HTTP/1.0 request with no Host header (HTTP/1.1 without one is answered 400 by Node itself). */
+const http10 = (server: FixtureServer, path: string) =>
+  new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+    const url = new URL(server.url)
+    const socket = connect(Number(url.port), url.hostname)
+    let text = ""
+    socket.setEncoding("utf8")
+    socket.on("data", (chunk: string) => (text += chunk))
+    socket.on("error", reject)
+    socket.on("end", () => {
+      const [head = "", body = ""] = text.split("\r\n\r\n")
+      resolve({ status: Number(head.split(" ")[1]), body: JSON.parse(body) })
+    })
+    socket.write(`GET ${path} HTTP/1.0\r\n\r\n`)
+  })
+
+describe("Host header (DNS rebinding)", () => {
+  const port = () => new URL(open.url).port
+  const refusedFor = (host: string) => ({
+    error: `Host ${JSON.stringify(host)} is not served here: this API answers only requests for localhost, 127.x.y.z or [::1]`
+  })
+
+  it("bound to 127.0.0.1: localhost:PORT, 127.0.0.1 and [::1] are answered on every route", async () => {
+    for (const host of [`localhost:${port()}`, "localhost", "127.0.0.1", `127.0.0.1:${port()}`, `[::1]:${port()}`]) {
+      expect(await withHost(open, "/healthz", host), host).toStrictEqual({ status: 200, body: { status: "ok" } })
+      expect((await withHost(open, "/api/sessions", host)).body, host).toStrictEqual(expectedBodies.sessions)
+    }
+  })
+
+  it("evil.example, with or without the port → 421 with a JSON error, /healthz and unknown paths included", async () => {
+    for (const host of ["evil.example", `evil.example:${port()}`, "localhost.evil.example"]) {
+      for (const path of ["/healthz", ...API_ROUTES, "/nope"]) {
+        expect(await withHost(open, path, host), `${host} ${path}`).toStrictEqual({ status: 421, body: refusedFor(host) })
+      }
+    }
+  })
+
+  it("a refused Host is refused before the token is asked for, and reads no snapshot", async () => {
+    const before = guarded.reads()
+    expect((await withHost(guarded, "/api/tasks", "evil.example")).status).toBe(421)
+    expect((await withHost(guarded, "/api/tasks", "evil.example", TOKEN)).status).toBe(421)
+    expect(guarded.reads()).toBe(before)
+    expect((await withHost(guarded, "/api/tasks", "localhost", TOKEN)).status).toBe(200)
+  })
+
+  it("no Host: HTTP/1.1 → 400 from Node; HTTP/1.0 → 421, as there is no name to check", async () => {
+    expect((await withHost(open, "/healthz", undefined)).status).toBe(400)
+    expect(await http10(open, "/healthz")).toStrictEqual({
+      status: 421,
+      body: { error: "no Host header: this API answers only requests for localhost, 127.x.y.z or [::1]" }
+    })
+  })
+
+  it("bound to ::1: [::1]:PORT is answered, evil.example is not", async () => {
+    const v6 = await startFixtureServer({ host: "::1" })
+    try {
+      const v6port = new URL(v6.url).port
+      expect(v6.url).toBe(`http://[::1]:${v6port}`)
+      expect((await withHost(v6, "/healthz", `[::1]:${v6port}`)).status).toBe(200)
+      expect((await withHost(v6, "/healthz", `localhost:${v6port}`)).status).toBe(200)
+      expect((await withHost(v6, "/healthz", "evil.example")).status).toBe(421)
+    } finally {
+      await v6.close()
+    }
+  })
+
+  it("bound to 0.0.0.0: any Host is answered (the token protects it)", async () => {
+    const wild = await startFixtureServer({ host: "0.0.0.0", token: TOKEN })
+    try {
+      expect((await withHost(wild, "/healthz", "evil.example")).status).toBe(200)
+      expect((await withHost(wild, "/api/tasks", "evil.example")).status).toBe(401)
+      expect((await withHost(wild, "/api/tasks", "evil.example", TOKEN)).status).toBe(200)
+      expect((await http10(wild, "/healthz")).status).toBe(200)
+    } finally {
+      await wild.close()
+    }
+  })
+
+  const external = Object.values(networkInterfaces()).flat().find((a) => a !== undefined && !a.internal && a.family === "IPv4")
+  it.skipIf(external === undefined)("bound to a non-loopback address: that address or an allowed name", async () => {
+    const address = external?.address ?? ""
+    const lan = await startFixtureServer({ host: address, allowedHosts: ["status.lan"] })
+    try {
+      const lanPort = new URL(lan.url).port
+      expect((await withHost(lan, "/healthz", `${address}:${lanPort}`)).status).toBe(200)
+      expect((await withHost(lan, "/healthz", "status.lan")).status).toBe(200)
+      expect(await withHost(lan, "/healthz", "localhost")).toStrictEqual({
+        status: 421,
+        body: { error: `Host "localhost" is not served here: this API answers only requests for ${address} or an allowed host name` }
+      })
+    } finally {
+      await lan.close()
+    }
+  })
+})
+
+describe("shared snapshot on a real socket", () => {
+  it("500 concurrent requests while a snapshot is being taken: it is taken once, and all answer the same", async () => {
+    const N = 500
+    const gate = Effect.runSync(Deferred.make<void>())
+    let asked = 0
+    let taken = 0
+    const inner = StatusReport.of({
+      snapshot: Effect.andThen(Effect.sync(() => taken++), Effect.as(Deferred.await(gate), fixture))
+    })
+    const status = Layer.effect(
+      StatusReport,
+      Effect.map(sharedSnapshot(SNAPSHOT_TTL)(inner), (shared) =>
+        StatusReport.of({ snapshot: Effect.andThen(Effect.sync(() => asked++), shared.snapshot) }))
+    )
+    // 500 connections at once: more than the API's default connection limit, so this server allows more.
+    const server = await startFixtureServer({ status, server: boundedServer({ ...defaultConnectionLimits, maxConnections: 1024 }) })
+    try {
+      const answers = Array.from({ length: N }, () => fetch(`${server.url}/api/tasks`).then(async (r) => [r.status, await r.text()] as const))
+      const deadline = Date.now() + 20_000
+      while (asked < N && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+      expect([asked, taken]).toStrictEqual([N, 1])
+      Effect.runSync(Deferred.succeed(gate, undefined))
+      const done = await Promise.all(answers)
+      expect(new Set(done.map(([code]) => code))).toStrictEqual(new Set([200]))
+      expect(new Set(done.map(([, text]) => text)).size).toBe(1)
+      expect(taken).toBe(1)
+    } finally {
+      await server.close()
+    }
+  })
+})
+
+describe("the /api/tasks contract across versions", () => {
+  const decode = Schema.decodeUnknownSync(TasksStatus)
+  it("an answer without `next` (a daemon older than paging) still decodes, so `claude-failover status` reads it", () => {
+    const { next: _, ...old } = expectedBodies.tasks
+    expect(decode(old).counts).toStrictEqual({ pending: 3, active: 2, done: 2, failed: 1 })
+  })
+
+  it("today's answer decodes with the schema a CLI older than paging had (extra fields are ignored)", () => {
+    const Old = TasksStatus.mapFields(({ next: _, ...fields }) => fields)
+    expect(Schema.decodeUnknownSync(Old)(expectedBodies.tasks).counts).toStrictEqual({ pending: 3, active: 2, done: 2, failed: 1 })
   })
 })
 

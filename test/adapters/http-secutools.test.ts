@@ -2,6 +2,7 @@
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer, Redacted, Result } from "effect"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import { startFakeSecutools, type FakeSecutools, type FakeSecutoolsOptions } from "../../src/adapters/fake-secutools/server.ts"
 import { HttpSecutoolsLayer, makeHttpSecutools, parseRetryAfter } from "../../src/adapters/http-secutools.ts"
 import { Secutools, type SecutoolsError } from "../../src/ports/secutools.ts"
@@ -11,8 +12,13 @@ const KEY = "sk-live-7f3a9c0d-never-print-me"
 const request = { task_id: "fix-login", provider: "gemini", prompt: "Fix the login redirect." } as const
 
 const servers: Array<FakeSecutools> = []
+const rawServers: Array<Server> = []
 afterEach(async () => {
   for (const server of servers.splice(0)) await server.close()
+  for (const server of rawServers.splice(0)) {
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  }
 })
 const serve = async (options: Partial<FakeSecutoolsOptions> = {}) => {
   const server = await startFakeSecutools({ apiKey: KEY, durationMs: 200, ...options })
@@ -40,6 +46,15 @@ const retrying = (url: string, retries: Array<string>) =>
 
 const failureOf = <A, R>(effect: Effect.Effect<A, SecutoolsError, R>) =>
   Effect.map(Effect.result(effect), (result) => (Result.isFailure(result) ? result.failure : undefined))
+
+/** Polls `condition` until it holds; the deadline turns a hang into a failure. */
+const waitFor = async (condition: () => boolean, deadlineMs = 5_000) => {
+  const deadline = Date.now() + deadlineMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${deadlineMs}ms`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
 
 describe("http secutools", () => {
   it.live("submits with the bearer key and Idempotency-Key; the same key gives the same job", () =>
@@ -127,6 +142,175 @@ describe("http secutools", () => {
       expect(counters.jobsCreated).toBe(12)
       expect(retries.length).toBeGreaterThan(0)
       expect(counters.injected.lostAnswer + counters.injected.status5xx + counters.injected.dropped).toBeGreaterThan(0)
+    }))
+})
+
+/** A loopback server answering every request with `answer`; `requests` counts what reached it. */
+const rawServe = async (answer: (req: IncomingMessage, res: ServerResponse) => void) => {
+  const seen = { requests: 0, paths: new Array<string>() }
+  const server = createServer((req, res) => {
+    seen.requests++
+    seen.paths.push(req.url ?? "")
+    answer(req, res)
+  })
+  rawServers.push(server)
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  const address = server.address()
+  const port = typeof address === "object" && address !== null ? address.port : 0
+  return { url: `http://127.0.0.1:${port}`, seen }
+}
+
+/** Writes `chunk` for as long as the client reads; counts what it wrote and whether the client hung up. */
+const endless = (status: number, stats: { sent: number; closed: boolean }, headers: Record<string, string> = {}) =>
+(_req: IncomingMessage, res: ServerResponse) => {
+  const chunk = Buffer.alloc(64 * 1024, "a")
+  res.writeHead(status, { "content-type": "application/json", ...headers })
+  res.write("{\"job_id\":\"j_1\",\"status\":\"running\",\"provider\":\"gpu\",\"created_at\":\"x\",\"result\":\"")
+  res.on("close", () => (stats.closed = true))
+  const pump = () => {
+    while (!res.destroyed) {
+      stats.sent += chunk.length
+      if (!res.write(chunk)) return void res.once("drain", pump)
+    }
+  }
+  pump()
+}
+
+const capped = (url: string, maxAnswerBytes: number, apiKey = KEY) =>
+  Layer.effect(
+    Secutools,
+    makeHttpSecutools({ baseUrl: url, apiKey: Redacted.make(apiKey), requestTimeout: Duration.seconds(20), maxAnswerBytes })
+  ).pipe(Layer.provide(NodeHttpClient.layerUndici))
+
+describe("http secutools: answer size", () => {
+  it.live("an endless answer stops at SECUTOOLS_MAX_ANSWER: TooLarge, the connection dropped, memory bounded", () =>
+    Effect.gen(function*() {
+      const stats = { sent: 0, closed: false }
+      const server = yield* Effect.promise(() => rawServe(endless(200, stats)))
+      const before = process.memoryUsage().rss
+      const error = yield* failureOf(Secutools.use((s) => s.get("j_1")).pipe(Effect.provide(capped(server.url, 1024 * 1024))))
+      expect(error?.reason).toStrictEqual({ _tag: "TooLarge", limitBytes: 1024 * 1024 })
+      expect(error?.retryable).toBe(false)
+      expect(error?.message).toBe("get j_1: answer larger than 1 MB (SECUTOOLS_MAX_ANSWER)")
+      // The server stops because the client hung up, not because a timeout fired: it wrote a few socket buffers at most.
+      yield* Effect.promise(() => waitFor(() => stats.closed))
+      expect(stats.sent).toBeLessThan(64 * 1024 * 1024)
+      expect(process.memoryUsage().rss - before).toBeLessThan(256 * 1024 * 1024)
+    }))
+
+  it.live("an answer that declares a Content-Length over the cap is refused before it is read", () =>
+    Effect.gen(function*() {
+      const stats = { sent: 0, closed: false }
+      const server = yield* Effect.promise(() => rawServe(endless(200, stats, { "content-length": String(2 ** 40) })))
+      const error = yield* failureOf(Secutools.use((s) => s.get("j_1")).pipe(Effect.provide(capped(server.url, 8 * 1024 * 1024))))
+      expect(error?.reason).toStrictEqual({ _tag: "TooLarge", limitBytes: 8 * 1024 * 1024 })
+      expect(error?.message).toBe("get j_1: answer larger than 8 MB (SECUTOOLS_MAX_ANSWER)")
+      yield* Effect.promise(() => waitFor(() => stats.closed))
+    }))
+
+  it.live("an endless error answer is quoted, not read to its end: still a retryable 503", () =>
+    Effect.gen(function*() {
+      const stats = { sent: 0, closed: false }
+      const server = yield* Effect.promise(() => rawServe(endless(503, stats)))
+      const error = yield* failureOf(Secutools.use((s) => s.get("j_1")).pipe(Effect.provide(capped(server.url, 8 * 1024 * 1024))))
+      expect(error?.reason).toMatchObject({ _tag: "Status", status: 503 })
+      expect(error?.retryable).toBe(true)
+      yield* Effect.promise(() => waitFor(() => stats.closed))
+    }))
+
+  it.live("an answer just under the cap is read and decoded", () =>
+    Effect.gen(function*() {
+      const job = { job_id: "j_1", status: "completed", provider: "gpu", created_at: "2026-01-01T00:00:00Z", result: "x".repeat(5000) }
+      const server = yield* Effect.promise(() => rawServe((_req, res) => res.end(JSON.stringify(job))))
+      const view = yield* Secutools.use((s) => s.get("j_1")).pipe(Effect.provide(capped(server.url, JSON.stringify(job).length)))
+      expect(view.result).toHaveLength(5000)
+    }))
+})
+
+describe("http secutools: job ids", () => {
+  const invalid = ["..", "", "a/b", "x".repeat(200), ".", "/x", "j 1", "%2e%2e"]
+
+  it.live("an id that is not a JobId is refused at once, never retried, and no request is sent", () =>
+    Effect.gen(function*() {
+      const server = yield* Effect.promise(() => rawServe((_req, res) => res.end("{}")))
+      const retries: Array<string> = []
+      for (const jobId of invalid) {
+        const error = yield* failureOf(Secutools.use((s) => s.get(jobId)).pipe(Effect.provide(retrying(server.url, retries))))
+        expect(error?.reason).toStrictEqual({ _tag: "InvalidJobId", jobId })
+        expect(error?.retryable).toBe(false)
+        expect(error?.message).toContain("is not a secutools job id")
+      }
+      expect(server.seen.requests).toBe(0)
+      expect(retries).toStrictEqual([])
+    }))
+
+  it.live("ids of every allowed character reach the server as one path segment", () =>
+    Effect.gen(function*() {
+      const server = yield* Effect.promise(() => rawServe((_req, res) => res.writeHead(404).end()))
+      for (const jobId of ["j_000001", "A.b-c:d_9", "x".repeat(128)]) {
+        const error = yield* failureOf(Secutools.use((s) => s.get(jobId)).pipe(Effect.provide(single(server.url))))
+        expect(error?.reason).toMatchObject({ _tag: "Status", status: 404 })
+      }
+      expect(server.seen.paths).toStrictEqual(["/v1/jobs/j_000001", "/v1/jobs/A.b-c%3Ad_9", `/v1/jobs/${"x".repeat(128)}`])
+    }))
+
+  it.live("an answer naming a job id that is not a JobId is a decode error", () =>
+    Effect.gen(function*() {
+      const server = yield* Effect.promise(() => rawServe((_req, res) => res.writeHead(202).end("{\"job_id\":\"..\",\"status\":\"queued\"}")))
+      const error = yield* failureOf(Secutools.use((s) => s.submit(request, "k")).pipe(Effect.provide(single(server.url))))
+      expect(error?.reason._tag).toBe("Decode")
+      expect(error?.retryable).toBe(false)
+    }))
+})
+
+describe("http secutools: the key in no error", () => {
+  /** Answers `status` with the request's own Authorization header in the body, as a careless server would. */
+  const echoing = (status: number) => (req: IncomingMessage, res: ServerResponse) =>
+    res.writeHead(status, { "content-type": "application/json" }).end(
+      JSON.stringify({ error: "bad request", received: { authorization: req.headers.authorization } })
+    )
+  const leaks = (error: SecutoolsError | undefined, secret: string) =>
+    [error?.message, String(error), JSON.stringify(error), error?.stack].filter((text) => text?.includes(secret))
+
+  it.live("a 400 echoing Authorization: Bearer <key>", () =>
+    Effect.gen(function*() {
+      const server = yield* Effect.promise(() => rawServe(echoing(400)))
+      const error = yield* failureOf(Secutools.use((s) => s.submit(request, "k")).pipe(Effect.provide(single(server.url))))
+      expect(error?.reason).toMatchObject({ _tag: "Status", status: 400 })
+      expect(error?.message).toContain("Bearer <redacted>")
+      expect(leaks(error, KEY)).toStrictEqual([])
+    }))
+
+  it.live("a 500 echoing it, after every retry", () =>
+    Effect.gen(function*() {
+      const server = yield* Effect.promise(() => rawServe(echoing(500)))
+      const retries: Array<string> = []
+      const error = yield* failureOf(Secutools.use((s) => s.get("j_1")).pipe(Effect.provide(retrying(server.url, retries))))
+      expect(error?.reason).toMatchObject({ _tag: "Status", status: 500 })
+      expect(server.seen.requests).toBe(quickRetries.maxAttempts)
+      expect(error?.message).toContain("Bearer <redacted>")
+      expect(leaks(error, KEY)).toStrictEqual([])
+      expect(retries.filter((message) => message.includes(KEY))).toStrictEqual([])
+    }))
+
+  it.live("a 200 whose body echoes the key into a field that fails to decode", () =>
+    Effect.gen(function*() {
+      const server = yield* Effect.promise(() =>
+        rawServe((req, res) => res.end(JSON.stringify({ job_id: `x/${req.headers.authorization}`, status: "queued" })))
+      )
+      const error = yield* failureOf(Secutools.use((s) => s.submit(request, "k")).pipe(Effect.provide(single(server.url))))
+      expect(error?.reason._tag).toBe("Decode")
+      expect(leaks(error, KEY)).toStrictEqual([])
+    }))
+
+  it.live("credentials in SECUTOOLS_URL are in no transport error", () =>
+    Effect.gen(function*() {
+      const server = yield* Effect.promise(() => startFakeSecutools({ apiKey: KEY }))
+      yield* Effect.promise(() => server.close())
+      const url = server.url.replace("http://", "http://alice:s3cret@")
+      const error = yield* failureOf(Secutools.use((s) => s.get("j_1")).pipe(Effect.provide(single(url))))
+      expect(error?.reason._tag).toBe("Transport")
+      expect(leaks(error, "s3cret")).toStrictEqual([])
     }))
 })
 

@@ -1,4 +1,4 @@
-/** `claude-failover task done|fail` as an agent runs it: another directory, none of the daemon's variables. */
+/** `claude-failover task done|fail|retry|cancel` as an agent or a person runs it, with no daemon running. */
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
 import { readdirSync, readFileSync, writeFileSync } from "node:fs"
@@ -12,64 +12,135 @@ afterEach(() => {
   for (const queue of queues.splice(0)) queue.remove()
 })
 
+/** Runs the CLI from another directory, with none of the daemon's variables. */
 const cli = (args: ReadonlyArray<string>) => {
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => key !== "QUEUE_DIR"))
   const result = spawnSync(process.execPath, [BIN, ...args], { cwd: tmpdir(), env, encoding: "utf8" })
   return { code: result.status, stdout: result.stdout, stderr: result.stderr }
 }
 
-const withActiveTask = () => {
+const ACTIVE = "---\ntitle: Fix login\nowner: ana\nstate: assigned\nrun: r1\nsession: claude-2\nassigned_at: 2026-11-24T10:00:00.000Z\nattempts: 1\n---\nFix the login redirect.\n"
+
+const withActiveTask = (text = ACTIVE) => {
   const queue = new Queue()
   queues.push(queue)
-  writeFileSync(
-    join(queue.root, "active", "fix-login.md"),
-    "---\ntitle: Fix login\nowner: ana\nstate: assigned\nsession: claude-2\nassigned_at: 2026-11-24T10:00:00.000Z\nattempts: 1\n---\nFix the login redirect.\n"
-  )
+  writeFileSync(join(queue.root, "active", "fix-login.md"), text)
   return queue
 }
 const snapshot = (queue: Queue) =>
-  ["pending", "active", "done", "failed"].map((stage) => [stage, readdirSync(join(queue.root, stage))])
+  ["pending", "active", "done", "failed"].map((stage) => [stage, readdirSync(join(queue.root, stage)).sort()])
 
-describe("claude-failover task", () => {
-  it("done moves the task to done/ with state, finished_at and a footer; unknown fields and body kept", () => {
+describe("claude-failover task done|fail", () => {
+  it("done moves the task of its run to done/ with state, finished_at and a footer; unknown fields and body kept", () => {
     const queue = withActiveTask()
-    const { code, stdout } = cli(["task", "done", "fix-login", "--queue-dir", queue.root, "--summary", "Redirect fixed"])
+    const { code, stdout } = cli(["task", "done", "fix-login", "--run", "r1", "--queue-dir", queue.root, "--summary", "Redirect fixed"])
     expect(code).toBe(0)
     expect(stdout.trim()).toBe("fix-login.md done")
     expect(queue.tasks("active")).toStrictEqual([])
     const text = queue.read("done", "fix-login.md")
-    expect(frontmatter(text)).toMatchObject({ owner: "ana", state: "done", session: "claude-2", attempts: "1" })
+    expect(frontmatter(text)).toMatchObject({ owner: "ana", state: "done", run: "r1", session: "claude-2", attempts: "1" })
     expect(frontmatter(text).finished_at).toMatch(/^\d{4}-\d\d-\d\dT/)
     expect(text).toContain("Fix the login redirect.\n")
     expect(text).toMatch(/claude-failover: done · \S+ · session claude-2 · took [^\n]+\n\nRedirect fixed\n$/)
+    // No lock and no request left behind.
+    expect(readdirSync(queue.root).filter((f) => f.startsWith(".lock.json"))).toStrictEqual([])
+    expect(readdirSync(join(queue.root, "requests"))).toStrictEqual([])
   })
 
   it("fail moves the task to failed/ with the reason", () => {
     const queue = withActiveTask()
-    const { code } = cli(["task", "fail", "fix-login.md", "--queue-dir", queue.root, "--reason", "tests do not pass"])
+    const { code } = cli(["task", "fail", "fix-login.md", "--run", "r1", "--queue-dir", queue.root, "--reason", "tests do not pass"])
     expect(code).toBe(0)
     expect(frontmatter(queue.read("failed", "fix-login.md")).state).toBe("failed")
     expect(queue.read("failed", "fix-login.md")).toContain("Reason: tests do not pass\n")
   })
 
-  it("an unknown or finished NAME is a clear error, exits non-zero, and changes nothing", () => {
-    const queue = withActiveTask()
+  it("a completion for another run is refused with exit 3 and changes nothing", () => {
+    const queue = withActiveTask(ACTIVE.replace("run: r1", "run: r2").replace("claude-2", "claude-3"))
     const before = snapshot(queue)
+    const late = cli(["task", "done", "fix-login", "--run", "r1", "--queue-dir", queue.root])
+    expect(late.code).toBe(3)
+    expect(late.stderr.trim()).toBe(
+      "claude-failover: refused: fix-login.md is now run r2 on claude-3; this completion is for run r1, which the daemon already ended; nothing changed"
+    )
+    expect(snapshot(queue)).toStrictEqual(before)
+    expect(queue.read("active", "fix-login.md")).toBe(ACTIVE.replace("run: r1", "run: r2").replace("claude-2", "claude-3"))
+  })
+
+  it("a completion for a run whose task went back to the queue is refused too", () => {
+    const queue = new Queue()
+    queues.push(queue)
+    writeFileSync(join(queue.root, "pending", "t.md"), "---\nstate: pending\nattempts: 1\nhistory:\n  - at: 2026-11-24T10:00:00Z\n    event: requeued\n    cause: usage_limit\n    run: r1\n    reason: session claude-1 hit its usage limit\n---\nWork.\n")
+    const late = cli(["task", "done", "t.md", "--run", "r1", "--queue-dir", queue.root])
+    expect(late.code).toBe(3)
+    expect(late.stderr).toContain("t.md is back in pending/: session claude-1 hit its usage limit; run r1 has ended")
+    expect(queue.tasks("pending")).toStrictEqual(["t.md"])
+  })
+
+  it("the same completion twice answers 'already done'; an unknown NAME is an error; nothing changes", () => {
+    const queue = withActiveTask()
     const unknown = cli(["task", "done", "nope", "--queue-dir", queue.root])
     expect(unknown.code).toBe(1)
-    expect(unknown.stderr.trim()).toBe("claude-failover: no active task 'nope.md'; nothing changed")
-    expect(snapshot(queue)).toStrictEqual(before)
+    expect(unknown.stderr.trim()).toBe("claude-failover: no task 'nope.md' in the queue; nothing changed")
 
-    cli(["task", "done", "fix-login", "--queue-dir", queue.root])
-    const again = cli(["task", "fail", "fix-login", "--queue-dir", queue.root, "--reason", "late"])
-    expect(again.code).toBe(1)
-    expect(again.stderr).toContain("no active task 'fix-login.md' (it is in done/); nothing changed")
-    expect(readFileSync(join(queue.root, "done", "fix-login.md"), "utf8")).not.toContain("late")
+    expect(cli(["task", "done", "fix-login", "--run", "r1", "--queue-dir", queue.root]).code).toBe(0)
+    const done = queue.read("done", "fix-login.md")
+    const twice = cli(["task", "done", "fix-login", "--run", "r1", "--queue-dir", queue.root])
+    expect(twice.code).toBe(0)
+    expect(twice.stdout.trim()).toBe("fix-login.md was already done (run r1); nothing changed")
+    const fail = cli(["task", "fail", "fix-login", "--run", "r1", "--queue-dir", queue.root, "--reason", "late"])
+    expect(fail.code).toBe(1)
+    expect(fail.stderr).toContain("already ended in done/ (run r1)")
+    expect(queue.read("done", "fix-login.md")).toBe(done)
+  })
+
+  it("a name that cannot be a task (a leading dash, a slash) is refused before anything is read", () => {
+    const queue = withActiveTask()
+    for (const name of ["-x.md", "../escape.md", "a/b.md"]) {
+      const result = cli(["task", "done", "--queue-dir", queue.root, "--", name])
+      expect(result.code).toBe(1)
+      expect(result.stderr).toContain(`'${name}' is not a task file name`)
+    }
+  })
+
+  it("a queue directory that does not exist is an error, not a new queue", () => {
+    const missing = join(tmpdir(), `cf-no-queue-${process.pid}`)
+    const result = cli(["task", "done", "t", "--queue-dir", missing])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain(`no queue at ${missing}`)
   })
 
   it("fail without --reason is a usage error", () => {
     const queue = withActiveTask()
     expect(cli(["task", "fail", "fix-login", "--queue-dir", queue.root]).code).toBe(2)
     expect(queue.tasks("active")).toStrictEqual(["fix-login.md"])
+  })
+})
+
+describe("claude-failover task retry|cancel", () => {
+  it("retry puts a failed task back in pending/: run fields and the old footer go, attempts and history stay", () => {
+    const queue = withActiveTask()
+    cli(["task", "fail", "fix-login", "--run", "r1", "--queue-dir", queue.root, "--reason", "flaky network"])
+    const retried = cli(["task", "retry", "fix-login", "--queue-dir", queue.root])
+    expect(retried.code).toBe(0)
+    expect(retried.stdout.trim()).toBe("fix-login.md is back in pending/")
+    const text = queue.read("pending", "fix-login.md")
+    expect(frontmatter(text)).toMatchObject({ state: "pending", attempts: "1", owner: "ana" })
+    for (const field of ["run", "session", "assigned_at", "finished_at"]) expect(frontmatter(text)).not.toHaveProperty(field)
+    expect(text).toContain("event: retried")
+    expect(text).toContain("run: r1")
+    expect(text.endsWith("Fix the login redirect.\n")).toBe(true)
+    expect(cli(["task", "retry", "fix-login", "--queue-dir", queue.root]).code).toBe(1)
+  })
+
+  it("cancel takes a pending task out of the queue into failed/, saying so", () => {
+    const queue = new Queue()
+    queues.push(queue)
+    writeFileSync(join(queue.root, "pending", "later.md"), "Not now.\n")
+    expect(cli(["task", "cancel", "later", "--queue-dir", queue.root]).code).toBe(0)
+    const text = queue.read("failed", "later.md")
+    expect(frontmatter(text)).toMatchObject({ state: "failed" })
+    expect(text).toContain("Reason: cancelled by operator")
+    expect(readFileSync(join(queue.root, "failed", "later.md"), "utf8")).toContain("event: cancelled")
   })
 })

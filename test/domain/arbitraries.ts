@@ -1,11 +1,13 @@
 /** fast-check generators for domain values, shared by the property tests. */
 import fc from "fast-check"
 import { Providers } from "../../src/domain/provider.ts"
-import { makeTask, type Task, type TaskFields, TaskName, TaskStates } from "../../src/domain/task.ts"
+import { makeTask, type Task, type TaskFields, TaskId, TaskName, TaskStates } from "../../src/domain/task.ts"
 
 export const RUNS = { numRuns: Number(process.env.PROPERTY_RUNS ?? 200) } as const
 
 const text = fc.string({ unit: "binary", maxLength: 40 })
+/** A task file is text: a NUL byte anywhere makes it an error (frontmatter values are escaped, the body is not). */
+const bodyText = fc.string({ unit: "binary", maxLength: 200 }).map((body) => body.replaceAll("\0", ""))
 const timestamp = fc
   .date({ min: new Date("2000-01-01T00:00:00Z"), max: new Date("2100-01-01T00:00:00Z"), noInvalidDate: true })
   .map((date) => date.toISOString())
@@ -27,8 +29,19 @@ export const choice = (known: ReadonlyArray<string>) =>
 export const preferredAi = choice(["claude-code", "auto", ...Providers])
 export const complexityHint = choice(["low", "medium", "high"])
 
+export const historyEntry = fc.record({
+  at: timestamp,
+  event: fc.constantFrom("requeued", "retried", "normalised", "cancelled"),
+  cause: fc.oneof(fc.constantFrom("usage_limit", "session_exited", "stale", "operator"), text),
+  run: text,
+  session: text,
+  provider: fc.constantFrom(...Providers),
+  job_id: text,
+  reason: text
+}, { requiredKeys: ["at", "event", "reason"] }).map((entry) => ({ ...entry })) // fc.record's objects have no prototype
+
 export const taskFields: fc.Arbitrary<TaskFields> = fc.record({
-  id: fc.string({ unit: "binary", minLength: 1, maxLength: 20 }),
+  id: fc.string({ unit: "binary", minLength: 1, maxLength: 20 }).map(TaskId.make),
   title: text,
   priority: fc.integer({ min: -1000, max: 1000 }),
   preferred_ai: preferredAi,
@@ -37,6 +50,7 @@ export const taskFields: fc.Arbitrary<TaskFields> = fc.record({
   needs_claude_code: fc.boolean(),
   created: timestamp,
   state: fc.constantFrom(...TaskStates),
+  run: text,
   session: text,
   assigned_at: timestamp,
   started_at: timestamp,
@@ -45,12 +59,12 @@ export const taskFields: fc.Arbitrary<TaskFields> = fc.record({
   cost_usd: fc.double({ min: 0, max: 1000, noNaN: true, noDefaultInfinity: true }).filter((n) => !Object.is(n, -0)),
   attempts: fc.nat({ max: 1000 }),
   finished_at: timestamp,
-  last_failover: text
-}, { requiredKeys: [] }).map((fields) => ({ ...fields })) as fc.Arbitrary<TaskFields>
+  history: fc.array(historyEntry, { maxLength: 3 })
+}, { requiredKeys: [] }).map((fields) => ({ ...fields }))
 
 const knownKeys = new Set(["id", "title", "priority", "preferred_ai", "allow_delegation", "complexity_hint",
-  "needs_claude_code", "created", "state", "session", "assigned_at", "started_at", "job_id", "provider", "cost_usd", "attempts",
-  "finished_at", "last_failover"])
+  "needs_claude_code", "created", "state", "run", "session", "assigned_at", "started_at", "job_id", "provider", "cost_usd",
+  "attempts", "finished_at", "history"])
 
 /** JSON-like values round-trip through YAML; `JSON.parse(JSON.stringify(…))` folds -0 into 0 as YAML readers do. */
 const extraValue = fc.jsonValue({ maxDepth: 2 }).map((value) => JSON.parse(JSON.stringify(value)) as unknown)
@@ -61,7 +75,7 @@ export const task: fc.Arbitrary<Task> = fc
     name: taskName,
     fields: taskFields,
     extra: fc.uniqueArray(fc.tuple(extraKey, extraValue), { selector: ([key]) => key, maxLength: 4 }),
-    body: fc.string({ unit: "binary", maxLength: 200 })
+    body: bodyText
   })
   .chain((input) => {
     const built = makeTask(input)

@@ -22,6 +22,7 @@ const expectedReset: Readonly<Record<string, string>> = {
   "3pm": "2026-11-24T14:00:00.000Z",
   "10pm (America/New_York)": "2026-11-25T03:00:00.000Z",
   "8:30pm (Asia/Tokyo)": "2026-11-24T11:30:00.000Z",
+  "1:11pm (America/New_York)": "2026-11-24T18:11:00.000Z",
   "Oct 9, 10am": "2026-10-09T08:00:00.000Z",
   "1762952400": "2025-11-12T13:00:00.000Z"
 }
@@ -55,11 +56,89 @@ const banners = [
   "5-hour limit reached ∙ resets 3pm",
   "You've hit your limit · resets 10pm (America/New_York)",
   "You've hit your session limit · resets 8:30pm (Asia/Tokyo)",
+  "You've hit your 5-hour limit · resets 1:11pm (America/New_York)",
   "You've hit your weekly limit · resets Oct 9, 10am",
+  "You've reached your Opus limit · resets Nov 28, 8:41am",
   "You're out of extra usage · resets 3pm",
   "You've hit your org's monthly usage limit",
+  "Usage limit reached · set to continue automatically at 1:11pm",
   "Claude AI usage limit reached|1762952400"
 ]
+
+/** The line glyph: `⏺` on macOS, `●` on Linux. */
+const glyph = fc.constantFrom("⏺", "●")
+/** The two input boxes: 1.x draws a box, 2.x a prompt between two rules; each with the footer under it. */
+const inputBox = fc.constantFrom(
+  ["╭────────────────────╮", "│ >                  │", "╰────────────────────╯", "  ? for shortcuts"],
+  ["─".repeat(40), "❯", "─".repeat(40), "  ⏵⏵ auto mode on (shift+tab to cycle)"]
+)
+/** A limit banner as Claude Code prints it: behind `⎿` under the prompt (1.x), or as a line of its own (2.x). */
+const bannerLines = fc.tuple(fc.constantFrom(...banners), glyph, fc.boolean()).map(([banner, g, underPrompt]) =>
+  underPrompt ? [`  ⎿  ${banner}`] : [`${g} ${banner}`, "  /upgrade to increase your usage limit."]
+)
+/** Work that starts after a banner: an assistant line, a tool call with its output, or a submitted prompt. */
+const newWork = fc.tuple(glyph, fc.constantFrom("answer", "tool", "prompt")).map(([g, kind]) =>
+  kind === "answer"
+    ? [`${g} Working on it now.`]
+    : kind === "tool"
+    ? [`${g} Bash(npm test)`, "  ⎿  PASS src/cart.test.ts"]
+    : [`${g === "●" ? "❯" : ">"} Fix the flaky login test`]
+)
+
+/** Words of an answer, some of them the words banners are made of. */
+const word = fc.constantFrom("the", "log", "says", "run", "stopped", "at", "3pm", "limit", "reached", "reset", "usage",
+  "your", "hit", "You've", "session", "·", "resets", "Claude", "—", "yesterday.", "(America/Chicago).")
+const words = fc.array(word, { minLength: 1, maxLength: 8 }).map((ws) => ws.join(" "))
+/** How an answer may go on after its first line: indented, as Claude Code wraps and indents it. */
+const answerLine = fc.tuple(fc.constantFrom("  ", "    "), words).map(([indent, text]) => `${indent}${text}`)
+
+/** An assistant message with a banner somewhere inside it, never at the start of its first line. */
+const answerQuotingBanner = fc
+  .record({
+    g: glyph,
+    opening: fc.constantFrom("The", "I", "Here", "Yes:", "Note:", "It"),
+    first: words,
+    before: fc.array(answerLine, { maxLength: 3 }),
+    after: fc.array(answerLine, { maxLength: 3 }),
+    banner: fc.constantFrom(...banners),
+    quote: fc.constantFrom("", "\"", "  "),
+    where: fc.constantFrom("first line", "continuation start", "continuation middle", "later paragraph")
+  })
+  .map(({ after, banner, before, first, g, opening, quote, where }) => {
+    const head = `${g} ${opening} ${first}`
+    switch (where) {
+      case "first line":
+        return [`${head} ${quote}${banner}${quote} ${first}`, ...before, ...after]
+      case "continuation start":
+        return [head, ...before, `  ${quote}${banner}`, ...after]
+      case "continuation middle":
+        return [head, ...before, `  ${first} ${quote}${banner}${quote} ${first}`, ...after]
+      case "later paragraph":
+        return [head, ...before, "", `  ${banner}`, "", ...after]
+    }
+  })
+
+/** A permission dialog as 1.x boxes it, or as 2.x draws it under a rule. */
+const permissionDialog = fc
+  .tuple(
+    fc.constantFrom("Do you want to proceed?", "Do you want to create notes.md?", "Do you want to make this edit to cart.ts?"),
+    fc.boolean()
+  )
+  .map(([question, boxed]) => {
+    const body = ["Bash command", "", "  rm -rf node_modules && npm ci", "", question, "❯ 1. Yes",
+      "  2. Yes, and don't ask again for rm commands in /home/dev/shop-api", "  3. No"]
+    return boxed
+      ? [`╭${"─".repeat(60)}╮`, ...body.map((line) => `│ ${line.padEnd(58)} │`), `╰${"─".repeat(60)}╯`]
+      : ["─".repeat(60), ...body.map((line) => ` ${line}`), "", " Esc to cancel · Tab to amend"]
+  })
+
+/** History items in any order: prompts, answers, tool calls, banners, answers quoting banners. */
+const historyItem = fc.oneof(
+  newWork.map((lines) => ({ lines, banner: false })),
+  bannerLines.map((lines) => ({ lines, banner: true })),
+  answerQuotingBanner.map((lines) => ({ lines, banner: false })),
+  fc.constant({ lines: ["> Fix the failing test", "  ⎿  Interrupted by user"], banner: false })
+)
 
 describe("classifyPane invariants", () => {
   it("is total: any text gets exactly one state", () => {
@@ -76,32 +155,28 @@ describe("classifyPane invariants", () => {
   it("text inside a tool's output never decides the state", () => {
     fc.assert(
       fc.property(fc.constantFrom(...banners, "✻ Working… (esc to interrupt)", "Do you want to proceed?\n❯ 1. Yes"),
-        fc.array(fc.string({ maxLength: 30 }), { maxLength: 3 }), (quoted, noise) => {
+        fc.array(fc.string({ maxLength: 30 }), { maxLength: 3 }), glyph, (quoted, noise, g) => {
           const output = [...noise, ...quoted.split("\n")].map((line, i) => `${i === 0 ? "  ⎿  " : "     "}${line}`)
           const lines = idleScreen.trimEnd().split("\n")
           const at = lines.findIndex((line) => line.startsWith("⏺ The test passes"))
-          const withTool = [...lines.slice(0, at), "⏺ Bash(cat notes.md)", ...output, "", ...lines.slice(at)]
+          const withTool = [...lines.slice(0, at), `${g} Bash(cat notes.md)`, ...output, "", ...lines.slice(at)]
           expect(classifyPane(withTool.join("\n"), clock)._tag).toBe("idle")
         }),
       RUNS
     )
   })
 
-  it("a banner followed by newer work is history, not a limit", () => {
+  it("a limit banner followed by new work (an assistant line, a tool call, a submitted prompt) is not a limit", () => {
     fc.assert(
-      fc.property(fc.constantFrom(...banners), fc.boolean(), (banner, busy) => {
+      fc.property(bannerLines, newWork, fc.boolean(), inputBox, (banner, work, busy, box) => {
         const text = [
           "> first try",
-          `  ⎿  ${banner}`,
+          ...banner,
           "",
-          "> second try",
-          "⏺ Working on it now.",
+          ...work,
           ...(busy ? ["", "✻ Cogitating… (2s · esc to interrupt)"] : []),
           "",
-          "╭────────────────────╮",
-          "│ >                  │",
-          "╰────────────────────╯",
-          "  ? for shortcuts"
+          ...box
         ].join("\n")
         expect(classifyPane(text, clock)._tag).toBe(busy ? "busy" : "idle")
       }),
@@ -109,12 +184,67 @@ describe("classifyPane invariants", () => {
     )
   })
 
-  it("every limit wording, as the newest event, is a limit", () => {
+  it("banner text anywhere inside an assistant message is never a limit", () => {
+    fc.assert(
+      fc.property(fc.option(bannerLines, { nil: undefined }), answerQuotingBanner, inputBox, (earlier, answer, box) => {
+        // An older real banner above the answer is history: the answer is the newer work.
+        const text = ["> Why did the night run stop?", ...(earlier ?? []), "", ...answer, "", ...box].join("\n")
+        expect(classifyPane(text, clock)._tag).toBe("idle")
+      }),
+      RUNS
+    )
+  })
+
+  it("a screen showing a permission dialog is never idle, whatever came before it", () => {
+    fc.assert(
+      fc.property(fc.array(historyItem, { maxLength: 6 }), permissionDialog, (history, dialog) => {
+        const text = [...history.flatMap((item) => [...item.lines, ""]), ...dialog].join("\n")
+        const state = classifyPane(text, clock)._tag
+        expect(state).not.toBe("idle")
+        // Precisely: the dialog, unless a real banner came last (then the limit is what the session is waiting on).
+        expect(state).toBe(history.at(-1)?.banner === true ? "usage_limited" : "permission_prompt")
+      }),
+      RUNS
+    )
+  })
+
+  it("every limit wording, as the newest event, is a limit, on either glyph", () => {
     for (const banner of banners) {
       expect(classifyPane(`> task\n  ⎿  ${banner}\n\n╭───╮\n│ > │\n╰───╯\n  ? for shortcuts`, clock)._tag).toBe(
         "usage_limited"
       )
+      for (const g of ["⏺", "●"]) {
+        expect(classifyPane(`❯ task\n\n${g} ${banner}\n\n${"─".repeat(40)}\n❯\n${"─".repeat(40)}`, clock)._tag).toBe(
+          "usage_limited"
+        )
+      }
     }
+  })
+
+  it("a banner counts only where it starts a line: quoted in a prompt, typed in the box, or mid-sentence it does not", () => {
+    const rules = (typed: ReadonlyArray<string>) => ["─".repeat(40), ...typed, "─".repeat(40), "  ? for shortcuts"]
+    const quotedInPrompt = ["> Why does it say \"You've hit your limit · resets 3pm\"?", "", "● Because.", "", ...rules(["❯"])]
+    const typedInBox = ["● Done.", "", ...rules(["❯ note:", "  You've hit your limit · resets 3pm"])]
+    const midSentence = ["● Done.", "", "  ⎿  The run said Claude usage limit reached at 3pm", "", ...rules(["❯"])]
+    for (const text of [quotedInPrompt, typedInBox, midSentence]) {
+      expect(classifyPane(text.join("\n"), clock)._tag).toBe("idle")
+    }
+  })
+
+  it("the footer's limit line is a limit; the fast-mode cooldown is not", () => {
+    const box = ["● Done.", "", "─".repeat(40), "❯", "─".repeat(40)]
+    const footer = [...box, "  ⚠ Usage limit reached · limit resets 1:11pm"]
+    expect(classifyPane(footer.join("\n"), clock)._tag).toBe("usage_limited")
+    const fast = ["❯ go", "", "● You've hit your fast limit · resets in 12m", "", ...box.slice(2)]
+    expect(classifyPane(fast.join("\n"), clock)._tag).toBe("idle")
+  })
+
+  it("the Linux glyph reads like the macOS one: a tool call masks its output, an answer is activity", () => {
+    const linux = screen("idle--boxed-prompt-after-work.txt").replaceAll("⏺", "●")
+    expect(classifyPane(linux, clock)._tag).toBe("idle")
+    const rule = "─".repeat(100)
+    const limitedThenWork = screen("usage_limited--hit-your-limit-new-york.txt").replace(rule, `● Retrying now.\n\n${rule}`)
+    expect(classifyPane(limitedThenWork, clock)._tag).toBe("idle")
   })
 })
 

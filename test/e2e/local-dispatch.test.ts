@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from "@effect/vitest"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Daemon, frontmatter, Queue, TmuxServer, waitFor } from "./support.ts"
+import { Daemon, frontmatter, lastRequeue, Queue, TmuxServer, waitFor } from "./support.ts"
 
 const cleanups: Array<() => unknown> = []
 afterEach(async () => {
@@ -45,7 +45,7 @@ describe("local dispatch end to end", () => {
     const pwned = join(tmpdir(), `cf-pwned-${process.pid}-${Date.now()}`)
     const hostile = `Print this text: $(touch ${pwned}) and \`touch ${pwned}-2\`; "quotes" 'single' \\ back\n`
     writeFileSync(join(queue.root, "pending", "task-9.md"), `---\npriority: 9\n---\n${hostile}`)
-    // Not UTF-8 and not well-typed: must land in failed/ with its bytes unchanged.
+    // Not UTF-8 (and not well-typed either): must land in failed/ with its bytes unchanged.
     const badBytes = Buffer.concat([Buffer.from("---\nallow_delegation: \"yes\"\n---\nbody \xff\n", "latin1")])
     writeFileSync(join(queue.root, "pending", "bad.md"), badBytes)
 
@@ -64,17 +64,17 @@ describe("local dispatch end to end", () => {
     // claude-2 finished one task, then hit its limit mid-task: that task finished elsewhere, and claude-2 got no more.
     const bySession = (session: string) => done.filter(({ text }) => frontmatter(text).session === session)
     expect(bySession("claude-2")).toHaveLength(1)
-    const failedOver = done.filter(({ text }) => frontmatter(text).last_failover !== undefined)
+    const failedOver = done.filter(({ name, text }) => lastRequeue(name, text) !== undefined)
     expect(failedOver).toHaveLength(1)
     const moved = frontmatter(failedOver[0]?.text ?? "")
-    expect(moved.last_failover).toContain("session claude-2 hit its usage limit")
+    expect(lastRequeue(failedOver[0]?.name ?? "", failedOver[0]?.text ?? "")).toContain("session claude-2 hit its usage limit")
     expect(moved.session).not.toBe("claude-2")
     expect(moved.attempts).toBe("2")
     expect(tmux.capture("claude-2")).toContain("Claude usage limit reached")
 
     // The malformed file: in failed/, byte for byte, with the reason beside it.
     expect(readFileSync(join(queue.root, "failed", "bad.md")).equals(badBytes)).toBe(true)
-    expect(queue.read("failed", "bad.md.error")).toContain("field 'allow_delegation': Expected boolean")
+    expect(queue.read("failed", "bad.md.error")).toContain("not UTF-8 text (invalid byte at offset 37)")
 
     // The hostile body was typed as text: nothing ran, and the file kept it verbatim.
     expect(existsSync(pwned)).toBe(false)
@@ -88,7 +88,7 @@ describe("local dispatch end to end", () => {
     await waitForStandins(tmux, ["claude-1"])
     writeFileSync(join(queue.root, "pending", "crash.md"), "Say hello after a crash.\n")
 
-    const crashing = startDaemon(queue, tmux, { CLAUDE_FAILOVER_FAILPOINT: "after-assign" })
+    const crashing = startDaemon(queue, tmux, { CLAUDE_FAILOVER_FAILPOINT: "assign:moved" })
     await crashing.exited
     expect(crashing.process.signalCode).toBe("SIGKILL")
     expect(queue.tasks("active")).toStrictEqual(["crash.md"])
@@ -102,8 +102,8 @@ describe("local dispatch end to end", () => {
     expect(queue.tasks("pending")).toStrictEqual([])
     const fields = frontmatter(queue.read("done", "crash.md"))
     expect(fields.attempts).toBe("2")
-    expect(fields.last_failover).toContain("the daemon stopped before typing it into claude-1")
-    expect(restarted.output).toContain("recovery: removed 0 duplicate(s), requeued 1 task(s)")
+    expect(lastRequeue("crash.md", queue.read("done", "crash.md"))).toContain("the daemon stopped before typing it into claude-1")
+    expect(restarted.output).toContain("recovery: crash.md: back to pending: the daemon stopped before typing it into claude-1")
   })
 
   it("a session that exits mid-task gives its task to another session; nothing is typed into its shell", async () => {
@@ -118,7 +118,7 @@ describe("local dispatch end to end", () => {
     expect(await daemon.stop()).toBe(0)
 
     const first = frontmatter(queue.read("done", "first.md"))
-    expect(first.last_failover).toContain("session claude-1 exited")
+    expect(lastRequeue("first.md", queue.read("done", "first.md"))).toContain("session claude-1 exited")
     expect(first.session).toBe("claude-2")
     expect(frontmatter(queue.read("done", "second.md")).session).toBe("claude-2")
     expect(tmux.currentCommand("claude-1")).toBe("bash")

@@ -6,6 +6,8 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
+import { Result } from "effect"
+import { parseTask, type TaskFields } from "../../src/domain/task.ts"
 
 export const ROOT = resolve(import.meta.dirname, "../..")
 const STANDIN = join(ROOT, "stand-ins/claude-code.ts")
@@ -94,7 +96,7 @@ export class Daemon {
   constructor(env: Readonly<Record<string, string>>) {
     this.process = spawn(process.execPath, [DAEMON], {
       cwd: ROOT,
-      env: { ...process.env, POLL_INTERVAL: "250ms", SCAN_INTERVAL: "1s", API_PORT: "0", ...env },
+      env: { ...process.env, POLL_INTERVAL: "250ms", SCAN_INTERVAL: "1s", SETTLE_AFTER: "300ms", API_PORT: "0", ...env },
       stdio: ["ignore", "pipe", "pipe"]
     })
     this.process.stdout?.on("data", (chunk: Buffer) => (this.output += chunk.toString()))
@@ -118,3 +120,10 @@ export const frontmatter = (text: string): Record<string, string> => {
     })
   )
 }
+
+/** A task file's fields as the daemon reads them (nested ones such as `history` included). */
+export const taskFields = (name: string, text: string): TaskFields => Result.getOrThrow(parseTask(name, text)).fields
+
+/** Why the task last went back to the queue, if it did. */
+export const lastRequeue = (name: string, text: string): string | undefined =>
+  taskFields(name, text).history?.filter((entry) => entry.event === "requeued").at(-1)?.reason

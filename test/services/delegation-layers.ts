@@ -2,6 +2,7 @@
 import { Duration, Layer } from "effect"
 import { MemorySecutoolsLayer } from "../../src/adapters/memory-secutools.ts"
 import { DelegationCountersRef, DelegationLayer, type DelegationSettings } from "../../src/services/delegation.ts"
+import { TaskLocks } from "../../src/services/task-locks.ts"
 
 export const delegationSettings = (overrides: Partial<DelegationSettings> = {}): DelegationSettings => ({
   reapInterval: Duration.seconds(5),
@@ -12,5 +13,5 @@ export const delegationSettings = (overrides: Partial<DelegationSettings> = {}):
 
 export const memoryDelegation = (overrides: Partial<DelegationSettings> = {}) =>
   DelegationLayer(delegationSettings(overrides)).pipe(
-    Layer.provideMerge(Layer.mergeAll(MemorySecutoolsLayer, DelegationCountersRef.layer))
+    Layer.provideMerge(Layer.mergeAll(MemorySecutoolsLayer, DelegationCountersRef.layer, TaskLocks.layer))
   )

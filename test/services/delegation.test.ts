@@ -14,6 +14,7 @@ import {
   DelegationLayer,
   type DelegationSettings
 } from "../../src/services/delegation.ts"
+import { TaskLocks } from "../../src/services/task-locks.ts"
 import { delegationSettings, memoryDelegation } from "./delegation-layers.ts"
 
 const START = Date.parse("2026-11-25T08:00:00Z")
@@ -36,7 +37,7 @@ const delegated = (text = "---\ncomplexity_hint: high\nowner: ops\n---\nSummaris
     yield* TestClock.setTime(START)
     const store = yield* TaskStore
     const delegation = yield* Delegation
-    yield* store.write("pending", name, text)
+    yield* store.create("pending", name, text)
     yield* delegation.start(Result.getOrThrow(parseTask(name, text)), "gemini", "preferred_provider")
     yield* Effect.forkChild(delegation.run)
     yield* TestClock.adjust(Duration.millis(10))
@@ -50,7 +51,7 @@ describe("delegation", () => {
       const store = yield* TaskStore
       const delegation = yield* Delegation
       const secutools = yield* MemorySecutoolsControl
-      yield* store.write("pending", name, "Summarise the logs.\n")
+      yield* store.create("pending", name, "Summarise the logs.\n")
       yield* delegation.start(Result.getOrThrow(parseTask(name, "Summarise the logs.\n")), "gemini", "preferred_provider")
 
       // Nothing has been sent yet, and everything needed to resume is on disk.
@@ -63,8 +64,14 @@ describe("delegation", () => {
       yield* TestClock.adjust(Duration.millis(10))
       const jobs = yield* secutools.jobs
       expect(jobs.map((job) => job.request)).toStrictEqual([
-        { task_id: "job", provider: "gemini", prompt: "Summarise the logs.\n", metadata: { task: "job.md", attempt: "1" } }
+        {
+          task_id: "job",
+          provider: "gemini",
+          prompt: "Summarise the logs.\n",
+          metadata: { task: "job.md", attempt: "1", run: written.run }
+        }
       ])
+      expect((yield* taskIn("pending")).fields.run).toBe(written.run)
       const submitted = Option.getOrThrow(yield* markerOf)
       expect(submitted).toMatchObject({ state: "submitted", job_id: jobs[0]?.job_id, idempotency_key: written.idempotency_key })
       expect((yield* taskIn("pending")).fields.job_id).toBe(jobs[0]?.job_id)
@@ -138,7 +145,7 @@ describe("delegation", () => {
       const store = yield* TaskStore
       const delegation = yield* Delegation
       const secutools = yield* Secutools
-      yield* store.write("pending", name, "Summarise the logs.\n")
+      yield* store.create("pending", name, "Summarise the logs.\n")
       // The crash came after secutools accepted the job but before the marker said so.
       const marker: DelegationMarker = {
         task: name,
@@ -161,25 +168,6 @@ describe("delegation", () => {
       // The state the crash kept from being written is written now, attempts counted once.
       expect((yield* taskIn("pending")).fields).toMatchObject({ state: "delegated_to_secutools", provider: "gpu", attempts: 1 })
     }).pipe(Effect.provide(testLayer())))
-
-  it.effect("resume removes a marker whose task is no longer pending", () =>
-    Effect.gen(function*() {
-      const store = yield* TaskStore
-      yield* store.write("done", name, "Finished.\n")
-      yield* store.writeMarker(name, {
-        task: name,
-        provider: "gpu",
-        idempotency_key: "k",
-        state: "submitted",
-        job_id: "j_9",
-        created_at: "2026-11-25T07:59:00Z",
-        submitted_at: "2026-11-25T07:59:01Z",
-        polls: 3
-      })
-      yield* (yield* Delegation).resume
-      expect(yield* store.listMarkers()).toStrictEqual([])
-      expect(yield* store.list("done")).toStrictEqual(["job.md"])
-    }).pipe(Effect.provide(testLayer())))
 })
 
 const rejecting = Layer.succeed(Secutools, {
@@ -200,7 +188,7 @@ describe("a submission that fails for good", () => {
       const store = yield* TaskStore
       const delegation = yield* Delegation
       const text = "---\npreferred_ai: gemini\n---\nSummarise the logs.\n"
-      yield* store.write("pending", name, text)
+      yield* store.create("pending", name, text)
       yield* delegation.start(Result.getOrThrow(parseTask(name, text)), "gemini", "preferred_provider")
       yield* Effect.forkChild(delegation.run)
       yield* TestClock.adjust(Duration.millis(10))
@@ -209,12 +197,17 @@ describe("a submission that fails for good", () => {
       const task = yield* taskIn("pending")
       expect(task.fields).toMatchObject({ state: "pending", allow_delegation: false, attempts: 1, preferred_ai: "gemini" })
       expect(task.fields.provider).toBeUndefined()
-      expect(task.fields.last_failover).toBe("delegation to gemini failed: submit job: HTTP 422: unknown model; runs locally")
+      expect(task.fields.history?.at(-1)).toMatchObject({
+        event: "requeued",
+        cause: "delegation_rejected",
+        provider: "gemini",
+        reason: "delegation to gemini failed: submit job: HTTP 422: unknown model; runs locally"
+      })
       expect((yield* delegation.status).counters).toMatchObject({ rejected: 1, submitted: 0, active: 0 })
     }).pipe(
       Effect.provide(
         DelegationLayer(delegationSettings()).pipe(
-          Layer.provideMerge(Layer.mergeAll(rejecting, DelegationCountersRef.layer, MemoryTaskStoreLayer))
+          Layer.provideMerge(Layer.mergeAll(rejecting, DelegationCountersRef.layer, MemoryTaskStoreLayer, TaskLocks.layer))
         )
       )
     ))
@@ -237,7 +230,7 @@ describe("the reaper", () => {
       const submit = (stem: string) =>
         Effect.gen(function*() {
           const taskName = TaskName.make(`${stem}.md`)
-          yield* store.write("pending", taskName, "Work.\n")
+          yield* store.create("pending", taskName, "Work.\n")
           yield* delegation.start(Result.getOrThrow(parseTask(taskName, "Work.\n")), "gpu", "preferred_provider")
         })
       yield* Effect.forkChild(delegation.run)
@@ -252,8 +245,107 @@ describe("the reaper", () => {
     }).pipe(
       Effect.provide(
         DelegationLayer(delegationSettings({ reapConcurrency: 2 })).pipe(
-          Layer.provideMerge(Layer.mergeAll(slowAndFast, DelegationCountersRef.layer, MemoryTaskStoreLayer))
+          Layer.provideMerge(Layer.mergeAll(slowAndFast, DelegationCountersRef.layer, MemoryTaskStoreLayer, TaskLocks.layer))
         )
       )
     ))
+})
+
+/** A secutools whose submissions get no definite answer while `down`, then behaves; counts the jobs it made. */
+const flaky = (state: { down: boolean; jobs: Map<string, string>; polls: number; poll: "ok" | "401" | "huge" }) =>
+  Layer.succeed(Secutools, {
+    submit: (request, key) => {
+      if (state.down) {
+        return Effect.fail(new SecutoolsError({ operation: `submit ${request.task_id}`, reason: { _tag: "Timeout", afterMs: 10_000 } }))
+      }
+      const jobId = state.jobs.get(key) ?? `j_${state.jobs.size + 1}`
+      state.jobs.set(key, jobId)
+      return Effect.succeed({ job_id: jobId, status: "queued" as const })
+    },
+    get: (jobId) => {
+      state.polls++
+      if (state.poll === "401") {
+        return Effect.fail(new SecutoolsError({ operation: `get ${jobId}`, reason: { _tag: "Status", status: 401, body: "bad key" } }))
+      }
+      if (state.poll === "huge") {
+        return Effect.fail(new SecutoolsError({ operation: `get ${jobId}`, reason: { _tag: "TooLarge", limitBytes: 8 * 1024 * 1024 } }))
+      }
+      return Effect.succeed({ job_id: jobId, status: "running" as const, provider: "gpu", created_at: "2026-11-25T08:00:00Z" })
+    }
+  })
+
+const flakyLayer = (state: Parameters<typeof flaky>[0], overrides: Partial<DelegationSettings> = {}) =>
+  DelegationLayer(delegationSettings(overrides)).pipe(
+    Layer.provideMerge(Layer.mergeAll(flaky(state), DelegationCountersRef.layer, MemoryTaskStoreLayer, TaskLocks.layer))
+  )
+
+describe("a submission whose answer may have been lost", () => {
+  it.effect("keeps its marker and key, never runs locally, and is asked again later with the same key", () => {
+    const state = { down: true, jobs: new Map<string, string>(), polls: 0, poll: "ok" as const }
+    return Effect.gen(function*() {
+      const delegation = yield* delegated("Summarise the logs.\n")
+      const first = Option.getOrThrow(yield* markerOf)
+      expect(first).toMatchObject({ state: "submitting", submit_attempts: 1, last_error: "submit job: no answer within 10000ms" })
+      expect((yield* taskIn("pending")).fields).toMatchObject({ state: "delegated_to_secutools", provider: "gemini" })
+      // Still unreachable at the second try (30 s later); the third (60 s after that) finds it back.
+      yield* TestClock.adjust(Duration.seconds(31))
+      expect(Option.getOrThrow(yield* markerOf).submit_attempts).toBe(2)
+      state.down = false
+      yield* TestClock.adjust(Duration.seconds(61))
+      const submitted = Option.getOrThrow(yield* markerOf)
+      expect(submitted).toMatchObject({ state: "submitted", job_id: "j_1", idempotency_key: first.idempotency_key })
+      expect([...state.jobs.keys()]).toStrictEqual([first.idempotency_key])
+      expect((yield* delegation.status).counters).toMatchObject({ rejected: 0, submitted: 1 })
+    }).pipe(Effect.provide(flakyLayer(state)))
+  })
+
+  it.effect("with no definite answer by SECUTOOLS_JOB_TIMEOUT it fails, naming the key, and still never runs locally", () => {
+    const state = { down: true, jobs: new Map<string, string>(), polls: 0, poll: "ok" as const }
+    return Effect.gen(function*() {
+      yield* delegated("Summarise the logs.\n")
+      const key = Option.getOrThrow(yield* markerOf).idempotency_key
+      yield* TestClock.adjust(Duration.hours(2))
+      const failed = yield* taskIn("failed")
+      expect(failed.body).toContain(`a job may exist under idempotency key ${key}, so it does not run locally`)
+      expect(Option.isNone(yield* markerOf)).toBe(true)
+      expect(yield* (yield* TaskStore).list("pending")).toStrictEqual([])
+    }).pipe(Effect.provide(flakyLayer(state, { jobTimeout: Duration.hours(1) })))
+  })
+})
+
+describe("the reaper's bounds", () => {
+  it.effect("a job every poll of which fails (401) ends at SECUTOOLS_JOB_TIMEOUT instead of being polled forever", () => {
+    const state = { down: false, jobs: new Map<string, string>(), polls: 0, poll: "401" as "ok" | "401" | "huge" }
+    return Effect.gen(function*() {
+      yield* delegated("Summarise the logs.\n")
+      yield* TestClock.adjust(Duration.minutes(59))
+      expect(Option.isSome(yield* markerOf)).toBe(true)
+      yield* TestClock.adjust(Duration.minutes(2))
+      expect((yield* taskIn("failed")).body).toContain("could not be polled for 1h (last: get j_1: HTTP 401: bad key)")
+    }).pipe(Effect.provide(flakyLayer(state, { jobTimeout: Duration.hours(1) })))
+  })
+
+  it.effect("an answer larger than SECUTOOLS_MAX_ANSWER fails the task at once", () => {
+    const state = { down: false, jobs: new Map<string, string>(), polls: 0, poll: "huge" as "ok" | "401" | "huge" }
+    return Effect.gen(function*() {
+      yield* delegated("Summarise the logs.\n")
+      yield* TestClock.adjust(Duration.seconds(1))
+      expect((yield* taskIn("failed")).body).toContain("larger than")
+      expect(state.polls).toBe(1)
+    }).pipe(Effect.provide(flakyLayer(state)))
+  })
+
+  it.effect("a result for a run the task no longer has is refused: logged, marker dropped, the task untouched", () =>
+    Effect.gen(function*() {
+      yield* delegated()
+      const store = yield* TaskStore
+      const marker = Option.getOrThrow(yield* markerOf)
+      yield* store.writeMarker(name, { ...marker, run: "r-an-older-run" })
+      const before = (yield* store.read("pending", name)).text
+      yield* (yield* MemorySecutoolsControl).finish("j_1", "completed", { result: "stale" })
+      yield* TestClock.adjust(Duration.seconds(5))
+      expect(yield* store.list("done")).toStrictEqual([])
+      expect((yield* store.read("pending", name)).text).toBe(before)
+      expect(Option.isNone(yield* markerOf)).toBe(true)
+    }).pipe(Effect.provide(testLayer())))
 })

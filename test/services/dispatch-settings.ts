@@ -11,11 +11,12 @@ export const dispatchSettingsForTests = (overrides: Partial<DispatchSettings> = 
   staleAfter: Duration.minutes(30),
   requeueAfter: Option.none(),
   limitCooldown: Duration.hours(5),
+  maxAttempts: 5,
+  settleAfter: Duration.seconds(1),
   timeZone: "UTC",
   queueDir: "/q",
   command: { program: ["/usr/bin/node", "/app/bin/claude-failover.js"], queueDir: "/q" },
   routing: { delegationEnabled: false, complexityMap: DEFAULT_COMPLEXITY_MAP, failoverProvider: "claude-api" },
   enterDelay: Duration.millis(200),
-  failpoint: Option.none(),
   ...overrides
 })

@@ -1,6 +1,6 @@
 /** The dispatcher and its watchdog on in-memory ports, with time moved by TestClock. */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Layer, Option, Result } from "effect"
+import { Context, Duration, Effect, Fiber, Layer, Option, Result } from "effect"
 import { TestClock } from "effect/testing"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
@@ -8,8 +8,10 @@ import { MemoryTaskStoreLayer } from "../../src/adapters/memory-task-store.ts"
 import { MemoryTmuxControl, MemoryTmuxLayer } from "../../src/adapters/memory-tmux.ts"
 import { DEFAULT_COMPLEXITY_MAP } from "../../src/domain/routing.ts"
 import { parseTask, TaskName } from "../../src/domain/task.ts"
-import { TaskStore } from "../../src/ports/task-store.ts"
+import { StoreError, TaskStore } from "../../src/ports/task-store.ts"
 import { Dispatcher, DispatcherLayer, type DispatchSettings } from "../../src/services/dispatcher.ts"
+import { OwnWrites } from "../../src/services/own-writes.ts"
+import { TaskLocks } from "../../src/services/task-locks.ts"
 import { memoryDelegation } from "./delegation-layers.ts"
 import { dispatchSettingsForTests } from "./dispatch-settings.ts"
 
@@ -24,10 +26,20 @@ const START = Date.parse("2026-11-24T10:00:00Z")
 
 const settings = dispatchSettingsForTests
 
-const testLayer = (overrides: Partial<DispatchSettings> = {}) =>
+/** The queue as someone other than the daemon sees it: writes through it are not the daemon's own. */
+class OutsideStore extends Context.Service<OutsideStore, TaskStore["Service"]>()("test/OutsideStore") {}
+
+const testLayer = (overrides: Partial<DispatchSettings> = {}, store: Layer.Layer<TaskStore> = MemoryTaskStoreLayer) =>
   DispatcherLayer(settings(overrides)).pipe(
     Layer.provideMerge(memoryDelegation()),
-    Layer.provideMerge(Layer.mergeAll(MemoryTaskStoreLayer, MemoryTmuxLayer))
+    Layer.provideMerge(Layer.mergeAll(
+      OwnWrites.tracking.pipe(Layer.provide(store)),
+      Layer.effect(OutsideStore, Effect.gen(function*() {
+        return yield* TaskStore
+      })).pipe(Layer.provide(store)),
+      MemoryTmuxLayer,
+      TaskLocks.layer
+    ))
   )
 
 /** A tick sleeps between typing and Enter: run it on a fiber and move the clock until it is done. */
@@ -38,18 +50,29 @@ const tick = Effect.gen(function*() {
   yield* Fiber.join(fiber)
 })
 
+/** A file dropped into pending/ long enough ago to have settled. */
 const addTask = (name: string, text: string) =>
-  TaskStore.use((store) => store.write("pending", TaskName.make(name), text))
+  Effect.gen(function*() {
+    yield* TaskStore.use((store) => store.create("pending", TaskName.make(name), text))
+    yield* TestClock.adjust(Duration.seconds(2))
+  })
 
-const fieldsOf = (stage: "pending" | "active" | "done", name: string) =>
+const fieldsOf = (stage: "pending" | "active" | "done" | "failed", name: string) =>
   Effect.gen(function*() {
     const store = yield* TaskStore
     const stored = yield* store.read(stage, TaskName.make(name))
     return Result.getOrThrow(parseTask(name, stored.text)).fields
   })
 
-const idleSession = (session: string) =>
-  MemoryTmuxControl.use((tmux) => tmux.setPane(session, { screen: IDLE, command: "claude", screenAfterEnter: BUSY }))
+const lastReason = (fields: { readonly history?: ReadonlyArray<{ readonly reason: string }> }) => fields.history?.at(-1)?.reason ?? ""
+
+const idleSession = (session: string, pane: { readonly screenAfterEnter?: string; readonly dropsEnters?: number } = {}) =>
+  MemoryTmuxControl.use((tmux) => tmux.setPane(session, { screen: IDLE, command: "claude", screenAfterEnter: BUSY, ...pane }))
+
+/** Every paste typed into a session (Enters and clears left out). */
+const pastes = (session: string) =>
+  Effect.map(MemoryTmuxControl.use((tmux) => tmux.panes), (panes) =>
+    (panes.get(session)?.typed ?? []).filter((text) => text !== "\n" && text !== "^C"))
 
 /** At START, job.md dispatched to an idle claude-1; returns the tmux control. */
 const jobRunningOnClaude1 = Effect.gen(function*() {
@@ -61,7 +84,7 @@ const jobRunningOnClaude1 = Effect.gen(function*() {
 })
 
 describe("dispatcher", () => {
-  it.effect("assigns pending tasks to free sessions in queue order and types a self-contained prompt", () =>
+  it.effect("assigns pending tasks to free sessions in queue order and types a self-contained prompt with its run", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(START)
       yield* idleSession("claude-1")
@@ -74,14 +97,32 @@ describe("dispatcher", () => {
       const store = yield* TaskStore
       expect(yield* store.list("active")).toStrictEqual(["low.md", "urgent.md"])
       expect(yield* store.list("pending")).toStrictEqual(["later.md"])
-      expect(yield* fieldsOf("active", "urgent.md")).toMatchObject({ state: "assigned", session: "claude-1", attempts: 1 })
-      expect((yield* fieldsOf("active", "urgent.md")).started_at).toBeDefined()
+      const urgent = yield* fieldsOf("active", "urgent.md")
+      expect(urgent).toMatchObject({ state: "assigned", session: "claude-1", attempts: 1 })
+      expect(urgent.started_at).toBeDefined()
+      expect(urgent.run).toMatch(/^r[0-9a-f]{12}$/)
 
       const typed = (yield* (yield* MemoryTmuxControl).panes).get("claude-1")?.typed ?? []
+      expect(typed[0]?.split("\n")[0]).toBe(`Task urgent.md from the claude-failover queue (run ${urgent.run}):`)
       expect(typed[0]).toContain("Urgent.")
-      expect(typed[0]).toContain("`/usr/bin/node /app/bin/claude-failover.js task done urgent.md --queue-dir /q`")
+      expect(typed[0]).toContain(
+        `\`/usr/bin/node /app/bin/claude-failover.js task done urgent.md --run ${urgent.run} --queue-dir /q\``
+      )
       expect(typed[1]).toBe("\n")
     }).pipe(Effect.provide(testLayer())))
+
+  it.effect("a file modified less than SETTLE_AFTER ago waits: it may still be being written", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      yield* idleSession("claude-1")
+      yield* OutsideStore.use((store) => store.create("pending", TaskName.make("fresh.md"), "Half of it"))
+      const dispatcher = yield* Dispatcher
+      yield* dispatcher.tick
+      expect(yield* (yield* TaskStore).list("active")).toStrictEqual([])
+      yield* TestClock.adjust(Duration.millis(1500))
+      yield* tick
+      expect(yield* (yield* TaskStore).list("active")).toStrictEqual(["fresh.md"])
+    }).pipe(Effect.provide(testLayer({ settleAfter: Duration.seconds(1) }))))
 
   it.effect("types into every free session at once, not one after another", () =>
     Effect.gen(function*() {
@@ -89,9 +130,9 @@ describe("dispatcher", () => {
       for (const session of ["claude-1", "claude-2", "claude-3"]) yield* idleSession(session)
       for (const n of [1, 2, 3]) yield* addTask(`t-${n}.md`, `Task ${n}.\n`)
       const fiber = yield* Effect.forkChild((yield* Dispatcher).tick)
-      // One session takes ~0.65 s (pause before Enter, then the check that it left idle): by 0.7 s all three have
-      // had their Enter only if they were typed into side by side.
-      yield* TestClock.adjust(Duration.millis(700))
+      // One session takes ~0.3 s before its Enter (the pause before Enter and a look at the input box): by 0.5 s
+      // all three have had their Enter only if they were typed into side by side.
+      yield* TestClock.adjust(Duration.millis(500))
       const panes = yield* (yield* MemoryTmuxControl).panes
       expect(["claude-1", "claude-2", "claude-3"].map((session) => panes.get(session)?.typed.includes("\n"))).toStrictEqual(
         [true, true, true]
@@ -101,9 +142,61 @@ describe("dispatcher", () => {
       expect(yield* (yield* TaskStore).list("active")).toStrictEqual(["t-1.md", "t-2.md", "t-3.md"])
     }).pipe(Effect.provide(testLayer())))
 
+  it.effect("a quick turn (back at idle at once) counts as accepted: typed once, started, never typed again", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      yield* idleSession("claude-1", { screenAfterEnter: IDLE })
+      yield* addTask("quick.md", "Be quick.\n")
+      for (let i = 0; i < 4; i++) yield* tick
+      expect(yield* pastes("claude-1")).toHaveLength(1)
+      expect((yield* fieldsOf("active", "quick.md")).started_at).toBeDefined()
+    }).pipe(Effect.provide(testLayer())))
+
+  it.effect("an Enter dropped twice is pressed again until the input box gives the prompt up", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      yield* idleSession("claude-1", { dropsEnters: 2 })
+      yield* addTask("job.md", "Do the job.\n")
+      yield* tick
+      const typed = (yield* (yield* MemoryTmuxControl).panes).get("claude-1")?.typed ?? []
+      expect(typed.filter((text) => text === "\n")).toHaveLength(3)
+      expect((yield* fieldsOf("active", "job.md")).started_at).toBeDefined()
+    }).pipe(Effect.provide(testLayer())))
+
+  it.effect("a prompt never accepted is cleared, goes back to the queue, and the session is left alone a while", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      yield* idleSession("claude-1", { dropsEnters: 100 })
+      yield* addTask("job.md", "Do the job.\n")
+      yield* tick
+      const tmux = yield* MemoryTmuxControl
+      expect((yield* tmux.panes).get("claude-1")?.typed.at(-1)).toBe("^C")
+      expect((yield* tmux.panes).get("claude-1")?.input).toBe("")
+      const fields = yield* fieldsOf("pending", "job.md")
+      expect(fields.history?.at(-1)).toMatchObject({ cause: "not_accepted", session: "claude-1" })
+      expect(fields.run).toBeUndefined()
+      // Not typed again at once into the same session.
+      yield* tick
+      expect(yield* pastes("claude-1")).toHaveLength(1)
+      expect((yield* (yield* Dispatcher).status).attention.map((a) => a.session)).toContain("claude-1")
+    }).pipe(Effect.provide(testLayer())))
+
+  it.effect("a session whose input box holds text is never typed into", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      yield* idleSession("claude-1")
+      yield* (yield* MemoryTmuxControl).setPane("claude-1", { input: "an operator's half-typed question" })
+      yield* addTask("job.md", "Do the job.\n")
+      yield* tick
+      expect(yield* pastes("claude-1")).toStrictEqual([])
+      expect(yield* (yield* TaskStore).list("pending")).toStrictEqual(["job.md"])
+      expect((yield* fieldsOf("pending", "job.md")).attempts).toBeUndefined()
+    }).pipe(Effect.provide(testLayer())))
+
   it.effect("a usage limit sends the task back and rests the whole account until the reset time", () =>
     Effect.gen(function*() {
       const tmux = yield* jobRunningOnClaude1
+      const run = (yield* fieldsOf("active", "job.md")).run
       expect(yield* fieldsOf("active", "job.md")).toMatchObject({ session: "claude-1" })
 
       yield* tmux.setPane("claude-1", { screen: LIMITED })
@@ -113,7 +206,13 @@ describe("dispatcher", () => {
       const store = yield* TaskStore
       expect(yield* store.list("active")).toStrictEqual([])
       expect(yield* store.list("pending")).toStrictEqual(["job.md"])
-      expect((yield* fieldsOf("pending", "job.md")).last_failover).toContain("session claude-1 hit its usage limit")
+      const requeued = yield* fieldsOf("pending", "job.md")
+      expect(lastReason(requeued)).toContain("session claude-1 hit its usage limit")
+      expect(requeued.history?.at(-1)).toMatchObject({ event: "requeued", cause: "usage_limit", run, session: "claude-1" })
+      // The old run's fields are gone from the file, not just from memory.
+      expect(requeued).not.toHaveProperty("session")
+      expect(requeued).not.toHaveProperty("started_at")
+      expect(requeued).not.toHaveProperty("run")
 
       const status = yield* (yield* Dispatcher).status
       const cooldownOf = (session: string) => status.sessions.find((s) => s.session === session)?.cooldownUntil
@@ -128,6 +227,7 @@ describe("dispatcher", () => {
       yield* tick
       expect(yield* store.list("active")).toStrictEqual(["job.md"])
       expect(yield* fieldsOf("active", "job.md")).toMatchObject({ attempts: 2 })
+      expect((yield* fieldsOf("active", "job.md")).run).not.toBe(run)
     }).pipe(Effect.provide(testLayer({ accounts: Option.some(new Map([["acct", ["claude-1", "claude-2"]]])) }))))
 
   it.effect("a session without an account rests alone, for LIMIT_COOLDOWN when no reset time is shown", () =>
@@ -143,38 +243,33 @@ describe("dispatcher", () => {
       expect(cooldownOf("claude-2")).toStrictEqual(Option.none())
     }).pipe(Effect.provide(testLayer({ limitCooldown: Duration.hours(2) }))))
 
-  it.effect("after its cooldown, a session that shows the same banner again rests again", () =>
-    Effect.gen(function*() {
-      yield* TestClock.setTime(START)
-      const tmux = yield* MemoryTmuxControl
-      const monthly = screen("usage_limited--org-monthly-no-reset.txt")
-      yield* tmux.setPane("claude-1", { screen: monthly, command: "claude" })
-      yield* addTask("job.md", "Do the job.\n")
-      yield* tick
-      expect(yield* (yield* TaskStore).list("pending")).toStrictEqual(["job.md"])
-
-      yield* TestClock.adjust(Duration.hours(2))
-      yield* tick
-      expect(yield* fieldsOf("active", "job.md")).toMatchObject({ session: "claude-1" })
-      yield* TestClock.adjust(Duration.seconds(20))
-      yield* tick
-      expect((yield* fieldsOf("pending", "job.md")).last_failover).toContain("hit its usage limit")
-      const status = yield* (yield* Dispatcher).status
-      const now = START + 2 * 3_600_000 + 30_000 // each tick helper moves the clock 5s
-      expect(status.sessions[0]?.cooldownUntil).toStrictEqual(Option.some(now + 2 * 3_600_000))
-      yield* tick
-      expect(yield* (yield* TaskStore).list("active")).toStrictEqual([])
-    }).pipe(Effect.provide(testLayer({ limitCooldown: Duration.hours(2) }))))
-
   it.effect("an exited session gives its task back, and nothing is typed into the shell", () =>
     Effect.gen(function*() {
       const tmux = yield* jobRunningOnClaude1
       yield* tmux.setPane("claude-1", { command: "bash", screen: "dev@host:~$ " })
       yield* tick
-      expect((yield* fieldsOf("pending", "job.md")).last_failover).toContain("session claude-1 exited")
+      expect(lastReason(yield* fieldsOf("pending", "job.md"))).toContain("session claude-1 exited")
       const typed = (yield* tmux.panes).get("claude-1")?.typed ?? []
       expect(typed).toHaveLength(2)
     }).pipe(Effect.provide(testLayer())))
+
+  it.effect("a task whose session dies MAX_ATTEMPTS times goes to failed/ with the history of why", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const tmux = yield* MemoryTmuxControl
+      yield* addTask("killer.md", "Something that makes the session exit.\n")
+      for (let round = 0; round < 3; round++) {
+        yield* idleSession("claude-1")
+        yield* tick
+        yield* tmux.setPane("claude-1", { command: "bash", screen: "dev@host:~$ " })
+        yield* tick
+      }
+      const store = yield* TaskStore
+      expect(yield* store.list("failed")).toStrictEqual(["killer.md"])
+      const fields = yield* fieldsOf("failed", "killer.md")
+      expect(fields.history?.filter((entry) => entry.cause === "session_exited")).toHaveLength(2)
+      expect((yield* store.read("failed", TaskName.make("killer.md"))).text).toContain("gave up after 3 runs")
+    }).pipe(Effect.provide(testLayer({ maxAttempts: 3 }))))
 
   it.effect("a permission prompt is reported, never answered", () =>
     Effect.gen(function*() {
@@ -185,6 +280,36 @@ describe("dispatcher", () => {
       expect(status.attention).toStrictEqual([{ session: "claude-1", reason: "Do you want to proceed?" }])
       expect((yield* tmux.panes).get("claude-1")?.typed).toHaveLength(2)
       expect(yield* (yield* TaskStore).list("active")).toStrictEqual(["job.md"])
+    }).pipe(Effect.provide(testLayer())))
+
+  it.effect("a finished task put back into pending/ runs again once, footer dropped, history kept — not an error every tick", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      yield* idleSession("claude-1")
+      yield* addTask(
+        "again.md",
+        "---\nstate: done\nrun: rOLD\nsession: claude-9\nfinished_at: 2026-11-20T10:00:00Z\nattempts: 1\n---\nDo it.\n\n\n---\nclaude-failover: done · 2026-11-20T10:00:00Z · session claude-9\n"
+      )
+      yield* tick
+      yield* tick
+      const fields = yield* fieldsOf("active", "again.md")
+      expect(fields).toMatchObject({ state: "assigned", session: "claude-1", attempts: 2 })
+      expect(fields.history?.at(-1)).toMatchObject({ event: "retried", cause: "put_back", run: "rOLD" })
+      const text = (yield* (yield* TaskStore).read("active", TaskName.make("again.md"))).text
+      expect(text).not.toContain("claude-failover: done")
+    }).pipe(Effect.provide(testLayer())))
+
+  it.effect("a new task reusing a finished task's name is kept under a free name; the finished one is untouched", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      yield* idleSession("claude-1")
+      const store = yield* TaskStore
+      yield* store.create("done", TaskName.make("report.md"), "---\nstate: done\n---\nOld report.\n")
+      yield* addTask("report.md", "New report.\n")
+      yield* tick
+      yield* tick
+      expect((yield* store.read("done", TaskName.make("report.md"))).text).toContain("Old report.")
+      expect(yield* store.list("active")).toStrictEqual(["report-2.md"])
     }).pipe(Effect.provide(testLayer())))
 })
 
@@ -216,8 +341,72 @@ describe("watchdog", () => {
 
       yield* TestClock.adjust(Duration.minutes(30))
       yield* tick
-      expect((yield* fieldsOf("pending", "slow.md")).last_failover).toContain("no progress in session claude-1")
+      expect(lastReason(yield* fieldsOf("pending", "slow.md"))).toContain("no progress in session claude-1")
     }).pipe(Effect.provide(testLayer({ requeueAfter: Option.some(Duration.hours(1)) }))))
+
+  it.effect("a hung turn whose spinner clock keeps ticking is still stale", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const tmux = yield* MemoryTmuxControl
+      const dispatcher = yield* Dispatcher
+      yield* idleSession("claude-1")
+      yield* addTask("hung.md", "Wait for an API that never answers.\n")
+      yield* tick
+      for (let minute = 1; minute <= 31; minute++) {
+        const frame = minute % 2 === 0 ? "✶" : "✻"
+        yield* tmux.setPane("claude-1", { screen: BUSY.replace("✻ Cogitating… (12s ·", `${frame} Cogitating… (${minute}m 12s ·`) })
+        yield* TestClock.adjust(Duration.minutes(1))
+        yield* tick
+      }
+      expect((yield* dispatcher.status).stale).toMatchObject([{ task: "hung.md", session: "claude-1" }])
+    }).pipe(Effect.provide(testLayer())))
+})
+
+describe("queue writes that fail", () => {
+  /** A store whose writes fail with ENOSPC while `full` is set, counting the failed tries. */
+  const fullDisk = (full: { value: boolean; tries: number }) =>
+    Layer.effect(TaskStore, Effect.gen(function*() {
+      const inner = yield* TaskStore
+      const enospc = (operation: string) =>
+        Effect.fail(new StoreError({ operation, path: "/q", problem: "ENOSPC: no space left on device", code: "ENOSPC" }))
+      const guarded = <A, E, R>(operation: string, write: Effect.Effect<A, E, R>): Effect.Effect<A, E | StoreError, R> =>
+        Effect.suspend((): Effect.Effect<A, E | StoreError, R> => {
+          if (!full.value) return write
+          full.tries++
+          return enospc(operation)
+        })
+      return TaskStore.of({
+        ...inner,
+        replace: (stage, name, text) => guarded("write", inner.replace(stage, name, text)),
+        create: (stage, name, text) => guarded("create", inner.create(stage, name, text)),
+        move: (from, to, name, toName) => guarded("move", inner.move(from, to, name, toName))
+      })
+    })).pipe(Layer.provide(MemoryTaskStoreLayer))
+
+  it.effect("a full disk pauses dispatch with a growing wait, tries rarely, and resumes when space returns", () => {
+    const full = { value: true, tries: 0 }
+    return Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      yield* idleSession("claude-1")
+      full.value = false
+      yield* addTask("job.md", "Do the job.\n")
+      full.value = true
+      // 30 ticks of a second: with a wait doubling from 1 s, dispatch is attempted about five times, not thirty.
+      for (let i = 0; i < 30; i++) {
+        const fiber = yield* Effect.forkChild((yield* Dispatcher).tick)
+        yield* TestClock.adjust(Duration.seconds(1))
+        yield* Fiber.join(fiber)
+      }
+      expect(yield* pastes("claude-1")).toStrictEqual([])
+      expect(yield* (yield* TaskStore).list("pending")).toStrictEqual(["job.md"])
+      expect(full.tries).toBeGreaterThanOrEqual(3)
+      expect(full.tries).toBeLessThanOrEqual(6)
+      full.value = false
+      yield* TestClock.adjust(Duration.seconds(60))
+      yield* tick
+      expect(yield* (yield* TaskStore).list("active")).toStrictEqual(["job.md"])
+    }).pipe(Effect.provide(testLayer({}, fullDisk(full))))
+  })
 })
 
 describe("routing to secutools", () => {
@@ -232,8 +421,11 @@ describe("routing to secutools", () => {
       yield* tick
       const store = yield* TaskStore
       expect(yield* store.listMarkers()).toStrictEqual(["auto.md", "gpu.md"])
-      expect(Option.map(yield* store.readMarker(TaskName.make("gpu.md")), (m) => m.provider)).toStrictEqual(Option.some("gpu"))
-      expect(yield* fieldsOf("pending", "gpu.md")).toMatchObject({ state: "delegated_to_secutools", provider: "gpu" })
+      const marker = yield* store.readMarker(TaskName.make("gpu.md"))
+      expect(Option.map(marker, (m) => m.provider)).toStrictEqual(Option.some("gpu"))
+      const fields = yield* fieldsOf("pending", "gpu.md")
+      expect(fields).toMatchObject({ state: "delegated_to_secutools", provider: "gpu" })
+      expect(fields.run).toBe(Option.getOrUndefined(marker)?.run)
       expect(yield* store.list("active")).toStrictEqual([])
       expect((yield* (yield* MemoryTmuxControl).panes).get("claude-1")?.typed).toStrictEqual([])
     }).pipe(Effect.provide(testLayer(delegating))))
@@ -266,6 +458,7 @@ describe("routing to secutools", () => {
       )
       const fields = yield* fieldsOf("pending", "job.md")
       expect(fields).toMatchObject({ state: "delegated_to_secutools", provider: "claude-api", attempts: 2 })
-      expect(fields.last_failover).toContain("session claude-1 hit its usage limit")
+      expect(fields).not.toHaveProperty("session")
+      expect(lastReason(fields)).toContain("session claude-1 hit its usage limit")
     }).pipe(Effect.provide(testLayer(delegating))))
 })

@@ -12,6 +12,8 @@ import { FsTaskStoreLayer } from "../../src/adapters/fs-task-store.ts"
 import { MemoryTmuxLayer } from "../../src/adapters/memory-tmux.ts"
 import { watchQueue } from "../../src/daemon.ts"
 import { Dispatcher, DispatcherLayer } from "../../src/services/dispatcher.ts"
+import { OwnWrites } from "../../src/services/own-writes.ts"
+import { TaskLocks } from "../../src/services/task-locks.ts"
 import { memoryDelegation } from "./delegation-layers.ts"
 import { dispatchSettingsForTests } from "./dispatch-settings.ts"
 
@@ -26,13 +28,13 @@ it.live(`a burst of more than ${kernelQueue} files is fully picked up`, () => {
     command: { program: ["node", "cli.js"], queueDir: root }
   })).pipe(
     Layer.provideMerge(memoryDelegation()),
-    Layer.provideMerge(Layer.mergeAll(FsTaskStoreLayer({ root }), MemoryTmuxLayer))
+    Layer.provideMerge(Layer.mergeAll(OwnWrites.tracking.pipe(Layer.provide(FsTaskStoreLayer({ root }))), MemoryTmuxLayer, TaskLocks.layer))
   )
 
   const burst = kernelQueue + 1000
   return Effect.gen(function*() {
     const dispatcher = yield* Dispatcher
-    yield* watchQueue(root)
+    yield* watchQueue(root, { queue: dispatcher.wake, requests: Effect.void })
     yield* Effect.forkChild(dispatcher.run)
     yield* Effect.sleep(Duration.millis(300))
     for (let i = 0; i < burst; i++) writeFileSync(join(root, "pending", `t-${i}.md`), `Task ${i}\n`)

@@ -19,6 +19,12 @@ const isUsageError = (error: unknown): boolean =>
 const isConfigError = (error: unknown): boolean =>
   typeof error === "object" && error !== null && "_tag" in error && error._tag === "ConfigInvalid"
 
+/** An error that names its own exit code (e.g. 3: a completion for another run). */
+const exitCodeOf = (error: unknown): number | undefined =>
+  typeof error === "object" && error !== null && "exitCode" in error && typeof error.exitCode === "number"
+    ? error.exitCode
+    : undefined
+
 const describeFailure = (error: unknown): string =>
   error instanceof Error ? error.message : typeof error === "string" ? error : JSON.stringify(error)
 
@@ -40,7 +46,7 @@ export const runCli = <Name extends string, Input, CI, E>(
             ? setExitCode(EXIT_USAGE)
             : Effect.andThen(
               Console.error(`${program}: ${describeFailure(error)}`),
-              setExitCode(isConfigError(error) ? EXIT_USAGE : EXIT_FAILURE)
+              setExitCode(isConfigError(error) ? EXIT_USAGE : exitCodeOf(error) ?? EXIT_FAILURE)
             ),
         onNone: () => Effect.andThen(Console.error(`${program}: ${Cause.pretty(cause)}`), setExitCode(EXIT_FAILURE))
       })

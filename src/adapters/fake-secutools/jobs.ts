@@ -1,6 +1,7 @@
 /**
  * The fake secutools' job book: jobs keyed by id, deduplicated by idempotency key, their status a function of elapsed time.
- * Easy to get wrong: a job's outcome is drawn once, when it is created, so a repeated key or a later poll never changes it.
+ * Easy to get wrong: a job's outcome and its end time are fixed once, when it is created, so a repeated key, a later poll
+ * or a book restored from its `BookState` (another process, another `durationMs`) never changes them.
  */
 
 /** The platform's providers, kept here rather than imported: the fake mirrors the external contract, not the daemon. */
@@ -8,7 +9,8 @@ export const Providers = ["gpu", "gemini", "claude-api"] as const
 export type Provider = typeof Providers[number]
 
 export type JobStatus = "queued" | "running" | "completed" | "failed" | "cancelled"
-type Outcome = "completed" | "failed" | "cancelled"
+export const Outcomes = ["completed", "failed", "cancelled"] as const
+export type Outcome = typeof Outcomes[number]
 
 export interface SubmitBody {
   readonly task_id: string
@@ -55,11 +57,20 @@ export interface JobBookOptions {
   readonly now: () => number
 }
 
-interface Job {
+/** A job as the book keeps it, and as a state file stores it. */
+export interface StoredJob {
   readonly id: string
+  readonly idempotencyKey: string
   readonly body: SubmitBody
   readonly outcome: Outcome
+  /** ms since the epoch. */
   readonly createdAt: number
+  readonly finishesAt: number
+}
+
+/** Everything needed to answer for every job as before: jobs in the order they were created. */
+export interface BookState {
+  readonly jobs: ReadonlyArray<StoredJob>
 }
 
 /** mulberry32: a tiny seeded PRNG, so a run with the same seed makes the same choices. */
@@ -93,7 +104,7 @@ const emptyInjected = (): Record<FaultKind, number> => ({
 export class JobBook {
   readonly #options: JobBookOptions
   readonly #random: () => number
-  readonly #jobs = new Map<string, Job>()
+  readonly #jobs = new Map<string, StoredJob>()
   readonly #jobIdByKey = new Map<string, string>()
   readonly #jobsByKey = new Map<string, number>()
   readonly #jobsByTask = new Map<string, number>()
@@ -102,9 +113,19 @@ export class JobBook {
   #duplicateSubmits = 0
   #gets = 0
 
-  constructor(options: JobBookOptions) {
+  /** Starts empty, or with the jobs of `state`; the PRNG goes on as if this book had created them. */
+  constructor(options: JobBookOptions, state?: BookState) {
     this.#options = options
     this.#random = mulberry32(options.seed)
+    for (const job of state?.jobs ?? []) {
+      this.#random()
+      this.#add(job)
+    }
+  }
+
+  /** The jobs, for a state file. */
+  state(): BookState {
+    return { jobs: [...this.#jobs.values()] }
   }
 
   /** Counts a submit that reached the handler, before its body is looked at. */
@@ -136,17 +157,24 @@ export class JobBook {
       : body.prompt.includes("[fail]") || unlucky
       ? "failed"
       : "completed"
-    const job: Job = {
+    const createdAt = this.#options.now()
+    const job: StoredJob = {
       id: `j_${String(this.#jobs.size + 1).padStart(6, "0")}`,
+      idempotencyKey,
       body,
       outcome,
-      createdAt: this.#options.now()
+      createdAt,
+      finishesAt: createdAt + this.#options.durationMs
     }
-    this.#jobs.set(job.id, job)
-    this.#jobIdByKey.set(idempotencyKey, job.id)
-    this.#jobsByKey.set(idempotencyKey, (this.#jobsByKey.get(idempotencyKey) ?? 0) + 1)
-    this.#jobsByTask.set(body.task_id, (this.#jobsByTask.get(body.task_id) ?? 0) + 1)
+    this.#add(job)
     return { job: this.#view(job), created: true }
+  }
+
+  #add(job: StoredJob): void {
+    this.#jobs.set(job.id, job)
+    this.#jobIdByKey.set(job.idempotencyKey, job.id)
+    this.#jobsByKey.set(job.idempotencyKey, (this.#jobsByKey.get(job.idempotencyKey) ?? 0) + 1)
+    this.#jobsByTask.set(job.body.task_id, (this.#jobsByTask.get(job.body.task_id) ?? 0) + 1)
   }
 
   get(jobId: string): JobView | undefined {
@@ -167,14 +195,14 @@ export class JobBook {
     }
   }
 
-  #view(job: Job): JobView {
-    const { durationMs } = this.#options
+  #view(job: StoredJob): JobView {
+    const durationMs = job.finishesAt - job.createdAt
     const elapsed = this.#options.now() - job.createdAt
     const { provider, prompt } = job.body
     const base = { job_id: job.id, provider, created_at: new Date(job.createdAt).toISOString() }
     if (elapsed < durationMs * QUEUED_SHARE) return { ...base, status: "queued" }
     if (elapsed < durationMs) return { ...base, status: "running" }
-    const finished_at = new Date(job.createdAt + durationMs).toISOString()
+    const finished_at = new Date(job.finishesAt).toISOString()
     switch (job.outcome) {
       case "completed":
         return {

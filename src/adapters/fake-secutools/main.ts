@@ -5,7 +5,8 @@
  * Settings (env): SECUTOOLS_API_KEY (required), FAKE_SECUTOOLS_PORT (8787), FAKE_SECUTOOLS_DURATION (ms, 1500),
  * FAKE_SECUTOOLS_FAILURE_RATIO, FAKE_SECUTOOLS_5XX_RATIO, FAKE_SECUTOOLS_429_RATIO, FAKE_SECUTOOLS_RETRY_AFTER (s, 1),
  * FAKE_SECUTOOLS_SLOW_RATIO, FAKE_SECUTOOLS_SLOW_MS (1000), FAKE_SECUTOOLS_DROP_RATIO,
- * FAKE_SECUTOOLS_LOST_ANSWER_RATIO, FAKE_SECUTOOLS_MALFORMED_RATIO (ratios 0..1, default 0), FAKE_SECUTOOLS_SEED (1).
+ * FAKE_SECUTOOLS_LOST_ANSWER_RATIO, FAKE_SECUTOOLS_MALFORMED_RATIO (ratios 0..1, default 0), FAKE_SECUTOOLS_SEED (1),
+ * FAKE_SECUTOOLS_STATE_FILE (unset: jobs live only as long as the process).
  */
 import { startFakeSecutools } from "./server.ts"
 
@@ -25,6 +26,7 @@ const ratio = (name: string) =>
   setting(name, 0, (value) => Number.isFinite(value) && value >= 0 && value <= 1, "a number from 0 to 1")
 
 const apiKey = process.env.SECUTOOLS_API_KEY ?? ""
+const stateFile = process.env.FAKE_SECUTOOLS_STATE_FILE?.trim() || undefined
 if (apiKey === "") problems.push("SECUTOOLS_API_KEY is required (the bearer token clients must send)")
 const options = {
   apiKey,
@@ -40,6 +42,7 @@ const options = {
   lostAnswerRatio: ratio("FAKE_SECUTOOLS_LOST_ANSWER_RATIO"),
   malformedRatio: ratio("FAKE_SECUTOOLS_MALFORMED_RATIO"),
   seed: count("FAKE_SECUTOOLS_SEED", 1, 0xffffffff),
+  ...(stateFile === undefined ? {} : { stateFile }),
   log: (line: string) => process.stderr.write(`fake-secutools: ${line}\n`)
 }
 if (problems.length > 0) {

@@ -1,9 +1,11 @@
 /**
  * A real HTTP server standing in for the secutools AI platform, with knobs that inject the faults a network has.
- * Easy to get wrong: faults are decided before a request is handled, except a lost answer, which is lost after the job exists.
+ * Easy to get wrong: faults are decided before a request is handled, except a lost answer, which is lost after the job exists;
+ * with a `stateFile`, a job is on disk before its answer leaves, so a restart never forgets a job a client heard of.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
-import { type Counters, JobBook, mulberry32, Providers, type SubmitBody } from "./jobs.ts"
+import { type BookState, type Counters, JobBook, mulberry32, Providers, type SubmitBody } from "./jobs.ts"
+import { loadBookState, saveBookState } from "./state-file.ts"
 
 export interface FakeSecutoolsOptions {
   /** The bearer token clients must send. */
@@ -33,6 +35,11 @@ export interface FakeSecutoolsOptions {
   /** Share of requests answered 200 with a body that is not JSON. */
   readonly malformedRatio?: number
   readonly now?: () => number
+  /**
+   * Keeps the jobs in this JSON file: read at start when it exists, replaced (temp file + rename) on every change, so the
+   * next server started with it answers for the same jobs, with ids counting on. Counters start from zero each time.
+   */
+  readonly stateFile?: string
   /** One line per request; never given the API key. */
   readonly log?: (line: string) => void
 }
@@ -117,9 +124,13 @@ export const startFakeSecutools = async (options: FakeSecutoolsOptions): Promise
   const now = options.now ?? Date.now
   const seed = options.seed ?? 1
   const log = options.log ?? (() => {})
-  const newBook = () =>
-    new JobBook({ durationMs: options.durationMs ?? 1500, failureRatio: options.failureRatio ?? 0, seed, now })
-  let book = newBook()
+  const newBook = (state?: BookState) =>
+    new JobBook({ durationMs: options.durationMs ?? 1500, failureRatio: options.failureRatio ?? 0, seed, now }, state)
+  const { stateFile } = options
+  let book = newBook(stateFile === undefined ? undefined : loadBookState(stateFile))
+  const persist = () => {
+    if (stateFile !== undefined) saveBookState(stateFile, book.state())
+  }
   // A stream of its own, so turning a fault knob on does not change which jobs fail.
   const faultStream = () => mulberry32(seed ^ 0x9e3779b9)
   let random = faultStream()
@@ -179,6 +190,7 @@ export const startFakeSecutools = async (options: FakeSecutoolsOptions): Promise
       if (!parsed.ok) return send(res, parsed.status, { error: parsed.error })
       // The book deduplicates again: a twin request may have created the job while this body was read.
       answer = book.submit(key, parsed.body)
+      if (answer.created) persist()
     }
     if (loseAnswer) {
       book.countInjected("lostAnswer")
@@ -192,6 +204,7 @@ export const startFakeSecutools = async (options: FakeSecutoolsOptions): Promise
     if (path === "/_fake/counters" && method === "GET") return send(res, 200, book.counters())
     if (path === "/_fake/reset" && method === "POST") {
       book = newBook()
+      persist()
       random = faultStream()
       requests = 0
       return send(res, 200, { reset: true })

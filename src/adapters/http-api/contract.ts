@@ -4,6 +4,7 @@
  * nowhere, and the `Snapshot` of the status service is mapped onto them field by field, never passed through whole.
  */
 import { Schema } from "effect"
+import { Stages } from "../../ports/task-store.ts"
 
 const Count = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))
 
@@ -55,15 +56,38 @@ export const TaskBody = Schema.Struct({
   attempts: Schema.optionalKey(Count)
 })
 
-/** `GET /api/tasks`: done/ and failed/ entries carry their name and stage only. */
+/** The name to pass as `after` for the entries past this page, or null when the page ends the list. */
+const Cursor = Schema.NullOr(Schema.String)
+
+/**
+ * `GET /api/tasks`: done/ and failed/ entries carry their name and stage only. Lists are in name order and
+ * `counts` are always whole. Without `stage`, pending and active are whole, and done and failed are their first
+ * page. With `stage`, only that stage's list is filled.
+ */
 export const TasksStatus = Schema.Struct({
   pending: Schema.Array(TaskBody),
   active: Schema.Array(TaskBody),
   done: Schema.Array(TaskBody),
   failed: Schema.Array(TaskBody),
-  counts: Schema.Struct({ pending: Count, active: Count, done: Count, failed: Count })
+  counts: Schema.Struct({ pending: Count, active: Count, done: Count, failed: Count }),
+  /** Optional only so that `claude-failover status` still reads a daemon older than paging. */
+  next: Schema.optionalKey(Schema.Struct({ pending: Cursor, active: Cursor, done: Cursor, failed: Cursor }))
 })
 export type TasksStatus = typeof TasksStatus.Type
+
+/** Entries per page of `GET /api/tasks` when `limit` is not given, and the most a request may ask for. */
+export const TASKS_PAGE_DEFAULT = 100
+export const TASKS_PAGE_MAX = 1000
+
+/** `GET /api/tasks?stage=done&limit=100&after=NAME`: every parameter optional; `after` needs `stage`. */
+export const TasksQuery = Schema.Struct({
+  stage: Schema.optionalKey(Schema.Literals(Stages)),
+  limit: Schema.optionalKey(
+    Schema.NumberFromString.pipe(Schema.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: TASKS_PAGE_MAX })))
+  ),
+  after: Schema.optionalKey(Schema.String)
+})
+export type TasksQuery = typeof TasksQuery.Type
 
 /** `GET /api/sessions` */
 export const SessionsStatus = Schema.Struct({

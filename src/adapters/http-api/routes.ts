@@ -1,24 +1,31 @@
 /**
  * The status API's routes: health, queue, sessions, delegated jobs, watchdog and Prometheus metrics, all read-only.
- * Easy to get wrong: with API_TOKEN set every route but /healthz (unknown paths included) answers 401 without the
- * bearer token, compared in constant time and never echoed; and each request reads the status snapshot exactly once.
+ * Easy to get wrong: every request, /healthz included, first passes the Host check (421 otherwise); then with API_TOKEN
+ * set every route but /healthz (unknown paths included) answers 401 without the bearer token, compared in constant
+ * time and never echoed; and each request reads the status snapshot exactly once.
  */
 import { createHash, timingSafeEqual } from "node:crypto"
-import { Effect, Option, Redacted } from "effect"
+import { Effect, Option, Redacted, Result } from "effect"
 import { Headers, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { type Snapshot, StatusReport } from "../../services/status.ts"
+import type { Stage } from "../../ports/task-store.ts"
+import { type Snapshot, StatusReport, type TaskView } from "../../services/status.ts"
 import {
   type DelegatedStatus,
   Paths,
   type SessionsStatus,
+  TASKS_PAGE_DEFAULT,
+  TasksQuery,
   type TasksStatus,
   type WatchdogStatus
 } from "./contract.ts"
+import { type HostRule, hostPolicy } from "./host-header.ts"
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.ts"
 
 export interface ApiRoutesOptions {
   /** When set, every route but /healthz requires `Authorization: Bearer <token>`. */
   readonly token: Option.Option<Redacted.Redacted<string>>
+  /** Which Host headers are answered (see `hostPolicy`). */
+  readonly host: HostRule
 }
 
 const counters = (snapshot: Snapshot): DelegatedStatus["counters"] => {
@@ -52,28 +59,58 @@ export const watchdogBody = (snapshot: Snapshot): WatchdogStatus => ({
   delegation: counters(snapshot)
 })
 
-export const tasksBody = (snapshot: Snapshot): TasksStatus => {
-  const views = (stage: keyof Snapshot["tasks"]): TasksStatus["pending"] =>
-    snapshot.tasks[stage].map((task) => ({
-      name: task.name,
-      state: task.state,
-      ...(task.session === undefined ? {} : { session: task.session }),
-      ...(task.provider === undefined ? {} : { provider: task.provider }),
-      ...(task.job_id === undefined ? {} : { job_id: task.job_id }),
-      ...(task.attempts === undefined ? {} : { attempts: task.attempts })
-    }))
+interface Page {
+  readonly views: ReadonlyArray<TaskView>
+  readonly next: string | null
+}
+
+/** At most `limit` of `views` (in name order) whose name sorts after `after`; `next` names the last when more follow. */
+export const page = (views: ReadonlyArray<TaskView>, limit: number, after?: string): Page => {
+  const found = after === undefined ? 0 : views.findIndex((view) => view.name > after)
+  const start = found === -1 ? views.length : found
+  const taken = views.slice(start, start + limit)
+  return { views: taken, next: start + limit < views.length ? taken.at(-1)?.name ?? null : null }
+}
+
+const whole = (views: ReadonlyArray<TaskView>): Page => ({ views, next: null })
+const none: Page = { views: [], next: null }
+
+const taskBody = (task: TaskView): TasksStatus["pending"][number] => ({
+  name: task.name,
+  state: task.state,
+  ...(task.session === undefined ? {} : { session: task.session }),
+  ...(task.provider === undefined ? {} : { provider: task.provider }),
+  ...(task.job_id === undefined ? {} : { job_id: task.job_id }),
+  ...(task.attempts === undefined ? {} : { attempts: task.attempts })
+})
+
+/**
+ * Without `stage`: pending and active whole, done and failed their first `limit` names (name order: the archive has
+ * no other order the API could page through). With `stage`: that stage's page after `after`, the others empty.
+ */
+export const tasksBody = (snapshot: Snapshot, query: TasksQuery = {}): TasksStatus => {
   const { tasks } = snapshot
+  const limit = query.limit ?? TASKS_PAGE_DEFAULT
+  const pages: Record<Stage, Page> = query.stage === undefined
+    ? {
+      pending: whole(tasks.pending),
+      active: whole(tasks.active),
+      done: page(tasks.done, limit),
+      failed: page(tasks.failed, limit)
+    }
+    : { pending: none, active: none, done: none, failed: none, [query.stage]: page(tasks[query.stage], limit, query.after) }
   return {
-    pending: views("pending"),
-    active: views("active"),
-    done: views("done"),
-    failed: views("failed"),
+    pending: pages.pending.views.map(taskBody),
+    active: pages.active.views.map(taskBody),
+    done: pages.done.views.map(taskBody),
+    failed: pages.failed.views.map(taskBody),
     counts: {
       pending: tasks.pending.length,
       active: tasks.active.length,
       done: tasks.done.length,
       failed: tasks.failed.length
-    }
+    },
+    next: { pending: pages.pending.next, active: pages.active.next, done: pages.done.next, failed: pages.failed.next }
   }
 }
 
@@ -124,6 +161,28 @@ const fromSnapshot = <E>(render: (snapshot: Snapshot) => Effect.Effect<HttpServe
 const json = <A>(body: (snapshot: Snapshot) => A) =>
   fromSnapshot((snapshot) => HttpServerResponse.json(body(snapshot)))
 
+/** `GET /api/tasks`: the query is checked before the snapshot is read, so a bad one costs nothing. */
+const tasksRoute = Effect.flatMap(
+  Effect.result(HttpServerRequest.schemaSearchParams(TasksQuery)),
+  (query) => {
+    if (Result.isFailure(query)) return Effect.succeed(errorResponse(400, `bad query: ${query.failure.message}`))
+    if (query.success.after !== undefined && query.success.stage === undefined) {
+      return Effect.succeed(errorResponse(400, "bad query: after needs stage (e.g. ?stage=done&after=NAME)"))
+    }
+    return json((snapshot) => tasksBody(snapshot, query.success))
+  }
+)
+
+/** Refuses, before routing, a request whose Host the policy does not accept (DNS rebinding): 421 Misdirected Request. */
+const checkHost = (rule: HostRule) => {
+  const verdict = hostPolicy(rule)
+  return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const decision = verdict(Option.getOrUndefined(Headers.get(request.headers, "host")))
+      return decision._tag === "Accepted" ? app : Effect.succeed(errorResponse(421, decision.reason))
+    })
+}
+
 const KnownPaths: ReadonlyArray<string> = Object.values(Paths)
 
 /** A known path asked with another method is 405 (nothing is served, so no token is needed); anything else is 404. */
@@ -139,10 +198,11 @@ const fallback = (guard: ReturnType<typeof authorized>) =>
 export const ApiRoutes = (options: ApiRoutesOptions) =>
   HttpRouter.use(Effect.fn("HttpApi.routes")(function*(router) {
     const guard = authorized(options.token)
+    yield* router.addGlobalMiddleware(checkHost(options.host))
     yield* router.add("GET", Paths.health, HttpServerResponse.jsonUnsafe({ status: "ok" }))
     yield* router.add("GET", Paths.delegated, guard(json(delegatedBody)))
     yield* router.add("GET", Paths.watchdog, guard(json(watchdogBody)))
-    yield* router.add("GET", Paths.tasks, guard(json(tasksBody)))
+    yield* router.add("GET", Paths.tasks, guard(tasksRoute))
     yield* router.add("GET", Paths.sessions, guard(json(sessionsBody)))
     yield* router.add(
       "GET",

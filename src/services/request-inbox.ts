@@ -1,0 +1,78 @@
+/**
+ * The daemon's side of `requests/`: each request a command left is taken, applied under the task's lock, logged
+ * and answered. Easy to get wrong: a refused completion (another run's) is logged here, because the agent that
+ * sent it may never look at its exit code; and the dispatcher is woken after a change, since a session is free.
+ */
+import { Clock, Context, Duration, Effect, Layer, Option, Queue } from "effect"
+import { taskNameFrom } from "../domain/task.ts"
+import { pendingRequests, removeStaleReplies, takeRequest, writeReply } from "../adapters/request-files.ts"
+import { TaskStore } from "../ports/task-store.ts"
+import { TaskLocks } from "./task-locks.ts"
+import { EXIT_REFUSED, performOperation } from "./task-operations.ts"
+
+export class RequestInbox extends Context.Service<RequestInbox, {
+  /** Applies every waiting request now. */
+  readonly drain: Effect.Effect<void>
+  /** Wakes the loop early (a request file appeared). */
+  readonly wake: Effect.Effect<void>
+  /** Drains on every wake and at least every `interval`, forever. */
+  readonly run: Effect.Effect<never>
+}>()("claude-failover/services/RequestInbox") {}
+
+export interface RequestInboxSettings {
+  readonly root: string
+  /** A safety net for missed watch events. */
+  readonly interval: Duration.Duration
+  /** Called after a request changed the queue. */
+  readonly onChange: Effect.Effect<void>
+}
+
+export const makeRequestInbox = (settings: RequestInboxSettings) =>
+  Effect.gen(function*() {
+    const locks = yield* TaskLocks
+    const ports = yield* Effect.context<TaskStore>()
+    const wakeups = yield* Queue.sliding<void>(1)
+
+    const handle = Effect.fn("RequestInbox.handle")(function*(id: string) {
+      const taken = yield* takeRequest(settings.root, id)
+      if (Option.isNone(taken)) return
+      const request = taken.value
+      if (request === "invalid") {
+        yield* writeReply(settings.root, { id, code: 1, message: "not a valid request file; nothing changed" })
+        return yield* Effect.logWarning(`requests/${id}.json is not a valid request; ignored`)
+      }
+      const { operation } = request
+      const name = taskNameFrom(operation.task)
+      if (Option.isNone(name)) {
+        return yield* writeReply(settings.root, { id, code: 1, message: `'${operation.task}' is not a task file name` })
+      }
+      const result = yield* locks.withTask(name.value, performOperation(name.value, operation))
+      const annotations = { task: name.value, ...("run" in operation && operation.run !== undefined ? { run: operation.run } : {}) }
+      if (result.code === EXIT_REFUSED) {
+        yield* Effect.logWarning(`${operation.op} ${name.value} from pid ${request.pid}: ${result.message}`).pipe(
+          Effect.annotateLogs(annotations)
+        )
+      } else if (result.code === 0) {
+        yield* Effect.logInfo(result.message).pipe(Effect.annotateLogs(annotations))
+        yield* settings.onChange
+      } else {
+        yield* Effect.logWarning(`${operation.op} ${name.value}: ${result.message}`).pipe(Effect.annotateLogs(annotations))
+      }
+      yield* writeReply(settings.root, { id, code: result.code, message: result.message })
+    })
+
+    const drain = Effect.gen(function*() {
+      for (const id of yield* pendingRequests(settings.root)) {
+        yield* handle(id).pipe(Effect.catchCause((cause) => Effect.logError(`request ${id} failed`, cause)))
+      }
+      yield* removeStaleReplies(settings.root, yield* Clock.currentTimeMillis)
+    }).pipe(Effect.provideContext(ports))
+
+    const wake = Queue.offer(wakeups, undefined).pipe(Effect.asVoid)
+    const run = Effect.forever(
+      Effect.andThen(drain, Queue.take(wakeups).pipe(Effect.timeout(settings.interval), Effect.ignore))
+    )
+    return RequestInbox.of({ drain, wake, run })
+  })
+
+export const RequestInboxLayer = (settings: RequestInboxSettings) => Layer.effect(RequestInbox, makeRequestInbox(settings))

@@ -1,0 +1,141 @@
+/**
+ * What people and agents ask of a task — done, fail, retry, cancel — decided against the task's current state and
+ * run. Easy to get wrong: a completion names its run, and a completion for another run (a session that was given up
+ * on, whose task now runs elsewhere) must change nothing; the caller must hold the queue's lock (the CLI) or the
+ * task's lock (the daemon) while this runs.
+ */
+import { Effect, Option, Schema } from "effect"
+import type { TaskName } from "../domain/task.ts"
+import { type Stage, Stages, TaskStore } from "../ports/task-store.ts"
+import { finishLocalTask, readTask, retryTask, applyEvent, nowIso } from "./task-moves.ts"
+import { TaskEvent } from "../domain/lifecycle.ts"
+import { Outcome, renderFooter } from "../domain/footer.ts"
+
+export const TaskOperation = Schema.Union([
+  Schema.Struct({
+    op: Schema.Literal("done"),
+    task: Schema.String,
+    run: Schema.optionalKey(Schema.String),
+    summary: Schema.optionalKey(Schema.String)
+  }),
+  Schema.Struct({
+    op: Schema.Literal("fail"),
+    task: Schema.String,
+    run: Schema.optionalKey(Schema.String),
+    reason: Schema.String
+  }),
+  Schema.Struct({ op: Schema.Literal("retry"), task: Schema.String }),
+  Schema.Struct({ op: Schema.Literal("cancel"), task: Schema.String })
+])
+export type TaskOperation = typeof TaskOperation.Type
+
+/** Exit codes of the task commands: 0 done, 1 could not (not found, not in a state that allows it), 3 another run's. */
+export const EXIT_REFUSED = 3
+
+export interface OperationResult {
+  /** 0 ok, 1 failure, 3 refused: the completion belongs to another run. */
+  readonly code: 0 | 1 | 3
+  readonly message: string
+}
+
+const ok = (message: string): OperationResult => ({ code: 0, message })
+const failure = (message: string): OperationResult => ({ code: 1, message })
+const refused = (message: string): OperationResult => ({ code: EXIT_REFUSED, message })
+
+/** Where the task is now, if anywhere. */
+const locate = Effect.fn("locate")(function*(name: TaskName) {
+  const store = yield* TaskStore
+  for (const stage of Stages) if (yield* store.has(stage, name)) return Option.some<Stage>(stage)
+  return Option.none<Stage>()
+})
+
+const lastReason = (history: ReadonlyArray<{ readonly reason: string }> | undefined) =>
+  history === undefined || history.length === 0 ? "" : `: ${history[history.length - 1]?.reason ?? ""}`
+
+/** done / fail from an agent or a person: only the active run, or — without a run — whatever run is active. */
+const finish = Effect.fn("finish")(function*(
+  name: TaskName,
+  run: string | undefined,
+  result: { readonly _tag: "Done"; readonly summary?: string } | { readonly _tag: "Failed"; readonly reason: string }
+) {
+  const verb = result._tag === "Done" ? "done" : "failed"
+  const where = yield* locate(name)
+  if (Option.isNone(where)) return failure(`no task '${name}' in the queue; nothing changed`)
+  const stage = where.value
+  const found = yield* Effect.result(readTask(stage, name))
+  if (found._tag === "Failure") return failure(`${stage}/${name}: ${found.failure.message}; nothing changed`)
+  const { task } = found.success
+  const current = task.fields.run
+  if (stage === "active") {
+    if (run !== undefined && current !== run) {
+      return refused(
+        `refused: ${name} is now run ${current ?? "(none)"} on ${task.fields.session ?? "no session"}; ` +
+          `this completion is for run ${run}, which the daemon already ended; nothing changed`
+      )
+    }
+    const applied = yield* finishLocalTask(name, result)
+    return ok(`${name} ${verb}${applied.name === name ? "" : ` (as ${applied.stage}/${applied.name}: the name was taken)`}`)
+  }
+  if (run !== undefined && current === run && (stage === "done" || stage === "failed")) {
+    return stage === (result._tag === "Done" ? "done" : "failed")
+      ? ok(`${name} was already ${verb} (run ${run}); nothing changed`)
+      : failure(`${name} already ended in ${stage}/ (run ${run}); nothing changed`)
+  }
+  const state = stage === "pending" ? `back in pending/${lastReason(task.fields.history)}` : `in ${stage}/`
+  return run === undefined
+    ? failure(`no active task '${name}' (it is ${state}); nothing changed`)
+    : refused(`refused: ${name} is ${state}; run ${run} has ended; nothing changed`)
+})
+
+/** failed/ or done/ → pending/: the task runs again with its history kept. */
+const retry = Effect.fn("retry")(function*(name: TaskName) {
+  const where = yield* locate(name)
+  if (Option.isNone(where)) return failure(`no task '${name}' in the queue`)
+  const stage = where.value
+  if (stage !== "failed" && stage !== "done") {
+    return failure(`${name} is in ${stage}/; only a task in failed/ or done/ can be retried`)
+  }
+  const applied = yield* Effect.result(retryTask(stage, name, "operator", "retried by an operator"))
+  if (applied._tag === "Failure") {
+    return failure(
+      applied.failure._tag === "TaskParseError"
+        ? `${stage}/${name} does not parse (${applied.failure.message}); fix it and move it into pending/ by hand`
+        : `${name}: ${applied.failure.message}`
+    )
+  }
+  return ok(`${name} is back in pending/${applied.success.name === name ? "" : ` as ${applied.success.name}`}`)
+})
+
+/** pending → failed/ "cancelled by operator"; a task already sent to secutools is not cancelled here. */
+const cancel = Effect.fn("cancel")(function*(name: TaskName) {
+  const store = yield* TaskStore
+  const where = yield* locate(name)
+  if (Option.isNone(where)) return failure(`no task '${name}' in the queue`)
+  if (where.value !== "pending") return failure(`${name} is in ${where.value}/; only a pending task can be cancelled`)
+  if (Option.isSome(yield* store.readMarker(name))) {
+    return failure(`${name} is delegated to secutools; it cannot be cancelled from here`)
+  }
+  const at = yield* nowIso
+  const reason = "cancelled by operator"
+  const applied = yield* Effect.result(applyEvent("pending", name, TaskEvent.Cancel({ at, reason }), {
+    footer: () => renderFooter(Outcome.Failed({ at, reason }))
+  }))
+  if (applied._tag === "Failure") return failure(`${name}: ${applied.failure.message}`)
+  return ok(`${name} cancelled`)
+})
+
+export const performOperation = (name: TaskName, operation: TaskOperation): Effect.Effect<OperationResult, never, TaskStore> => {
+  const run = (() => {
+    switch (operation.op) {
+      case "done":
+        return finish(name, operation.run, { _tag: "Done", ...(operation.summary === undefined ? {} : { summary: operation.summary }) })
+      case "fail":
+        return finish(name, operation.run, { _tag: "Failed", reason: operation.reason })
+      case "retry":
+        return retry(name)
+      case "cancel":
+        return cancel(name)
+    }
+  })()
+  return run.pipe(Effect.catch((error) => Effect.succeed(failure(`${name}: ${error.message}; nothing changed`))))
+}
