@@ -6,13 +6,13 @@
  */
 import { watch } from "node:fs"
 import { join, resolve } from "node:path"
-import { Cause, Duration, Effect, Layer, Logger, Option } from "effect"
+import { Cause, Duration, Effect, Layer, Option } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
 import { CliTmuxLayer } from "./adapters/cli-tmux.ts"
 import { DryRunTmuxLayer } from "./adapters/dry-run-tmux.ts"
 import { FsTaskStoreLayer, prepareQueue, removeTempDebris, REQUESTS_DIR } from "./adapters/fs-task-store.ts"
 import { serveHttpApi } from "./adapters/http-api/server.ts"
-import { acquireQueueLock, type HeldLock } from "./adapters/queue-lock.ts"
+import { acquireQueueLockPatiently, type HeldLock } from "./adapters/queue-lock.ts"
 import { logRetry } from "./adapters/http-secutools.ts"
 import { SecutoolsFromConfig } from "./adapters/secutools-layer.ts"
 import { TaskStore } from "./ports/task-store.ts"
@@ -174,6 +174,9 @@ export const daemonLayer = (config: AppConfig) => {
   return core
 }
 
+/** How long a starting daemon waits for a command holding the queue's lock (commands hold it for milliseconds). */
+const COMMAND_LOCK_WAIT_MS = 30_000
+
 /** The daemon: the queue's lock first (a second daemon stops here, exit 2, before it binds a port), then the rest. */
 export const daemon: Effect.Effect<never, unknown, Config | ChildProcessSpawner.ChildProcessSpawner> = Effect.gen(
   function*() {
@@ -182,7 +185,8 @@ export const daemon: Effect.Effect<never, unknown, Config | ChildProcessSpawner.
     if (exposure !== undefined) return yield* new ConfigInvalid({ problems: [exposure] })
     const root = resolve(config.queueDir)
     yield* prepareQueue({ root })
-    const lock = yield* acquireQueueLock(root, { kind: "daemon", command: "claude-failover" })
+    // A command (an agent's `task done`) may hold the lock for a moment while no daemon runs: wait it out.
+    const lock = yield* acquireQueueLockPatiently(root, { kind: "daemon", command: "claude-failover" }, COMMAND_LOCK_WAIT_MS)
     return yield* runDaemon(lock).pipe(Effect.provide(daemonLayer(config)))
   }
 ).pipe(Effect.scoped)

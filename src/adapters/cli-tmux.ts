@@ -86,7 +86,8 @@ export const makeCliTmux = Effect.fn("makeCliTmux")(function*(options: TmuxOptio
       )
     },
     sendEnter: (session) => onSession(session, ["send-keys", "-t", target(session), "Enter"]).pipe(Effect.asVoid),
-    clearInput: (session) => onSession(session, ["send-keys", "-t", target(session), "C-c"]).pipe(Effect.asVoid)
+    clearInput: (session) => onSession(session, ["send-keys", "-t", target(session), "C-c"]).pipe(Effect.asVoid),
+    interrupt: (session) => onSession(session, ["send-keys", "-t", target(session), "C-c"]).pipe(Effect.asVoid)
   })
 })
 

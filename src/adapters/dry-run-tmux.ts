@@ -87,7 +87,9 @@ export const DryRunTmuxLayer = (options: DryRunOptions) =>
           pane.busySince === undefined ? [] : [[session, { busySince: pane.busySince, prompt: pane.prompt }]]
         )
       )
-      yield* Effect.promise(() => writeAtomic(dirname(file), basename(file), JSON.stringify(busyPanes)).catch(() => undefined))
+      yield* Effect.uninterruptible(
+        Effect.promise(() => writeAtomic(dirname(file), basename(file), JSON.stringify(busyPanes)).catch(() => undefined))
+      )
     })
     const withPane = <A>(session: string, f: (pane: DryPane) => A) =>
       Effect.flatMap(Ref.get(panes), (current) => {
@@ -100,6 +102,8 @@ export const DryRunTmuxLayer = (options: DryRunOptions) =>
     const work = (session: string, prompt: string, since: number) =>
       Effect.gen(function*() {
         yield* Effect.sleep(Duration.millis(Math.max(0, since + Duration.toMillis(options.workFor) - Date.now())))
+        // Interrupted meanwhile (or started again on another prompt): this turn is over.
+        if ((yield* withPane(session, (pane) => pane.busySince)) !== since) return
         const line = doneLineOf(prompt)
         if (line === undefined) {
           yield* Effect.logWarning(`dry run: ${session} found no 'task done' line in its prompt`)
@@ -141,6 +145,9 @@ export const DryRunTmuxLayer = (options: DryRunOptions) =>
           yield* Effect.forkDetach(work(session, pane.input, since))
         }),
       clearInput: (session) =>
-        Effect.flatMap(withPane(session, (p) => p), (pane) => update(session, { ...pane, input: "" }))
+        Effect.flatMap(withPane(session, (p) => p), (pane) => update(session, { ...pane, input: "" })),
+      interrupt: (session) =>
+        Effect.flatMap(withPane(session, (p) => p), (pane) =>
+          Effect.andThen(update(session, { ...pane, busySince: undefined, prompt: "" }), persist))
     })
   }))

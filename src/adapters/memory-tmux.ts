@@ -64,7 +64,8 @@ export const MemoryTmuxLayer = Layer.effectContext(Effect.gen(function*() {
           return { ...rest, input: "", ...(screenAfterEnter === undefined ? {} : { screen: screenAfterEnter }) }
         })
       ),
-    clearInput: (session) => Effect.andThen(record(session, "^C"), update(session, (pane) => ({ ...pane, input: "" })))
+    clearInput: (session) => Effect.andThen(record(session, "^C"), update(session, (pane) => ({ ...pane, input: "" }))),
+    interrupt: (session) => record(session, "^C")
   })
 
   const control = MemoryTmuxControl.of({

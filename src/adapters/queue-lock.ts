@@ -115,11 +115,11 @@ export const acquireQueueLock = (
       api: null
     }
     const label = (update: Partial<LockHolder>) =>
-      Effect.tryPromise({
+      Effect.uninterruptible(Effect.tryPromise({
         try: () => writeAtomic(root, HOLDER_FILE, `${JSON.stringify((holder = { ...holder, ...update }), null, 2)}\n`),
         catch: (error) =>
           new StoreError({ operation: "write", path: join(root, HOLDER_FILE), problem: error instanceof Error ? error.message : String(error) })
-      })
+      }))
     yield* label({})
     // Runs before the lock is released (finalizers run in reverse), so it can only remove our own label.
     yield* Effect.addFinalizer(() =>
@@ -129,16 +129,22 @@ export const acquireQueueLock = (
     return { label }
   })
 
-/** Waits while another command holds the lock (they are brief), up to `waitMs`; a daemon's lock fails at once. */
+/**
+ * Waits while the holder is one `waitWhile` accepts (a command: they are brief), up to `waitMs`; otherwise fails at
+ * once with QueueLocked. A daemon waits for commands and for a holder that has not labelled the lock yet; a command
+ * waits for other commands only (a daemon's lock means: ask the daemon).
+ */
 export const acquireQueueLockPatiently = (
   root: string,
   who: { readonly kind: LockHolder["kind"]; readonly command: string },
   waitMs: number
 ): Effect.Effect<HeldLock, QueueLocked | StoreError, Scope.Scope> => {
   const deadline = Date.now() + waitMs
+  const waitWhile = (holder: LockHolder | undefined) =>
+    who.kind === "daemon" ? holder?.kind !== "daemon" : holder?.kind === "command"
   const attempt: Effect.Effect<HeldLock, QueueLocked | StoreError, Scope.Scope> = acquireQueueLock(root, who).pipe(
     Effect.catchTag("QueueLocked", (locked) =>
-      locked.holder?.kind === "command" && Date.now() < deadline
+      waitWhile(locked.holder) && Date.now() < deadline
         ? Effect.andThen(Effect.sleep("50 millis"), Effect.suspend(() => attempt))
         : Effect.fail(locked))
   )

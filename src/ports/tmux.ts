@@ -36,4 +36,6 @@ export class Tmux extends Context.Service<Tmux, {
    * session with text in its input box: on a busy one Ctrl-C interrupts the turn.
    */
   clearInput(session: string): Effect.Effect<void, TmuxError | SessionNotFound>
+  /** Stops the session's current turn (Ctrl-C on a busy Claude Code), so a run taken back cannot go on. */
+  interrupt(session: string): Effect.Effect<void, TmuxError | SessionNotFound>
 }>()("claude-failover/ports/Tmux") {}

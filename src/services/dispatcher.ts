@@ -111,7 +111,10 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     /** Sessions left alone until an instant, and why (a prompt they did not take). */
     const resting = new Map<string, { readonly until: number; readonly reason: string }>()
     const watch = new Map<TaskName, { fingerprint: string; since: number; reported: boolean }>()
-    const attention = new Map<string, string>()
+    /** Sessions showing a question (a permission prompt): listed for a person, never answered. */
+    const questions = new Map<string, string>()
+    /** Sessions whose input box holds a prompt the daemon could not clear: not typed into until it is empty. */
+    const blocked = new Map<string, string>()
     let lastObservations: ReadonlyArray<Observation> = []
     let activeBySession = new Map<string, TaskName>()
     const counters = { dispatched: 0, failovers: 0 }
@@ -218,14 +221,14 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       if (state === "permission_prompt") {
         const pane = Option.getOrUndefined(observation.pane)
         const question = pane?._tag === "permission_prompt" ? pane.question : "a prompt"
-        if (attention.get(session) !== question) {
+        if (questions.get(session) !== question) {
           yield* Effect.logWarning(`session ${session} is waiting at a prompt: ${question}`).pipe(
             Effect.annotateLogs({ task: task.name, session })
           )
         }
-        attention.set(session, question)
-      } else if (!attention.get(session)?.startsWith("input box")) {
-        attention.delete(session)
+        questions.set(session, question)
+      } else {
+        questions.delete(session)
       }
 
       // Watchdog: how long has this pane looked the same, ignoring what ticks while nothing happens (the spinner's clock)?
@@ -237,7 +240,9 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       }
       const unchanged = now - seen.since
       if (Option.isSome(settings.requeueAfter) && unchanged >= Duration.toMillis(settings.requeueAfter.value)) {
-        return yield* endRun(task, "stale", `no progress in session ${session} for ${Math.round(unchanged / 60_000)} min`)
+        // The run is taken back from a live session: stop its turn first, so it cannot go on beside the next run.
+        yield* tmux.interrupt(session).pipe(Effect.ignore)
+        return yield* endRun(task, "stale", `no progress in session ${session} for ${Math.round(unchanged / 60_000)} min; its turn was interrupted`)
       }
       if (!seen.reported && unchanged >= Duration.toMillis(settings.staleAfter)) {
         seen.reported = true
@@ -282,7 +287,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       const restFor = typed._tag === "NotTyped" ? NOT_TYPED_REST_MS : NOT_ACCEPTED_REST_MS
       resting.set(session, { until: (yield* Clock.currentTimeMillis) + restFor, reason: reasonOf(typed) })
       if (typed._tag === "NotAccepted" && !typed.cleared) {
-        attention.set(session, `input box holds a prompt the daemon could not clear; nothing is typed into ${session} until it is empty`)
+        blocked.set(session, `input box holds a prompt the daemon could not clear; nothing is typed into ${session} until it is empty`)
       }
       const ended = yield* endUnfinishedRun(name, typed._tag === "NotTyped" ? "never_typed" : "not_accepted", reasonOf(typed), settings.maxAttempts)
       activeBySession.delete(session)
@@ -368,9 +373,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       for (const observation of observations) {
         yield* noteLimit(observation, now)
         // An input box the daemon could not clear blocks its session until someone empties it.
-        if (Option.getOrElse(inputBoxText(observation.screen), () => "") === "" && attention.get(observation.session)?.startsWith("input box")) {
-          attention.delete(observation.session)
-        }
+        if (Option.getOrElse(inputBoxText(observation.screen), () => "") === "") blocked.delete(observation.session)
       }
 
       activeBySession = new Map()
@@ -418,8 +421,8 @@ export const makeDispatcher = (settings: DispatchSettings) =>
             unchangedForMs: now - seen.since
           })),
         attention: [
-          ...[...attention.entries()].map(([session, reason]) => ({ session, reason })),
-          ...[...resting.entries()].filter(([session, rest]) => rest.until > now && !attention.has(session))
+          ...[...questions, ...blocked].map(([session, reason]) => ({ session, reason })),
+          ...[...resting].filter(([session, rest]) => rest.until > now && !questions.has(session) && !blocked.has(session))
             .map(([session, rest]) => ({ session, reason: `resting until ${new Date(rest.until).toISOString()}: ${rest.reason}` }))
         ],
         counters: { ...counters, malformed: intake.counters.malformed },

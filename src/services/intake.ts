@@ -68,6 +68,21 @@ export const makeIntake = (settings: IntakeSettings) =>
     /** One new or changed file: ready, not yet settled, or acted on (quarantined, renamed, settled). */
     const examine = (name: TaskName, now: number, isNew: boolean) =>
       locks.withTask(name, Effect.gen(function*() {
+        // A stat first: most looks find the file unchanged, or still being written, and need not read it.
+        const seen = yield* Effect.result(store.stat("pending", name))
+        if (Result.isFailure(seen)) {
+          if (seen.failure._tag === "TaskNotFound") return
+          return yield* reportOnce(`stat:${name}:${seen.failure.message}`, `pending/${name}: ${seen.failure.message}; skipped`)
+        }
+        const known = index.get(name)
+        if (known !== undefined && known.mtimeMs === seen.success.mtimeMs && known.size === seen.success.size) return
+        // Written less than SETTLE_AFTER ago by someone else: it may still be being written. Our own writes are whole,
+        // and a future mtime (clock skew) counts as settled.
+        const ours = seen.success.mtimeMs <= (ownWrites.wroteAt(name) ?? Number.NEGATIVE_INFINITY)
+        if (!ours && now - seen.success.mtimeMs < settleMs && seen.success.mtimeMs <= now) {
+          nextSettle = Math.min(nextSettle ?? Infinity, seen.success.mtimeMs + settleMs)
+          return
+        }
         const read = yield* Effect.result(store.read("pending", name))
         if (Result.isFailure(read)) {
           const error = read.failure
@@ -81,15 +96,6 @@ export const makeIntake = (settings: IntakeSettings) =>
           return yield* reportOnce(`read:${name}:${error.message}`, `pending/${name}: ${error.message}; skipped`)
         }
         const stored = read.success
-        // Written less than SETTLE_AFTER ago by someone else: it may still be being written. Our own writes are whole,
-        // and a future mtime (clock skew) counts as settled.
-        const ours = stored.mtimeMs <= (ownWrites.wroteAt(name) ?? Number.NEGATIVE_INFINITY)
-        if (!ours && now - stored.mtimeMs < settleMs && stored.mtimeMs <= now) {
-          nextSettle = Math.min(nextSettle ?? Infinity, stored.mtimeMs + settleMs)
-          return
-        }
-        const known = index.get(name)
-        if (known !== undefined && known.mtimeMs === stored.mtimeMs && known.size === stored.size) return
         const parsed = parseTask(name, stored.text)
         if (Result.isFailure(parsed)) {
           index.delete(name)
@@ -100,7 +106,7 @@ export const makeIntake = (settings: IntakeSettings) =>
         if (isNew) {
           for (const stage of ["active", "done", "failed"] as const) {
             if (!(yield* store.has(stage, name))) continue
-            const other = yield* store.read(stage, name).pipe(Effect.map((s) => s.identity), Effect.orElseSucceed(() => ""))
+            const other = yield* store.stat(stage, name).pipe(Effect.map((s) => s.identity), Effect.orElseSucceed(() => ""))
             if (other === stored.identity) return // a move in progress, not a second task
             const renamed = yield* freeName(name)
             yield* store.move("pending", "pending", name, renamed)

@@ -63,7 +63,12 @@ export const makeRequestInbox = (settings: RequestInboxSettings) =>
 
     const drain = Effect.gen(function*() {
       for (const id of yield* pendingRequests(settings.root)) {
-        yield* handle(id).pipe(Effect.catchCause((cause) => Effect.logError(`request ${id} failed`, cause)))
+        // Taken, applied and answered as one: a stop (SIGTERM) waits for it, so no request is half done and no
+        // temporary reply file is left behind.
+        yield* handle(id).pipe(
+          Effect.catchCause((cause) => Effect.logError(`request ${id} failed`, cause)),
+          Effect.uninterruptible
+        )
       }
       yield* removeStaleReplies(settings.root, yield* Clock.currentTimeMillis)
     }).pipe(Effect.provideContext(ports))

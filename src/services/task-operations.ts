@@ -7,7 +7,8 @@
 import { Effect, Option, Schema } from "effect"
 import type { TaskName } from "../domain/task.ts"
 import { type Stage, Stages, TaskStore } from "../ports/task-store.ts"
-import { finishLocalTask, readTask, retryTask, applyEvent, nowIso } from "./task-moves.ts"
+import { settleFile } from "./recovery.ts"
+import { applyEvent, finishLocalTask, nowIso, readTask, retryTask } from "./task-moves.ts"
 import { TaskEvent } from "../domain/lifecycle.ts"
 import { Outcome, renderFooter } from "../domain/footer.ts"
 
@@ -42,10 +43,21 @@ const ok = (message: string): OperationResult => ({ code: 0, message })
 const failure = (message: string): OperationResult => ({ code: 1, message })
 const refused = (message: string): OperationResult => ({ code: EXIT_REFUSED, message })
 
-/** Where the task is now, if anywhere. */
+/**
+ * Where the task is now, if anywhere — after finishing a move a crash cut short (its state written, the file not yet
+ * moved), as start-up recovery would: a command that takes over from a daemon that died sees what the daemon meant.
+ */
 const locate = Effect.fn("locate")(function*(name: TaskName) {
   const store = yield* TaskStore
-  for (const stage of Stages) if (yield* store.has(stage, name)) return Option.some<Stage>(stage)
+  for (const stage of Stages) {
+    if (!(yield* store.has(stage, name))) continue
+    const read = yield* Effect.result(readTask(stage, name))
+    if (read._tag === "Success" && Option.isSome(yield* settleFile(stage, name, read.success.task))) {
+      for (const settled of Stages) if (yield* store.has(settled, name)) return Option.some<Stage>(settled)
+      return Option.none<Stage>()
+    }
+    return Option.some<Stage>(stage)
+  }
   return Option.none<Stage>()
 })
 
@@ -92,6 +104,11 @@ const retry = Effect.fn("retry")(function*(name: TaskName) {
   const where = yield* locate(name)
   if (Option.isNone(where)) return failure(`no task '${name}' in the queue`)
   const stage = where.value
+  if (stage === "pending") {
+    // A retry whose answer was lost (the daemon died after applying it) is already done.
+    const { task } = yield* readTask("pending", name)
+    if (task.fields.history?.at(-1)?.event === "retried") return ok(`${name} is already back in pending/`)
+  }
   if (stage !== "failed" && stage !== "done") {
     return failure(`${name} is in ${stage}/; only a task in failed/ or done/ can be retried`)
   }

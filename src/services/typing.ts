@@ -30,6 +30,8 @@ const ENTER_TRIES = 3
 const LOOK_INTERVAL = Duration.millis(100)
 const PASTE_WAIT = Duration.seconds(2)
 const SUBMIT_WAIT = Duration.millis(400)
+/** After the last Enter, how long the input box may take to give the prompt up before the daemon calls it refused. */
+const LAST_SUBMIT_WAIT = Duration.seconds(3)
 
 const look = (session: string, timeZone: string) =>
   Effect.flatMap(Clock.currentTimeMillis, (now) => observeSession(session, { now, timeZone }))
@@ -76,13 +78,17 @@ export const typePrompt = Effect.fn("typePrompt")(function*(session: string, pro
     yield* tmux.sendEnter(session).pipe(Effect.ignore)
     if (attempt === 1) yield* failpoint("type:entered")
     // Accepted once the input box gives the text up (empty, or replaced by a dialog the turn opened).
-    const after = yield* watchInputBox(session, settings.timeZone, SUBMIT_WAIT, (seen) => Option.getOrElse(seen, () => "") === "")
+    const wait = attempt === ENTER_TRIES ? LAST_SUBMIT_WAIT : SUBMIT_WAIT
+    const after = yield* watchInputBox(session, settings.timeZone, wait, (seen) => Option.getOrElse(seen, () => "") === "")
     if (Option.getOrElse(after.box, () => "") === "") {
       return after.seen.state === "missing" || after.seen.state === "exited"
         ? TypingOutcome.NotAccepted({ reason: `session ${session} ${after.seen.state === "missing" ? "vanished" : "exited"} on Enter`, cleared: true })
         : TypingOutcome.Accepted()
     }
   }
+  // Ctrl-C clears the box of an idle session — and would interrupt a busy one, so look once more right before.
+  const last = yield* look(session, settings.timeZone)
+  if (last.state === "busy" || Option.getOrElse(inputBoxText(last.screen), () => "") === "") return TypingOutcome.Accepted()
   yield* tmux.clearInput(session).pipe(Effect.ignore)
   const cleared = yield* watchInputBox(session, settings.timeZone, SUBMIT_WAIT, (seen) => Option.getOrElse(seen, () => "x") === "")
   return TypingOutcome.NotAccepted({

@@ -104,6 +104,11 @@ export class Daemon {
     this.exited = new Promise((resolve) => this.process.on("exit", (code) => resolve(code)))
   }
 
+  /** Resolves once the daemon serves its status API (start-up done: lock, recovery about to run). */
+  ready(timeoutMs = 30_000): Promise<true> {
+    return waitFor("the daemon to start", () => this.output.includes("status API listening on"), timeoutMs)
+  }
+
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
     if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill(signal)
     return this.exited

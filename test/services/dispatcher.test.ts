@@ -342,6 +342,8 @@ describe("watchdog", () => {
       yield* TestClock.adjust(Duration.minutes(30))
       yield* tick
       expect(lastReason(yield* fieldsOf("pending", "slow.md"))).toContain("no progress in session claude-1")
+      // The stuck turn was interrupted before its task was taken back, so it cannot go on beside the next run.
+      expect((yield* tmux.panes).get("claude-1")?.typed.at(-1)).toBe("^C")
     }).pipe(Effect.provide(testLayer({ requeueAfter: Option.some(Duration.hours(1)) }))))
 
   it.effect("a hung turn whose spinner clock keeps ticking is still stale", () =>
