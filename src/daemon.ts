@@ -184,7 +184,10 @@ export const daemon: Effect.Effect<never, unknown, Config | ChildProcessSpawner.
     const exposure = exposureProblem(config)
     if (exposure !== undefined) return yield* new ConfigInvalid({ problems: [exposure] })
     const root = resolve(config.queueDir)
-    yield* prepareQueue({ root })
+    // A queue laid out so moves cannot be atomic is a setting to fix, not a fault to retry: exit 2 like bad settings.
+    yield* prepareQueue({ root }).pipe(
+      Effect.catchIf((error) => error.operation === "check", (error) => Effect.fail(new ConfigInvalid({ problems: [error.message] })))
+    )
     // A command (an agent's `task done`) may hold the lock for a moment while no daemon runs: wait it out.
     const lock = yield* acquireQueueLockPatiently(root, { kind: "daemon", command: "claude-failover" }, COMMAND_LOCK_WAIT_MS)
     return yield* runDaemon(lock).pipe(Effect.provide(daemonLayer(config)))

@@ -8,7 +8,7 @@
 import { execFile } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { basename, dirname } from "node:path"
-import { Duration, Effect, Layer, Ref } from "effect"
+import { Duration, Effect, Layer, Ref, Semaphore } from "effect"
 import { SessionNotFound, Tmux } from "../ports/tmux.ts"
 import { writeAtomic } from "./fs-task-store.ts"
 
@@ -79,7 +79,9 @@ export const DryRunTmuxLayer = (options: DryRunOptions) =>
         return [session, { input: "", busySince: was?.busySince, prompt: was?.prompt ?? "" }]
       }))
     )
-    const persist = Effect.gen(function*() {
+    // One writer at a time, each with a snapshot taken under the permit: an older snapshot can never land last.
+    const writing = yield* Semaphore.make(1)
+    const persist = writing.withPermit(Effect.gen(function*() {
       if (options.stateFile === undefined) return
       const file = options.stateFile
       const busyPanes = Object.fromEntries(
@@ -90,7 +92,7 @@ export const DryRunTmuxLayer = (options: DryRunOptions) =>
       yield* Effect.uninterruptible(
         Effect.promise(() => writeAtomic(dirname(file), basename(file), JSON.stringify(busyPanes)).catch(() => undefined))
       )
-    })
+    }))
     const withPane = <A>(session: string, f: (pane: DryPane) => A) =>
       Effect.flatMap(Ref.get(panes), (current) => {
         const pane = current.get(session)

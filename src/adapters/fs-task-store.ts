@@ -149,6 +149,30 @@ export const prepareQueue = Effect.fn("prepareQueue")(function*({ root }: FsQueu
       problem: "the queue's directories are on different filesystems, so moving a task between them would not be atomic"
     })
   }
+  // One device is not enough: a directory bind-mounted onto itself (a container volume, say) has the same device
+  // but refuses links across the mount (EXDEV). A move is a link, so try one from pending/ into every other stage.
+  const probe = join(root, "pending", tempName())
+  yield* attempt("check", probe, () => fs.writeFile(probe, "", { flag: "wx" }))
+  yield* Effect.ensuring(
+    Effect.forEach([...Stages.filter((stage) => stage !== "pending"), REQUESTS_DIR], (stage) => {
+      const linked = join(root, stage, tempName())
+      return Effect.tryPromise({
+        try: async () => {
+          await fs.link(probe, linked)
+          await fs.unlink(linked)
+        },
+        catch: (error) =>
+          new StoreError({
+            operation: "check",
+            path: join(root, stage),
+            problem: `a file in pending/ cannot be linked into ${stage}/ (${describe(error)}); the queue's directories must ` +
+              "be one directory tree on one filesystem, not separate mounts",
+            ...(errnoOf(error) === undefined ? {} : { code: errnoOf(error) ?? "" })
+          })
+      }).pipe(Effect.catchIf((error) => NO_LINKS.has(error.code ?? ""), () => Effect.void))
+    }, { discard: true }),
+    Effect.promise(() => fs.rm(probe, { force: true }))
+  )
 })
 
 /**
@@ -251,7 +275,10 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
     strays: (stage) =>
       Effect.map(entries(stage), (found) =>
         found.filter((entry) => !isTask(entry)).map((entry): Stray => {
-          const badName = !isValidUtf8Name(entry.raw)
+          // What an entry is comes before what it is called: only a regular file is ever moved.
+          const badName = !entry.dirent.isFile()
+            ? undefined
+            : !isValidUtf8Name(entry.raw)
             ? "is not valid UTF-8"
             : taskNameProblem(entry.name)
           return badName !== undefined

@@ -249,7 +249,10 @@ const CLOSING = /^(?:---|\.\.\.)[ \t]*\r?$/m
 
 /** Frontmatter (the YAML between the `---` lines) larger than this many UTF-8 bytes is refused before parsing. */
 export const MAX_FRONTMATTER_BYTES = 64 * 1024
-/** More top-level frontmatter keys than this are refused. */
+/**
+ * More top-level frontmatter keys of the operator's own than this are refused. The fields the daemon knows are not
+ * counted (there are only ever a few), so a task at the limit still takes `state`, `run`, `session`, … when it runs.
+ */
 export const MAX_FRONTMATTER_KEYS = 256
 /** How deep a field's value may nest lists and maps (`history` needs 2). */
 export const MAX_VALUE_DEPTH = 16
@@ -440,10 +443,11 @@ const parseTaskText = (name: string, text: string): Result.Result<Task, TaskPars
   }
   if (!isMap(contents)) return fail("frontmatter must be a mapping of 'field: value' lines", lineOf(contents.range?.[0]))
 
-  const excess = contents.items[MAX_FRONTMATTER_KEYS]
+  const own = contents.items.filter((pair) => !(isScalar(pair.key) && isKnownField(String(pair.key.value))))
+  const excess = own[MAX_FRONTMATTER_KEYS]
   if (excess !== undefined) {
     return fail(
-      `frontmatter has ${contents.items.length} keys; the limit is ${MAX_FRONTMATTER_KEYS}`,
+      `frontmatter has ${own.length} keys of its own (besides the daemon's fields); the limit is ${MAX_FRONTMATTER_KEYS}`,
       lineOf(isNode(excess.key) ? excess.key.range?.[0] : undefined)
     )
   }

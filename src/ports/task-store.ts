@@ -121,7 +121,18 @@ export class TaskStore extends Context.Service<TaskStore, {
 }>()("claude-failover/ports/TaskStore") {}
 
 /** Resource errors: the disk is full or read-only, or the process is out of descriptors; worth waiting out. */
-export const RESOURCE_ERRORS: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT", "EROFS", "EMFILE", "ENFILE", "EACCES", "EPERM", "EIO"])
+export const RESOURCE_ERRORS: ReadonlySet<string> = new Set([
+  "ENOSPC",
+  "EDQUOT",
+  "EROFS",
+  "EMFILE",
+  "ENFILE",
+  "EACCES",
+  "EPERM",
+  "EIO",
+  // A stage that became a mount of its own after start-up: links into it fail until it is put back.
+  "EXDEV"
+])
 
 export const isResourceError = (error: { readonly _tag: string; readonly code?: string | undefined }): boolean =>
   error._tag === "StoreError" && error.code !== undefined && RESOURCE_ERRORS.has(error.code)

@@ -230,12 +230,19 @@ export const makeDelegation = (settings: DelegationSettings) =>
       yield* Queue.offer(submissions, task.name)
     }, Effect.provideContext(ports))
 
+    /** Markers already reported unreadable: said once, then left for start-up recovery (which fails their task). */
+    const unreadable = new Set<string>()
     const markers = Effect.gen(function*() {
       const found: Array<DelegationMarker & { readonly name: TaskName }> = []
       for (const name of yield* store.listMarkers()) {
         const marker = yield* Effect.result(store.readMarker(name))
         if (Result.isFailure(marker)) {
-          yield* Effect.logError(`cannot read the marker of ${name}: ${marker.failure.message}`)
+          if (!unreadable.has(name)) {
+            unreadable.add(name)
+            yield* Effect.logError(
+              `cannot read the delegation marker of ${name}: ${marker.failure.message}; ${name} waits (a restart fails it)`
+            )
+          }
           continue
         }
         if (Option.isSome(marker.success)) found.push({ ...marker.success.value, name })

@@ -118,7 +118,8 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     let lastObservations: ReadonlyArray<Observation> = []
     let activeBySession = new Map<string, TaskName>()
     const counters = { dispatched: 0, failovers: 0 }
-    let backoff: { until: number; delayMs: number; problem: string } | undefined
+    let backoff: { until: number; delayMs: number; problem: string; tick: number } | undefined
+    let ticks = 0
 
     const accountFor = (session: string) => accountOf(settings.accounts, session)
     const coolingUntil = (session: string, now: number): Option.Option<number> => {
@@ -139,14 +140,31 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       return observation.state
     }
 
-    /** Queue writes failing for lack of space, permissions or descriptors: wait, longer each time, and say so once. */
-    const noteFailure = (error: { readonly _tag: string; readonly code?: string | undefined; readonly message: string }, now: number) =>
+    /**
+     * Queue writes failing for lack of space, permissions or descriptors: wait, longer each tick it happens again, and
+     * say so once per kind of failure (the error's code and operation; its text names ever-new temporary files).
+     */
+    const noteFailure = (
+      error: { readonly _tag: string; readonly code?: string | undefined; readonly operation?: string; readonly message: string },
+      now: number
+    ) =>
       Effect.gen(function*() {
         if (!isResourceError(error)) return false
-        const delayMs = backoff === undefined ? BACKOFF_FIRST_MS : Math.min(BACKOFF_MAX_MS, backoff.delayMs * 2)
-        const first = backoff === undefined || backoff.problem !== error.message
-        backoff = { until: now + delayMs, delayMs, problem: error.message }
-        if (first) yield* Effect.logError(`queue writes fail: ${error.message}; dispatch pauses and retries with a growing wait (up to ${BACKOFF_MAX_MS / 1000}s)`)
+        const problem = `${error.code ?? ""} ${error.operation ?? ""}`
+        // Sessions typed into side by side fail in the same tick: one step of the wait per tick, not one per session.
+        const sameTick = backoff?.tick === ticks
+        const delayMs = backoff === undefined
+          ? BACKOFF_FIRST_MS
+          : sameTick
+          ? backoff.delayMs
+          : Math.min(BACKOFF_MAX_MS, backoff.delayMs * 2)
+        const first = backoff === undefined || backoff.problem !== problem
+        backoff = { until: now + delayMs, delayMs, problem, tick: ticks }
+        if (first) {
+          yield* Effect.logError(
+            `queue writes fail: ${error.message}; dispatch pauses and retries with a growing wait (up to ${BACKOFF_MAX_MS / 1000}s)`
+          )
+        }
         return true
       })
     const noteSuccess = Effect.gen(function*() {
@@ -358,6 +376,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     })
 
     const tick = Effect.gen(function*() {
+      ticks++
       const now = yield* Clock.currentTimeMillis
       const discovered = yield* discoverSessions(settings.sessions)
       const active = yield* loadActive

@@ -5,7 +5,7 @@
  * wrong: a file still being written must not be taken (or quarantined) half-written, so a file modified within
  * SETTLE_AFTER waits; and nothing here may fail every tick — each problem is acted on or logged once.
  */
-import { Duration, Effect, Option, Result } from "effect"
+import { Clock, Duration, Effect, Option, Result } from "effect"
 import { parseTask, quarantineNameFor, QueueOrder, queueKey, type Task, type TaskName } from "../domain/task.ts"
 import { TaskStore } from "../ports/task-store.ts"
 import { settleFile } from "./recovery.ts"
@@ -72,14 +72,17 @@ export const makeIntake = (settings: IntakeSettings) =>
         const seen = yield* Effect.result(store.stat("pending", name))
         if (Result.isFailure(seen)) {
           if (seen.failure._tag === "TaskNotFound") return
-          return yield* reportOnce(`stat:${name}:${seen.failure.message}`, `pending/${name}: ${seen.failure.message}; skipped`)
+          return yield* reportOnce(`stat:${name}:${seen.failure.message}`, `${seen.failure.message}; skipped`)
         }
         const known = index.get(name)
         if (known !== undefined && known.mtimeMs === seen.success.mtimeMs && known.size === seen.success.size) return
-        // Written less than SETTLE_AFTER ago by someone else: it may still be being written. Our own writes are whole,
-        // and a future mtime (clock skew) counts as settled.
+        // Written less than SETTLE_AFTER ago by someone else: it may still be being written. Our own writes are whole.
+        // The clock is read now, not at the tick's start (a write may land during the tick); only an mtime clearly
+        // ahead of it (clock skew between hosts) counts as settled.
         const ours = seen.success.mtimeMs <= (ownWrites.wroteAt(name) ?? Number.NEGATIVE_INFINITY)
-        if (!ours && now - seen.success.mtimeMs < settleMs && seen.success.mtimeMs <= now) {
+        const clock = Math.max(now, yield* Clock.currentTimeMillis)
+        const age = clock - seen.success.mtimeMs
+        if (!ours && age < settleMs && age > -settleMs) {
           nextSettle = Math.min(nextSettle ?? Infinity, seen.success.mtimeMs + settleMs)
           return
         }
@@ -90,10 +93,10 @@ export const makeIntake = (settings: IntakeSettings) =>
           if (error._tag === "Unreadable" && error.quarantine) {
             counters.malformed++
             index.delete(name)
-            yield* quarantine("pending", name, error.problem)
+            yield* quarantine("pending", name, `${name}: ${error.problem}`)
             return
           }
-          return yield* reportOnce(`read:${name}:${error.message}`, `pending/${name}: ${error.message}; skipped`)
+          return yield* reportOnce(`read:${name}:${error.message}`, `${error.message}; skipped`)
         }
         const stored = read.success
         const parsed = parseTask(name, stored.text)
@@ -107,7 +110,15 @@ export const makeIntake = (settings: IntakeSettings) =>
           for (const stage of ["active", "done", "failed"] as const) {
             if (!(yield* store.has(stage, name))) continue
             const other = yield* store.stat(stage, name).pipe(Effect.map((s) => s.identity), Effect.orElseSucceed(() => ""))
-            if (other === stored.identity) return // a move in progress, not a second task
+            if (other === stored.identity) {
+              // The same file under two names: no move of ours is in progress (we hold the task's lock), so someone
+              // linked it here by hand (`ln done/x.md pending/`). The extra name goes; nothing is lost.
+              yield* store.remove("pending", name)
+              return yield* Effect.logWarning(
+                `pending/${name} was a second name (a hard link) of ${stage}/${name}; removed it — to run the task again, ` +
+                  `use \`task retry ${name}\` or copy the file`
+              )
+            }
             const renamed = yield* freeName(name)
             yield* store.move("pending", "pending", name, renamed)
             counters.renamed++

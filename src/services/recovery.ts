@@ -203,15 +203,28 @@ export const settleStages = Effect.fn("settleStages")(function*() {
   return actions
 })
 
-/** Markers whose task is no longer in pending/: the task finished or was removed before its marker was. */
-export const removeOrphanMarkers = Effect.fn("removeOrphanMarkers")(function*() {
+/**
+ * Markers whose task is no longer in pending/ (it finished or was removed before its marker was) are removed. A
+ * marker that cannot be read (damaged, or not a marker at all) fails its task: a job may exist under a key nobody can
+ * read any more, so running the task again could run it twice.
+ */
+export const settleMarkers = Effect.fn("settleMarkers")(function*() {
   const store = yield* TaskStore
   const pending = new Set(yield* store.list("pending"))
   const actions: Array<string> = []
   for (const name of yield* store.listMarkers()) {
-    if (pending.has(name)) continue
+    if (!pending.has(name)) {
+      yield* store.removeMarker(name)
+      actions.push(`${name}: removed a delegation marker whose task left pending/`)
+      continue
+    }
+    const marker = yield* Effect.result(store.readMarker(name))
+    if (Result.isSuccess(marker)) continue
+    const reason = `${name}: its delegation marker pending/${name}.delegated cannot be read (${marker.failure.problem}); ` +
+      "a job may exist at secutools under a key that is lost with it, so the task is not run again"
+    const target = yield* quarantine("pending", name, reason)
     yield* store.removeMarker(name)
-    actions.push(`${name}: removed a delegation marker whose task left pending/`)
+    actions.push(`${name}: quarantined as failed/${target}: ${reason}`)
   }
   return actions
 })
@@ -286,7 +299,7 @@ export const recover = Effect.fn("recover")(function*(options: { readonly timeZo
     ...yield* resolveLinks(),
     ...yield* resolveDuplicates(),
     ...yield* settleStages(),
-    ...yield* removeOrphanMarkers(),
+    ...yield* settleMarkers(),
     ...yield* recoverActive(options.timeZone, options.maxAttempts)
   ]
   return { actions } satisfies Recovered

@@ -72,7 +72,9 @@ export const freeName = Effect.fn("freeName")(function*(name: TaskName) {
     const candidate = TaskName.make(cut + suffix)
     let taken = false
     for (const stage of Stages) if (yield* store.has(stage, candidate)) taken = true
-    if (!taken && Option.isNone(yield* store.readMarker(candidate))) return candidate
+    // Anything under the marker's name (even a file that is not a marker) makes the name taken.
+    const markerFree = yield* store.readMarker(candidate).pipe(Effect.map(Option.isNone), Effect.orElseSucceed(() => false))
+    if (!taken && markerFree) return candidate
   }
 })
 
@@ -120,7 +122,7 @@ export const applyEvent = Effect.fn("applyEvent")(function*(
   const store = yield* TaskStore
   // What the daemon adds to a file (footers, reasons from errors and agents) never carries a configured secret.
   const redact = Option.match(yield* Effect.serviceOption(Redaction), { onNone: () => (text: string) => text, onSome: (r) => r.redact })
-  const { task } = yield* readTask(from, name)
+  const { stored, task } = yield* readTask(from, name)
   const fields = yield* Effect.fromResult(transition(task.fields, event))
   const adjusted = options.adjust === undefined ? fields : options.adjust(fields)
   const history = adjusted.history?.map((entry, index) =>
@@ -133,7 +135,11 @@ export const applyEvent = Effect.fn("applyEvent")(function*(
   const to = homeOf(adjusted.state ?? "pending")
   if (to === from) return { task: next, stage: from, name } satisfies Applied
   if (options.crashPoints !== undefined) yield* failpoint(options.crashPoints.written)
-  const moved = yield* moveKeepingBoth(from, to, name)
+  // A move that fails (a full disk, a stage that became a mount of its own) puts the old bytes back, so retrying it
+  // later starts from where it was instead of from a half-done transition.
+  const moved = yield* moveKeepingBoth(from, to, name).pipe(
+    Effect.tapError(() => store.replace(from, name, stored.text).pipe(Effect.ignore))
+  )
   if (options.crashPoints !== undefined) yield* failpoint(options.crashPoints.moved)
   return { task: { ...next, name: moved }, stage: to, name: moved } satisfies Applied
 })

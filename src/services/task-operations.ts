@@ -6,7 +6,7 @@
  */
 import { Effect, Option, Schema } from "effect"
 import type { TaskName } from "../domain/task.ts"
-import { type Stage, Stages, TaskStore } from "../ports/task-store.ts"
+import { type Stage, TaskStore } from "../ports/task-store.ts"
 import { settleFile } from "./recovery.ts"
 import { applyEvent, finishLocalTask, nowIso, readTask, retryTask } from "./task-moves.ts"
 import { TaskEvent } from "../domain/lifecycle.ts"
@@ -43,17 +43,22 @@ const ok = (message: string): OperationResult => ({ code: 0, message })
 const failure = (message: string): OperationResult => ({ code: 1, message })
 const refused = (message: string): OperationResult => ({ code: EXIT_REFUSED, message })
 
+/** Where to look first: a completion is for an active task, and an entry elsewhere must not hide it. */
+const LOOK_IN: ReadonlyArray<Stage> = ["active", "pending", "done", "failed"]
+
 /**
  * Where the task is now, if anywhere — after finishing a move a crash cut short (its state written, the file not yet
  * moved), as start-up recovery would: a command that takes over from a daemon that died sees what the daemon meant.
+ * An entry that is not a task file (a directory or FIFO under the name) is passed over.
  */
 const locate = Effect.fn("locate")(function*(name: TaskName) {
   const store = yield* TaskStore
-  for (const stage of Stages) {
+  for (const stage of LOOK_IN) {
     if (!(yield* store.has(stage, name))) continue
     const read = yield* Effect.result(readTask(stage, name))
+    if (read._tag === "Failure" && (read.failure._tag === "TaskNotFound" || read.failure._tag === "Unreadable")) continue
     if (read._tag === "Success" && Option.isSome(yield* settleFile(stage, name, read.success.task))) {
-      for (const settled of Stages) if (yield* store.has(settled, name)) return Option.some<Stage>(settled)
+      for (const settled of LOOK_IN) if (yield* store.has(settled, name)) return Option.some<Stage>(settled)
       return Option.none<Stage>()
     }
     return Option.some<Stage>(stage)

@@ -130,7 +130,11 @@ describe("claude-failover task retry|cancel", () => {
     expect(text).toContain("event: retried")
     expect(text).toContain("run: r1")
     expect(text.endsWith("Fix the login redirect.\n")).toBe(true)
-    expect(cli(["task", "retry", "fix-login", "--queue-dir", queue.root]).code).toBe(1)
+    // A second retry (say, after its answer was lost) changes nothing and says so.
+    const again = cli(["task", "retry", "fix-login", "--queue-dir", queue.root])
+    expect(again.code).toBe(0)
+    expect(again.stdout.trim()).toBe("fix-login.md is already back in pending/")
+    expect(queue.read("pending", "fix-login.md")).toBe(text)
   })
 
   it("cancel takes a pending task out of the queue into failed/, saying so", () => {

@@ -180,8 +180,14 @@ describe("frontmatter limits", () => {
     const keys = (n: number) => Array.from({ length: n }, (_, i) => `k${i}: ${i}\n`).join("")
     expect(parsed("a.md", frontmatterOf(keys(MAX_FRONTMATTER_KEYS))).order).toHaveLength(MAX_FRONTMATTER_KEYS)
     expect(parseError("a.md", frontmatterOf(keys(MAX_FRONTMATTER_KEYS + 1))).message).toBe(
-      "a.md:258:1: frontmatter has 257 keys; the limit is 256"
+      "a.md:258:1: frontmatter has 257 keys of its own (besides the daemon's fields); the limit is 256"
     )
+  })
+
+  it("the daemon's own fields do not count against the key limit: a task at the limit can still run", () => {
+    const keys = Array.from({ length: MAX_FRONTMATTER_KEYS }, (_, i) => `k${i}: ${i}\n`).join("")
+    const daemon = "state: assigned\nrun: r1\nsession: claude-1\nassigned_at: 2026-11-24T10:00:00Z\nattempts: 1\n"
+    expect(parsed("a.md", frontmatterOf(keys + daemon)).fields).toMatchObject({ state: "assigned", run: "r1" })
   })
 
   it(`accepts values nested ${MAX_VALUE_DEPTH} deep and refuses ${MAX_VALUE_DEPTH + 1}, in lists, maps and list items`, () => {
