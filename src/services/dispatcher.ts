@@ -8,11 +8,26 @@
  */
 import { Clock, Context, Duration, Effect, Layer, Option, Queue, Result } from "effect"
 import { join } from "node:path"
-import { newRunId, type RunEndCause, TaskEvent } from "../domain/lifecycle.ts"
+import { newRunId, TaskEvent } from "../domain/lifecycle.ts"
 import { inputBoxText, watchdogFingerprint } from "../domain/pane.ts"
 import { type CompletionCommand, renderPrompt } from "../domain/prompt.ts"
 import { type ComplexityMap, decide } from "../domain/routing.ts"
 import type { Provider } from "../domain/provider.ts"
+import {
+  applyAll,
+  attention,
+  type Book,
+  type BookSettings,
+  coolingUntil,
+  type Decision,
+  effectiveState,
+  emptyBook,
+  type Fact,
+  isFree,
+  localAvailable,
+  type Sighting,
+  staleTasks
+} from "../domain/session-book.ts"
 import type { Task, TaskName } from "../domain/task.ts"
 import { isResourceError, TaskStore } from "../ports/task-store.ts"
 import { Tmux } from "../ports/tmux.ts"
@@ -88,12 +103,6 @@ export class Dispatcher extends Context.Service<Dispatcher, {
   readonly status: Effect.Effect<DispatcherStatus>
 }>()("claude-failover/services/Dispatcher") {}
 
-interface Cooldown {
-  readonly until: number
-  readonly banner: string
-  readonly session: string
-}
-
 export const makeDispatcher = (settings: DispatchSettings) =>
   Effect.gen(function*() {
     const store = yield* TaskStore
@@ -104,41 +113,21 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     const ports = yield* Effect.context<TaskStore | Tmux | TaskLocks>()
     const wakeups = yield* Queue.sliding<void>(1)
     const intake = yield* makeIntake({ settleAfter: settings.settleAfter, scanInterval: settings.scanInterval })
+    const bookSettings: BookSettings = {
+      accountOf: (session) => accountOf(settings.accounts, session),
+      limitCooldownMs: Duration.toMillis(settings.limitCooldown),
+      staleAfterMs: Duration.toMillis(settings.staleAfter),
+      requeueAfterMs: Option.map(settings.requeueAfter, Duration.toMillis),
+      graceMs: DISPATCH_GRACE_MS
+    }
 
-    // Only `tick` mutates these (with the dispatch fibers it waits for, which touch different keys); `status` reads copies.
-    const cooldowns = new Map<string, Cooldown>()
-    const dispatches = new Map<string, { readonly at: number; readonly banner: Option.Option<string> }>()
-    /** Sessions left alone until an instant, and why (a prompt they did not take). */
-    const resting = new Map<string, { readonly until: number; readonly reason: string }>()
-    const watch = new Map<TaskName, { fingerprint: string; since: number; reported: boolean }>()
-    /** Sessions showing a question (a permission prompt): listed for a person, never answered. */
-    const questions = new Map<string, string>()
-    /** Sessions whose input box holds a prompt the daemon could not clear: not typed into until it is empty. */
-    const blocked = new Map<string, string>()
-    let lastObservations: ReadonlyArray<Observation> = []
+    // Only `tick` changes these (with the dispatch fibers it waits for); `status` reads them.
+    let book: Book = emptyBook
+    let lastSightings: ReadonlyArray<Sighting> = []
     let activeBySession = new Map<string, TaskName>()
     const counters = { dispatched: 0, failovers: 0 }
     let backoff: { until: number; delayMs: number; problem: string; tick: number } | undefined
     let ticks = 0
-
-    const accountFor = (session: string) => accountOf(settings.accounts, session)
-    const coolingUntil = (session: string, now: number): Option.Option<number> => {
-      const cooldown = cooldowns.get(accountFor(session))
-      return cooldown !== undefined && cooldown.until > now ? Option.some(cooldown.until) : Option.none()
-    }
-    const bannerOf = (observation: Observation): Option.Option<string> =>
-      Option.flatMap(observation.pane, (pane) => pane._tag === "usage_limited" ? Option.some(pane.banner) : Option.none())
-
-    /** A banner that was on screen when we typed is old news for a while: the new prompt has not been read yet. */
-    const effectiveState = (observation: Observation, now: number) => {
-      const dispatched = dispatches.get(observation.session)
-      const banner = bannerOf(observation)
-      if (
-        observation.state === "usage_limited" && dispatched !== undefined && now - dispatched.at < DISPATCH_GRACE_MS &&
-        Option.isSome(banner) && Option.isSome(dispatched.banner) && banner.value === dispatched.banner.value
-      ) return "busy" as const
-      return observation.state
-    }
 
     /**
      * Queue writes failing for lack of space, permissions or descriptors: wait, longer each tick it happens again, and
@@ -173,24 +162,6 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       yield* Effect.logInfo("queue writes work again; dispatch resumes")
     })
 
-    const noteLimit = Effect.fn("Dispatcher.noteLimit")(function*(observation: Observation, now: number) {
-      if (observation.state !== "usage_limited" || effectiveState(observation, now) !== "usage_limited") return
-      const pane = Option.getOrUndefined(observation.pane)
-      if (pane?._tag !== "usage_limited") return
-      const account = accountFor(observation.session)
-      const known = cooldowns.get(account)
-      if (known !== undefined && known.banner === pane.banner && known.session === observation.session) return
-      // A reset time already past means "try again now"; none at all means the configured cooldown.
-      const until = Option.match(pane.resetAt, {
-        onNone: () => now + Duration.toMillis(settings.limitCooldown),
-        onSome: (resetAt) => Math.max(resetAt, now)
-      })
-      cooldowns.set(account, { until, banner: pane.banner, session: observation.session })
-      yield* Effect.logWarning(
-        `session ${observation.session} hit its usage limit; account ${account} rests until ${new Date(until).toISOString()}`
-      ).pipe(Effect.annotateLogs({ session: observation.session, banner: pane.banner }))
-    })
-
     /** Active tasks, by name; a file that no longer parses is quarantined. */
     const loadActive = Effect.gen(function*() {
       const tasks: Array<Task> = []
@@ -205,73 +176,45 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     })
 
     /** The run of an active task ended without finishing: back to pending, or to failed/ at the attempt limit. */
-    const endRun = Effect.fn("Dispatcher.endRun")(function*(task: Task, cause: RunEndCause, reason: string) {
+    const endRun = Effect.fn("Dispatcher.endRun")(function*(decision: Extract<Decision, { _tag: "EndRun" }>) {
+      const { cause, reason, run, session, task } = decision
+      // A run taken back from a live session is stopped first, so it cannot go on beside the next run.
+      if (decision.interrupt) yield* tmux.interrupt(session).pipe(Effect.ignore)
       // The run observed must still be the task's: a completion may have finished it in between.
-      const ended = yield* locks.withTask(
-        task.name,
-        endUnfinishedRun(task.name, cause, reason, settings.maxAttempts, task.fields.run)
-      ).pipe(Effect.catchTag("TaskNotFound", () => Effect.succeed(undefined)))
-      watch.delete(task.name)
+      const ended = yield* locks.withTask(task, endUnfinishedRun(task, cause, reason, settings.maxAttempts, run)).pipe(
+        Effect.catchTag("TaskNotFound", () => Effect.succeed(undefined))
+      )
       if (ended === undefined) return
-      const session = task.fields.session
-      if (session !== undefined && activeBySession.get(session) === task.name) activeBySession.delete(session)
+      if (activeBySession.get(session) === task) activeBySession.delete(session)
       counters.failovers++
       yield* (ended.gaveUp
-        ? Effect.logError(`${task.name} failed: ${ended.reason}`)
-        : Effect.logWarning(`${task.name} back to pending: ${reason}`)).pipe(
-          Effect.annotateLogs({ task: task.name, session: session ?? "", run: task.fields.run ?? "" })
+        ? Effect.logError(`${task} failed: ${ended.reason}`)
+        : Effect.logWarning(`${task} back to pending: ${reason}`)).pipe(
+          Effect.annotateLogs({ task, session, run: run ?? "" })
         )
     })
 
-    const superviseActive = Effect.fn("Dispatcher.superviseActive")(function*(
-      task: Task,
-      observation: Observation,
-      now: number
-    ) {
-      const session = observation.session
-      const state = effectiveState(observation, now)
-      if (state === "missing") return yield* endRun(task, "session_gone", `session ${session} is gone`)
-      if (state === "exited") return yield* endRun(task, "session_exited", `session ${session} exited`)
-      if (state === "usage_limited") {
-        const banner = Option.getOrElse(bannerOf(observation), () => "usage limit")
-        return yield* endRun(task, "usage_limit", `session ${session} hit its usage limit (${banner})`)
-      }
-      if (state === "permission_prompt") {
-        const pane = Option.getOrUndefined(observation.pane)
-        const question = pane?._tag === "permission_prompt" ? pane.question : "a prompt"
-        if (questions.get(session) !== question) {
-          yield* Effect.logWarning(`session ${session} is waiting at a prompt: ${question}`).pipe(
-            Effect.annotateLogs({ task: task.name, session })
-          )
+    /** Applies facts to the book and carries out what it decides. */
+    const record = (facts: ReadonlyArray<Fact>) =>
+      Effect.gen(function*() {
+        const step = applyAll(book, bookSettings, facts)
+        book = step.book
+        for (const decision of step.decisions) {
+          if (decision._tag === "EndRun") {
+            yield* endRun(decision).pipe(Effect.catch((error) => Effect.logError(`taking back ${decision.task} failed: ${error.message}`)))
+          } else {
+            const log = decision.level === "warning" ? Effect.logWarning(decision.message) : Effect.logInfo(decision.message)
+            yield* log.pipe(Effect.annotateLogs({
+              ...(decision.session === undefined ? {} : { session: decision.session }),
+              ...(decision.task === undefined ? {} : { task: decision.task })
+            }))
+          }
         }
-        questions.set(session, question)
-      } else {
-        questions.delete(session)
-      }
-
-      // Watchdog: how long has this pane looked the same, ignoring what ticks while nothing happens (the spinner's clock)?
-      const fingerprint = watchdogFingerprint(observation.screen)
-      const seen = watch.get(task.name)
-      if (seen === undefined || seen.fingerprint !== fingerprint) {
-        watch.set(task.name, { fingerprint, since: now, reported: false })
-        return
-      }
-      const unchanged = now - seen.since
-      if (Option.isSome(settings.requeueAfter) && unchanged >= Duration.toMillis(settings.requeueAfter.value)) {
-        // The run is taken back from a live session: stop its turn first, so it cannot go on beside the next run.
-        yield* tmux.interrupt(session).pipe(Effect.ignore)
-        return yield* endRun(task, "stale", `no progress in session ${session} for ${Math.round(unchanged / 60_000)} min; its turn was interrupted`)
-      }
-      if (!seen.reported && unchanged >= Duration.toMillis(settings.staleAfter)) {
-        seen.reported = true
-        yield* Effect.logWarning(`${task.name} looks stale: session ${session} unchanged for ${Math.round(unchanged / 1000)}s`)
-          .pipe(Effect.annotateLogs({ task: task.name, session }))
-      }
-    })
+      })
 
     /** Records the assignment, types the prompt, and records the start — or ends the run it could not start. */
-    const dispatch = Effect.fn("Dispatcher.dispatch")(function*(task: Task, observation: Observation, now: number) {
-      const session = observation.session
+    const dispatch = Effect.fn("Dispatcher.dispatch")(function*(task: Task, sighting: Sighting, now: number) {
+      const session = sighting.session
       const run = newRunId()
       const at = yield* nowIso
       // Record first: a crash from here on leaves the task in active/ with its run, which recovery understands.
@@ -282,10 +225,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       yield* noteSuccess
       const name = assigned.name
       activeBySession.set(session, name)
-      dispatches.set(session, { at: now, banner: bannerOf(observation) })
-      // The banner on screen now is spent: if the same text shows again after this prompt, it is a new limit.
-      const cooldown = cooldowns.get(accountFor(session))
-      if (cooldown?.session === session) cooldowns.set(accountFor(session), { ...cooldown, banner: "" })
+      yield* record([{ _tag: "Dispatched", at: now, session, banner: sighting.banner }])
       counters.dispatched++
       yield* Effect.logInfo(`${name} → session ${session} (run ${run})`).pipe(Effect.annotateLogs({ task: name, session, run }))
       const prompt = renderPrompt({
@@ -296,18 +236,21 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         command: settings.command
       })
       const typed = yield* typePrompt(session, prompt, { timeZone: settings.timeZone, enterDelay: settings.enterDelay })
-      const reasonOf = (outcome: typeof typed) => outcome._tag === "Accepted" ? "" : outcome.reason
       if (typed._tag === "Accepted") {
         yield* applyEvent("active", name, TaskEvent.Start({ at: yield* nowIso }))
         yield* failpoint("type:started")
         return
       }
-      const restFor = typed._tag === "NotTyped" ? NOT_TYPED_REST_MS : NOT_ACCEPTED_REST_MS
-      resting.set(session, { until: (yield* Clock.currentTimeMillis) + restFor, reason: reasonOf(typed) })
-      if (typed._tag === "NotAccepted" && !typed.cleared) {
-        blocked.set(session, `input box holds a prompt the daemon could not clear; nothing is typed into ${session} until it is empty`)
-      }
-      const ended = yield* endUnfinishedRun(name, typed._tag === "NotTyped" ? "never_typed" : "not_accepted", reasonOf(typed), settings.maxAttempts)
+      yield* record([{
+        _tag: "NotTaken",
+        at: yield* Clock.currentTimeMillis,
+        session,
+        reason: typed.reason,
+        restMs: typed._tag === "NotTyped" ? NOT_TYPED_REST_MS : NOT_ACCEPTED_REST_MS,
+        blocked: typed._tag === "NotAccepted" && !typed.cleared
+      }])
+      const cause = typed._tag === "NotTyped" ? "never_typed" : "not_accepted"
+      const ended = yield* endUnfinishedRun(name, cause, typed.reason, settings.maxAttempts)
       activeBySession.delete(session)
       counters.failovers++
       yield* Effect.logWarning(`${name} ${ended.gaveUp ? "failed" : "back to pending"}: ${ended.reason}`).pipe(
@@ -317,29 +260,19 @@ export const makeDispatcher = (settings: DispatchSettings) =>
 
     const assign = Effect.fn("Dispatcher.assign")(function*(
       sessions: ReadonlyArray<string>,
-      observed: ReadonlyMap<string, Observation>,
+      sighted: ReadonlyMap<string, Sighting>,
       now: number
     ) {
       yield* intake.refresh(now)
       const ready = yield* intake.ready
       if (ready.length === 0) return
-      const usable = (session: string) => {
-        const observation = observed.get(session)
-        if (observation === undefined || Option.isSome(coolingUntil(session, now))) return false
-        if ((resting.get(session)?.until ?? 0) > now) return false
-        const state = effectiveState(observation, now)
-        // A limited session whose reset has passed shows the old banner until it gets new work.
-        if (state !== "idle" && state !== "usage_limited") return false
-        return state === "usage_limited" || Option.getOrElse(inputBoxText(observation.screen), () => "x") === ""
-      }
-      const free = sessions.filter((session) => usable(session) && !activeBySession.has(session))
+      const free = sessions.filter((session) => {
+        const sighting = sighted.get(session)
+        return sighting !== undefined && isFree(book, bookSettings, sighting, now, activeBySession.has(session))
+      })
       const situation = {
         ...settings.routing,
-        localAvailable: sessions.some((session) => {
-          const state = observed.get(session)?.state
-          return state !== undefined && state !== "missing" && state !== "exited" &&
-            Option.isNone(coolingUntil(session, now))
-        })
+        localAvailable: localAvailable(book, bookSettings, sessions.flatMap((s) => Option.toArray(Option.fromNullishOr(sighted.get(s)))), now)
       }
       const local: Array<Task> = []
       for (const entry of ready) {
@@ -355,14 +288,14 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       }
       const pairs = free.flatMap((session, index) => {
         const task = local[index]
-        const observation = observed.get(session)
-        return task === undefined || observation === undefined ? [] : [{ task, observation }]
+        const sighting = sighted.get(session)
+        return task === undefined || sighting === undefined ? [] : [{ task, sighting }]
       })
       // Each session is typed into on its own fiber: the pauses around Enter would otherwise add up per session.
       yield* Effect.forEach(
         pairs,
-        ({ observation, task }) =>
-          locks.withTask(task.name, dispatch(task, observation, now)).pipe(
+        ({ sighting, task }) =>
+          locks.withTask(task.name, dispatch(task, sighting, now)).pipe(
             Effect.catch((error) =>
               Effect.gen(function*() {
                 if (yield* noteFailure(error, now)) return
@@ -382,34 +315,39 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       const active = yield* loadActive
       const sessionsOfActive = active.flatMap((task) => task.fields.session === undefined ? [] : [task.fields.session])
       const all = [...new Set([...discovered, ...sessionsOfActive])]
-      const observations = yield* Effect.forEach(
+      const sightings = yield* Effect.forEach(
         all,
-        (session) => observeSession(session, { now, timeZone: settings.timeZone }),
+        (session) => Effect.map(observeSession(session, { now, timeZone: settings.timeZone }), sightingOf),
         { concurrency: 4 }
       )
-      lastObservations = observations
-      const observed = new Map(observations.map((o) => [o.session, o]))
-      for (const observation of observations) {
-        yield* noteLimit(observation, now)
-        // An input box the daemon could not clear blocks its session until someone empties it.
-        if (Option.getOrElse(inputBoxText(observation.screen), () => "") === "") blocked.delete(observation.session)
-      }
+      lastSightings = sightings
+      const sighted = new Map(sightings.map((sighting) => [sighting.session, sighting]))
+      yield* record(sightings.map((sighting): Fact => ({ _tag: "Seen", at: now, sighting })))
 
       activeBySession = new Map()
+      const supervised: Array<Fact> = []
       for (const task of active) {
-        const observation = task.fields.session === undefined ? undefined : observed.get(task.fields.session)
-        if (observation === undefined) {
-          yield* endRun(task, "session_gone", "its assignment names no session")
+        const sighting = task.fields.session === undefined ? undefined : sighted.get(task.fields.session)
+        if (sighting === undefined) {
+          yield* endRun({
+            _tag: "EndRun",
+            task: task.name,
+            run: task.fields.run,
+            session: task.fields.session ?? "",
+            cause: "session_gone",
+            reason: "its assignment names no session",
+            interrupt: false
+          })
           continue
         }
-        activeBySession.set(observation.session, task.name)
-        yield* superviseActive(task, observation, now).pipe(
-          Effect.catch((error) => Effect.logError(`supervising ${task.name} failed: ${error.message}`))
-        )
+        activeBySession.set(sighting.session, task.name)
+        supervised.push({ _tag: "Supervised", at: now, task: task.name, run: task.fields.run, sighting })
       }
-      for (const name of watch.keys()) if (!active.some((task) => task.name === name)) watch.delete(name)
+      const stillActive = new Set(active.map((task) => task.name))
+      const left = [...book.watch.keys()].filter((name) => !stillActive.has(name))
+      yield* record([...supervised, ...left.map((task): Fact => ({ _tag: "TaskLeft", task }))])
       if (backoff !== undefined && now < backoff.until) return
-      yield* assign(discovered, observed, now)
+      yield* assign(discovered, sighted, now)
     }).pipe(
       Effect.catch((error) =>
         Effect.gen(function*() {
@@ -424,26 +362,17 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     const status = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const pendingTasks = yield* intake.tasks
+      const sessionOf = (task: TaskName) => [...activeBySession.entries()].find(([, name]) => name === task)?.[0] ?? ""
       return {
-        sessions: lastObservations.map((observation) => ({
-          session: observation.session,
-          state: effectiveState(observation, now),
-          account: accountFor(observation.session),
-          task: Option.fromNullishOr(activeBySession.get(observation.session)),
-          cooldownUntil: coolingUntil(observation.session, now)
+        sessions: lastSightings.map((sighting) => ({
+          session: sighting.session,
+          state: effectiveState(book, bookSettings, sighting, now),
+          account: bookSettings.accountOf(sighting.session),
+          task: Option.fromNullishOr(activeBySession.get(sighting.session)),
+          cooldownUntil: coolingUntil(book, bookSettings, sighting.session, now)
         })),
-        stale: [...watch.entries()]
-          .filter(([, seen]) => seen.reported)
-          .map(([task, seen]) => ({
-            task,
-            session: [...activeBySession.entries()].find(([, name]) => name === task)?.[0] ?? "",
-            unchangedForMs: now - seen.since
-          })),
-        attention: [
-          ...[...questions, ...blocked].map(([session, reason]) => ({ session, reason })),
-          ...[...resting].filter(([session, rest]) => rest.until > now && !questions.has(session) && !blocked.has(session))
-            .map(([session, rest]) => ({ session, reason: `resting until ${new Date(rest.until).toISOString()}: ${rest.reason}` }))
-        ],
+        stale: staleTasks(book, now).map(({ task, unchangedForMs }) => ({ task, session: sessionOf(task), unchangedForMs })),
+        attention: attention(book, now),
         counters: { ...counters, malformed: intake.counters.malformed },
         pending: pendingTasks.size,
         pendingTasks
@@ -463,5 +392,19 @@ export const makeDispatcher = (settings: DispatchSettings) =>
 
     return Dispatcher.of({ tick, wake, run, status })
   })
+
+/** What the session book is told of one look at a session. */
+const sightingOf = (observation: Observation): Sighting => {
+  const pane = Option.getOrUndefined(observation.pane)
+  return {
+    session: observation.session,
+    state: observation.state,
+    banner: pane?._tag === "usage_limited" ? Option.some(pane.banner) : Option.none(),
+    resetAt: pane?._tag === "usage_limited" ? pane.resetAt : Option.none(),
+    question: pane?._tag === "permission_prompt" ? Option.some(pane.question) : Option.none(),
+    inputBox: observation.state === "missing" || observation.state === "exited" ? Option.none() : inputBoxText(observation.screen),
+    fingerprint: watchdogFingerprint(observation.screen)
+  }
+}
 
 export const DispatcherLayer = (settings: DispatchSettings) => Layer.effect(Dispatcher, makeDispatcher(settings))
