@@ -3,6 +3,8 @@
  * Run with `npm run bench`; numbers are for reading and comparing, never asserted in tests.
  */
 import { spawnSync } from "node:child_process"
+import { HookEvents } from "../src/services/hook-events.ts"
+import { SessionStarterOff } from "../src/services/session-starter.ts"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -85,7 +87,7 @@ const screen = [
   "╰──────────────────────────────────────────────────────────────────────────────╯",
   "  ? for shortcuts"
 ].join("\n")
-const situation = { delegationEnabled: true, complexityMap: DEFAULT_COMPLEXITY_MAP, failoverProvider: "claude-api" as const, localAvailable: true }
+const situation = { delegationEnabled: true, complexityMap: DEFAULT_COMPLEXITY_MAP, failoverProvider: "claude-api" as const, localAvailable: true, limitPolicy: "requeue" as const }
 const keys = Array.from({ length: 10_000 }, (_, i) =>
   queueKey(makeTask({ name: TaskName.make(`t-${i}.md`), fields: { priority: i % 7 } }), 1_000_000 - i)
 )
@@ -147,6 +149,8 @@ const statusSnapshot = async (tasks: number): Promise<Row> => {
     // The daemon's own settings from the defaults, pointed at the bench queue.
     Layer.provideMerge(DispatcherLayer(dispatchSettings(Result.getOrThrow(resolveConfig({ QUEUE_DIR: root }))))),
     Layer.provideMerge(DelegationLayer({ reapInterval: Duration.seconds(5), reapConcurrency: 4, jobTimeout: Duration.hours(1) })),
+    Layer.provideMerge(SessionStarterOff),
+    Layer.provideMerge(HookEvents.layerMemory()),
     Layer.provideMerge(
       Layer.mergeAll(
         OwnWrites.tracking.pipe(Layer.provide(FsTaskStoreLayer({ root }))),

@@ -49,7 +49,8 @@ const clockTime = (iso: string) => {
 }
 
 /** Drops a trailing `(…)` banner quote and an HTTP body: the human line keeps the fact, the queue keeps the rest. */
-const withoutBanner = (text: string) => text.replace(/ \(.*\)$/, "")
+/** `… hit its usage limit (the banner); it resets at …` → `… hit its usage limit`: the banner line says the rest. */
+const withoutBanner = (text: string) => text.replace(/ \(.*$/, "")
 const withoutBody = (text: string) => text.replace(/: \{.*$/, "")
 
 /** `name.md:3:1: field …` → `line 3: field …`, for lines that already name the file. */

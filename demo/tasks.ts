@@ -24,7 +24,8 @@ export const DEMO_SITUATION: Situation = {
   delegationEnabled: true,
   complexityMap: DEFAULT_COMPLEXITY_MAP,
   failoverProvider: DEFAULT_FAILOVER_PROVIDER,
-  localAvailable: true
+  localAvailable: true,
+  limitPolicy: "requeue"
 }
 
 const file = (frontmatter: ReadonlyArray<string>, body: string) =>

@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs"
 import { Context, Duration, Effect, Layer, Option, Redacted, Result, Schema } from "effect"
 import { parseConfigFile, withEnvOver } from "./config-file.ts"
+import { IdlePolicies, LimitPolicies, type LimitPolicy } from "./domain/limit-policy.ts"
 import { parseProvider, type Provider, Providers } from "./domain/provider.ts"
 import { hideUrlCredentials } from "./domain/redact.ts"
 import { type ComplexityMap, parseComplexityMap } from "./domain/routing.ts"
@@ -103,6 +104,75 @@ const accounts: Parse<ReadonlyMap<string, ReadonlyArray<string>>> = (raw) => {
   return Result.succeed(result)
 }
 
+/**
+ * A command line split as a POSIX shell splits words — blanks separate, `'…'` is literal, `"…"` and `\\` escape — but
+ * never run by one: nothing is expanded, so `$`, backticks, `~`, globs, `;`, `|`, `&`, `<`, `>`, `(`, `)` and a
+ * leading `#` are refused unless quoted, rather than passed on as text the operator did not mean.
+ */
+export const splitCommandLine: Parse<ReadonlyArray<string>> = (raw) => {
+  const words: Array<string> = []
+  let word: string | undefined
+  let i = 0
+  const refuse = (what: string) =>
+    Result.fail(`${what} at column ${i + 1}: the command is split like a shell would, but runs without one (quote it to mean it literally)`)
+  while (i < raw.length) {
+    const c = raw[i] ?? ""
+    if (/\s/.test(c)) {
+      if (word !== undefined) words.push(word)
+      word = undefined
+      i++
+    } else if (c === "'") {
+      const end = raw.indexOf("'", i + 1)
+      if (end < 0) return Result.fail(`unterminated ' at column ${i + 1}`)
+      word = (word ?? "") + raw.slice(i + 1, end)
+      i = end + 1
+    } else if (c === '"') {
+      let text = ""
+      let j = i + 1
+      for (; j < raw.length && raw[j] !== '"'; j++) {
+        const d = raw[j] ?? ""
+        if (d === "\\" && j + 1 < raw.length && '"\\$`\n'.includes(raw[j + 1] ?? "")) {
+          if (raw[j + 1] !== "\n") text += raw[j + 1]
+          j++
+        } else if (d === "$" || d === "`") {
+          i = j
+          return refuse(`'${d}' inside double quotes`)
+        } else {
+          text += d
+        }
+      }
+      if (j >= raw.length) return Result.fail(`unterminated " at column ${i + 1}`)
+      word = (word ?? "") + text
+      i = j + 1
+    } else if (c === "\\") {
+      if (i + 1 >= raw.length) return Result.fail("a trailing \\ escapes nothing")
+      if (raw[i + 1] !== "\n") word = (word ?? "") + raw[i + 1]
+      i += 2
+    } else if ("$`;|&<>()*?[".includes(c) || (word === undefined && (c === "~" || c === "#"))) {
+      return refuse(`'${c}'`)
+    } else {
+      word = (word ?? "") + c
+      i++
+    }
+  }
+  if (word !== undefined) words.push(word)
+  return words.length === 0 ? Result.fail("expected a command, e.g. claude") : Result.succeed(words)
+}
+
+/** `acct1=/path/one,acct2=/path/two`: absolute paths, each account once. */
+const configDirs: Parse<ReadonlyMap<string, string>> = (raw) => {
+  const result = new Map<string, string>()
+  for (const entry of raw.split(",").map((e) => e.trim()).filter((e) => e.length > 0)) {
+    const at = entry.indexOf("=")
+    const name = entry.slice(0, Math.max(0, at)).trim()
+    const dir = entry.slice(at + 1).trim()
+    if (at < 0 || name === "" || !dir.startsWith("/")) return Result.fail(`'${entry}': expected ACCOUNT=/absolute/path`)
+    if (result.has(name)) return Result.fail(`account '${name}' is given twice`)
+    result.set(name, dir)
+  }
+  return result.size === 0 ? Result.fail("expected ACCOUNT=/absolute/path,…") : Result.succeed(result)
+}
+
 /** The settings table; the README's configuration table mirrors it. */
 export const Settings = {
   queueDir: setting("QUEUE_DIR", "./queue", text, "queue root"),
@@ -121,6 +191,25 @@ export const Settings = {
   tmuxSocket: setting("TMUX_SOCKET", undefined, text, "`tmux -L` socket name (private server)"),
   tmuxAccounts: setting("TMUX_ACCOUNTS", undefined, accounts, "sessions sharing one usage limit"),
   sessionsMode: setting("SESSIONS_MODE", "tmux", oneOf(["tmux", "dry-run"]), "`tmux` or `dry-run`"),
+  sessionsStart: setting(
+    "SESSIONS_START",
+    "false",
+    flag,
+    "start the TMUX_SESSIONS that do not exist, running CLAUDE_COMMAND, and restart those that exit"
+  ),
+  claudeCommand: setting(
+    "CLAUDE_COMMAND",
+    "claude",
+    splitCommandLine,
+    "the Claude Code command line for sessions the daemon starts (split like a shell would, run without one)"
+  ),
+  claudeConfigDirs: setting(
+    "CLAUDE_CONFIG_DIRS",
+    undefined,
+    configDirs,
+    "`acct=/path,…`: the CLAUDE_CONFIG_DIR of each TMUX_ACCOUNTS account, for sessions the daemon starts"
+  ),
+  sessionsCwd: setting("SESSIONS_CWD", undefined, text, "working directory of sessions the daemon starts; default the daemon's"),
   dryRunDelay: setting("DRY_RUN_DELAY", "3s", parseDuration, "dry-run: how long a session works before `task done`"),
   apiHost: setting("API_HOST", "127.0.0.1", text, "status API address"),
   apiPort: setting("API_PORT", "7878", integer(0, 65535), "status API port; 0 = any free port"),
@@ -144,6 +233,19 @@ export const Settings = {
   staleAfter: setting("STALE_AFTER", "30m", parseDuration, "watchdog: report an unchanged pane"),
   requeueAfter: setting("REQUEUE_AFTER", "off", durationOrOff, "watchdog: requeue an unchanged pane"),
   limitCooldown: setting("LIMIT_COOLDOWN", "5h", parseDuration, "cooldown when a usage limit names no reset time"),
+  limitPolicy: setting(
+    "LIMIT_POLICY",
+    "requeue",
+    oneOf(LimitPolicies),
+    "a task whose session hits its usage limit: `requeue`, `wait` (for the reset, in its session) or `delegate`; task field `on_limit`"
+  ),
+  idlePolicy: setting(
+    "IDLE_POLICY",
+    "attention",
+    oneOf(IdlePolicies),
+    "a task whose session's turn ended without `task done|fail`: `attention` (listed for a person) or `requeue`; task field `on_idle`"
+  ),
+  idleGrace: setting("IDLE_GRACE", "2m", parseDuration, "how long a session stays idle with an unreported task before IDLE_POLICY applies"),
   maxAttempts: setting(
     "MAX_ATTEMPTS",
     "5",
@@ -163,6 +265,12 @@ export const Settings = {
     "low=gpu,medium=gemini,high=claude-api",
     parseComplexityMap,
     "routing rule 6"
+  ),
+  hooksKeep: setting(
+    "HOOKS_KEEP",
+    "32",
+    integer(1, 10_000),
+    "facts from Claude Code hooks kept per session (the newest; see `claude-failover hooks`)"
   ),
   logFormat: setting("LOG_FORMAT", "pretty", oneOf(["pretty", "json"]), "`pretty` or `json`")
 } as const
@@ -227,6 +335,27 @@ export const exposureProblem = (config: AppConfig): string | undefined =>
       "bind to 127.0.0.1, or set API_ALLOW_OPEN=true to serve the status API to anyone who can reach it"
     : undefined
 
+/**
+ * Settings of sessions the daemon starts that contradict the others: an account in CLAUDE_CONFIG_DIRS that
+ * TMUX_ACCOUNTS does not define would silently leave its sessions on the default configuration directory.
+ */
+export const sessionStartProblems = (config: AppConfig): ReadonlyArray<string> =>
+  Option.match(config.claudeConfigDirs, {
+    onNone: () => [],
+    onSome: (dirs) =>
+      [...dirs.keys()]
+        .filter((account) => !Option.exists(config.tmuxAccounts, (accounts) => accounts.has(account)))
+        .map((account) => `CLAUDE_CONFIG_DIRS names account '${account}', which TMUX_ACCOUNTS does not define`)
+  })
+
+/**
+ * Env names whose values no Claude Code session may inherit from the daemon (a tmux server the daemon starts copies
+ * the daemon's environment): every secret setting, in its plain and `CLAUDE_FAILOVER_` spelling.
+ */
+export const secretEnvNames: ReadonlyArray<string> = Object.values(Settings as Record<string, Setting<unknown>>)
+  .filter((entry) => entry.secret !== undefined && entry.secret !== false)
+  .flatMap((entry) => [entry.env, `CLAUDE_FAILOVER_${entry.env}`])
+
 /** The largest unit that states the duration exactly, as an operator would write it: `30m`, `1500ms`. */
 export const formatSettingDuration = (duration: Duration.Duration): string => {
   const ms = Duration.toMillis(duration)
@@ -260,11 +389,13 @@ export const routingSettings = (config: AppConfig): {
   readonly delegationEnabled: boolean
   readonly complexityMap: ComplexityMap
   readonly failoverProvider: Provider
+  readonly limitPolicy: LimitPolicy
 } => ({
   // The in-process stand-in needs no key: staging can delegate without one.
   delegationEnabled: Option.isSome(config.secutoolsApiKey) || config.secutoolsMode === "fake",
   complexityMap: config.complexityMap,
-  failoverProvider: config.failoverProvider
+  failoverProvider: config.failoverProvider,
+  limitPolicy: config.limitPolicy
 })
 
 /** The resolved configuration as a service; the live layer reads `process.env`. */

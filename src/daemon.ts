@@ -6,9 +6,10 @@
  */
 import { watch } from "node:fs"
 import { join, resolve } from "node:path"
-import { Cause, Duration, Effect, Layer, Option } from "effect"
+import { Cause, Duration, Effect, Layer, Option, Stream } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
 import { CliTmuxLayer } from "./adapters/cli-tmux.ts"
+import { hostTimeZone } from "./adapters/host-time-zone.ts"
 import { DryRunTmuxLayer } from "./adapters/dry-run-tmux.ts"
 import { FsTaskStoreLayer, prepareQueue, removeTempDebris, REQUESTS_DIR } from "./adapters/fs-task-store.ts"
 import { serveHttpApi } from "./adapters/http-api/server.ts"
@@ -16,23 +17,31 @@ import { acquireQueueLockPatiently, type HeldLock } from "./adapters/queue-lock.
 import { logRetry } from "./adapters/http-secutools.ts"
 import { SecutoolsFromConfig } from "./adapters/secutools-layer.ts"
 import { TaskStore } from "./ports/task-store.ts"
-import { type AppConfig, Config, ConfigInvalid, describeConfig, exposureProblem, routingSettings } from "./config.ts"
+import {
+  type AppConfig,
+  Config,
+  ConfigInvalid,
+  describeConfig,
+  exposureProblem,
+  routingSettings,
+  secretEnvNames,
+  sessionStartProblems
+} from "./config.ts"
 import { Delegation, DelegationCountersRef, DelegationLayer, type DelegationSettings } from "./services/delegation.ts"
 import { Dispatcher, DispatcherLayer, type DispatchSettings } from "./services/dispatcher.ts"
 import { recover } from "./services/recovery.ts"
 import { makeRequestInbox, RequestInbox } from "./services/request-inbox.ts"
+import { TmuxPaneSessionsLayer } from "./adapters/http-api/hooks-panes.ts"
+import { HookEvents } from "./services/hook-events.ts"
+import { HookReceiver, PaneSessions } from "./services/hook-receiver.ts"
+import { SessionStarter, SessionStarterLayer, starterSettings } from "./services/session-starter.ts"
 import { StatusReportLayer } from "./services/status.ts"
 import { OwnWrites } from "./services/own-writes.ts"
 import { Redaction } from "./services/redaction.ts"
+import { cliProgram } from "./adapters/cli-program.ts"
 import { TaskLocks } from "./services/task-locks.ts"
 
-/** The command an agent runs when finished: this Node and this checkout's CLI, by absolute path. */
-export const completionProgram = (): ReadonlyArray<string> => [
-  process.execPath,
-  resolve(import.meta.dirname, "../bin/claude-failover.js")
-]
 
-export const hostTimeZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone
 
 export const dispatchSettings = (config: AppConfig): DispatchSettings => {
   const queueDir = resolve(config.queueDir)
@@ -48,9 +57,10 @@ export const dispatchSettings = (config: AppConfig): DispatchSettings => {
     settleAfter: config.settleAfter,
     timeZone: hostTimeZone(),
     queueDir,
-    command: { program: completionProgram(), queueDir },
+    command: { program: cliProgram(), queueDir },
     routing: routingSettings(config),
-    enterDelay: Duration.millis(200)
+    enterDelay: Duration.millis(200),
+    idle: { policy: config.idlePolicy, grace: config.idleGrace }
   }
 }
 
@@ -101,6 +111,19 @@ const startDelegation = (enabled: boolean) =>
     }
   })
 
+/**
+ * One line when no session can take work (tmux missing, no session, all exited or failing), said when the situation
+ * starts and when it ends — not every poll.
+ */
+const adviseForever = (starter: SessionStarter["Service"], every: Duration.Duration): Effect.Effect<never> =>
+  Effect.forever(Effect.gen(function*() {
+    const advice = yield* starter.advise
+    if (Option.isSome(advice)) {
+      yield* (advice.value.problem ? Effect.logWarning(advice.value.line) : Effect.logInfo(advice.value.line))
+    }
+    yield* Effect.sleep(every)
+  }))
+
 /** After the lock: the status API, debris and recovery, then the loops; runs until interrupted. */
 export const runDaemon = (lock: HeldLock) =>
   Effect.gen(function*() {
@@ -113,7 +136,8 @@ export const runDaemon = (lock: HeldLock) =>
       host: config.apiHost,
       port: config.apiPort,
       token: config.apiToken,
-      allowedHosts: Option.getOrElse(config.apiAllowedHosts, () => [])
+      allowedHosts: Option.getOrElse(config.apiAllowedHosts, () => []),
+      hooks: yield* HookReceiver
     })
     yield* lock.label({ api: url })
     const debris = yield* removeTempDebris(settings.queueDir)
@@ -124,6 +148,9 @@ export const runDaemon = (lock: HeldLock) =>
     const inbox = yield* RequestInbox
     const dispatcher = yield* Dispatcher
     yield* watchQueue(settings.queueDir, { queue: dispatcher.wake, requests: inbox.wake })
+    // A hook event wakes the dispatcher at once: it need not wait for its next poll to act on it.
+    yield* Effect.forkScoped(Stream.runForEach((yield* HookEvents).changes, () => dispatcher.wake))
+    yield* Effect.forkScoped(supervised("session advice", adviseForever(yield* SessionStarter, config.scanInterval)))
     yield* inbox.drain
     yield* Effect.forkScoped(supervised("request inbox", inbox.run))
     return yield* supervised("dispatcher", dispatcher.run)
@@ -145,7 +172,11 @@ const tmuxLayer = (config: AppConfig) =>
       // Kept beside the queue, so a restarted staging daemon finds its sessions still working on what they had.
       stateFile: join(resolve(config.queueDir), ".dry-run-sessions.json")
     })
-    : CliTmuxLayer(Option.match(config.tmuxSocket, { onNone: () => ({}), onSome: (socket) => ({ socket }) }))
+    : CliTmuxLayer({
+      ...Option.match(config.tmuxSocket, { onNone: () => ({}), onSome: (socket) => ({ socket }) }),
+      // A tmux server this daemon starts would hand its secrets to every Claude Code session in it.
+      withholdEnv: secretEnvNames
+    })
 
 /** Every Layer the daemon needs, chosen from the configuration. */
 export const daemonLayer = (config: AppConfig) => {
@@ -156,6 +187,16 @@ export const daemonLayer = (config: AppConfig) => {
     secutoolsLayer(config),
     TaskLocks.layer
   ).pipe(Layer.provideMerge(DelegationCountersRef.layer))
+  const starter = SessionStarterLayer(starterSettings(config, process.cwd()))
+  // Claude Code's hooks report to the status API; the facts they carry are kept here for the dispatcher.
+  const hooks = HookReceiver.layer.pipe(
+    Layer.provideMerge(HookEvents.layerMemory({ keep: config.hooksKeep })),
+    Layer.provideMerge(
+      config.sessionsMode === "dry-run"
+        ? PaneSessions.none
+        : TmuxPaneSessionsLayer(Option.match(config.tmuxSocket, { onNone: () => ({}), onSome: (socket) => ({ socket }) }))
+    )
+  )
   // A request that changed the queue (a task done) frees a session: the dispatcher is woken.
   const inbox = Layer.effect(
     RequestInbox,
@@ -166,6 +207,8 @@ export const daemonLayer = (config: AppConfig) => {
     Layer.provideMerge(inbox),
     Layer.provideMerge(DispatcherLayer(settings)),
     Layer.provideMerge(DelegationLayer(delegationSettings(config))),
+    Layer.provideMerge(starter),
+    Layer.provideMerge(hooks),
     Layer.provideMerge(ports),
     // Every log line passes through the redactor: no configured secret reaches the log, whatever an error echoes.
     Layer.provideMerge(Redaction.logger(config.logFormat)),
@@ -181,8 +224,8 @@ const COMMAND_LOCK_WAIT_MS = 30_000
 export const daemon: Effect.Effect<never, unknown, Config | ChildProcessSpawner.ChildProcessSpawner> = Effect.gen(
   function*() {
     const config = yield* Config
-    const exposure = exposureProblem(config)
-    if (exposure !== undefined) return yield* new ConfigInvalid({ problems: [exposure] })
+    const problems = [...Option.toArray(Option.fromNullishOr(exposureProblem(config))), ...sessionStartProblems(config)]
+    if (problems.length > 0) return yield* new ConfigInvalid({ problems })
     const root = resolve(config.queueDir)
     // A queue laid out so moves cannot be atomic is a setting to fix, not a fault to retry: exit 2 like bad settings.
     yield* prepareQueue({ root }).pipe(

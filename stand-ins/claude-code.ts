@@ -10,16 +10,24 @@
  *   Enter    submits the input; ignored while busy and within 100 ms of typed or pasted text (the Enter guard)
  *   Ctrl-C   busy: interrupts the turn (`⎿  Interrupted by user`, no completion command); idle with input: clears it;
  *            idle with an empty box: `Press Ctrl-C again to exit`, and a second Ctrl-C within 2 s exits 0
+ *   Esc      after a limit: cancels the automatic continue (`auto`), or closes the limit menu (`menu`)
  *
  * Settings (env):
  *   STANDIN_WORK_MS      how long a task keeps it busy (default 1500)
  *   STANDIN_LIMIT_AFTER  finish this many tasks, then hit the usage limit in the middle of the next one
- *   STANDIN_LIMIT_STYLE  `v1` (`Claude usage limit reached…`) or `v2` (`You've hit your session limit · resets …`)
+ *   STANDIN_LIMIT_STYLE  `v1` (`Claude usage limit reached…`), `v2` (`You've hit your session limit · resets …`),
+ *                        `auto` (2.1.332: `You've hit your 5-hour limit`, then `set to continue automatically at …`:
+ *                        the held turn goes on by itself at the reset unless Esc cancelled it) or `menu` (2.1.197: the
+ *                        `What do you want to do?` menu instead of the input box until Esc; `continue` typed after the
+ *                        reset finishes the held turn)
+ *   STANDIN_RESET_MS     `auto` and `menu`: the limit resets this long after it is hit (default 4 h; `menu` rounds
+ *                        up to the minute); the screen names that time (America/New_York)
  *   STANDIN_EXIT_AFTER   finish this many tasks, then exit in the middle of the next one (pane falls back to a shell)
  *   STANDIN_FAIL         when set, runs the `task fail` line instead of `task done`
  *   STANDIN_NAME         the name written in the log (default "standin")
  *   STANDIN_LOG          a file to append one JSON line per event to, synchronously, so a test can count them:
- *                        {"event":"submitted"|"completion"|"interrupted"|"limit"|"exit","session","run","at",…};
+ *                        {"event":"submitted"|"completion"|"interrupted"|"limit"|"cancelled"|"menu-closed"|"resumed"|
+ *                        "exit","session","run","at",…};
  *                        `run` is the run id from the prompt's first line `Task NAME from the claude-failover
  *                        queue (run RUN):` or null; `at` is epoch ms; completion adds `command` (done|fail), `exit`
  */
@@ -30,6 +38,7 @@ const WORK_MS = Number(process.env.STANDIN_WORK_MS ?? 1500)
 const LIMIT_AFTER = process.env.STANDIN_LIMIT_AFTER === undefined ? Infinity : Number(process.env.STANDIN_LIMIT_AFTER)
 const EXIT_AFTER = process.env.STANDIN_EXIT_AFTER === undefined ? Infinity : Number(process.env.STANDIN_EXIT_AFTER)
 const LIMIT_STYLE = process.env.STANDIN_LIMIT_STYLE ?? "v1"
+const RESET_MS = Number(process.env.STANDIN_RESET_MS ?? 4 * 3_600_000)
 const VERB: "done" | "fail" = process.env.STANDIN_FAIL === undefined ? "done" : "fail"
 const NAME = process.env.STANDIN_NAME ?? "standin"
 const LOG = process.env.STANDIN_LOG
@@ -41,6 +50,7 @@ const EXIT_WINDOW_MS = 2000
 const PASTE_START = "\u001b[200~"
 const PASTE_END = "\u001b[201~"
 const CTRL_C = "\u0003"
+const ESC = "\u001b"
 
 /** The turn in progress: thinking (a timer), then running the completion command (a child process). */
 interface Turn {
@@ -60,6 +70,10 @@ let turn: Turn | undefined
 let spinnerStarted = 0
 let finished = 0
 let exitArmedUntil = 0
+/** A turn stopped by the limit (`auto`, `menu`): its prompt, its run, when the limit resets, and what shows meanwhile. */
+let held: { text: string; run: string | null; resetAt: number; auto: boolean; timer: NodeJS.Timeout | undefined } | undefined
+let menuOpen = false
+let limitFooter: string | undefined
 
 const log = (event: string, run: string | null, extra: Readonly<Record<string, unknown>> = {}) => {
   if (LOG !== undefined) appendFileSync(LOG, `${JSON.stringify({ event, session: NAME, run, ...extra, at: Date.now() })}\n`)
@@ -101,7 +115,11 @@ const render = () => {
     lines.push("", `✻ Cogitating… (${seconds}s · ↑ 1.2k tokens · esc to interrupt)`)
   }
   const footer = Date.now() < exitArmedUntil ? "  Press Ctrl-C again to exit" : "  ? for shortcuts"
-  lines.push("", rule("╭", "╮"), boxLine(typedLine()), rule("╰", "╯"), footer)
+  if (menuOpen) {
+    // Claude Code 2.1.197's limit menu takes the input box's place until it is answered.
+    lines.push("", "─".repeat(width()), "  What do you want to do?", "  ❯ 1. Stop and wait for limit to reset", "    2. Upgrade your plan", "",
+      "  Enter to confirm · Esc to cancel")
+  } else lines.push("", rule("╭", "╮"), boxLine(typedLine()), rule("╰", "╯"), footer, ...(limitFooter === undefined ? [] : [`  ${limitFooter}`]))
   process.stdout.write(`\u001b[2J\u001b[H${lines.join("\r\n")}`)
 }
 
@@ -143,6 +161,61 @@ const resetHour = (timeZone: string) =>
     .replace(/\s/g, "")
     .toLowerCase()
 
+/** `4:25pm` for an instant, in New York as the recorded 2.x screens show it. */
+const clock = (at: number) =>
+  new Intl.DateTimeFormat("en-US", { hour: "numeric", minute: "2-digit", hour12: true, timeZone: "America/New_York" })
+    .format(at).replace(/\s/g, "").toLowerCase()
+
+/** The held turn goes on: by itself at the reset (`auto`), or because `continue` was typed after it. */
+const resume = () => {
+  if (held === undefined) return
+  const { run, text } = held
+  if (held.timer !== undefined) clearTimeout(held.timer)
+  held = undefined
+  menuOpen = false
+  limitFooter = undefined
+  log("resumed", run)
+  finished = -Infinity // the limit is over: the turn finishes
+  work(text, run)
+}
+
+/** 2.1.332 (`auto`) and 2.1.197 (`menu`): the turn is held, and the screen says what happens at the reset. */
+const holdTurn = (text: string, run: string | null) => {
+  status = "limited"
+  // The screen names the minute. With the menu the reset is that minute exactly, so "continue" typed at the time
+  // shown is taken; the automatic continue needs nobody to know the second.
+  const resetAt = LIMIT_STYLE === "menu" ? Math.ceil((Date.now() + RESET_MS) / 60_000) * 60_000 : Date.now() + RESET_MS
+  const at = clock(resetAt)
+  if (LIMIT_STYLE === "auto") {
+    history.push(`  ⎿  You've hit your 5-hour limit · resets ${at} (America/New_York)`, "     /upgrade to increase your usage limit.",
+      `● Usage limit reached · set to continue automatically at ${at}`)
+    limitFooter = `Continuing automatically at ${at} · Esc to cancel`
+    held = { text, run, resetAt, auto: true, timer: setTimeout(() => {
+      history.push("● Usage limit reset · Continuing automatically")
+      resume()
+    }, resetAt - Date.now()) }
+  } else {
+    history.push(`  ⎿  You've hit your session limit · resets ${at} (America/New_York)`, "", "✻ Crunched for 0s", "", "❯ /rate-limit-options")
+    menuOpen = true
+    held = { text, run, resetAt, auto: false, timer: undefined }
+  }
+  log("limit", run, { resetAt })
+  render()
+}
+
+const escape = () => {
+  if (menuOpen) {
+    menuOpen = false
+    log("menu-closed", held?.run ?? null)
+  } else if (held?.auto === true) {
+    if (held.timer !== undefined) clearTimeout(held.timer)
+    held = { ...held, auto: false, timer: undefined }
+    history.push("● Automatic continue cancelled · /rate-limit-options to wait again")
+    limitFooter = "automatic continue cancelled"
+    log("cancelled", held.run)
+  }
+}
+
 const hitLimit = (run: string | null) => {
   status = "limited"
   // A reset a few hours ahead, like a real five-hour window; a fixed hour would read as "already past" half the day.
@@ -169,7 +242,7 @@ const finishTurn = async (current: Turn, text: string) => {
   if (finished >= LIMIT_AFTER) {
     clearInterval(current.ticker)
     turn = undefined
-    return hitLimit(current.run)
+    return LIMIT_STYLE === "auto" || LIMIT_STYLE === "menu" ? holdTurn(text, current.run) : hitLimit(current.run)
   }
   history.push("⏺ Done. Running the completion command.")
   const command = completionLine(text, VERB)
@@ -227,6 +300,12 @@ const submit = () => {
   if (text.trim() === "/exit") exit(0)
   const run = runOf(text)
   log("submitted", run)
+  if (held !== undefined && text.trim() === "continue") {
+    history.push("> continue")
+    if (Date.now() >= held.resetAt) return resume()
+    history.push(`  ⎿  You've hit your session limit · resets ${clock(held.resetAt)} (America/New_York)`)
+    return render()
+  }
   if (status === "limited") {
     history.push(`> ${text.split("\n")[0] ?? ""}`)
     return hitLimit(run)
@@ -256,8 +335,13 @@ const onData = (chunk: string) => {
       continue
     }
     if (char === CTRL_C) ctrlC()
+    else if (char === ESC && !rest.startsWith("[")) escape()
     else if (char === "\r" || char === "\n") {
       if (Date.now() - lastTextAt < ENTER_GUARD_MS) continue
+      if (menuOpen) {
+        escape() // "Stop and wait for limit to reset"
+        continue
+      }
       if (status !== "busy") submit()
     } else if (char === "\u007f") input = input.slice(0, -1)
     else if (char >= " ") {

@@ -9,7 +9,7 @@ import { execFile } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { basename, dirname } from "node:path"
 import { Duration, Effect, Layer, Ref, Semaphore } from "effect"
-import { SessionNotFound, Tmux } from "../ports/tmux.ts"
+import { SessionExists, SessionNotFound, Tmux } from "../ports/tmux.ts"
 import { writeAtomic } from "./fs-task-store.ts"
 
 const box = (line: string) => [`╭${"─".repeat(60)}╮`, `│ ${line.padEnd(59)}│`, `╰${"─".repeat(60)}╯`, "  ? for shortcuts"]
@@ -124,8 +124,9 @@ export const DryRunTmuxLayer = (options: DryRunOptions) =>
     }
 
     return Tmux.of({
-      listSessions: () => Effect.succeed([...options.sessions].sort()),
-      hasSession: (session) => Effect.succeed(options.sessions.includes(session)),
+      // The configured sessions, and any `newSession` added since.
+      listSessions: () => Effect.map(Ref.get(panes), (current) => [...current.keys()].sort()),
+      hasSession: (session) => Effect.map(Ref.get(panes), (current) => current.has(session)),
       capturePane: (session) =>
         withPane(session, (pane) => (pane.busySince === undefined ? idle(pane.input) : busy(pane.busySince, pane.prompt))),
       paneCommand: (session) => withPane(session, () => "claude"),
@@ -148,8 +149,29 @@ export const DryRunTmuxLayer = (options: DryRunOptions) =>
         }),
       clearInput: (session) =>
         Effect.flatMap(withPane(session, (p) => p), (pane) => update(session, { ...pane, input: "" })),
+      // A dry-run session never hits a limit: there is no menu to close and nothing to cancel.
+      sendEscape: (session) => Effect.asVoid(withPane(session, (p) => p)),
       interrupt: (session) =>
         Effect.flatMap(withPane(session, (p) => p), (pane) =>
-          Effect.andThen(update(session, { ...pane, busySince: undefined, prompt: "" }), persist))
+          Effect.andThen(update(session, { ...pane, busySince: undefined, prompt: "" }), persist)),
+      // Nothing is started: the session simply exists from now on, idle, as if Claude Code had come up.
+      newSession: (session, launch) =>
+        Effect.gen(function*() {
+          if ((yield* Ref.get(panes)).has(session)) return yield* new SessionExists({ session })
+          yield* update(session, { input: "", busySince: undefined, prompt: "" })
+          yield* Effect.logInfo(`dry run: would start ${session} running ${launch.command.join(" ")}`).pipe(
+            Effect.annotateLogs({ session })
+          )
+        }),
+      respawn: (session, launch) =>
+        Effect.gen(function*() {
+          yield* withPane(session, () => undefined)
+          yield* update(session, { input: "", busySince: undefined, prompt: "" })
+          yield* persist
+          yield* Effect.logInfo(`dry run: would restart ${session} running ${launch.command.join(" ")}`).pipe(
+            Effect.annotateLogs({ session })
+          )
+        }),
+      version: () => Effect.succeed("tmux (dry run)")
     })
   }))

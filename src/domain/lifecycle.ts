@@ -22,8 +22,20 @@ export type RunEndCause =
   | "marker_missing"
   | "operator"
   | "put_back"
+  /** The session's turn ended in an API error (overloaded, not logged in, …): another session may do better. */
+  | "api_error"
+  /** The session shows a dialog a person must answer (trust, API key, onboarding). */
+  | "needs_person"
+  /** The session's turn ended without the task reporting (IDLE_POLICY requeue). */
+  | "turn_ended"
 
-const COUNTED_CAUSES: ReadonlySet<string> = new Set<RunEndCause>(["session_exited", "session_gone", "not_accepted", "stale"])
+const COUNTED_CAUSES: ReadonlySet<string> = new Set<RunEndCause>([
+  "session_exited",
+  "session_gone",
+  "not_accepted",
+  "stale",
+  "turn_ended"
+])
 
 export type TaskEvent = Data.TaggedEnum<{
   /** Recorded before the prompt is typed into the session. */

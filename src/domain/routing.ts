@@ -3,6 +3,7 @@
  * Easy to get wrong: a task with no delegation fields must stay local, and `decide` must never throw.
  */
 import { Option, Result } from "effect"
+import { lastRunHitLimit, type LimitPolicy, limitPolicyOf } from "./limit-policy.ts"
 import { normalizeChoice, parseProvider, type Provider, Providers } from "./provider.ts"
 import type { TaskFields } from "./task.ts"
 
@@ -20,9 +21,14 @@ export interface Situation {
   readonly failoverProvider: Provider
   /** False when every local session is usage-limited or dead (or none exists). */
   readonly localAvailable: boolean
+  /** LIMIT_POLICY: what a task without `on_limit` does after a usage limit. */
+  readonly limitPolicy: LimitPolicy
 }
 
-export type RoutingFields = Pick<TaskFields, "needs_claude_code" | "preferred_ai" | "allow_delegation" | "complexity_hint">
+export type RoutingFields = Pick<
+  TaskFields,
+  "needs_claude_code" | "preferred_ai" | "allow_delegation" | "complexity_hint" | "on_limit" | "history" | "state"
+>
 
 export type LocalReason =
   | "needs_claude_code"
@@ -30,7 +36,7 @@ export type LocalReason =
   | "delegation_not_allowed"
   | "delegation_disabled"
   | "fail_safe_local"
-export type DelegateReason = "preferred_provider" | "complexity_map" | "local_unavailable"
+export type DelegateReason = "preferred_provider" | "complexity_map" | "local_unavailable" | "usage_limit"
 export type Reason = LocalReason | DelegateReason
 
 export type Decision =
@@ -72,6 +78,9 @@ const rules: ReadonlyArray<Rule> = [
   (task, situation) =>
     task.allow_delegation === true && !situation.localAvailable
       ? delegate("local_unavailable", situation.failoverProvider)
+      : limitPolicyOf(task, situation.limitPolicy) === "delegate" && lastRunHitLimit(task)
+      // The limit policy `delegate` is the operator's consent: it does not wait for every session to be limited.
+      ? delegate("usage_limit", situation.failoverProvider)
       : undefined
 ]
 

@@ -4,6 +4,7 @@
  * anyone can drop a file in the queue, so parsing is bounded and returns an error for any input instead of throwing.
  */
 import { DateTime, Option, Order, Result, Schema } from "effect"
+import { IdlePolicies, LimitPolicies } from "./limit-policy.ts"
 import {
   type Document,
   isCollection,
@@ -156,6 +157,10 @@ export const TaskFields = Schema.Struct({
   allow_delegation: Schema.optionalKey(Schema.Boolean),
   complexity_hint: Schema.optionalKey(Schema.String),
   needs_claude_code: Schema.optionalKey(Schema.Boolean),
+  /** What happens when its session hits a usage limit mid-task: requeue | wait | delegate (default LIMIT_POLICY). */
+  on_limit: Schema.optionalKey(Schema.Literals(LimitPolicies)),
+  /** What happens when its session's turn ends without `task done|fail`: attention | requeue (default IDLE_POLICY). */
+  on_idle: Schema.optionalKey(Schema.Literals(IdlePolicies)),
   created: Schema.optionalKey(Timestamp),
   state: Schema.optionalKey(TaskState),
   /** The current run's token: put in the completion line, so a completion from an older run is refused. */

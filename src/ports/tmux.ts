@@ -21,6 +21,36 @@ export class SessionNotFound extends Schema.TaggedError<SessionNotFound>()("Sess
   }
 }
 
+/** `newSession` for a name that is taken: someone else started it meanwhile. */
+export class SessionExists extends Schema.TaggedError<SessionExists>()("SessionExists", {
+  session: Schema.String
+}) {
+  override get message(): string {
+    return `tmux session '${this.session}' already exists`
+  }
+}
+
+/** The tmux binary is not on this host (the spawn found no `tmux`), as opposed to tmux failing. */
+export class TmuxNotInstalled extends Schema.TaggedError<TmuxNotInstalled>()("TmuxNotInstalled", {
+  problem: Schema.String
+}) {
+  override get message(): string {
+    return `tmux is not installed: ${this.problem}`
+  }
+}
+
+/** What a started session runs, and where. */
+export interface SessionLaunch {
+  /** The program and its arguments, run directly: no shell ever parses them. */
+  readonly command: ReadonlyArray<string>
+  /** Set in the session's environment (`tmux -e`), on top of the tmux server's own. */
+  readonly env: Readonly<Record<string, string>>
+  /** An absolute directory; the start fails when it is not one (tmux itself would silently start elsewhere). */
+  readonly cwd: string
+  readonly width?: number
+  readonly height?: number
+}
+
 export class Tmux extends Context.Service<Tmux, {
   listSessions(): Effect.Effect<ReadonlyArray<string>, TmuxError>
   hasSession(session: string): Effect.Effect<boolean, TmuxError>
@@ -36,6 +66,17 @@ export class Tmux extends Context.Service<Tmux, {
    * session with text in its input box: on a busy one Ctrl-C interrupts the turn.
    */
   clearInput(session: string): Effect.Effect<void, TmuxError | SessionNotFound>
+  /**
+   * One Esc: closes Claude Code's usage-limit menu, or cancels its automatic continue after a limit. Never twice in a
+   * row: a double Esc on an empty input box opens Claude Code's rewind menu.
+   */
+  sendEscape(session: string): Effect.Effect<void, TmuxError | SessionNotFound>
   /** Stops the session's current turn (Ctrl-C on a busy Claude Code), so a run taken back cannot go on. */
   interrupt(session: string): Effect.Effect<void, TmuxError | SessionNotFound>
+  /** A detached session running `launch.command`; when the program exits, the session goes with it. */
+  newSession(session: string, launch: SessionLaunch): Effect.Effect<void, TmuxError | SessionExists | TmuxNotInstalled>
+  /** Replaces whatever the session's pane runs (a shell Claude Code exited to) with `launch.command` (`respawn-pane -k`). */
+  respawn(session: string, launch: SessionLaunch): Effect.Effect<void, TmuxError | SessionNotFound | TmuxNotInstalled>
+  /** `tmux -V`; the way to tell "tmux is not installed" from every other failure. */
+  version(): Effect.Effect<string, TmuxError | TmuxNotInstalled>
 }>()("claude-failover/ports/Tmux") {}

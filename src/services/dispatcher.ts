@@ -12,6 +12,7 @@ import { newRunId, TaskEvent } from "../domain/lifecycle.ts"
 import { inputBoxText, watchdogFingerprint } from "../domain/pane.ts"
 import { type CompletionCommand, renderPrompt } from "../domain/prompt.ts"
 import { type ComplexityMap, decide } from "../domain/routing.ts"
+import { type IdlePolicy, idlePolicyOf, type LimitPolicy, limitPolicyOf } from "../domain/limit-policy.ts"
 import type { Provider } from "../domain/provider.ts"
 import {
   applyAll,
@@ -26,7 +27,8 @@ import {
   isFree,
   localAvailable,
   type Sighting,
-  staleTasks
+  staleTasks,
+  waitingTasks
 } from "../domain/session-book.ts"
 import type { Task, TaskName } from "../domain/task.ts"
 import { isResourceError, TaskStore } from "../ports/task-store.ts"
@@ -34,6 +36,9 @@ import { Tmux } from "../ports/tmux.ts"
 import { Delegation } from "./delegation.ts"
 import { failpoint } from "./failpoints.ts"
 import { makeIntake } from "./intake.ts"
+import { mergeSignals } from "../domain/signals.ts"
+import { HookEvents } from "./hook-events.ts"
+import { logStartActions, SessionStarter } from "./session-starter.ts"
 import { accountOf, discoverSessions, type Observation, observeSession, type SessionSelection } from "./sessions.ts"
 import { TaskLocks } from "./task-locks.ts"
 import { applyEvent, endUnfinishedRun, nowIso, quarantine, readTask } from "./task-moves.ts"
@@ -56,9 +61,21 @@ export interface DispatchSettings {
     readonly delegationEnabled: boolean
     readonly complexityMap: ComplexityMap
     readonly failoverProvider: Provider
+    readonly limitPolicy: LimitPolicy
   }
   /** Claude Code drops an Enter that arrives with the text: wait this long (more for long pastes) before Enter. */
   readonly enterDelay: Duration.Duration
+  /** A task whose session's turn ended without it reporting: IDLE_POLICY, after IDLE_GRACE. */
+  readonly idle: { readonly policy: IdlePolicy; readonly grace: Duration.Duration }
+}
+
+/** An active task waiting in its session for the usage limit to reset (limit policy `wait`). */
+export interface WaitingTask {
+  readonly task: TaskName
+  readonly session: string
+  readonly until: number
+  /** Claude Code continues by itself; otherwise the daemon types "continue" at `until`. */
+  readonly auto: boolean
 }
 
 export interface StaleTask {
@@ -71,11 +88,14 @@ export interface DispatcherStatus {
   readonly sessions: ReadonlyArray<{
     readonly session: string
     readonly state: string
+    /** Where the state came from: the session's hooks, or its screen. */
+    readonly signal: "hook" | "pane"
     readonly account: string
     readonly task: Option.Option<TaskName>
     readonly cooldownUntil: Option.Option<number>
   }>
   readonly stale: ReadonlyArray<StaleTask>
+  readonly waiting: ReadonlyArray<WaitingTask>
   readonly attention: ReadonlyArray<{ readonly session: string; readonly reason: string }>
   readonly counters: { readonly dispatched: number; readonly failovers: number; readonly malformed: number }
   /** Pending tasks in the index (delegated ones excluded). */
@@ -84,6 +104,8 @@ export interface DispatcherStatus {
   readonly pendingTasks: ReadonlyMap<TaskName, Task>
 }
 
+/** How long Esc may take to cancel an automatic continue on screen. */
+const CANCEL_WAIT_MS = 3_000
 /** How long after typing a limit banner that was already on screen is not taken as a new one. */
 const DISPATCH_GRACE_MS = 15_000
 /** A session that did not take a prompt is left alone this long, so one bad session cannot churn the queue. */
@@ -109,6 +131,8 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     const tmux = yield* Tmux
     const delegation = yield* Delegation
     const locks = yield* TaskLocks
+    const starter = yield* SessionStarter
+    const hooks = yield* HookEvents
     // The loop runs long after construction; it keeps the ports it was built with.
     const ports = yield* Effect.context<TaskStore | Tmux | TaskLocks>()
     const wakeups = yield* Queue.sliding<void>(1)
@@ -118,7 +142,8 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       limitCooldownMs: Duration.toMillis(settings.limitCooldown),
       staleAfterMs: Duration.toMillis(settings.staleAfter),
       requeueAfterMs: Option.map(settings.requeueAfter, Duration.toMillis),
-      graceMs: DISPATCH_GRACE_MS
+      graceMs: DISPATCH_GRACE_MS,
+      idleGraceMs: Duration.toMillis(settings.idle.grace)
     }
 
     // Only `tick` changes these (with the dispatch fibers it waits for); `status` reads them.
@@ -175,9 +200,36 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       return tasks
     })
 
+    /**
+     * Esc, then the screen must show the automatic continue gone (2.1.332: "Automatic continue cancelled"); false when
+     * it still shows it, so the run is not taken back from a session that would go on with it after the reset.
+     */
+    const cancelAutoContinue = (session: string) =>
+      Effect.gen(function*() {
+        yield* tmux.sendEscape(session)
+        const deadline = (yield* Clock.currentTimeMillis) + CANCEL_WAIT_MS
+        for (;;) {
+          const now = yield* Clock.currentTimeMillis
+          const seen = yield* observeSession(session, { now, timeZone: settings.timeZone })
+          const pane = Option.getOrUndefined(seen.pane)
+          if (!(pane?._tag === "usage_limited" && pane.autoContinue)) return true
+          if (now >= deadline) return false
+          yield* Effect.sleep(Duration.millis(100))
+        }
+      }).pipe(Effect.orElseSucceed(() => false))
+
     /** The run of an active task ended without finishing: back to pending, or to failed/ at the attempt limit. */
     const endRun = Effect.fn("Dispatcher.endRun")(function*(decision: Extract<Decision, { _tag: "EndRun" }>) {
       const { cause, reason, run, session, task } = decision
+      if (decision.cancelAutoContinue && !(yield* cancelAutoContinue(session))) {
+        yield* record([{
+          _tag: "CancelFailed",
+          at: yield* Clock.currentTimeMillis,
+          task,
+          reason: `Esc did not cancel the automatic continue in session ${session}`
+        }])
+        return
+      }
       // A run taken back from a live session is stopped first, so it cannot go on beside the next run.
       if (decision.interrupt) yield* tmux.interrupt(session).pipe(Effect.ignore)
       // The run observed must still be the task's: a completion may have finished it in between.
@@ -194,14 +246,38 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         )
     })
 
+    /** Limit policy `wait`, after the reset: "continue" typed into the session, checked like any prompt. */
+    const typeContinue = Effect.fn("Dispatcher.typeContinue")(function*(decision: Extract<Decision, { _tag: "Continue" }>) {
+      const typed = yield* typePrompt(decision.session, "continue", { timeZone: settings.timeZone, enterDelay: settings.enterDelay })
+      if (typed._tag === "Accepted") {
+        yield* Effect.logInfo(`typed "continue" into session ${decision.session}: its usage limit has reset`).pipe(
+          Effect.annotateLogs({ task: decision.task, session: decision.session, run: decision.run ?? "" })
+        )
+      }
+      yield* record([{
+        _tag: "ContinueTyped",
+        at: yield* Clock.currentTimeMillis,
+        task: decision.task,
+        taken: typed._tag === "Accepted",
+        reason: typed._tag === "Accepted" ? "" : typed.reason
+      }])
+    })
+
     /** Applies facts to the book and carries out what it decides. */
-    const record = (facts: ReadonlyArray<Fact>) =>
+    const record = (facts: ReadonlyArray<Fact>): Effect.Effect<void, never, TaskStore | Tmux | TaskLocks> =>
       Effect.gen(function*() {
         const step = applyAll(book, bookSettings, facts)
         book = step.book
         for (const decision of step.decisions) {
           if (decision._tag === "EndRun") {
             yield* endRun(decision).pipe(Effect.catch((error) => Effect.logError(`taking back ${decision.task} failed: ${error.message}`)))
+          } else if (decision._tag === "DismissMenu") {
+            yield* tmux.sendEscape(decision.session).pipe(Effect.ignore)
+            yield* Effect.logInfo(`closed the usage-limit menu in session ${decision.session} (Esc)`).pipe(
+              Effect.annotateLogs({ session: decision.session })
+            )
+          } else if (decision._tag === "Continue") {
+            yield* typeContinue(decision).pipe(Effect.catch((error) => Effect.logError(`typing "continue" into ${decision.session} failed: ${error.message}`)))
           } else {
             const log = decision.level === "warning" ? Effect.logWarning(decision.message) : Effect.logInfo(decision.message)
             yield* log.pipe(Effect.annotateLogs({
@@ -235,7 +311,13 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         taskPath: join(settings.queueDir, "active", name),
         command: settings.command
       })
-      const typed = yield* typePrompt(session, prompt, { timeZone: settings.timeZone, enterDelay: settings.enterDelay })
+      const typedAt = yield* Clock.currentTimeMillis
+      // The session's UserPromptSubmit hook naming this run is the surest sign the prompt was taken.
+      const submitted = Effect.map(
+        hooks.since(session, typedAt),
+        (records) => records.some(({ fact }) => fact._tag === "PromptSubmitted" && Option.getOrUndefined(fact.run) === run)
+      )
+      const typed = yield* typePrompt(session, prompt, { timeZone: settings.timeZone, enterDelay: settings.enterDelay, submitted })
       if (typed._tag === "Accepted") {
         yield* applyEvent("active", name, TaskEvent.Start({ at: yield* nowIso }))
         yield* failpoint("type:started")
@@ -310,6 +392,10 @@ export const makeDispatcher = (settings: DispatchSettings) =>
 
     const tick = Effect.gen(function*() {
       ticks++
+      // Sessions the daemon keeps up (SESSIONS_START) are created or restarted first, so this tick sees them.
+      const started = yield* starter.ensure
+      yield* logStartActions(started)
+      const fresh = new Set(started.filter((a) => a.action === "created" || a.action === "restarted").map((a) => a.session))
       const now = yield* Clock.currentTimeMillis
       const discovered = yield* discoverSessions(settings.sessions)
       const active = yield* loadActive
@@ -317,7 +403,12 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       const all = [...new Set([...discovered, ...sessionsOfActive])]
       const sightings = yield* Effect.forEach(
         all,
-        (session) => Effect.map(observeSession(session, { now, timeZone: settings.timeZone }), sightingOf),
+        (session) =>
+          Effect.gen(function*() {
+            const pane = sightingOf(yield* observeSession(session, { now, timeZone: settings.timeZone }))
+            // A session with hooks takes the course of its turn from them; its screen cross-checks.
+            return mergeSignals(pane, yield* hooks.latest(session), { now, timeZone: settings.timeZone })
+          }),
         { concurrency: 4 }
       )
       lastSightings = sightings
@@ -328,6 +419,20 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       const supervised: Array<Fact> = []
       for (const task of active) {
         const sighting = task.fields.session === undefined ? undefined : sighted.get(task.fields.session)
+        if (task.fields.session !== undefined && fresh.has(task.fields.session)) {
+          // A Claude Code started anew knows nothing of the run its session had.
+          yield* endRun({
+            _tag: "EndRun",
+            task: task.name,
+            run: task.fields.run,
+            session: task.fields.session,
+            cause: "session_exited",
+            reason: `session ${task.fields.session} exited and was started again`,
+            interrupt: false,
+            cancelAutoContinue: false
+          })
+          continue
+        }
         if (sighting === undefined) {
           yield* endRun({
             _tag: "EndRun",
@@ -336,12 +441,22 @@ export const makeDispatcher = (settings: DispatchSettings) =>
             session: task.fields.session ?? "",
             cause: "session_gone",
             reason: "its assignment names no session",
-            interrupt: false
+            interrupt: false,
+            cancelAutoContinue: false
           })
           continue
         }
         activeBySession.set(sighting.session, task.name)
-        supervised.push({ _tag: "Supervised", at: now, task: task.name, run: task.fields.run, sighting })
+        supervised.push({
+          _tag: "Supervised",
+          at: now,
+          task: task.name,
+          run: task.fields.run,
+          policy: limitPolicyOf(task.fields, settings.routing.limitPolicy),
+          idlePolicy: idlePolicyOf(task.fields, settings.idle.policy),
+          started: task.fields.started_at !== undefined,
+          sighting
+        })
       }
       const stillActive = new Set(active.map((task) => task.name))
       const left = [...book.watch.keys()].filter((name) => !stillActive.has(name))
@@ -367,11 +482,13 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         sessions: lastSightings.map((sighting) => ({
           session: sighting.session,
           state: effectiveState(book, bookSettings, sighting, now),
+          signal: sighting.signal,
           account: bookSettings.accountOf(sighting.session),
           task: Option.fromNullishOr(activeBySession.get(sighting.session)),
           cooldownUntil: coolingUntil(book, bookSettings, sighting.session, now)
         })),
         stale: staleTasks(book, now).map(({ task, unchangedForMs }) => ({ task, session: sessionOf(task), unchangedForMs })),
+        waiting: waitingTasks(book).map(({ auto, session, task, until }) => ({ task, session, until, auto })),
         attention: attention(book, now),
         counters: { ...counters, malformed: intake.counters.malformed },
         pending: pendingTasks.size,
@@ -399,8 +516,11 @@ const sightingOf = (observation: Observation): Sighting => {
   return {
     session: observation.session,
     state: observation.state,
+    signal: "pane",
+    detail: pane?._tag === "setup_dialog" ? Option.some(pane.dialog) : pane?._tag === "turn_error" ? Option.some(pane.error) : Option.none(),
     banner: pane?._tag === "usage_limited" ? Option.some(pane.banner) : Option.none(),
     resetAt: pane?._tag === "usage_limited" ? pane.resetAt : Option.none(),
+    autoContinue: pane?._tag === "usage_limited" && pane.autoContinue,
     question: pane?._tag === "permission_prompt" ? Option.some(pane.question) : Option.none(),
     inputBox: observation.state === "missing" || observation.state === "exited" ? Option.none() : inputBoxText(observation.screen),
     fingerprint: watchdogFingerprint(observation.screen)

@@ -2,7 +2,8 @@
  * Start-up recovery: finish or undo whatever a crash interrupted, before any new work is taken (docs/crash-states.md
  * is the table this implements). Easy to get wrong: never guess that a typed prompt was not run. An active task
  * whose run the session accepted (`started_at`, or its prompt seen submitted on screen) stays; only a session that
- * is gone, exited or limited, or a prompt provably never submitted, gives it back.
+ * is gone or exited, or a prompt provably never submitted, gives it back (a run that hit a limit is left to the
+ * dispatcher's limit policy).
  */
 import { Clock, Effect, Option, Result } from "effect"
 import { TaskEvent } from "../domain/lifecycle.ts"
@@ -267,10 +268,8 @@ export const recoverActive = Effect.fn("recoverActive")(function*(timeZone: stri
       yield* end("session_exited", `session ${session} exited`)
       continue
     }
-    if (seen.state === "usage_limited") {
-      yield* end("usage_limit", `session ${session} hit its usage limit`)
-      continue
-    }
+    // A run under way that hit a limit is the dispatcher's: its limit policy decides (and cancels an automatic
+    // continue before it takes the task back).
     if (task.fields.started_at !== undefined || run === undefined) continue
     const header = promptHeader(name, run)
     const inBox = Option.getOrElse(inputBoxText(seen.screen), () => "")
@@ -285,7 +284,7 @@ export const recoverActive = Effect.fn("recoverActive")(function*(timeZone: stri
       actions.push(`${name}: its prompt was submitted in ${session} before the daemon stopped; the run goes on`)
       continue
     }
-    if (seen.state === "idle") {
+    if (seen.state === "idle" || seen.state === "usage_limited") {
       yield* end("never_typed", `the daemon stopped before typing it into ${session}`)
       continue
     }

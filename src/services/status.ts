@@ -19,12 +19,24 @@ export interface SessionView {
   readonly task: string | null
   /** ISO instant until which the session's account rests after a usage limit, or null. */
   readonly cooldown_until: string | null
+  /** Where the state came from: the session's hooks, or its screen. */
+  readonly signal: "hook" | "pane"
 }
 
 export interface StaleView {
   readonly task: string
   readonly session: string
   readonly unchanged_for_s: number
+}
+
+/** An active task waiting in its session for the usage limit to reset (limit policy `wait`). */
+export interface WaitingView {
+  readonly task: string
+  readonly session: string
+  /** The reset (ISO): the session goes on after it. */
+  readonly until: string
+  /** Who continues the turn: Claude Code by itself, or the daemon typing "continue". */
+  readonly continues: "claude-code" | "daemon"
 }
 
 export interface TaskView {
@@ -41,6 +53,7 @@ export interface Snapshot {
   readonly at: string
   readonly sessions: ReadonlyArray<SessionView>
   readonly stale: ReadonlyArray<StaleView>
+  readonly waiting: ReadonlyArray<WaitingView>
   readonly attention: ReadonlyArray<{ readonly session: string; readonly reason: string }>
   /** Tasks per stage, in name order (the store's). done/ and failed/ entries carry their names only. */
   readonly tasks: Readonly<Record<Stage, ReadonlyArray<TaskView>>>
@@ -111,9 +124,16 @@ export const makeStatusReport = Effect.gen(function*() {
         state: s.state,
         account: s.account,
         task: Option.getOrNull(s.task),
-        cooldown_until: Option.match(s.cooldownUntil, { onNone: () => null, onSome: iso })
+        cooldown_until: Option.match(s.cooldownUntil, { onNone: () => null, onSome: iso }),
+        signal: s.signal
       })),
       stale: local.stale.map((s) => ({ task: s.task, session: s.session, unchanged_for_s: Math.round(s.unchangedForMs / 1000) })),
+      waiting: local.waiting.map((w) => ({
+        task: w.task,
+        session: w.session,
+        until: iso(w.until),
+        continues: w.auto ? "claude-code" as const : "daemon" as const
+      })),
       attention: local.attention,
       tasks,
       dispatcher: local.counters,

@@ -24,6 +24,8 @@ export interface TypingSettings {
   readonly timeZone: string
   /** Claude Code drops an Enter that arrives with the text: wait this long (more for long pastes) before Enter. */
   readonly enterDelay: Duration.Duration
+  /** Whether the session's own hook already reported this prompt submitted (no hooks: never). */
+  readonly submitted?: Effect.Effect<boolean>
 }
 
 const ENTER_TRIES = 3
@@ -74,12 +76,15 @@ export const typePrompt = Effect.fn("typePrompt")(function*(session: string, pro
     return TypingOutcome.NotTyped({ reason: `the prompt never appeared in ${session}'s input box` })
   }
 
+  const hookSaysSubmitted = settings.submitted ?? Effect.succeed(false)
   for (let attempt = 1; attempt <= ENTER_TRIES; attempt++) {
     yield* tmux.sendEnter(session).pipe(Effect.ignore)
     if (attempt === 1) yield* failpoint("type:entered")
+    if (yield* hookSaysSubmitted) return TypingOutcome.Accepted()
     // Accepted once the input box gives the text up (empty, or replaced by a dialog the turn opened).
     const wait = attempt === ENTER_TRIES ? LAST_SUBMIT_WAIT : SUBMIT_WAIT
     const after = yield* watchInputBox(session, settings.timeZone, wait, (seen) => Option.getOrElse(seen, () => "") === "")
+    if (yield* hookSaysSubmitted) return TypingOutcome.Accepted()
     if (Option.getOrElse(after.box, () => "") === "") {
       return after.seen.state === "missing" || after.seen.state === "exited"
         ? TypingOutcome.NotAccepted({ reason: `session ${session} ${after.seen.state === "missing" ? "vanished" : "exited"} on Enter`, cleared: true })

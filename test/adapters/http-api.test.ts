@@ -95,7 +95,7 @@ describe("status API endpoints", () => {
       const zero = { submitted: 0, completed: 0, failed: 0, retries: 0, rejected: 0, active: 0 }
       expect((await getJson(empty, "/api/sessions")).body).toStrictEqual({ sessions: [] })
       expect((await getJson(empty, "/api/delegated/status")).body).toStrictEqual({ active: [], counters: zero })
-      expect((await getJson(empty, "/watchdog/status")).body).toStrictEqual({ stale: [], attention: [], delegation: zero })
+      expect((await getJson(empty, "/watchdog/status")).body).toStrictEqual({ stale: [], waiting: [], attention: [], delegation: zero })
       expect((await getJson(empty, "/api/tasks")).body).toStrictEqual({
         pending: [],
         active: [],
@@ -484,7 +484,8 @@ const snapshotArb: fc.Arbitrary<Snapshot> = fc.record({
       state: fc.oneof(fc.constantFrom(...SessionStates), nasty),
       account: nasty,
       task: fc.constant(null),
-      cooldown_until: fc.constant(null)
+      cooldown_until: fc.constant(null),
+      signal: fc.constantFrom("hook" as const, "pane" as const)
     }),
     { maxLength: 6 }
   ),

@@ -59,11 +59,11 @@ describe.concurrent("claude-failover status", () => {
     expect(stderr).toBe("")
     expect(code).toBe(0)
     expect(section(stdout, "Sessions")).toStrictEqual([
-      ["NAME", "STATE", "ACCOUNT", "TASK", "COOLDOWN UNTIL"],
-      ["claude-1", "busy", "acct1", "fix-login.md", "-"],
-      ["claude-2", "usage_limited", "acct1", "-", "2026-11-24T15:00:00.000Z"],
-      ["claude-3", "permission_prompt", "acct2", "write-docs.md", "-"],
-      ["claude-4", "missing", "acct2", "-", "-"]
+      ["NAME", "STATE", "FROM", "ACCOUNT", "TASK", "COOLDOWN UNTIL"],
+      ["claude-1", "busy", "hook", "acct1", "fix-login.md", "-"],
+      ["claude-2", "usage_limited", "pane", "acct1", "-", "2026-11-24T15:00:00.000Z"],
+      ["claude-3", "permission_prompt", "pane", "acct2", "write-docs.md", "-"],
+      ["claude-4", "missing", "pane", "acct2", "-", "-"]
     ])
     expect(section(stdout, "Queue")).toStrictEqual([
       ["STAGE", "TASKS"],
@@ -82,6 +82,10 @@ describe.concurrent("claude-failover status", () => {
       ["TASK", "SESSION", "UNCHANGED FOR"],
       ["write-docs.md", "claude-3", "42m 10s"]
     ])
+    expect(section(stdout, "Tasks waiting for a usage limit to reset")).toStrictEqual([
+      ["TASK", "SESSION", "UNTIL", "CONTINUED BY"],
+      ["long-refactor.md", "claude-2", "2026-11-24T15:00:00.000Z", "the daemon"]
+    ])
     expect(section(stdout, "Sessions needing attention")).toStrictEqual([
       ["SESSION", "REASON"],
       ["claude-3", "permission prompt waiting for an answer"]
@@ -91,7 +95,7 @@ describe.concurrent("claude-failover status", () => {
   it("says none where a section is empty", async () => {
     const { code, stdout } = await cli(["--url", empty.url])
     expect(code).toBe(0)
-    for (const heading of ["Sessions", "Stale tasks", "Sessions needing attention"]) {
+    for (const heading of ["Sessions", "Stale tasks", "Tasks waiting for a usage limit to reset", "Sessions needing attention"]) {
       expect(section(stdout, heading), heading).toStrictEqual([["none"]])
     }
     expect(section(stdout, "Delegated jobs")).toStrictEqual([

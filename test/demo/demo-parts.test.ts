@@ -65,7 +65,10 @@ describe("demo progress lines", () => {
     ).toBe("⚠ claude-2 hit its usage limit: no new tasks for account claude-2 until 11:00 UTC")
     expect(
       describeLogRecord(
-        record("m.md back to pending: session claude-2 hit its usage limit (Claude usage limit reached. Reset at 5am.)", "WARN"),
+        record(
+          "m.md back to pending: session claude-2 hit its usage limit (Claude usage limit reached. Reset at 5am.); it resets at 2026-11-25T05:00:00.000Z",
+          "WARN"
+        ),
         noReason
       )
     ).toBe("⇄ failover: m.md back to pending (session claude-2 hit its usage limit)")

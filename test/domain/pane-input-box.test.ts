@@ -28,7 +28,7 @@ const history = ["> Fix the failing test", "", "● The test passes now.", ""]
 
 describe("inputBoxText", () => {
   it.each(cases)("$file: an empty box reads as \"\", a dialog or a shell as none", ({ expect: state, file }) => {
-    const noBox = ["permission_prompt", "exited", "unknown"].includes(state) || file === "usage_limited--menu-after-limit.txt"
+    const noBox = ["permission_prompt", "setup_dialog", "exited", "unknown"].includes(state)
     expect(inputBoxText(screen(file))).toStrictEqual(noBox ? Option.none() : Option.some(""))
   })
 

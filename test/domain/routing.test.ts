@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Result } from "effect"
 import fc from "fast-check"
+import { LimitPolicies } from "../../src/domain/limit-policy.ts"
 import { Providers } from "../../src/domain/provider.ts"
 import {
   DEFAULT_COMPLEXITY_MAP,
@@ -18,14 +19,22 @@ const situation = (overrides: Partial<Situation> = {}): Situation => ({
   complexityMap: DEFAULT_COMPLEXITY_MAP,
   failoverProvider: "claude-api",
   localAvailable: true,
+  limitPolicy: "requeue",
   ...overrides
 })
+
+/** The history a requeued task may carry: its last run ended in a usage limit, or for another reason. */
+const lastRun = fc.constantFrom("usage_limit", "session_exited", "stale").map((cause) => [
+  { at: "2026-11-24T18:00:00Z", event: "requeued", cause, reason: `the run ended: ${cause}` }
+])
 
 const routingFields: fc.Arbitrary<RoutingFields> = fc.record({
   needs_claude_code: fc.boolean(),
   preferred_ai: preferredAi,
   allow_delegation: fc.boolean(),
-  complexity_hint: complexityHint
+  complexity_hint: complexityHint,
+  on_limit: fc.constantFrom(...LimitPolicies),
+  history: lastRun
 }, { requiredKeys: [] }).map((fields) => ({ ...fields }))
 
 const situations: fc.Arbitrary<Situation> = fc.record({
@@ -36,7 +45,8 @@ const situations: fc.Arbitrary<Situation> = fc.record({
     high: fc.constantFrom(...Providers)
   }),
   failoverProvider: fc.constantFrom(...Providers),
-  localAvailable: fc.boolean()
+  localAvailable: fc.boolean(),
+  limitPolicy: fc.constantFrom(...LimitPolicies)
 })
 
 const norm = (value: string | undefined) => value?.trim().toLowerCase()
@@ -52,6 +62,7 @@ const conditions: ReadonlyArray<readonly [Reason, (t: RoutingFields, s: Situatio
     norm(t.preferred_ai) === "auto" &&
     ["low", "medium", "high"].includes(norm(t.complexity_hint) ?? "medium")],
   ["local_unavailable", (t, s) => t.allow_delegation === true && !s.localAvailable],
+  ["usage_limit", (t, s) => (t.on_limit ?? s.limitPolicy) === "delegate" && t.history?.at(-1)?.cause === "usage_limit"],
   ["fail_safe_local", () => true]
 ]
 
@@ -101,6 +112,28 @@ describe("routing invariants", () => {
     fc.assert(
       fc.property(routingFields, situations, (t, s) => {
         expect(decide({ ...t, allow_delegation: false }, s).route).toBe("local")
+      }),
+      RUNS
+    )
+  })
+
+  it("the limit policy delegate sends a task on after a usage limit, to the failover provider, and only then", () => {
+    const limited = { at: "2026-11-24T19:00:00Z", event: "requeued", cause: "usage_limit", reason: "session claude-1 hit its usage limit" }
+    fc.assert(
+      fc.property(routingFields, situations, fc.constantFrom(...LimitPolicies), (t, s, policy) => {
+        // A task no earlier rule decides: local by default, delegation neither asked for nor refused.
+        const plain: RoutingFields = { ...(t.complexity_hint === undefined ? {} : { complexity_hint: t.complexity_hint }) }
+        const delegates = { route: "delegate", provider: s.failoverProvider, reason: "usage_limit" }
+        const disabled = { route: "local", reason: "delegation_disabled" }
+        expect(decide({ ...plain, on_limit: "delegate", history: [limited] }, s)).toStrictEqual(s.delegationEnabled ? delegates : disabled)
+        // The daemon's LIMIT_POLICY stands in for a missing on_limit.
+        expect(decide({ ...plain, history: [limited] }, { ...s, limitPolicy: policy }).route).toBe(
+          s.delegationEnabled && policy === "delegate" ? "delegate" : "local"
+        )
+        // Another policy, a last run that ended otherwise, or allow_delegation: false keeps it local.
+        expect(decide({ ...plain, on_limit: "wait", history: [limited] }, s).route).toBe("local")
+        expect(decide({ ...plain, on_limit: "delegate", history: [{ ...limited, cause: "stale" }] }, s).route).toBe("local")
+        expect(decide({ ...plain, on_limit: "delegate", allow_delegation: false, history: [limited] }, s).route).toBe("local")
       }),
       RUNS
     )

@@ -70,8 +70,8 @@ describe("status API of the running daemon", () => {
 
     const sessions = await until(url, Paths.sessions, SessionsStatus, (body) => body.sessions.some((s) => s.task === "local.md" && s.state === "busy"))
     expect(sessions.sessions).toStrictEqual([
-      { session: "claude-1", state: "busy", account: "claude-1", task: "local.md", cooldown_until: null },
-      { session: "claude-2", state: "idle", account: "claude-2", task: null, cooldown_until: null }
+      { session: "claude-1", state: "busy", signal: "pane", account: "claude-1", task: "local.md", cooldown_until: null },
+      { session: "claude-2", state: "idle", signal: "pane", account: "claude-2", task: null, cooldown_until: null }
     ])
 
     const tasks = shaped(TasksStatus, (await get(url, Paths.tasks)).text)

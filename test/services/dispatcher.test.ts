@@ -1,5 +1,7 @@
 /** The dispatcher and its watchdog on in-memory ports, with time moved by TestClock. */
 import { describe, expect, it } from "@effect/vitest"
+import { HookEvents } from "../../src/services/hook-events.ts"
+import { SessionStarterOff } from "../../src/services/session-starter.ts"
 import { Context, Duration, Effect, Fiber, Layer, Option, Result } from "effect"
 import { TestClock } from "effect/testing"
 import { readFileSync } from "node:fs"
@@ -31,6 +33,8 @@ class OutsideStore extends Context.Service<OutsideStore, TaskStore["Service"]>()
 
 const testLayer = (overrides: Partial<DispatchSettings> = {}, store: Layer.Layer<TaskStore> = MemoryTaskStoreLayer) =>
   DispatcherLayer(settings(overrides)).pipe(
+    Layer.provideMerge(SessionStarterOff),
+    Layer.provideMerge(HookEvents.layerMemory()),
     Layer.provideMerge(memoryDelegation()),
     Layer.provideMerge(Layer.mergeAll(
       OwnWrites.tracking.pipe(Layer.provide(store)),
@@ -234,7 +238,7 @@ describe("dispatcher", () => {
     Effect.gen(function*() {
       yield* TestClock.setTime(START)
       const tmux = yield* MemoryTmuxControl
-      yield* tmux.setPane("claude-1", { screen: screen("usage_limited--org-monthly-no-reset.txt"), command: "claude" })
+      yield* tmux.setPane("claude-1", { screen: screen("usage_limited--org-out-of-usage-no-reset.txt"), command: "claude" })
       yield* idleSession("claude-2")
       yield* tick
       const status = yield* (yield* Dispatcher).status
@@ -412,7 +416,7 @@ describe("queue writes that fail", () => {
 })
 
 describe("routing to secutools", () => {
-  const delegating = { routing: { delegationEnabled: true, complexityMap: DEFAULT_COMPLEXITY_MAP, failoverProvider: "claude-api" as const } }
+  const delegating = { routing: { delegationEnabled: true, complexityMap: DEFAULT_COMPLEXITY_MAP, failoverProvider: "claude-api" as const, limitPolicy: "requeue" as const } }
 
   it.effect("a task routed to a provider gets a marker and is never typed into a session", () =>
     Effect.gen(function*() {
@@ -463,4 +467,135 @@ describe("routing to secutools", () => {
       expect(fields).not.toHaveProperty("session")
       expect(lastReason(fields)).toContain("session claude-1 hit its usage limit")
     }).pipe(Effect.provide(testLayer(delegating))))
+})
+
+describe("limit policies, on screens of the real Claude Code", () => {
+  const REAL = join(import.meta.dirname, "../fixtures/real-screens")
+  const realCases = JSON.parse(readFileSync(join(REAL, "cases.json"), "utf8")) as ReadonlyArray<{
+    readonly file: string
+    readonly resetAt?: string | null
+    readonly recordedAt: string
+  }>
+  const real = (file: string) => {
+    const found = realCases.find((c) => c.file === file)
+    if (found === undefined) throw new Error(`${file} is not in real-screens/cases.json`)
+    return { screen: readFileSync(join(REAL, file), "utf8"), recordedAt: Date.parse(found.recordedAt), resetAt: Date.parse(found.resetAt ?? "") }
+  }
+  /** 2.1.332: the 5-hour limit it continues by itself, and the same screen after Esc cancelled that. */
+  const AUTO = real("usage_limited--limit-5h--2.1.332--80.txt")
+  const CANCELLED = real("usage_limited--limit-5h-esc--2.1.332--80.txt")
+  /** 2.1.197: the limit menu, and the screen after Esc closed it. */
+  const MENU = real("usage_limited--limit-5h--2.1.197--80.txt")
+  const CLOSED = real("usage_limited--limit-5h-esc--2.1.197--80.txt")
+  const escapes = (session: string) =>
+    Effect.map(MemoryTmuxControl.use((tmux) => tmux.panes), (panes) => (panes.get(session)?.typed ?? []).filter((key) => key === "Esc").length)
+  const withTimeZone = (overrides: Partial<DispatchSettings> = {}) => testLayer({ timeZone: "America/New_York", ...overrides })
+
+  /** job.md (with `fields`) running on claude-1, which then shows `limit` at the instant it was recorded. */
+  const limitedJob = (limit: { readonly screen: string; readonly recordedAt: number }, after: { readonly screen: string } | undefined, fields = "") =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(limit.recordedAt - 60_000)
+      yield* idleSession("claude-1")
+      yield* addTask("job.md", `${fields === "" ? "" : `---\n${fields}\n---\n`}Do the job.\n`)
+      yield* tick
+      expect(yield* (yield* TaskStore).list("active")).toStrictEqual(["job.md"])
+      const tmux = yield* MemoryTmuxControl
+      yield* tmux.setPane("claude-1", { screen: limit.screen, ...(after === undefined ? {} : { screenAfterEscape: after.screen }) })
+      yield* TestClock.setTime(limit.recordedAt)
+      return tmux
+    })
+
+  it.effect("requeue (the default): Claude Code's automatic continue is cancelled with Esc first, then the task goes back, naming the reset", () =>
+    Effect.gen(function*() {
+      yield* limitedJob(AUTO, CANCELLED)
+      yield* tick
+      expect(yield* escapes("claude-1")).toBe(1)
+      expect(yield* (yield* TaskStore).list("pending")).toStrictEqual(["job.md"])
+      expect(lastReason(yield* fieldsOf("pending", "job.md"))).toContain(`it resets at ${new Date(AUTO.resetAt).toISOString()}`)
+      // The cancelled screen is the same limit: no second Esc (a double Esc opens Claude Code's rewind menu).
+      yield* tick
+      expect(yield* escapes("claude-1")).toBe(1)
+    }).pipe(Effect.provide(withTimeZone())))
+
+  it.effect("requeue: while Esc does not cancel the automatic continue, the task is not taken back; after three tries it waits for the reset in its session", () =>
+    Effect.gen(function*() {
+      yield* limitedJob(AUTO, undefined)
+      for (let i = 0; i < 3; i++) yield* tick
+      expect(yield* escapes("claude-1")).toBe(3)
+      expect(yield* (yield* TaskStore).list("active")).toStrictEqual(["job.md"])
+      yield* tick
+      expect(yield* escapes("claude-1")).toBe(3)
+      expect(yield* (yield* TaskStore).list("active")).toStrictEqual(["job.md"])
+      const status = yield* (yield* Dispatcher).status
+      expect(status.waiting).toStrictEqual([{ task: "job.md", session: "claude-1", until: AUTO.resetAt, auto: true }])
+    }).pipe(Effect.provide(withTimeZone())))
+
+  it.effect("wait (on_limit): the limit menu is closed with one Esc, the task stays, and \"continue\" is typed once the reset has passed", () =>
+    Effect.gen(function*() {
+      const tmux = yield* limitedJob(MENU, CLOSED, "on_limit: wait")
+      yield* tick
+      expect(yield* escapes("claude-1")).toBe(1)
+      expect(yield* (yield* TaskStore).list("active")).toStrictEqual(["job.md"])
+      const status = yield* (yield* Dispatcher).status
+      expect(status.waiting).toStrictEqual([{ task: "job.md", session: "claude-1", until: MENU.resetAt, auto: false }])
+      // Before the reset nothing is typed, however long it takes; the watchdog does not call it stale.
+      yield* TestClock.setTime(MENU.resetAt - 60_000)
+      yield* tick
+      expect((yield* pastes("claude-1")).filter((text) => text === "continue")).toStrictEqual([])
+      expect((yield* (yield* Dispatcher).status).stale).toStrictEqual([])
+      yield* tmux.setPane("claude-1", { screenAfterEnter: BUSY })
+      yield* TestClock.setTime(MENU.resetAt + 1_000)
+      yield* tick
+      expect((yield* pastes("claude-1")).filter((text) => text === "continue")).toStrictEqual(["continue"])
+      // The session works again: no longer waiting, the task still its own.
+      yield* tick
+      expect((yield* (yield* Dispatcher).status).waiting).toStrictEqual([])
+      expect(yield* fieldsOf("active", "job.md")).toMatchObject({ session: "claude-1", attempts: 1 })
+    }).pipe(Effect.provide(withTimeZone())))
+
+  it.effect("delegate (LIMIT_POLICY): after a limit the task goes to FAILOVER_PROVIDER at once, though other sessions are free", () =>
+    Effect.gen(function*() {
+      yield* limitedJob(CANCELLED, undefined)
+      yield* idleSession("claude-2")
+      yield* tick
+      const store = yield* TaskStore
+      expect(yield* store.listMarkers()).toStrictEqual(["job.md"])
+      expect(yield* fieldsOf("pending", "job.md")).toMatchObject({ state: "delegated_to_secutools", provider: "gemini" })
+      expect((yield* pastes("claude-2"))).toStrictEqual([])
+    }).pipe(Effect.provide(withTimeZone({
+      routing: { delegationEnabled: true, complexityMap: DEFAULT_COMPLEXITY_MAP, failoverProvider: "gemini", limitPolicy: "delegate" }
+    }))))
+})
+
+describe("a turn that ended without a report", () => {
+  it.effect("IDLE_POLICY attention (the default): the task stays, and its session is listed for a person after IDLE_GRACE", () =>
+    Effect.gen(function*() {
+      const tmux = yield* jobRunningOnClaude1
+      yield* tmux.setPane("claude-1", { screen: IDLE })
+      yield* tick
+      yield* TestClock.adjust(Duration.minutes(1))
+      yield* tick
+      expect((yield* (yield* Dispatcher).status).attention).toStrictEqual([])
+      yield* TestClock.adjust(Duration.minutes(1))
+      yield* tick
+      const status = yield* (yield* Dispatcher).status
+      expect(status.attention).toStrictEqual([{ session: "claude-1", reason: expect.stringContaining("job.md reported neither done nor failed") }])
+      expect(yield* (yield* TaskStore).list("active")).toStrictEqual(["job.md"])
+    }).pipe(Effect.provide(testLayer())))
+
+  it.effect("on_idle: requeue: back to the queue after IDLE_GRACE, and the run counts towards MAX_ATTEMPTS", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      yield* idleSession("claude-1", { screenAfterEnter: IDLE })
+      yield* addTask("job.md", "---\non_idle: requeue\n---\nDo the job.\n")
+      yield* tick
+      expect(yield* (yield* TaskStore).list("active")).toStrictEqual(["job.md"])
+      yield* tick
+      yield* TestClock.adjust(Duration.minutes(2))
+      yield* tick
+      // Back to the queue, and (the session being free) started again at once: a second run, its first recorded.
+      const again = yield* fieldsOf("active", "job.md")
+      expect(again.attempts).toBe(2)
+      expect(again.history?.at(-1)).toMatchObject({ event: "requeued", cause: "turn_ended", session: "claude-1" })
+    }).pipe(Effect.provide(testLayer())))
 })

@@ -4,6 +4,8 @@
  * the kernel queue (max_queued_events) really overflows.
  */
 import { expect, it } from "@effect/vitest"
+import { HookEvents } from "../../src/services/hook-events.ts"
+import { SessionStarterOff } from "../../src/services/session-starter.ts"
 import { Duration, Effect, Layer } from "effect"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -27,6 +29,8 @@ it.live(`a burst of more than ${kernelQueue} files is fully picked up`, () => {
     queueDir: root,
     command: { program: ["node", "cli.js"], queueDir: root }
   })).pipe(
+    Layer.provideMerge(SessionStarterOff),
+    Layer.provideMerge(HookEvents.layerMemory()),
     Layer.provideMerge(memoryDelegation()),
     Layer.provideMerge(Layer.mergeAll(OwnWrites.tracking.pipe(Layer.provide(FsTaskStoreLayer({ root }))), MemoryTmuxLayer, TaskLocks.layer))
   )

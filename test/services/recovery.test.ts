@@ -139,7 +139,7 @@ describe("start-up recovery: files", () => {
 })
 
 describe("start-up recovery: active tasks", () => {
-  it.effect("gone, exited and limited sessions give their tasks back; a run they accepted on a live session stays", () => {
+  it.effect("gone and exited sessions give their tasks back; a run accepted on a live (or limited) session stays", () => {
     const { layer, root } = withQueue()
     return Effect.gen(function*() {
       const tmux = yield* MemoryTmuxControl
@@ -153,8 +153,9 @@ describe("start-up recovery: active tasks", () => {
       put(root, "active", "typed-idle.md", assigned("idle", "r4", STARTED))
       put(root, "active", "working.md", assigned("busy", "r5", STARTED))
       yield* recover(options)
-      expect(files(root, "active")).toStrictEqual(["typed-idle.md", "working.md"])
-      expect(files(root, "pending")).toStrictEqual(["exited.md", "gone.md", "limited.md"])
+      // A limited session's run is the dispatcher's: its limit policy decides, after cancelling an automatic continue.
+      expect(files(root, "active")).toStrictEqual(["limited.md", "typed-idle.md", "working.md"])
+      expect(files(root, "pending")).toStrictEqual(["exited.md", "gone.md"])
       const gone = fieldsIn(root, "pending", "gone.md")
       expect(gone).toMatchObject({ state: "pending", attempts: 1 })
       expect(gone.history?.at(-1)).toMatchObject({
@@ -165,7 +166,6 @@ describe("start-up recovery: active tasks", () => {
         reason: "session nowhere is gone (recovered at start-up)"
       })
       expect(fieldsIn(root, "pending", "exited.md").history?.at(-1)?.cause).toBe("session_exited")
-      expect(fieldsIn(root, "pending", "limited.md").history?.at(-1)?.cause).toBe("usage_limit")
     }).pipe(Effect.provide(layer))
   })
 

@@ -3,6 +3,8 @@
  * the live layer shares one snapshot between the requests of a SNAPSHOT_TTL window.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { HookEvents } from "../../src/services/hook-events.ts"
+import { SessionStarterOff } from "../../src/services/session-starter.ts"
 import { Deferred, Duration, Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import { MemoryTaskStoreLayer } from "../../src/adapters/memory-task-store.ts"
@@ -25,6 +27,8 @@ import { dispatchSettingsForTests } from "./dispatch-settings.ts"
 const layer = StatusReportLayer.pipe(
   Layer.provideMerge(DispatcherLayer(dispatchSettingsForTests())),
   Layer.provideMerge(memoryDelegation()),
+  Layer.provideMerge(SessionStarterOff),
+    Layer.provideMerge(HookEvents.layerMemory()),
   Layer.provideMerge(Layer.mergeAll(OwnWrites.tracking.pipe(Layer.provide(MemoryTaskStoreLayer)), MemoryTmuxLayer))
 )
 

@@ -7,6 +7,8 @@ import { Console, Effect } from "effect"
 import { Command, Flag } from "effect/cli"
 import { Config, describeConfig } from "../../config.ts"
 import { daemon } from "../../daemon.ts"
+import { hooksCommand } from "./hooks-commands.ts"
+import { paneCommand } from "./pane-classify.ts"
 import { statusCommand } from "./status.ts"
 import { taskCommand } from "./task-commands.ts"
 
@@ -26,6 +28,6 @@ export const claudeFailover = Command.make("claude-failover", {}, () => daemon).
       Flag.optional
     )
   }),
-  Command.withSubcommands([configCommand, taskCommand, statusCommand]),
+  Command.withSubcommands([configCommand, taskCommand, statusCommand, paneCommand, hooksCommand]),
   Command.provide(({ config }) => Config.layerWithFile(config))
 )

@@ -128,8 +128,8 @@ export const renderStatus = ({ delegated, sessions, tasks, watchdog }: Answers):
   return [
     "Sessions",
     ...table(
-      ["NAME", "STATE", "ACCOUNT", "TASK", "COOLDOWN UNTIL"],
-      sessions.sessions.map((s) => [s.session, s.state, s.account, dash(s.task), dash(s.cooldown_until)])
+      ["NAME", "STATE", "FROM", "ACCOUNT", "TASK", "COOLDOWN UNTIL"],
+      sessions.sessions.map((s) => [s.session, s.state, s.signal ?? "pane", s.account, dash(s.task), dash(s.cooldown_until)])
     ),
     "",
     "Queue",
@@ -146,6 +146,12 @@ export const renderStatus = ({ delegated, sessions, tasks, watchdog }: Answers):
     ...table(
       ["TASK", "SESSION", "UNCHANGED FOR"],
       watchdog.stale.map((s) => [s.task, s.session, formatAge(s.unchanged_for_s)])
+    ),
+    "",
+    "Tasks waiting for a usage limit to reset",
+    ...table(
+      ["TASK", "SESSION", "UNTIL", "CONTINUED BY"],
+      (watchdog.waiting ?? []).map((w) => [w.task, w.session, w.until, w.continues === "claude-code" ? "Claude Code" : "the daemon"])
     ),
     "",
     "Sessions needing attention",

@@ -42,6 +42,13 @@ export type DelegatedStatus = typeof DelegatedStatus.Type
 /** `GET /watchdog/status` */
 export const WatchdogStatus = Schema.Struct({
   stale: Schema.Array(Schema.Struct({ task: Schema.String, session: Schema.String, unchanged_for_s: Count })),
+  /** Tasks waiting in their session for its usage limit to reset (LIMIT_POLICY / on_limit `wait`); older daemons omit it. */
+  waiting: Schema.optionalKey(Schema.Array(Schema.Struct({
+    task: Schema.String,
+    session: Schema.String,
+    until: Schema.String,
+    continues: Schema.Literals(["claude-code", "daemon"])
+  }))),
   attention: Schema.Array(Schema.Struct({ session: Schema.String, reason: Schema.String })),
   delegation: DelegationCountersBody
 })
@@ -94,6 +101,8 @@ export const SessionsStatus = Schema.Struct({
   sessions: Schema.Array(Schema.Struct({
     session: Schema.String,
     state: Schema.String,
+    /** Where the state came from: `hook` (the session's Claude Code hooks) or `pane` (its screen). */
+    signal: Schema.optionalKey(Schema.Literals(["hook", "pane"])),
     account: Schema.String,
     task: Schema.NullOr(Schema.String),
     cooldown_until: Schema.NullOr(Schema.String)
@@ -110,3 +119,6 @@ export const Paths = {
   sessions: "/api/sessions",
   metrics: "/metrics"
 } as const
+
+/** Where Claude Code's hooks deliver their events (POST; see hooks-route.ts). Not in `Paths`: those are GET routes. */
+export const HOOKS_PATH = "/api/hooks"

@@ -1,5 +1,6 @@
 /**
- * The status API's routes: health, queue, sessions, delegated jobs, watchdog and Prometheus metrics, all read-only.
+ * The status API's routes: health, queue, sessions, delegated jobs, watchdog and Prometheus metrics, all read-only;
+ * and, when a receiver is given, `POST /api/hooks` for Claude Code's hook events (see hooks-route.ts).
  * Easy to get wrong: every request, /healthz included, first passes the Host check (421 otherwise); then with API_TOKEN
  * set every route but /healthz (unknown paths included) answers 401 without the bearer token, compared in constant
  * time and never echoed; and each request reads the status snapshot exactly once.
@@ -8,9 +9,11 @@ import { createHash, timingSafeEqual } from "node:crypto"
 import { Effect, Option, Redacted, Result } from "effect"
 import { Headers, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { Stage } from "../../ports/task-store.ts"
+import type { HookReceiver } from "../../services/hook-receiver.ts"
 import { type Snapshot, StatusReport, type TaskView } from "../../services/status.ts"
 import {
   type DelegatedStatus,
+  HOOKS_PATH,
   Paths,
   type SessionsStatus,
   TASKS_PAGE_DEFAULT,
@@ -19,6 +22,7 @@ import {
   type WatchdogStatus
 } from "./contract.ts"
 import { type HostRule, hostPolicy } from "./host-header.ts"
+import { hooksRoute } from "./hooks-route.ts"
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.ts"
 
 export interface ApiRoutesOptions {
@@ -26,6 +30,8 @@ export interface ApiRoutesOptions {
   readonly token: Option.Option<Redacted.Redacted<string>>
   /** Which Host headers are answered (see `hostPolicy`). */
   readonly host: HostRule
+  /** When set, `POST /api/hooks` records Claude Code's hook events through it (same token rule); else that path is 404. */
+  readonly hooks?: HookReceiver["Service"]
 }
 
 const counters = (snapshot: Snapshot): DelegatedStatus["counters"] => {
@@ -55,6 +61,7 @@ export const delegatedBody = (snapshot: Snapshot): DelegatedStatus => ({
 
 export const watchdogBody = (snapshot: Snapshot): WatchdogStatus => ({
   stale: snapshot.stale.map((s) => ({ task: s.task, session: s.session, unchanged_for_s: s.unchanged_for_s })),
+  waiting: snapshot.waiting.map((w) => ({ task: w.task, session: w.session, until: w.until, continues: w.continues })),
   attention: snapshot.attention.map((a) => ({ session: a.session, reason: a.reason })),
   delegation: counters(snapshot)
 })
@@ -120,7 +127,8 @@ export const sessionsBody = (snapshot: Snapshot): SessionsStatus => ({
     state: s.state,
     account: s.account,
     task: s.task,
-    cooldown_until: s.cooldown_until
+    cooldown_until: s.cooldown_until,
+    signal: s.signal
   }))
 })
 
@@ -211,6 +219,7 @@ export const ApiRoutes = (options: ApiRoutesOptions) =>
         Effect.succeed(HttpServerResponse.text(renderMetrics(snapshot), { contentType: METRICS_CONTENT_TYPE }))
       ))
     )
+    if (options.hooks !== undefined) yield* router.add("*", HOOKS_PATH, hooksRoute(options.hooks, guard))
     // The router matches static paths before the wildcard, so this only sees what no route above took.
     yield* router.add("*", "*", fallback(guard))
   }))

@@ -10,6 +10,7 @@ import { createServer, type Server } from "node:http"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Context, Data, Duration, Effect, Layer, type Option, type Redacted } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
+import type { HookReceiver } from "../../services/hook-receiver.ts"
 import { ApiRoutes } from "./routes.ts"
 
 /** The few clients (the CLI, a scraper, an operator) need a few each; 256 leaves most of a 1024-descriptor limit to the daemon. */
@@ -65,11 +66,17 @@ export interface HttpApiOptions {
   readonly token: Option.Option<Redacted.Redacted<string>>
   /** Names besides `host` that a request's Host header may carry, e.g. a proxy's; see `hostPolicy`. Default: none. */
   readonly allowedHosts?: ReadonlyArray<string>
+  /** Claude Code's hook events arrive here (`POST /api/hooks`); without it that path is 404. */
+  readonly hooks?: HookReceiver["Service"]
 }
 
 const served = (options: HttpApiOptions, server: Server) =>
   HttpRouter.serve(
-    ApiRoutes({ token: options.token, host: { bind: options.host, allowedHosts: options.allowedHosts ?? [] } }),
+    ApiRoutes({
+      token: options.token,
+      host: { bind: options.host, allowedHosts: options.allowedHosts ?? [] },
+      ...(options.hooks === undefined ? {} : { hooks: options.hooks })
+    }),
     { disableLogger: true, disableListenLog: true }
   ).pipe(
     Layer.provideMerge(NodeHttpServer.layerServer(() => server, { host: options.host, port: options.port }))
