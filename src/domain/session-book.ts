@@ -490,7 +490,8 @@ const waitForReset = (
           cause: "usage_limit",
           reason: `session ${session} did not take "continue" after its usage limit reset (${wait.tries} tries)`,
           interrupt: false,
-          cancelAutoContinue: false
+          // Still set to continue by itself (late): cancelled first, as for `requeue`.
+          cancelAutoContinue: wait.auto
         }]
       }
     }

@@ -262,7 +262,7 @@ describe("session book", () => {
             }
             if (ends.length > 0) {
               expect(refused).toBeGreaterThanOrEqual(CONTINUE_TRIES)
-              expect(ends[0]).toMatchObject({ cause: "usage_limit", cancelAutoContinue: false })
+              expect(ends[0]).toMatchObject({ cause: "usage_limit", cancelAutoContinue: auto })
               break
             }
             // While it waits, the watchdog neither reports nor takes it back, however long the screen stays the same.
