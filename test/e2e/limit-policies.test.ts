@@ -107,4 +107,23 @@ describe("limit policies end to end", () => {
     expect(resumed2?.at).toBeGreaterThanOrEqual(limit2.resetAt)
     expect(events("claude-2").filter((e) => e.event === "submitted")).toHaveLength(2)
   }, 120_000)
+
+  it("requeue with a kill -9 of the daemon as Esc cancels the automatic continue: the next daemon finishes the task once, elsewhere", async () => {
+    const { daemon, events, queue, start } = setUp()
+    await start("claude-1", { STANDIN_LIMIT_AFTER: "0", STANDIN_LIMIT_STYLE: "auto", STANDIN_RESET_MS: "300000" })
+    writeFileSync(join(queue.root, "pending", "job.md"), "Say hello.\n")
+    const first = daemon({ TMUX_SESSIONS: "claude-1,claude-2" })
+    await waitFor("the cancel", () => events("claude-1").some((e) => e.event === "cancelled"), 30_000)
+    first.process.kill("SIGKILL")
+    await first.exited
+    await start("claude-2", {})
+    const second = daemon({ TMUX_SESSIONS: "claude-1,claude-2" })
+    await waitFor("the task done", () => queue.tasks("done").includes("job.md"), 60_000)
+    await waitFor("claude-2's completion logged", () => events("claude-2").some((e) => e.event === "completion"))
+    expect(await second.stop()).toBe(0)
+    expect(taskFields("job.md", queue.read("done", "job.md")).session).toBe("claude-2")
+    // The limited session never went on with the task: its continue was cancelled before the task left it.
+    expect(events("claude-1").filter((e) => e.event === "completion" || e.event === "resumed")).toStrictEqual([])
+    expect(events("claude-2").filter((e) => e.event === "completion")).toHaveLength(1)
+  }, 120_000)
 })
