@@ -10,11 +10,11 @@ import { Settings } from "../src/config.ts"
 const DAEMON_KEYS = new Set([...Object.values(Settings).map((setting) => setting.env), "CLAUDE_FAILOVER_FAILPOINT"])
 
 /**
- * This environment without any of the daemon's settings, then `settings`: a QUEUE_DIR or TMUX_SESSIONS exported in
- * the operator's shell must not steer the demo.
+ * This environment without any of the daemon's settings or the stand-ins' (`STANDIN_*`), then `settings`: a QUEUE_DIR
+ * or STANDIN_MODES exported in the operator's shell must not steer the demo (headless runs inherit the daemon's).
  */
 export const daemonEnv = (settings: Readonly<Record<string, string>>): NodeJS.ProcessEnv => ({
-  ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !DAEMON_KEYS.has(key))),
+  ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !DAEMON_KEYS.has(key) && !key.startsWith("STANDIN_"))),
   ...settings
 })
 

@@ -1,27 +1,22 @@
 /**
  * `npm run demo`: three Claude Code stand-ins in a private tmux server, the secutools stand-in, a dozen sample tasks
- * and the daemon as a real process; prints each thing that happens, then a summary. Easy to get wrong: everything
- * started here is stopped in `finally`, on failure and on Ctrl-C too; only the queue directory is kept, to look at.
+ * and the daemon as a real process; prints each thing that happens, then a summary. `npm run demo -- --headless`:
+ * the same with two headless slots (`claude -p` stand-ins) instead of tmux. Easy to get wrong: everything started
+ * here is stopped in `finally`, on failure and on Ctrl-C too; only the queue directory is kept, to look at.
  */
 import { randomUUID } from "node:crypto"
 import { resolve } from "node:path"
 import { type FakeSecutools, type FakeSecutoolsOptions, startFakeSecutools } from "../src/adapters/fake-secutools/server.ts"
 import { DaemonProcess } from "./daemon.ts"
-import { describeFinished, describeLogRecord, formatEvent, parseLogLine } from "./progress.ts"
+import { headlessSessions } from "./headless.ts"
+import { awaitsRunFacts, describeFinished, describeLogRecord, type FinishedTask, formatEvent, parseLogLine } from "./progress.ts"
 import { createQueue, entries, readFinished, writeSamples } from "./queue.ts"
+import { type DemoSessions, tmuxSessions } from "./sessions.ts"
 import { problems, renderReport, summarizeTask } from "./summary.ts"
 import { planRoute, SAMPLE_TASKS } from "./tasks.ts"
-import { PrivateTmux } from "./tmux.ts"
 import { waitFor } from "./wait.ts"
 
 const ROOT = resolve(import.meta.dirname, "..")
-
-/** claude-2 is quick, so it is free first for a second task, in the middle of which it hits its usage limit. */
-const SESSIONS: ReadonlyArray<readonly [string, Readonly<Record<string, string>>]> = [
-  ["claude-1", { STANDIN_WORK_MS: "2500" }],
-  ["claude-2", { STANDIN_WORK_MS: "800", STANDIN_LIMIT_AFTER: "1" }],
-  ["claude-3", { STANDIN_WORK_MS: "2500" }]
-]
 
 /** Seed 2 puts a 5xx and a 429 among the first six requests, so retries show early. */
 const SECUTOOLS: Omit<FakeSecutoolsOptions, "apiKey"> = { durationMs: 2000, ratio5xx: 0.1, ratio429: 0.05, retryAfter: 1, seed: 2 }
@@ -59,16 +54,19 @@ interface Followed {
 const followDaemon = async (
   queue: string,
   settings: Readonly<Record<string, string>>,
-  signal: AbortSignal,
+  options: { readonly signal: AbortSignal; readonly runFacts: boolean },
   onStart: (daemon: DaemonProcess) => void
 ): Promise<Followed> => {
+  const { signal } = options
   const started = Date.now()
   const event = (text: string) => say(formatEvent(Date.now() - started, text))
   const reported = new Set<string>()
+  /** A finished task whose run's facts are still to come is told once they are there (or at the very end). */
+  const postponed = (task: FinishedTask, final: boolean) => options.runFacts && !final && awaitsRunFacts(task)
   /** Local tasks that reached done/ or failed/ since the last look (the daemon does not log those). */
-  const reportFinished = () => {
+  const reportFinished = (final = false) => {
     const finished = readFinished(queue)
-    for (const task of finished.filter((task) => !reported.has(task.name))) {
+    for (const task of finished.filter((task) => !reported.has(task.name) && !postponed(task, final))) {
       reported.add(task.name)
       const text = describeFinished(task)
       if (text !== undefined) event(text)
@@ -95,13 +93,17 @@ const followDaemon = async (
     if (!daemon.running) throw new Error(`the daemon exited early (${daemon.child.exitCode ?? daemon.child.signalCode})`)
     return SAMPLE_TASKS.every((sample) => finished.some((task) => task.name === sample.name))
   }
-  const settled = () => entries(queue, "pending").length === 0 && entries(queue, "active").length === 0
+  const settled = () =>
+    entries(queue, "pending").length === 0 && entries(queue, "active").length === 0 &&
+    !readFinished(queue).some((task) => postponed(task, false))
   try {
     await waitFor("every task in done/ or failed/", allFinished, { timeoutMs: FINISH_TIMEOUT_MS, signal, intervalMs: 200 })
     finishedAfterMs = Date.now() - started
-    await waitFor("pending/ and active/ to be empty (no marker left)", settled, { timeoutMs: 5_000, signal })
+    await waitFor("pending/ and active/ to be empty (no marker left), every run's facts written", settled, { timeoutMs: 5_000, signal })
+    reportFinished(true)
   } catch (error) {
     if (signal.aborted) throw error
+    reportFinished(true)
     issues.push(error instanceof Error ? error.message : String(error))
     for (const stage of ["pending", "active"] as const) {
       const left = entries(queue, stage)
@@ -115,19 +117,19 @@ const followDaemon = async (
   return { daemon, otherOutput, finishedAfterMs, issues }
 }
 
-const demo = async (signal: AbortSignal): Promise<number> => {
+const USAGE = "usage: npm run demo [-- --headless]"
+
+const demo = async (signal: AbortSignal, headless: boolean): Promise<number> => {
   const began = Date.now()
   const queue = createQueue()
-  const tmux = new PrivateTmux(ROOT)
+  const sessions: DemoSessions = headless ? headlessSessions(ROOT, queue) : tmuxSessions(ROOT)
   let secutools: FakeSecutools | undefined
   let daemon: DaemonProcess | undefined
+  let code = 1
   try {
-    say("claude-failover demo")
+    say(sessions.title)
     say(`  queue      ${queue} (kept afterwards)`)
-    say(`  tmux       private server ${tmux.socket}; to watch: tmux -L ${tmux.socket} attach -r -t claude-2`)
-    for (const [session, env] of SESSIONS) tmux.startStandin(session, env)
-    await tmux.waitUntilReady(SESSIONS.map(([session]) => session), signal)
-    say("  sessions   claude-1, claude-3: 2.5s a task; claude-2: 0.8s a task, then its usage limit hits during its second")
+    const sessionSettings = await sessions.start(signal, say)
 
     const apiKey = `demo-${randomUUID()}`
     secutools = await startFakeSecutools({ apiKey, ...SECUTOOLS })
@@ -138,16 +140,16 @@ const demo = async (signal: AbortSignal): Promise<number> => {
 
     const settings = {
       ...DAEMON_SETTINGS,
+      ...sessionSettings,
       QUEUE_DIR: queue,
-      TMUX_SOCKET: tmux.socket,
       SECUTOOLS_API_KEY: apiKey,
       SECUTOOLS_URL: secutools.url
     }
-    const followed = await followDaemon(queue, settings, signal, (started) => (daemon = started))
+    const followed = await followDaemon(queue, settings, { signal, runFacts: sessions.runFacts }, (started) => (daemon = started))
 
     const finished = readFinished(queue)
     const rows = SAMPLE_TASKS.flatMap((sample) => finished.filter((task) => task.name === sample.name).map(summarizeTask))
-    const issues = [...followed.issues, ...problems(SAMPLE_TASKS, rows)]
+    const issues = [...followed.issues, ...problems(SAMPLE_TASKS, rows), ...sessions.problems(rows)]
     say()
     say(renderReport({
       rows,
@@ -157,16 +159,20 @@ const demo = async (signal: AbortSignal): Promise<number> => {
       queue,
       issues
     }))
-    if (issues.length === 0) return 0
-    if (followed.daemon.stderr.trim() !== "") say(`daemon stderr:\n${followed.daemon.stderr.trimEnd()}`)
-    if (followed.otherOutput.length > 0) say(`daemon stdout (not JSON):\n${followed.otherOutput.join("\n")}`)
-    return 1
+    if (issues.length > 0) {
+      if (followed.daemon.stderr.trim() !== "") say(`daemon stderr:\n${followed.daemon.stderr.trimEnd()}`)
+      if (followed.otherOutput.length > 0) say(`daemon stdout (not JSON):\n${followed.otherOutput.join("\n")}`)
+    }
+    code = issues.length === 0 ? 0 : 1
   } finally {
     if (daemon?.running === true) await daemon.stop(3_000)
-    tmux.kill()
+    const stopped = sessions.stop()
     await secutools?.close()
-    say(`Cleaned up: tmux server ${tmux.socket} killed, secutools stand-in closed.`)
+    say(`Cleaned up: ${stopped.cleaned}, secutools stand-in closed.`)
+    for (const problem of stopped.problems) say(`PROBLEM: ${problem}`)
+    if (stopped.problems.length > 0) code = 1
   }
+  return code
 }
 
 const interrupt = new AbortController()
@@ -174,7 +180,13 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => interrupt.abort(new Error(`interrupted by ${signal}`)))
 }
 
-demo(interrupt.signal).then(
+const args = process.argv.slice(2)
+if (args.some((arg) => arg !== "--headless")) {
+  process.stderr.write(`${USAGE}\n`)
+  process.exit(2)
+}
+
+demo(interrupt.signal, args.includes("--headless")).then(
   (code) => {
     process.exitCode = code
   },

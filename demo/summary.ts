@@ -1,6 +1,6 @@
 /**
- * The end-of-demo report, read from the finished queue alone: one row per task, the failovers, totals, and what
- * did not end where the sample said it would. Easy to get wrong: the route shown is where the task actually ran;
+ * The end-of-demo report, read from the finished queue alone: one row per task, the failovers and retries, totals,
+ * and what did not end where the sample said it would. Easy to get wrong: the route shown is where the task actually ran;
  * the reason is `decide`'s for that route (rule 7 only explains a task that ran on secutools after all).
  */
 import { Result } from "effect"
@@ -11,19 +11,34 @@ import { parseTask, type TaskFields } from "../src/domain/task.ts"
 import { failureReasonOf, type FinishedTask, located, tookOf } from "./progress.ts"
 import { DEMO_SITUATION, type RanOn, type SampleTask } from "./tasks.ts"
 
+/** A time the task went back to pending, from its history. */
+export interface Requeue {
+  /** `usage_limit`, `session_exited`, …: what the attempt limit counts. */
+  readonly cause: string
+  /** The session it left. */
+  readonly session: string
+  readonly reason: string
+}
+
 export interface SummaryRow {
   readonly task: string
   readonly stage: "done" | "failed"
   readonly route: "local" | "delegate" | "—"
   readonly reason: string
-  /** The session, or `provider · job`. */
+  /** The session (`slot · claude SESSION` for a headless run), or `provider · job`. */
   readonly ranOn: string
   readonly took: string
   readonly attempts: string
   readonly outcome: string
-  /** Why it went back to pending, when it did. */
-  readonly failover?: string
+  /** Every time it went back to pending, oldest first. */
+  readonly requeues: ReadonlyArray<Requeue>
   readonly where: RanOn
+  /** The local session it ended in. */
+  readonly session?: string
+  /** What its last run cost: a delegated job's, or a headless run's. */
+  readonly costUsd?: number
+  /** A headless run's Claude Code session. */
+  readonly claudeSession?: string
 }
 
 export const summarizeTask = (task: FinishedTask): SummaryRow => {
@@ -39,32 +54,47 @@ export const summarizeTask = (task: FinishedTask): SummaryRow => {
       took: "—",
       attempts: "—",
       outcome: `${task.stage}: ${located(task.name, problem.trim())}`,
+      requeues: [],
       where: "nowhere"
     }
   }
   const fields = parsed.success.fields
-  const failover = lastRequeue(fields)
   const delegated = fields.job_id !== undefined || (fields.provider !== undefined && fields.session === undefined)
   const decision = decide(fields, { ...DEMO_SITUATION, localAvailable: !delegated })
   const cost = fields.cost_usd === undefined ? "" : ` (${formatCost(fields.cost_usd)})`
   const outcome = task.stage === "done" ? `done${cost}` : `failed: ${failureReasonOf(task.text) ?? "no reason given"}`
+  const local = fields.session ?? "—"
   return {
     task: task.name,
     stage: task.stage,
     route: delegated ? "delegate" : "local",
     reason: decision.reason,
-    ranOn: delegated ? `${fields.provider ?? "?"} · ${fields.job_id ?? "no job"}` : fields.session ?? "—",
+    ranOn: delegated
+      ? `${fields.provider ?? "?"} · ${fields.job_id ?? "no job"}`
+      : fields.claude_session === undefined
+      ? local
+      : `${local} · claude ${fields.claude_session.slice(0, 8)}`,
     took: tookOf(task.text) ?? "—",
     attempts: String(fields.attempts ?? "—"),
     outcome,
-    ...(failover === undefined ? {} : { failover }),
-    where: delegated ? `secutools ${fields.provider ?? "?"}` : "local"
+    requeues: requeuesOf(fields),
+    where: delegated ? `secutools ${fields.provider ?? "?"}` : "local",
+    ...(delegated || fields.session === undefined ? {} : { session: fields.session }),
+    ...(fields.cost_usd === undefined ? {} : { costUsd: fields.cost_usd }),
+    ...(fields.claude_session === undefined ? {} : { claudeSession: fields.claude_session })
   }
 }
 
-/** Why the task last went back to the queue, from its history. */
-const lastRequeue = (fields: TaskFields): string | undefined =>
-  fields.history?.filter((entry) => entry.event === "requeued").at(-1)?.reason
+/** Every time the task went back to the queue, from its history. */
+const requeuesOf = (fields: TaskFields): ReadonlyArray<Requeue> =>
+  (fields.history ?? []).flatMap((entry) =>
+    entry.event === "requeued"
+      ? [{ cause: entry.cause ?? "unknown", session: entry.session ?? "?", reason: entry.reason ?? "no reason given" }]
+      : []
+  )
+
+/** A usage limit sends the task to another account (a failover); any other requeue tries it again (a retry). */
+const isFailover = (requeue: Requeue) => requeue.cause === "usage_limit"
 
 const COLUMNS: ReadonlyArray<readonly [string, (row: SummaryRow) => string]> = [
   ["task", (row) => row.task],
@@ -87,20 +117,30 @@ export const renderTable = (rows: ReadonlyArray<SummaryRow>): string => {
   return [render(header), rule, ...body.map(render)].join("\n")
 }
 
-export const renderFailovers = (rows: ReadonlyArray<SummaryRow>): ReadonlyArray<string> =>
-  rows.flatMap((row) => row.failover === undefined ? [] : [`${row.task}: ${row.failover}`])
+/** `Failovers:` (and retries, when there were any) with a line per requeue; nothing when no task went back. */
+export const renderRequeues = (rows: ReadonlyArray<SummaryRow>): ReadonlyArray<string> => {
+  const lines = rows.flatMap((row) => row.requeues.map((requeue) => `  ${row.task}: ${requeue.reason}`))
+  if (lines.length === 0) return []
+  const retries = rows.some((row) => row.requeues.some((requeue) => !isFailover(requeue)))
+  return [retries ? "Failovers and retries:" : "Failovers:", ...lines]
+}
 
-const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`
+const plural = (n: number, noun: string, nouns = `${noun}s`) => `${n} ${n === 1 ? noun : nouns}`
 
 export const renderTotals = (rows: ReadonlyArray<SummaryRow>): string => {
   const count = (keep: (row: SummaryRow) => boolean) => rows.filter(keep).length
+  const requeues = rows.flatMap((row) => row.requeues)
+  const retries = requeues.filter((requeue) => !isFailover(requeue)).length
+  const headless = rows.filter((row) => row.claudeSession !== undefined)
+  const headlessCost = headless.reduce((sum, row) => sum + (row.costUsd ?? 0), 0)
   return [
     `${rows.length} tasks`,
     `${count((row) => row.stage === "done")} done, ${count((row) => row.stage === "failed")} failed`,
     `${count((row) => row.route === "local")} ran locally, ${count((row) => row.route === "delegate")} on secutools, ${
       count((row) => row.route === "—")
     } malformed`,
-    plural(count((row) => row.failover !== undefined), "failover")
+    plural(requeues.filter(isFailover).length, "failover") + (retries === 0 ? "" : `, ${plural(retries, "retry", "retries")}`),
+    ...(headless.length === 0 ? [] : [`${formatCost(headlessCost)} for the headless runs that finished`])
   ].join(" · ")
 }
 
@@ -139,6 +179,26 @@ export const problems = (samples: ReadonlyArray<SampleTask>, rows: ReadonlyArray
     ]
   })
 
+/**
+ * What the headless demo scripts and so must show, beyond each task ending where its sample says: a task that hit the
+ * usage limit finished in another slot, a task whose run crashed finished on a retry, and every task a slot finished
+ * carries its cost and Claude Code session. Empty when all of that is there.
+ */
+export const headlessProblems = (rows: ReadonlyArray<SummaryRow>): ReadonlyArray<string> => {
+  const done = rows.filter((row) => row.stage === "done" && row.route === "local")
+  const failedOver = done.some((row) => row.requeues.some((r) => isFailover(r) && r.session !== row.session))
+  const retried = done.some((row) => row.requeues.some((r) => !isFailover(r)))
+  return [
+    ...(failedOver ? [] : ["no task that hit the usage limit finished in another slot"]),
+    ...(retried ? [] : ["no task whose run crashed finished on a retry"]),
+    ...done.flatMap((row) =>
+      row.costUsd !== undefined && row.claudeSession !== undefined
+        ? []
+        : [`${row.task} finished in ${row.session ?? "?"} without a cost or a Claude Code session`]
+    )
+  ]
+}
+
 export interface Report {
   readonly rows: ReadonlyArray<SummaryRow>
   readonly secutools: Counters
@@ -154,10 +214,10 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`
 
 /** The whole end-of-demo report: table, failovers, totals, timings, where the queue is, and the verdict. */
 export const renderReport = (report: Report): string => {
-  const failovers = renderFailovers(report.rows)
+  const requeues = renderRequeues(report.rows)
   return [
     renderTable(report.rows),
-    ...(failovers.length === 0 ? [] : ["", "Failovers:", ...failovers.map((line) => `  ${line}`)]),
+    ...(requeues.length === 0 ? [] : ["", ...requeues]),
     "",
     renderTotals(report.rows),
     renderSecutools(report.secutools),

@@ -173,6 +173,34 @@ const configDirs: Parse<ReadonlyMap<string, string>> = (raw) => {
   return result.size === 0 ? Result.fail("expected ACCOUNT=/absolute/path,…") : Result.succeed(result)
 }
 
+/** HEADLESS_SLOTS: `N` slots on the default account, or `account=N,…`. */
+const headlessSlots: Parse<number | ReadonlyMap<string, number>> = (raw) => {
+  const trimmed = raw.trim()
+  if (/^\d+$/.test(trimmed)) return integer(0, 64)(trimmed)
+  const result = new Map<string, number>()
+  for (const entry of trimmed.split(",").map((e) => e.trim()).filter((e) => e.length > 0)) {
+    const [name = "", count = "", ...more] = entry.split("=").map((part) => part.trim())
+    const n = Number(count)
+    if (more.length > 0 || !/^[A-Za-z0-9_.-]+$/.test(name) || !/^\d+$/.test(count) || n < 1 || n > 64) {
+      return Result.fail(`'${entry}': expected a number of slots, or ACCOUNT=N (1 to 64) with a name of letters, digits, . _ -`)
+    }
+    if (result.has(name)) return Result.fail(`account '${name}' is given twice`)
+    result.set(name, n)
+  }
+  return result.size === 0 ? Result.fail("expected a number of slots, or ACCOUNT=N,…") : Result.succeed(result)
+}
+
+/** Claude Code's permission modes for headless runs (`--permission-mode`). */
+export const PermissionModes = ["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk", "auto"] as const
+const permissionMode: Parse<(typeof PermissionModes)[number]> = (raw) => {
+  const choice = PermissionModes.find((mode) => mode === raw.trim())
+  return choice === undefined ? Result.fail(`expected one of ${PermissionModes.join(", ")}`) : Result.succeed(choice)
+}
+
+/** Extra arguments: split like a command line, none allowed. */
+const argumentList: Parse<ReadonlyArray<string>> = (raw) =>
+  raw.trim() === "" ? Result.succeed([]) : splitCommandLine(raw)
+
 /** The settings table; the README's configuration table mirrors it. */
 export const Settings = {
   queueDir: setting("QUEUE_DIR", "./queue", text, "queue root"),
@@ -190,7 +218,26 @@ export const Settings = {
   tmuxSessionPrefix: setting("TMUX_SESSION_PREFIX", "claude-", text, "used when TMUX_SESSIONS is unset"),
   tmuxSocket: setting("TMUX_SOCKET", undefined, text, "`tmux -L` socket name (private server)"),
   tmuxAccounts: setting("TMUX_ACCOUNTS", undefined, accounts, "sessions sharing one usage limit"),
-  sessionsMode: setting("SESSIONS_MODE", "tmux", oneOf(["tmux", "dry-run"]), "`tmux` or `dry-run`"),
+  sessionsMode: setting(
+    "SESSIONS_MODE",
+    "tmux",
+    oneOf(["tmux", "dry-run", "headless"]),
+    "`tmux`, `dry-run`, or `headless` (only headless slots, no tmux)"
+  ),
+  headlessSlots: setting(
+    "HEADLESS_SLOTS",
+    undefined,
+    headlessSlots,
+    "headless slots (`claude -p` processes): `N`, or `account=N,…` with CLAUDE_CONFIG_DIRS; default 1 when SESSIONS_MODE=headless"
+  ),
+  headlessPermissionMode: setting(
+    "HEADLESS_PERMISSION_MODE",
+    "acceptEdits",
+    permissionMode,
+    "headless runs' `--permission-mode` (the completion lines are always allowed)"
+  ),
+  headlessArgs: setting("HEADLESS_ARGS", undefined, argumentList, "more arguments for every headless run, e.g. `--model sonnet`"),
+  headlessMaxLine: setting("HEADLESS_MAX_LINE", "16MB", parseSize, "a headless run printing a longer line is stopped"),
   sessionsStart: setting(
     "SESSIONS_START",
     "false",
@@ -207,7 +254,7 @@ export const Settings = {
     "CLAUDE_CONFIG_DIRS",
     undefined,
     configDirs,
-    "`acct=/path,…`: the CLAUDE_CONFIG_DIR of each TMUX_ACCOUNTS account, for sessions the daemon starts"
+    "`acct=/path,…`: the CLAUDE_CONFIG_DIR of each account of TMUX_ACCOUNTS (sessions the daemon starts) or HEADLESS_SLOTS"
   ),
   sessionsCwd: setting("SESSIONS_CWD", undefined, text, "working directory of sessions the daemon starts; default the daemon's"),
   dryRunDelay: setting("DRY_RUN_DELAY", "3s", parseDuration, "dry-run: how long a session works before `task done`"),
@@ -344,8 +391,11 @@ export const sessionStartProblems = (config: AppConfig): ReadonlyArray<string> =
     onNone: () => [],
     onSome: (dirs) =>
       [...dirs.keys()]
-        .filter((account) => !Option.exists(config.tmuxAccounts, (accounts) => accounts.has(account)))
-        .map((account) => `CLAUDE_CONFIG_DIRS names account '${account}', which TMUX_ACCOUNTS does not define`)
+        .filter((account) =>
+          !Option.exists(config.tmuxAccounts, (accounts) => accounts.has(account)) &&
+          !Option.exists(config.headlessSlots, (slots) => typeof slots !== "number" && slots.has(account))
+        )
+        .map((account) => `CLAUDE_CONFIG_DIRS names account '${account}', which neither TMUX_ACCOUNTS nor HEADLESS_SLOTS defines`)
   })
 
 /**

@@ -40,14 +40,36 @@ import { OwnWrites } from "./services/own-writes.ts"
 import { Redaction } from "./services/redaction.ts"
 import { cliProgram } from "./adapters/cli-program.ts"
 import { TaskLocks } from "./services/task-locks.ts"
+import { type HeadlessSettings, ProcessHeadlessLayer } from "./adapters/process-headless.ts"
+import { stopOrphans } from "./adapters/headless-orphans.ts"
+import { slotNames, type SlotSpec } from "./domain/headless.ts"
+import { completionRules } from "./domain/hook-settings.ts"
+import { HeadlessSlots } from "./ports/headless.ts"
 
 
+
+/** HEADLESS_SLOTS, or one slot when SESSIONS_MODE=headless leaves it unset. */
+export const configuredSlots = (config: AppConfig): ReadonlyArray<SlotSpec> =>
+  slotNames(Option.getOrElse(config.headlessSlots, () => config.sessionsMode === "headless" ? 1 : 0))
+
+/** Which sessions share a usage limit: TMUX_ACCOUNTS, with each headless slot in its account ("default" without one). */
+const accountsWithSlots = (config: AppConfig): Option.Option<ReadonlyMap<string, ReadonlyArray<string>>> => {
+  const slots = configuredSlots(config)
+  if (slots.length === 0) return config.tmuxAccounts
+  const accounts = new Map(Option.getOrElse(config.tmuxAccounts, () => new Map<string, ReadonlyArray<string>>()))
+  for (const slot of slots) {
+    const account = Option.getOrElse(slot.account, () => "default")
+    accounts.set(account, [...(accounts.get(account) ?? []), slot.name])
+  }
+  return Option.some(accounts)
+}
 
 export const dispatchSettings = (config: AppConfig): DispatchSettings => {
   const queueDir = resolve(config.queueDir)
   return {
-    sessions: { names: config.tmuxSessions, prefix: config.tmuxSessionPrefix },
-    accounts: config.tmuxAccounts,
+    // Headless only: no tmux session is looked for.
+    sessions: { names: config.sessionsMode === "headless" ? Option.some([]) : config.tmuxSessions, prefix: config.tmuxSessionPrefix },
+    accounts: accountsWithSlots(config),
     pollInterval: config.pollInterval,
     scanInterval: config.scanInterval,
     staleAfter: config.staleAfter,
@@ -124,6 +146,34 @@ const adviseForever = (starter: SessionStarter["Service"], every: Duration.Durat
     yield* Effect.sleep(every)
   }))
 
+/** How long a headless slot rests after a run that needs a person (not logged in) before it is tried again. */
+const NEEDS_PERSON_REST = Duration.minutes(10)
+/** After an API error Claude Code's own retries did not get past: 5 s, doubling per error in a row, at most 10 min. */
+const API_ERROR_REST = { first: Duration.seconds(5), max: Duration.minutes(10) }
+
+export const headlessSettings = (config: AppConfig, cwd: string): HeadlessSettings => {
+  const settings = dispatchSettings(config)
+  return {
+    slots: configuredSlots(config),
+    command: config.claudeCommand,
+    configDirs: Option.getOrElse(config.claudeConfigDirs, () => new Map<string, string>()),
+    permissionMode: config.headlessPermissionMode,
+    allowedTools: completionRules(settings.command.program),
+    extraArgs: Option.getOrElse(config.headlessArgs, () => []),
+    // A run never inherits the daemon's secrets.
+    env: Object.fromEntries(
+      Object.entries(process.env).flatMap(([key, value]) => value === undefined || secretEnvNames.includes(key) ? [] : [[key, value]])
+    ),
+    defaultCwd: Option.getOrElse(Option.map(config.sessionsCwd, (dir) => resolve(dir)), () => cwd),
+    queueRoot: settings.queueDir,
+    staleAfter: config.staleAfter,
+    maxLineBytes: config.headlessMaxLine,
+    needsPersonRest: NEEDS_PERSON_REST,
+    apiErrorRest: API_ERROR_REST,
+    timeZone: settings.timeZone
+  }
+}
+
 /** After the lock: the status API, debris and recovery, then the loops; runs until interrupted. */
 export const runDaemon = (lock: HeldLock) =>
   Effect.gen(function*() {
@@ -142,7 +192,15 @@ export const runDaemon = (lock: HeldLock) =>
     yield* lock.label({ api: url })
     const debris = yield* removeTempDebris(settings.queueDir)
     if (debris.length > 0) yield* Effect.logInfo(`removed ${debris.length} temporary file(s) left by a crash`)
-    const recovered = yield* recover({ timeZone: settings.timeZone, maxAttempts: config.maxAttempts })
+    // Headless runs a killed daemon left behind are stopped before recovery gives their tasks back.
+    const orphans = yield* stopOrphans(settings.queueDir)
+    if (orphans.length > 0) {
+      yield* Effect.logWarning(
+        `stopped ${orphans.length} process(es) of headless runs left by a daemon that stopped: ${[...new Set(orphans.map((o) => `${o.run} in ${o.slot}`))].join(", ")}`
+      )
+    }
+    const headless = yield* HeadlessSlots
+    const recovered = yield* recover({ timeZone: settings.timeZone, maxAttempts: config.maxAttempts, isHeadless: headless.isSlot })
     for (const action of recovered.actions) yield* Effect.logWarning(`recovery: ${action}`)
     yield* startDelegation(settings.routing.delegationEnabled)
     const inbox = yield* RequestInbox
@@ -150,7 +208,13 @@ export const runDaemon = (lock: HeldLock) =>
     yield* watchQueue(settings.queueDir, { queue: dispatcher.wake, requests: inbox.wake })
     // A hook event wakes the dispatcher at once: it need not wait for its next poll to act on it.
     yield* Effect.forkScoped(Stream.runForEach((yield* HookEvents).changes, () => dispatcher.wake))
-    yield* Effect.forkScoped(supervised("session advice", adviseForever(yield* SessionStarter, config.scanInterval)))
+    yield* Effect.forkScoped(Stream.runForEach(headless.changes, () => dispatcher.wake))
+    // With headless slots, a missing tmux session is no reason to warn: the slots take the work.
+    if (headless.slots.length === 0) {
+      yield* Effect.forkScoped(supervised("session advice", adviseForever(yield* SessionStarter, config.scanInterval)))
+    } else {
+      yield* Effect.logInfo(`headless slots: ${headless.slots.map((slot) => slot.name).join(", ")}`)
+    }
     yield* inbox.drain
     yield* Effect.forkScoped(supervised("request inbox", inbox.run))
     return yield* supervised("dispatcher", dispatcher.run)
@@ -188,6 +252,9 @@ export const daemonLayer = (config: AppConfig) => {
     TaskLocks.layer
   ).pipe(Layer.provideMerge(DelegationCountersRef.layer))
   const starter = SessionStarterLayer(starterSettings(config, process.cwd()))
+  const slots = configuredSlots(config).length === 0
+    ? HeadlessSlots.none
+    : ProcessHeadlessLayer(headlessSettings(config, process.cwd()))
   // Claude Code's hooks report to the status API; the facts they carry are kept here for the dispatcher.
   const hooks = HookReceiver.layer.pipe(
     Layer.provideMerge(HookEvents.layerMemory({ keep: config.hooksKeep })),
@@ -208,6 +275,7 @@ export const daemonLayer = (config: AppConfig) => {
     Layer.provideMerge(DispatcherLayer(settings)),
     Layer.provideMerge(DelegationLayer(delegationSettings(config))),
     Layer.provideMerge(starter),
+    Layer.provideMerge(slots),
     Layer.provideMerge(hooks),
     Layer.provideMerge(ports),
     // Every log line passes through the redactor: no configured secret reaches the log, whatever an error echoes.

@@ -4,9 +4,17 @@
  */
 import { Data } from "effect"
 
-/** Who ran the task: a local session or a secutools job. */
+/** What a headless run reported of itself: its Claude Code session, cost, turns, and where its transcript is. */
+export interface HeadlessFacts {
+  readonly claudeSession?: string
+  readonly costUsd?: number
+  readonly turns?: number
+  readonly transcript?: string
+}
+
+/** Who ran the task: a local session (with a headless run's facts) or a secutools job. */
 export type Runner =
-  | { readonly _tag: "Session"; readonly session: string }
+  | { readonly _tag: "Session"; readonly session: string; readonly headless?: HeadlessFacts }
   | { readonly _tag: "Job"; readonly provider: string; readonly jobId: string; readonly costUsd?: number }
 
 export type Outcome = Data.TaggedEnum<{
@@ -30,9 +38,17 @@ export const formatDuration = (ms: number): string => {
 /** Dollars with enough digits for sub-cent jobs: `$0.0042`, `$1.25`. */
 export const formatCost = (usd: number): string => `$${usd >= 1 ? usd.toFixed(2) : Number(usd.toPrecision(2)).toString()}`
 
+/** `claude session 4387… · cost $0.0123 · 2 turns · transcript transcripts/x.md.r1.jsonl` */
+export const describeHeadless = (facts: HeadlessFacts): ReadonlyArray<string> => [
+  ...(facts.claudeSession === undefined ? [] : [`claude session ${facts.claudeSession}`]),
+  ...(facts.costUsd === undefined ? [] : [`cost ${formatCost(facts.costUsd)}`]),
+  ...(facts.turns === undefined ? [] : [`${facts.turns} turn${facts.turns === 1 ? "" : "s"}`]),
+  ...(facts.transcript === undefined ? [] : [`transcript ${facts.transcript}`])
+]
+
 const describeRunner = (runner: Runner): ReadonlyArray<string> =>
   runner._tag === "Session"
-    ? [`session ${runner.session}`]
+    ? [`session ${runner.session}`, ...(runner.headless === undefined ? [] : describeHeadless(runner.headless))]
     : [
       `provider ${runner.provider}`,
       `job ${runner.jobId}`,

@@ -28,6 +28,8 @@ export type RunEndCause =
   | "needs_person"
   /** The session's turn ended without the task reporting (IDLE_POLICY requeue). */
   | "turn_ended"
+  /** Its headless run was lost with the daemon that started it (stopped at the next start). */
+  | "orphaned"
 
 const COUNTED_CAUSES: ReadonlySet<string> = new Set<RunEndCause>([
   "session_exited",
@@ -90,6 +92,9 @@ export const RUN_FIELDS = [
   "provider",
   "job_id",
   "cost_usd",
+  "claude_session",
+  "turns",
+  "transcript",
   "finished_at"
 ] as const satisfies ReadonlyArray<keyof TaskFields>
 

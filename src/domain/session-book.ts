@@ -31,8 +31,8 @@ export type SessionState =
 export interface Sighting {
   readonly session: string
   readonly state: SessionState
-  /** Where the state came from: the session's Claude Code hooks, or its screen. */
-  readonly signal: "hook" | "pane"
+  /** Where the state came from: the session's Claude Code hooks, its screen, or its headless process. */
+  readonly signal: "hook" | "pane" | "process"
   /** What a person needs to know about a setup dialog or a turn error. */
   readonly detail: Option.Option<string>
   /** The limit banner on screen, when `usage_limited`. */
@@ -372,7 +372,9 @@ const supervised = (
   })
   const state = effectiveState(book, settings, sighting, at)
   if (state === "missing") return endRun("session_gone", `session ${session} is gone`)
-  if (state === "exited") return endRun("session_exited", `session ${session} exited`)
+  if (state === "exited") {
+    return endRun("session_exited", `session ${session} ${Option.getOrElse(sighting.detail, () => "exited")}`)
+  }
   const detail = Option.getOrElse(sighting.detail, () => "")
   if (state === "turn_error") return endRun("api_error", `the turn in session ${session} ended in an error: ${detail}`)
   if (state === "setup_dialog") return endRun("needs_person", `session ${session} shows a dialog a person must answer: ${detail}`)

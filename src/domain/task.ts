@@ -146,6 +146,9 @@ export const HistoryEntry = Schema.Struct({
 export type HistoryEntry = typeof HistoryEntry.Type
 
 const NonNegativeInt = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))
+const AbsolutePath = Schema.String.pipe(
+  Schema.check(Schema.makeFilter((s: string) => (s.startsWith("/") && !s.includes("\0")) || "Expected an absolute path"))
+)
 const NonNegativeFinite = Schema.Finite.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))
 
 /** The frontmatter fields the daemon understands, in the order it writes new ones. */
@@ -161,6 +164,8 @@ export const TaskFields = Schema.Struct({
   on_limit: Schema.optionalKey(Schema.Literals(LimitPolicies)),
   /** What happens when its session's turn ends without `task done|fail`: attention | requeue (default IDLE_POLICY). */
   on_idle: Schema.optionalKey(Schema.Literals(IdlePolicies)),
+  /** Where a headless run of the task works (an absolute path); default SESSIONS_CWD or the daemon's own. */
+  cwd: Schema.optionalKey(AbsolutePath),
   created: Schema.optionalKey(Timestamp),
   state: Schema.optionalKey(TaskState),
   /** The current run's token: put in the completion line, so a completion from an older run is refused. */
@@ -172,6 +177,10 @@ export const TaskFields = Schema.Struct({
   job_id: Schema.optionalKey(Schema.String),
   provider: Schema.optionalKey(Schema.String),
   cost_usd: Schema.optionalKey(NonNegativeFinite),
+  /** A headless run's Claude Code session (`claude --resume` continues it), turns and transcript (under QUEUE_DIR). */
+  claude_session: Schema.optionalKey(Schema.String),
+  turns: Schema.optionalKey(NonNegativeInt),
+  transcript: Schema.optionalKey(Schema.String),
   attempts: Schema.optionalKey(NonNegativeInt),
   finished_at: Schema.optionalKey(Timestamp),
   history: Schema.optionalKey(Schema.Array(HistoryEntry))

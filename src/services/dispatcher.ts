@@ -33,6 +33,9 @@ import {
 import type { Task, TaskName } from "../domain/task.ts"
 import { isResourceError, TaskStore } from "../ports/task-store.ts"
 import { Tmux } from "../ports/tmux.ts"
+import { HeadlessSlots, noSlots } from "../ports/headless.ts"
+import { type RunFacts, type RunOutcome, sightingOfSlot, type SlotState } from "../domain/headless.ts"
+import type { HeadlessFacts } from "../domain/footer.ts"
 import { Delegation } from "./delegation.ts"
 import { failpoint } from "./failpoints.ts"
 import { makeIntake } from "./intake.ts"
@@ -41,7 +44,7 @@ import { HookEvents } from "./hook-events.ts"
 import { logStartActions, SessionStarter } from "./session-starter.ts"
 import { accountOf, discoverSessions, type Observation, observeSession, type SessionSelection } from "./sessions.ts"
 import { TaskLocks } from "./task-locks.ts"
-import { applyEvent, endUnfinishedRun, nowIso, quarantine, readTask } from "./task-moves.ts"
+import { applyEvent, endUnfinishedRun, finishLocalTask, nowIso, quarantine, readTask, recordHeadlessFacts } from "./task-moves.ts"
 import { typePrompt } from "./typing.ts"
 
 export interface DispatchSettings {
@@ -78,6 +81,25 @@ export interface WaitingTask {
   readonly auto: boolean
 }
 
+/** One ended headless run, as the status API lists it. */
+export interface HeadlessRunView {
+  readonly task: TaskName
+  readonly run: string
+  readonly slot: string
+  /** Finished | Limited | NeedsPerson | ApiError | Fault */
+  readonly outcome: RunOutcome["_tag"]
+  readonly detail: string
+  readonly endedAt: number
+  readonly claudeSession: Option.Option<string>
+  readonly costUsd: Option.Option<number>
+  readonly turns: Option.Option<number>
+  readonly durationMs: Option.Option<number>
+  readonly transcript: string
+}
+
+/** Ended headless runs kept for the status API, newest last. */
+const RECENT_RUNS = 50
+
 export interface StaleTask {
   readonly task: TaskName
   readonly session: string
@@ -89,7 +111,7 @@ export interface DispatcherStatus {
     readonly session: string
     readonly state: string
     /** Where the state came from: the session's hooks, or its screen. */
-    readonly signal: "hook" | "pane"
+    readonly signal: "hook" | "pane" | "process"
     readonly account: string
     readonly task: Option.Option<TaskName>
     readonly cooldownUntil: Option.Option<number>
@@ -98,6 +120,13 @@ export interface DispatcherStatus {
   readonly waiting: ReadonlyArray<WaitingTask>
   readonly attention: ReadonlyArray<{ readonly session: string; readonly reason: string }>
   readonly counters: { readonly dispatched: number; readonly failovers: number; readonly malformed: number }
+  /** Headless runs: the latest ended ones, and totals since start. */
+  readonly headless: {
+    readonly recent: ReadonlyArray<HeadlessRunView>
+    readonly runs: ReadonlyMap<RunOutcome["_tag"], number>
+    readonly costUsd: number
+    readonly turns: number
+  }
   /** Pending tasks in the index (delegated ones excluded). */
   readonly pending: number
   /** The index itself, as parsed at the last tick, so readers need not parse the queue again. */
@@ -133,6 +162,8 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     const locks = yield* TaskLocks
     const starter = yield* SessionStarter
     const hooks = yield* HookEvents
+    // Headless slots are optional: without the service, there are none.
+    const headless = Option.getOrElse(yield* Effect.serviceOption(HeadlessSlots), () => noSlots)
     // The loop runs long after construction; it keeps the ports it was built with.
     const ports = yield* Effect.context<TaskStore | Tmux | TaskLocks>()
     const wakeups = yield* Queue.sliding<void>(1)
@@ -151,6 +182,10 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     let lastSightings: ReadonlyArray<Sighting> = []
     let activeBySession = new Map<string, TaskName>()
     const counters = { dispatched: 0, failovers: 0 }
+    const headlessTotals = { runs: new Map<RunOutcome["_tag"], number>(), costUsd: 0, turns: 0 }
+    let recentRuns: Array<HeadlessRunView> = []
+    /** Ended runs already counted, by slot: a slot holds its outcome over several ticks. */
+    const counted = new Map<string, string>()
     let backoff: { until: number; delayMs: number; problem: string; tick: number } | undefined
     let ticks = 0
 
@@ -231,7 +266,9 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         return
       }
       // A run taken back from a live session is stopped first, so it cannot go on beside the next run.
-      if (decision.interrupt) yield* tmux.interrupt(session).pipe(Effect.ignore)
+      if (decision.interrupt) {
+        yield* (headless.isSlot(session) ? headless.stop(session, reason) : tmux.interrupt(session).pipe(Effect.ignore))
+      }
       // The run observed must still be the task's: a completion may have finished it in between.
       const ended = yield* locks.withTask(task, endUnfinishedRun(task, cause, reason, settings.maxAttempts, run)).pipe(
         Effect.catchTag("TaskNotFound", () => Effect.succeed(undefined))
@@ -248,7 +285,9 @@ export const makeDispatcher = (settings: DispatchSettings) =>
 
     /** Limit policy `wait`, after the reset: "continue" typed into the session, checked like any prompt. */
     const typeContinue = Effect.fn("Dispatcher.typeContinue")(function*(decision: Extract<Decision, { _tag: "Continue" }>) {
-      const typed = yield* typePrompt(decision.session, "continue", { timeZone: settings.timeZone, enterDelay: settings.enterDelay })
+      const typed = headless.isSlot(decision.session)
+        ? yield* resumeHeadless(decision)
+        : yield* typePrompt(decision.session, "continue", { timeZone: settings.timeZone, enterDelay: settings.enterDelay })
       if (typed._tag === "Accepted") {
         yield* Effect.logInfo(`typed "continue" into session ${decision.session}: its usage limit has reset`).pipe(
           Effect.annotateLogs({ task: decision.task, session: decision.session, run: decision.run ?? "" })
@@ -261,6 +300,85 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         taken: typed._tag === "Accepted",
         reason: typed._tag === "Accepted" ? "" : typed.reason
       }])
+    })
+
+    /** Limit policy `wait` in a headless slot, after the reset: the same Claude Code session goes on (`--resume`). */
+    const resumeHeadless = (decision: Extract<Decision, { _tag: "Continue" }>) =>
+      Effect.gen(function*() {
+        const state = yield* headless.state(decision.session)
+        const session = state._tag === "Ended" && state.task === decision.task ? state.outcome.facts.sessionId : Option.none<string>()
+        if (state._tag !== "Ended" || decision.run === undefined || Option.isNone(session)) {
+          return { _tag: "NotAccepted" as const, reason: "no Claude Code session to resume" }
+        }
+        const { task } = yield* readTask("active", decision.task)
+        const started = yield* Effect.result(headless.start(decision.session, {
+          task: decision.task,
+          run: decision.run,
+          prompt: "continue",
+          cwd: Option.fromUndefinedOr(task.fields.cwd),
+          resume: session
+        }))
+        return started._tag === "Success"
+          ? { _tag: "Accepted" as const }
+          : { _tag: "NotAccepted" as const, reason: started.failure.message }
+      })
+
+    /** Counts an ended headless run once and keeps it for the status API. */
+    const noteEnded = (slot: string, state: Extract<SlotState, { _tag: "Ended" }>) =>
+      Effect.gen(function*() {
+        const key = `${state.run}@${state.at}`
+        if (counted.get(slot) === key) return
+        counted.set(slot, key)
+        const { facts } = state.outcome
+        headlessTotals.runs.set(state.outcome._tag, (headlessTotals.runs.get(state.outcome._tag) ?? 0) + 1)
+        headlessTotals.costUsd += Option.getOrElse(facts.costUsd, () => 0)
+        headlessTotals.turns += Option.getOrElse(facts.turns, () => 0)
+        const detail = state.outcome._tag === "Fault" ? state.outcome.reason : state.outcome.text
+        recentRuns = [...recentRuns, {
+          task: state.task,
+          run: state.run,
+          slot,
+          outcome: state.outcome._tag,
+          detail,
+          endedAt: state.at,
+          claudeSession: facts.sessionId,
+          costUsd: facts.costUsd,
+          turns: facts.turns,
+          durationMs: facts.durationMs,
+          transcript: headless.transcriptOf(state.task, state.run)
+        }].slice(-RECENT_RUNS)
+        const log = state.outcome._tag === "Finished" ? Effect.logInfo : Effect.logWarning
+        yield* log(`headless run ${state.run} of ${state.task} in ${slot} ended: ${state.outcome._tag}${detail === "" ? "" : ` (${detail.slice(0, 200)})`}`).pipe(
+          Effect.annotateLogs({ task: state.task, session: slot, run: state.run })
+        )
+      })
+
+    /**
+     * Headless runs that ended with a result: the task is done — unless its agent already said `task done|fail`, whose
+     * word wins (the run's facts are then added to the finished file). Other endings are the session book's.
+     */
+    const settleHeadless = Effect.gen(function*() {
+      for (const slot of headless.slots) {
+        const state = yield* headless.state(slot.name)
+        if (state._tag !== "Ended") continue
+        yield* noteEnded(slot.name, state)
+        if (state.outcome._tag !== "Finished") continue
+        const facts = headlessFacts(state.outcome.facts, headless.transcriptOf(state.task, state.run))
+        const summary = state.outcome.text.trim()
+        yield* locks.withTask(state.task, Effect.gen(function*() {
+          const active = yield* Effect.result(readTask("active", state.task))
+          if (active._tag === "Success" && active.success.task.fields.run === state.run) {
+            yield* finishLocalTask(state.task, { _tag: "Done", ...(summary === "" ? {} : { summary }) }, facts)
+            if (activeBySession.get(slot.name) === state.task) activeBySession.delete(slot.name)
+            yield* Effect.logInfo(`${state.task} done: its headless run in ${slot.name} ended with a result`).pipe(
+              Effect.annotateLogs({ task: state.task, session: slot.name, run: state.run })
+            )
+          } else {
+            yield* recordHeadlessFacts(state.task, state.run, facts)
+          }
+        })).pipe(Effect.catch((error) => Effect.logError(`finishing ${state.task} after its headless run failed: ${error.message}`)))
+        yield* headless.release(slot.name)
+      }
     })
 
     /** Applies facts to the book and carries out what it decides. */
@@ -311,6 +429,27 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         taskPath: join(settings.queueDir, "active", name),
         command: settings.command
       })
+      if (headless.isSlot(session)) {
+        const started = yield* Effect.result(headless.start(session, {
+          task: name,
+          run,
+          prompt,
+          cwd: Option.fromUndefinedOr(assigned.task.fields.cwd),
+          resume: Option.none()
+        }))
+        if (started._tag === "Success") {
+          yield* applyEvent("active", name, TaskEvent.Start({ at: yield* nowIso }))
+          yield* failpoint("type:started")
+          return
+        }
+        const ended = yield* endUnfinishedRun(name, "never_typed", started.failure.message, settings.maxAttempts)
+        activeBySession.delete(session)
+        counters.failovers++
+        yield* Effect.logWarning(`${name} ${ended.gaveUp ? "failed" : "back to pending"}: ${ended.reason}`).pipe(
+          Effect.annotateLogs({ task: name, session, run })
+        )
+        return
+      }
       const typedAt = yield* Clock.currentTimeMillis
       // The session's UserPromptSubmit hook naming this run is the surest sign the prompt was taken.
       const submitted = Effect.map(
@@ -397,7 +536,8 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       yield* logStartActions(started)
       const fresh = new Set(started.filter((a) => a.action === "created" || a.action === "restarted").map((a) => a.session))
       const now = yield* Clock.currentTimeMillis
-      const discovered = yield* discoverSessions(settings.sessions)
+      const discovered = [...yield* discoverSessions(settings.sessions), ...headless.slots.map((slot) => slot.name)]
+      yield* settleHeadless
       const active = yield* loadActive
       const sessionsOfActive = active.flatMap((task) => task.fields.session === undefined ? [] : [task.fields.session])
       const all = [...new Set([...discovered, ...sessionsOfActive])]
@@ -405,6 +545,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         all,
         (session) =>
           Effect.gen(function*() {
+            if (headless.isSlot(session)) return sightingOfSlot(session, yield* headless.state(session), now)
             const pane = sightingOf(yield* observeSession(session, { now, timeZone: settings.timeZone }))
             // A session with hooks takes the course of its turn from them; its screen cross-checks.
             return mergeSignals(pane, yield* hooks.latest(session), { now, timeZone: settings.timeZone })
@@ -428,6 +569,23 @@ export const makeDispatcher = (settings: DispatchSettings) =>
             session: task.fields.session,
             cause: "session_exited",
             reason: `session ${task.fields.session} exited and was started again`,
+            interrupt: false,
+            cancelAutoContinue: false
+          })
+          continue
+        }
+        const slotState = task.fields.session !== undefined && headless.isSlot(task.fields.session)
+          ? yield* headless.state(task.fields.session)
+          : undefined
+        if (task.fields.session !== undefined && slotState !== undefined && !holdsRun(slotState, task.fields.run)) {
+          // No process of this daemon runs it: the daemon that started it stopped (its runs are stopped at start-up).
+          yield* endRun({
+            _tag: "EndRun",
+            task: task.name,
+            run: task.fields.run,
+            session: task.fields.session,
+            cause: "orphaned",
+            reason: `no headless run of ${task.name} goes on in ${task.fields.session}: the daemon that started it stopped`,
             interrupt: false,
             cancelAutoContinue: false
           })
@@ -461,6 +619,18 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       const stillActive = new Set(active.map((task) => task.name))
       const left = [...book.watch.keys()].filter((name) => !stillActive.has(name))
       yield* record([...supervised, ...left.map((task): Fact => ({ _tag: "TaskLeft", task }))])
+      // An ended run whose task has left its slot (requeued, finished, failed) frees the slot.
+      for (const slot of headless.slots) {
+        const state = yield* headless.state(slot.name)
+        if (state._tag !== "Ended") continue
+        // A run that ended after `settleHeadless` looked is counted here, before its slot forgets it.
+        yield* noteEnded(slot.name, state)
+        if (activeBySession.get(slot.name) === state.task) continue
+        yield* headless.release(slot.name)
+        // Assigned as it is now: a slot whose run just crashed is free again, not a session gone (rule 7 would
+        // otherwise send delegable tasks to secutools for want of a local session).
+        sighted.set(slot.name, sightingOfSlot(slot.name, yield* headless.state(slot.name), now))
+      }
       if (backoff !== undefined && now < backoff.until) return
       yield* assign(discovered, sighted, now)
     }).pipe(
@@ -491,6 +661,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         waiting: waitingTasks(book).map(({ auto, session, task, until }) => ({ task, session, until, auto })),
         attention: attention(book, now),
         counters: { ...counters, malformed: intake.counters.malformed },
+        headless: { recent: recentRuns, runs: new Map(headlessTotals.runs), costUsd: headlessTotals.costUsd, turns: headlessTotals.turns },
         pending: pendingTasks.size,
         pendingTasks
       } satisfies DispatcherStatus
@@ -509,6 +680,17 @@ export const makeDispatcher = (settings: DispatchSettings) =>
 
     return Dispatcher.of({ tick, wake, run, status })
   })
+
+/** Does the slot run (or hold the ended run of) this run? */
+const holdsRun = (state: SlotState, run: string | undefined): boolean =>
+  (state._tag === "Running" || state._tag === "Ended") && state.run === run
+
+const headlessFacts = (facts: RunFacts, transcript: string): HeadlessFacts => ({
+  ...Option.match(facts.sessionId, { onNone: () => ({}), onSome: (claudeSession) => ({ claudeSession }) }),
+  ...Option.match(facts.costUsd, { onNone: () => ({}), onSome: (costUsd) => ({ costUsd }) }),
+  ...Option.match(facts.turns, { onNone: () => ({}), onSome: (turns) => ({ turns }) }),
+  transcript
+})
 
 /** What the session book is told of one look at a session. */
 const sightingOf = (observation: Observation): Sighting => {

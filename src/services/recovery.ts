@@ -239,7 +239,12 @@ export const RECOVERY_SCROLLBACK = 2000
  * so the session's screen decides: still in the input box → cleared and requeued; submitted → the run started;
  * nowhere on an idle session → never typed, requeued; a busy session that shows nothing of it → left alone.
  */
-export const recoverActive = Effect.fn("recoverActive")(function*(timeZone: string, maxAttempts: number) {
+export const recoverActive = Effect.fn("recoverActive")(function*(
+  timeZone: string,
+  maxAttempts: number,
+  /** Headless slots: their runs died with the daemon (or were stopped at start-up); their tasks go back. */
+  isHeadless: (session: string) => boolean = () => false
+) {
   const store = yield* TaskStore
   const tmux = yield* Tmux
   const actions: Array<string> = []
@@ -250,12 +255,16 @@ export const recoverActive = Effect.fn("recoverActive")(function*(timeZone: stri
     const session = task.fields.session
     const run = task.fields.run
     const now = yield* Clock.currentTimeMillis
-    const seen = session === undefined ? undefined : yield* observeSession(session, { now, timeZone })
+    const seen = session === undefined || isHeadless(session) ? undefined : yield* observeSession(session, { now, timeZone })
     const end = (cause: Parameters<typeof endUnfinishedRun>[1], reason: string) =>
       Effect.gen(function*() {
         const ended = yield* endUnfinishedRun(name, cause, `${reason} (recovered at start-up)`, maxAttempts)
         actions.push(`${name}: ${ended.gaveUp ? `failed: ${ended.reason}` : `back to pending: ${reason}`}`)
       })
+    if (session !== undefined && isHeadless(session)) {
+      yield* end("orphaned", `the daemon stopped during its headless run in ${session}; the run was stopped`)
+      continue
+    }
     if (seen === undefined || session === undefined) {
       yield* end("session_gone", "its assignment names no session")
       continue
@@ -293,13 +302,17 @@ export const recoverActive = Effect.fn("recoverActive")(function*(timeZone: stri
   return actions
 })
 
-export const recover = Effect.fn("recover")(function*(options: { readonly timeZone: string; readonly maxAttempts: number }) {
+export const recover = Effect.fn("recover")(function*(options: {
+  readonly timeZone: string
+  readonly maxAttempts: number
+  readonly isHeadless?: (session: string) => boolean
+}) {
   const actions = [
     ...yield* resolveLinks(),
     ...yield* resolveDuplicates(),
     ...yield* settleStages(),
     ...yield* settleMarkers(),
-    ...yield* recoverActive(options.timeZone, options.maxAttempts)
+    ...yield* recoverActive(options.timeZone, options.maxAttempts, options.isHeadless)
   ]
   return { actions } satisfies Recovered
 })

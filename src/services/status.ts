@@ -4,6 +4,7 @@
  * so the live layer shares each snapshot between the requests of a SNAPSHOT_TTL window instead of taking one per
  * request; and it parses only the frontmatter of active and pending tasks, never the done/ archive.
  */
+import type { RunOutcome } from "../domain/headless.ts"
 import { Clock, Context, Duration, Effect, Layer, Option, Result } from "effect"
 import type { Histogram } from "../domain/histogram.ts"
 import { parseTask, type Task, type TaskFields, type TaskName } from "../domain/task.ts"
@@ -20,7 +21,7 @@ export interface SessionView {
   /** ISO instant until which the session's account rests after a usage limit, or null. */
   readonly cooldown_until: string | null
   /** Where the state came from: the session's hooks, or its screen. */
-  readonly signal: "hook" | "pane"
+  readonly signal: "hook" | "pane" | "process"
 }
 
 export interface StaleView {
@@ -48,6 +49,34 @@ export interface TaskView {
   readonly attempts?: number
 }
 
+/** An ended headless run (the latest ones), as the status API lists it. */
+export interface HeadlessRunView {
+  readonly task: string
+  readonly run: string
+  readonly slot: string
+  /** finished | limited | needs_person | api_error | fault */
+  readonly outcome: HeadlessOutcome
+  readonly detail: string
+  readonly ended_at: string
+  readonly claude_session: string | null
+  readonly cost_usd: number | null
+  readonly turns: number | null
+  readonly duration_ms: number | null
+  /** Relative to the queue directory. */
+  readonly transcript: string
+}
+
+export const HeadlessOutcomes = ["finished", "limited", "needs_person", "api_error", "fault"] as const
+export type HeadlessOutcome = (typeof HeadlessOutcomes)[number]
+
+const outcomeName: Record<RunOutcome["_tag"], HeadlessOutcome> = {
+  Finished: "finished",
+  Limited: "limited",
+  NeedsPerson: "needs_person",
+  ApiError: "api_error",
+  Fault: "fault"
+}
+
 export interface Snapshot {
   /** When the snapshot was taken (ISO). */
   readonly at: string
@@ -58,6 +87,13 @@ export interface Snapshot {
   /** Tasks per stage, in name order (the store's). done/ and failed/ entries carry their names only. */
   readonly tasks: Readonly<Record<Stage, ReadonlyArray<TaskView>>>
   readonly dispatcher: { readonly dispatched: number; readonly failovers: number; readonly malformed: number }
+  /** Headless runs: the latest ended ones, newest last, and totals since the daemon started. */
+  readonly headless: {
+    readonly recent: ReadonlyArray<HeadlessRunView>
+    readonly runs: Readonly<Record<HeadlessOutcome, number>>
+    readonly cost_usd: number
+    readonly turns: number
+  }
   readonly delegation: {
     readonly active: ReadonlyArray<ActiveJob>
     readonly counters: DelegationCounters & { readonly active: number }
@@ -137,6 +173,26 @@ export const makeStatusReport = Effect.gen(function*() {
       attention: local.attention,
       tasks,
       dispatcher: local.counters,
+      headless: {
+        recent: local.headless.recent.map((r) => ({
+          task: r.task,
+          run: r.run,
+          slot: r.slot,
+          outcome: outcomeName[r.outcome],
+          detail: r.detail,
+          ended_at: iso(r.endedAt),
+          claude_session: Option.getOrNull(r.claudeSession),
+          cost_usd: Option.getOrNull(r.costUsd),
+          turns: Option.getOrNull(r.turns),
+          duration_ms: Option.getOrNull(r.durationMs),
+          transcript: r.transcript
+        })),
+        runs: Object.fromEntries(
+          Object.entries(outcomeName).map(([tag, name]) => [name, local.headless.runs.get(tag as RunOutcome["_tag"]) ?? 0])
+        ) as Record<HeadlessOutcome, number>,
+        cost_usd: local.headless.costUsd,
+        turns: local.headless.turns
+      },
       delegation: { active: delegated.active, counters: delegated.counters },
       reapLatency: delegated.reapLatency
     } satisfies Snapshot

@@ -6,7 +6,7 @@
  * which recovery finishes from the file's own state. Nothing is ever overwritten: a taken name gets a free one.
  */
 import { DateTime, Effect, Option } from "effect"
-import { Outcome, renderFooter, stripAppended } from "../domain/footer.ts"
+import { describeHeadless, type HeadlessFacts, Outcome, renderFooter, stripAppended } from "../domain/footer.ts"
 import {
   afterUnfinishedRun,
   type IllegalTransition,
@@ -15,7 +15,7 @@ import {
   transition,
   unfinishedRuns
 } from "../domain/lifecycle.ts"
-import type { TaskState } from "../domain/task.ts"
+import type { TaskFields, TaskState } from "../domain/task.ts"
 import {
   appendToBody,
   parseTask,
@@ -155,14 +155,27 @@ export type LocalResult =
   | { readonly _tag: "Done"; readonly summary?: string }
   | { readonly _tag: "Failed"; readonly reason: string }
 
+/** A headless run's facts as task fields. */
+export const headlessFields = (facts: HeadlessFacts): Partial<TaskFields> => ({
+  ...(facts.claudeSession === undefined ? {} : { claude_session: facts.claudeSession }),
+  ...(facts.costUsd === undefined ? {} : { cost_usd: facts.costUsd }),
+  ...(facts.turns === undefined ? {} : { turns: facts.turns }),
+  ...(facts.transcript === undefined ? {} : { transcript: facts.transcript })
+})
+
 /** `task done` / `task fail`: active → done|failed with finished_at and a footer naming session, run and duration. */
-export const finishLocalTask = Effect.fn("finishLocalTask")(function*(name: TaskName, result: LocalResult) {
+export const finishLocalTask = Effect.fn("finishLocalTask")(function*(
+  name: TaskName,
+  result: LocalResult,
+  /** A headless run's own report, when the run's result finished the task. */
+  headless?: HeadlessFacts
+) {
   const at = yield* nowIso
   const footer = (task: Task) => {
     const durationMs = millisBetween(task.fields.assigned_at, at)
     const common = {
       at,
-      runner: { _tag: "Session", session: task.fields.session ?? "unknown" } as const,
+      runner: { _tag: "Session", session: task.fields.session ?? "unknown", ...(headless === undefined ? {} : { headless }) } as const,
       ...(durationMs === undefined ? {} : { durationMs })
     }
     return renderFooter(
@@ -176,8 +189,29 @@ export const finishLocalTask = Effect.fn("finishLocalTask")(function*(name: Task
     "active",
     name,
     result._tag === "Done" ? TaskEvent.Complete({ at }) : TaskEvent.Fail({ at }),
-    { footer, crashPoints }
+    { footer, crashPoints, ...(headless === undefined ? {} : { adjust: (fields) => ({ ...fields, ...headlessFields(headless) }) }) }
   )
+})
+
+/**
+ * A headless run whose task its agent already finished (`task done|fail` came before the process ended): its facts
+ * are added to the finished file, once, if the file still holds that run. False when it does not.
+ */
+export const recordHeadlessFacts = Effect.fn("recordHeadlessFacts")(function*(
+  name: TaskName,
+  run: string,
+  facts: HeadlessFacts
+) {
+  const store = yield* TaskStore
+  for (const stage of ["done", "failed"] as const) {
+    if (!(yield* store.has(stage, name))) continue
+    const { task } = yield* readTask(stage, name)
+    if (task.fields.run !== run || task.fields.transcript !== undefined) return false
+    const line = ["", `Headless run: ${describeHeadless(facts).join(" · ")}`, ""].join("\n")
+    yield* store.replace(stage, name, renderTask(appendToBody(withFields(task, { ...task.fields, ...headlessFields(facts) }), line)))
+    return true
+  }
+  return false
 })
 
 /**

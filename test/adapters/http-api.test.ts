@@ -102,9 +102,11 @@ describe("status API endpoints", () => {
         done: [],
         failed: [],
         counts: { pending: 0, active: 0, done: 0, failed: 0 },
-        next: { pending: null, active: null, done: null, failed: null }
+        next: { pending: null, active: null, done: null, failed: null },
+        headless_runs: []
       })
       const metrics = parsePrometheusText((await get(empty, "/metrics")).text)
+      expect(valueOf(metrics, "claude_failover_headless_cost_usd_total", "claude_failover_headless_cost_usd_total")).toBe(0)
       expect(valueOf(metrics, "claude_failover_reap_latency_seconds", "claude_failover_reap_latency_seconds_count")).toBe(0)
       expect(metrics.get("claude_failover_session_state")?.samples).toStrictEqual([])
     } finally {
@@ -138,6 +140,9 @@ describe("GET /metrics", () => {
     expect(types).toStrictEqual({
       claude_failover_tasks: "gauge",
       claude_failover_dispatches_total: "counter",
+      claude_failover_headless_runs_total: "counter",
+      claude_failover_headless_cost_usd_total: "counter",
+      claude_failover_headless_turns_total: "counter",
       claude_failover_failovers_total: "counter",
       claude_failover_malformed_tasks_total: "counter",
       claude_failover_delegation_submitted_total: "counter",
@@ -168,6 +173,10 @@ describe("GET /metrics", () => {
       .toStrictEqual([9, 6, 1, 4, 2])
     expect(single("claude_failover_delegation_active")).toBe(2)
     expect(single("claude_failover_stale_tasks")).toBe(1)
+    expect(["finished", "limited", "needs_person", "api_error", "fault"].map((outcome) =>
+      valueOf(families, "claude_failover_headless_runs_total", "claude_failover_headless_runs_total", { outcome })
+    )).toStrictEqual([1, 2, 0, 0, 1])
+    expect([single("claude_failover_headless_cost_usd_total"), single("claude_failover_headless_turns_total")]).toStrictEqual([0.0123, 2])
     const sessions = Object.fromEntries(
       SessionStates.map((state) => [state, valueOf(families, "claude_failover_sessions", "claude_failover_sessions", { state })])
     )

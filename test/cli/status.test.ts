@@ -86,6 +86,10 @@ describe.concurrent("claude-failover status", () => {
       ["TASK", "SESSION", "UNTIL", "CONTINUED BY"],
       ["long-refactor.md", "claude-2", "2026-11-24T15:00:00.000Z", "the daemon"]
     ])
+    expect(section(stdout, "Headless runs (latest)")).toStrictEqual([
+      ["TASK", "SLOT", "OUTCOME", "COST", "TURNS", "CLAUDE SESSION", "ENDED"],
+      ["old-2.md", "headless-1", "finished", "$0.012", "2", "43878ddd-e32b-40a7-af7b-a6d59153e47f", "2026-11-24T11:50:00.000Z"]
+    ])
     expect(section(stdout, "Sessions needing attention")).toStrictEqual([
       ["SESSION", "REASON"],
       ["claude-3", "permission prompt waiting for an answer"]
@@ -95,7 +99,7 @@ describe.concurrent("claude-failover status", () => {
   it("says none where a section is empty", async () => {
     const { code, stdout } = await cli(["--url", empty.url])
     expect(code).toBe(0)
-    for (const heading of ["Sessions", "Stale tasks", "Tasks waiting for a usage limit to reset", "Sessions needing attention"]) {
+    for (const heading of ["Sessions", "Stale tasks", "Headless runs (latest)", "Tasks waiting for a usage limit to reset", "Sessions needing attention"]) {
       expect(section(stdout, heading), heading).toStrictEqual([["none"]])
     }
     expect(section(stdout, "Delegated jobs")).toStrictEqual([

@@ -1,14 +1,27 @@
 /** The demo's pure parts: log line → human line, finished queue → summary, the samples' routes. */
 import { describe, expect, it } from "@effect/vitest"
+import { SCRIPT, shellWord, startedPids } from "../../demo/headless.ts"
 import {
+  awaitsRunFacts,
+  clockTime,
+  describeFault,
   describeFinished,
   describeLogRecord,
+  describeRunEnd,
   type FinishedTask,
   formatEvent,
   type LogRecord,
   parseLogLine
 } from "../../demo/progress.ts"
-import { problems, renderReport, renderTable, renderTotals, summarizeTask } from "../../demo/summary.ts"
+import {
+  headlessProblems,
+  problems,
+  renderReport,
+  renderRequeues,
+  renderTable,
+  renderTotals,
+  summarizeTask
+} from "../../demo/summary.ts"
 import { DEMO_SITUATION, planRoute, SAMPLE_TASKS } from "../../demo/tasks.ts"
 
 const record = (message: string, level = "INFO", annotations: Record<string, unknown> = {}): LogRecord => ({
@@ -45,6 +58,8 @@ describe("demo progress lines", () => {
   it("says where each task went and why", () => {
     const reasons = (task: string) => (task === "a.md" ? "needs_claude_code" : undefined)
     expect(describeLogRecord(record("a.md → session claude-1"), reasons)).toBe("a.md → claude-1 (local: needs_claude_code)")
+    expect(describeLogRecord(record("a.md → session headless-a-1 (run r3b25232a2c2c)"), reasons))
+      .toBe("a.md → headless-a-1 (local: needs_claude_code)")
     expect(describeLogRecord(record("b.md → session claude-2"), reasons)).toBe("b.md → claude-2 (local)")
     expect(describeLogRecord(record("g.md → secutools gemini (preferred_provider)"), noReason))
       .toBe("g.md → secutools gemini (preferred_provider)")
@@ -74,21 +89,36 @@ describe("demo progress lines", () => {
     ).toBe("⇄ failover: m.md back to pending (session claude-2 hit its usage limit)")
   })
 
+  it("a usage limit's reset is shown to the second when it is known to the second", () => {
+    expect(clockTime("2026-11-25T11:00:00.000Z")).toBe("11:00 UTC")
+    expect(clockTime("2026-11-25T22:27:41.000Z")).toBe("22:27:41 UTC")
+    expect(clockTime("soon")).toBe("soon")
+    expect(
+      describeLogRecord(
+        record("session headless-a-1 hit its usage limit; account a rests until 2026-11-25T22:27:41.000Z", "WARN"),
+        noReason
+      )
+    ).toBe("⚠ headless-a-1 hit its usage limit: no new tasks for account a until 22:27:41 UTC")
+  })
+
   it("reports delegated endings and malformed files; hides other info lines, never a warning", () => {
     expect(describeLogRecord(record("g.md done by secutools gemini (job j_000002)"), noReason))
       .toBe("✓ g.md done by secutools gemini (job j_000002)")
     expect(
       describeLogRecord(record("f.md failed at secutools: gemini: model refused the task", "WARN", { provider: "gemini" }), noReason)
     ).toBe("✗ f.md failed at secutools gemini: gemini: model refused the task")
+    const problem = "m.md:3:1: field 'allow_delegation': Expected boolean, got string \"yes\""
     expect(
       describeLogRecord(
-        record("pending/m.md cannot be parsed; moved to failed/ with m.md.error", "WARN", {
-          task: "m.md",
-          reason: "m.md:3:1: field 'allow_delegation': Expected boolean, got string \"yes\""
-        }),
+        record(`pending/m.md cannot be run: ${problem}; moved to failed/m.md with m.md.error`, "WARN", { task: "m.md" }),
         noReason
       )
-    ).toBe("✗ m.md is malformed → failed/: line 3: field 'allow_delegation': Expected boolean, got string \"yes\"")
+    ).toBe("✗ m.md cannot be run → failed/: line 3: field 'allow_delegation': Expected boolean, got string \"yes\"")
+    expect(
+      describeLogRecord(record(`recovery: pending/m.md: cannot be run (${problem}); quarantined as failed/m.md`, "WARN"), noReason)
+    ).toBeUndefined()
+    expect(describeLogRecord(record("recovery: x.md: a done task put back into pending/; runs again", "WARN"), noReason))
+      .toBe("daemon WARN: recovery: x.md: a done task put back into pending/; runs again")
     expect(describeLogRecord(record("recovery: removed 0 duplicate(s)"), noReason)).toBeUndefined()
     expect(describeLogRecord(record("dispatcher tick failed: boom", "ERROR"), noReason))
       .toBe("daemon ERROR: dispatcher tick failed: boom")
@@ -177,12 +207,150 @@ const delegatedFailed: FinishedTask = {
   ].join("\n")
 }
 
+/** A task a headless slot finished on its second run, after the first hit the usage limit in the other account's slot. */
+const headlessDone: FinishedTask = {
+  name: "needs-claude-code.md",
+  stage: "done",
+  text: [
+    "---",
+    "priority: 1",
+    "needs_claude_code: true",
+    "state: done",
+    "attempts: 2",
+    "history:",
+    "  - at: 2026-11-25T21:27:41.238Z",
+    "    event: requeued",
+    "    cause: usage_limit",
+    "    run: r3b25232a2c2c",
+    "    session: headless-a-1",
+    "    reason: session headless-a-1 hit its usage limit (You've hit your 5-hour limit · resets 10:27pm (UTC)); it resets at 2026-11-25T22:27:41.000Z",
+    "run: raba15b4255b6",
+    "session: headless-b-1",
+    "assigned_at: 2026-11-25T21:27:42.191Z",
+    "started_at: 2026-11-25T21:27:42.198Z",
+    "finished_at: 2026-11-25T21:27:43.790Z",
+    "cost_usd: 0.0123",
+    "claude_session: 0e60ae96-3be8-437a-a156-b35b5489a423",
+    "turns: 2",
+    "transcript: transcripts/needs-claude-code.md.raba15b4255b6.jsonl",
+    "---",
+    "Refactor the session module.",
+    "",
+    "",
+    "---",
+    "claude-failover: done · 2026-11-25T21:27:43.790Z · session headless-b-1 · took 2s",
+    "",
+    "Headless run: claude session 0e60ae96-3be8-437a-a156-b35b5489a423 · cost $0.012 · 2 turns · transcript transcripts/needs-claude-code.md.raba15b4255b6.jsonl",
+    ""
+  ].join("\n")
+}
+
+/** A task retried in its slot after its first run crashed. */
+const headlessRetried: FinishedTask = {
+  name: "plain.md",
+  stage: "done",
+  text: [
+    "---",
+    "state: done",
+    "attempts: 2",
+    "history:",
+    "  - at: 2026-11-25T21:27:44.750Z",
+    "    event: requeued",
+    "    cause: session_exited",
+    "    run: r4e81ae123a5f",
+    "    session: headless-b-1",
+    "    reason: \"session headless-b-1 exited: its process ended with code 3 and no result: stand-in crashed\"",
+    "run: r7adbac3d014e",
+    "session: headless-b-1",
+    "finished_at: 2026-11-25T21:27:46.354Z",
+    "cost_usd: 0.0123",
+    "claude_session: 3d62e839-183d-4674-9092-dab1d4b02bc9",
+    "---",
+    "Fix the typo.",
+    "",
+    "",
+    "---",
+    "claude-failover: done · 2026-11-25T21:27:46.354Z · session headless-b-1 · took 2s",
+    ""
+  ].join("\n")
+}
+
+/** What the agent's `task done` wrote, before the daemon added the run's facts. */
+const headlessJustDone: FinishedTask = {
+  ...headlessRetried,
+  text: headlessRetried.text.replace(/^cost_usd: .*\n/m, "").replace(/^claude_session: .*\n/m, "")
+}
+
 const malformed: FinishedTask = {
   name: "malformed.md",
   stage: "failed",
   text: "---\npriority: 8\nallow_delegation: \"yes\"\n---\nRefused.\n",
   error: "malformed.md:3:1: field 'allow_delegation': Expected boolean, got string \"yes\"\n"
 }
+
+describe("demo progress lines for headless runs", () => {
+  const ended = (outcome: string, detail: string) =>
+    record(`headless run r1 of x.md in headless-b-1 ended: ${outcome}${detail === "" ? "" : ` (${detail})`}`, "WARN")
+
+  it("names the slots once the daemon has them", () => {
+    expect(describeLogRecord(record("headless slots: headless-a-1, headless-b-1"), noReason))
+      .toBe("headless slots headless-a-1, headless-b-1: one `claude -p` run each at a time")
+  })
+
+  it("a run that finished is told by its done/ file, not by the daemon's lines about it", () => {
+    expect(describeLogRecord(ended("Finished", "Did the task."), noReason)).toBeUndefined()
+    expect(describeLogRecord(record("x.md done: its headless run in headless-b-1 ended with a result"), noReason))
+      .toBeUndefined()
+  })
+
+  it("a limit, a crash, an API error and a login problem each get a line of their own", () => {
+    expect(describeLogRecord(ended("Limited", "You've hit your 5-hour limit · resets 10:27pm (UTC)"), noReason))
+      .toBe("⏹ x.md: its run in headless-b-1 stopped at a usage limit (\"You've hit your 5-hour limit · resets 10:27pm (UTC)\")")
+    expect(describeLogRecord(ended("Fault", "exited: its process ended with code 3 and no result: stand-in crashed"), noReason))
+      .toBe("✗ x.md: its run in headless-b-1 ended without a result (exit code 3, stderr \"stand-in crashed\")")
+    expect(describeLogRecord(ended("ApiError", "API Error: 529 Overloaded."), noReason))
+      .toBe("✗ x.md: its run in headless-b-1 ended with an API error: API Error: 529 Overloaded.")
+    expect(describeLogRecord(ended("NeedsPerson", "Not logged in · Please run /login"), noReason))
+      .toBe("✋ x.md: its run in headless-b-1 needs a person: Not logged in · Please run /login")
+    expect(describeRunEnd("x.md", "headless-1", "Limited", "")).toBe("⏹ x.md: its run in headless-1 stopped at a usage limit")
+    expect(describeRunEnd("x.md", "headless-1", "Novel", "")).toBe("x.md: its run in headless-1 ended: Novel")
+  })
+
+  it("shortens why a run ended without a result", () => {
+    expect(describeFault("exited: its process ended with code 3 and no result")).toBe("exit code 3")
+    expect(describeFault("exited: its process ended with code 1 and no result: a / b")).toBe("exit code 1, stderr \"a / b\"")
+    expect(describeFault("exited: its process was killed by SIGKILL")).toBe("killed by SIGKILL")
+    expect(describeFault("was stopped: its process printed nothing for 30s (STALE_AFTER)"))
+      .toBe("stopped: its process printed nothing for 30s (STALE_AFTER)")
+  })
+
+  it("a task back to pending after a crash is a retry, after a limit a failover; the line keeps the first clause", () => {
+    expect(
+      describeLogRecord(
+        record("x.md back to pending: session headless-b-1 exited: its process ended with code 3 and no result: oops", "WARN"),
+        noReason
+      )
+    ).toBe("⇄ retry: x.md back to pending (session headless-b-1 exited)")
+    expect(
+      describeLogRecord(
+        record(
+          "x.md back to pending: session headless-a-1 hit its usage limit (You've hit your 5-hour limit · resets 10:27pm (UTC)); it resets at 2026-11-25T22:27:41.000Z",
+          "WARN"
+        ),
+        noReason
+      )
+    ).toBe("⇄ failover: x.md back to pending (session headless-a-1 hit its usage limit)")
+  })
+
+  it("says when it stopped runs an earlier daemon left behind", () => {
+    expect(
+      describeLogRecord(
+        record("stopped 2 process(es) of headless runs left by a daemon that stopped: r1 in headless-1, r2 in headless-2", "WARN"),
+        noReason
+      )
+    ).toBe("↯ stopped 2 headless run(s) an earlier daemon left running: r1 in headless-1, r2 in headless-2")
+  })
+})
 
 describe("demo summary", () => {
   it("a local task that finished: its line names the session and the time it took", () => {
@@ -191,6 +359,15 @@ describe("demo summary", () => {
       .toBe("✗ may-delegate.md failed in claude-1: tests do not pass (took 3s)")
     expect(describeFinished(delegatedDone)).toBeUndefined()
     expect(describeFinished(malformed)).toBeUndefined()
+  })
+
+  it("a task a headless run finished: its line adds the cost and Claude Code's session, once the daemon wrote them", () => {
+    expect(describeFinished(headlessDone)).toBe(
+      "✓ needs-claude-code.md done by headless-b-1 (took 2s, cost $0.012, claude session 0e60ae96-3be8-437a-a156-b35b5489a423)"
+    )
+    expect(describeFinished(headlessJustDone)).toBe("✓ plain.md done by headless-b-1 (took 2s)")
+    expect(awaitsRunFacts(headlessJustDone)).toBe(true)
+    expect([headlessDone, headlessRetried, delegatedDone, delegatedFailed, malformed].some(awaitsRunFacts)).toBe(false)
   })
 
   it("one row per task: route, reason, where it ran, time, attempts, outcome, failover", () => {
@@ -203,8 +380,13 @@ describe("demo summary", () => {
       took: "3s",
       attempts: "2",
       outcome: "done",
-      failover: "session claude-2 hit its usage limit (Claude usage limit reached.)",
-      where: "local"
+      requeues: [{
+        cause: "usage_limit",
+        session: "claude-2",
+        reason: "session claude-2 hit its usage limit (Claude usage limit reached.)"
+      }],
+      where: "local",
+      session: "claude-1"
     })
     expect(summarizeTask(delegatedDone)).toMatchObject({
       route: "delegate",
@@ -226,6 +408,54 @@ describe("demo summary", () => {
       outcome: "failed: line 3: field 'allow_delegation': Expected boolean, got string \"yes\"",
       where: "nowhere"
     })
+  })
+
+  it("a headless run's row: the slot and Claude Code's session, the cost, the requeues with their causes", () => {
+    expect(summarizeTask(headlessDone)).toStrictEqual({
+      task: "needs-claude-code.md",
+      stage: "done",
+      route: "local",
+      reason: "needs_claude_code",
+      ranOn: "headless-b-1 · claude 0e60ae96",
+      took: "2s",
+      attempts: "2",
+      outcome: "done ($0.012)",
+      requeues: [{
+        cause: "usage_limit",
+        session: "headless-a-1",
+        reason:
+          "session headless-a-1 hit its usage limit (You've hit your 5-hour limit · resets 10:27pm (UTC)); it resets at 2026-11-25T22:27:41.000Z"
+      }],
+      where: "local",
+      session: "headless-b-1",
+      costUsd: 0.0123,
+      claudeSession: "0e60ae96-3be8-437a-a156-b35b5489a423"
+    })
+    expect(summarizeTask(headlessRetried).requeues.map((requeue) => requeue.cause)).toStrictEqual(["session_exited"])
+  })
+
+  it("failovers and retries are listed and counted apart; the headless runs' cost is totalled", () => {
+    const rows = [headlessDone, headlessRetried, delegatedDone].map(summarizeTask)
+    expect(renderRequeues(rows)).toStrictEqual([
+      "Failovers and retries:",
+      "  needs-claude-code.md: session headless-a-1 hit its usage limit (You've hit your 5-hour limit · resets 10:27pm (UTC)); it resets at 2026-11-25T22:27:41.000Z",
+      "  plain.md: session headless-b-1 exited: its process ended with code 3 and no result: stand-in crashed"
+    ])
+    expect(renderTotals(rows)).toBe(
+      "3 tasks · 3 done, 0 failed · 2 ran locally, 1 on secutools, 0 malformed · 1 failover, 1 retry · $0.025 for the headless runs that finished"
+    )
+    expect(renderRequeues([localDone].map(summarizeTask))[0]).toBe("Failovers:")
+    expect(renderRequeues([delegatedDone].map(summarizeTask))).toStrictEqual([])
+  })
+
+  it("the headless demo must show a failover to the other slot, a retry, and every run's cost and session", () => {
+    expect(headlessProblems([headlessDone, headlessRetried, delegatedDone].map(summarizeTask))).toStrictEqual([])
+    const limitedInPlace = summarizeTask({ ...headlessDone, text: headlessDone.text.replace("session: headless-a-1", "session: headless-b-1") })
+    expect(headlessProblems([limitedInPlace, summarizeTask(headlessJustDone)])).toStrictEqual([
+      "no task that hit the usage limit finished in another slot",
+      "plain.md finished in headless-b-1 without a cost or a Claude Code session"
+    ])
+    expect(headlessProblems([summarizeTask(headlessDone)])).toStrictEqual(["no task whose run crashed finished on a retry"])
   })
 
   it("a task that allows delegation and ran on secutools is explained by rule 7", () => {
@@ -315,5 +545,35 @@ describe("demo samples", () => {
         : `secutools ${planned.decision.provider}`
       expect(sample.expected.ranOn, sample.name).toContain(where)
     }
+  })
+})
+
+describe("headless demo script", () => {
+  it("the limit is the first run and the crash the sixth: the last task, with nothing waiting that may be delegated", () => {
+    expect(SCRIPT.indexOf("limit")).toBe(0)
+    expect(SCRIPT.indexOf("crash")).toBe(5)
+    expect(SCRIPT.filter((mode) => mode !== "ok")).toStrictEqual(["limit", "crash"])
+    expect(SCRIPT.at(-1)).toBe("ok")
+    // Runs: the first two tasks together (one limited), that one again, then the rest in priority order.
+    const local = SAMPLE_TASKS.filter((sample) => sample.expected.ranOn.includes("local")).map((sample) => sample.name)
+    expect(local).toHaveLength(5)
+    expect(local.at(-1)).toBe("plain.md")
+  })
+
+  it("reads the started runs' pids from the stand-in's log", () => {
+    const log = [
+      JSON.stringify({ event: "started", mode: "limit", pid: 41, args: [], at: 1 }),
+      JSON.stringify({ event: "exit", code: 1, at: 2 }),
+      "not json",
+      JSON.stringify({ event: "started", mode: "ok", pid: 42, args: [], at: 3 }),
+      ""
+    ].join("\n")
+    expect(startedPids(log)).toStrictEqual([41, 42])
+  })
+
+  it("quotes a word of CLAUDE_COMMAND only when it must", () => {
+    expect(shellWord("/usr/bin/node")).toBe("/usr/bin/node")
+    expect(shellWord("/home/me/my dir/x.ts")).toBe("'/home/me/my dir/x.ts'")
+    expect(shellWord("/it's")).toBe(`'/it'"'"'s'`)
   })
 })

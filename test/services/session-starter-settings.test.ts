@@ -88,7 +88,7 @@ describe("SESSIONS_START, CLAUDE_CONFIG_DIRS, SESSIONS_CWD", () => {
     expect(problems({ CLAUDE_CONFIG_DIRS: "a=/x,a=/y" })[0]).toContain("account 'a' is given twice")
     expect(problems({ SESSIONS_START: "maybe" })[0]).toContain("expected true or false")
     expect(sessionStartProblems(config({ TMUX_ACCOUNTS: "work:claude-1", CLAUDE_CONFIG_DIRS: "work=/a,wrok=/b" })))
-      .toStrictEqual(["CLAUDE_CONFIG_DIRS names account 'wrok', which TMUX_ACCOUNTS does not define"])
+      .toStrictEqual(["CLAUDE_CONFIG_DIRS names account 'wrok', which neither TMUX_ACCOUNTS nor HEADLESS_SLOTS defines"])
   })
 
   it("keep the daemon's secrets out of the sessions' environment", () => {

@@ -3,6 +3,7 @@
  * watchdog findings as tables (or, with --json, the four answers as one object).
  * Easy to get wrong: API_HOST is where the daemon binds, not where to call it, so 0.0.0.0 / :: mean loopback here.
  */
+import { formatCost } from "../../domain/footer.ts"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Console, Data, Duration, Effect, Option, type Redacted, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
@@ -123,6 +124,9 @@ export const formatAge = (seconds: number): string => {
   return h > 0 ? `${h}h ${m}m` : m > 0 ? `${m}m ${s}s` : `${s}s`
 }
 
+/** Ended headless runs listed by `status`: the newest. */
+const HEADLESS_RUNS_SHOWN = 10
+
 export const renderStatus = ({ delegated, sessions, tasks, watchdog }: Answers): string => {
   const c = delegated.counters
   return [
@@ -146,6 +150,20 @@ export const renderStatus = ({ delegated, sessions, tasks, watchdog }: Answers):
     ...table(
       ["TASK", "SESSION", "UNCHANGED FOR"],
       watchdog.stale.map((s) => [s.task, s.session, formatAge(s.unchanged_for_s)])
+    ),
+    "",
+    "Headless runs (latest)",
+    ...table(
+      ["TASK", "SLOT", "OUTCOME", "COST", "TURNS", "CLAUDE SESSION", "ENDED"],
+      (tasks.headless_runs ?? []).slice(-HEADLESS_RUNS_SHOWN).map((r) => [
+        r.task,
+        r.slot,
+        r.outcome === "finished" ? r.outcome : `${r.outcome}: ${r.detail.slice(0, 60)}`,
+        r.cost_usd === null ? "-" : formatCost(r.cost_usd),
+        r.turns === null ? "-" : String(r.turns),
+        dash(r.claude_session),
+        r.ended_at
+      ])
     ),
     "",
     "Tasks waiting for a usage limit to reset",

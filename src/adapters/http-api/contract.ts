@@ -71,6 +71,21 @@ const Cursor = Schema.NullOr(Schema.String)
  * `counts` are always whole. Without `stage`, pending and active are whole, and done and failed are their first
  * page. With `stage`, only that stage's list is filled.
  */
+/** An ended headless run (`GET /api/tasks`, `headless_runs`: the latest 50, newest last). */
+export const HeadlessRunBody = Schema.Struct({
+  task: Schema.String,
+  run: Schema.String,
+  slot: Schema.String,
+  outcome: Schema.Literals(["finished", "limited", "needs_person", "api_error", "fault"]),
+  detail: Schema.String,
+  ended_at: Schema.String,
+  claude_session: Schema.NullOr(Schema.String),
+  cost_usd: Schema.NullOr(Schema.Number),
+  turns: Schema.NullOr(Schema.Number),
+  duration_ms: Schema.NullOr(Schema.Number),
+  transcript: Schema.String
+})
+
 export const TasksStatus = Schema.Struct({
   pending: Schema.Array(TaskBody),
   active: Schema.Array(TaskBody),
@@ -78,7 +93,9 @@ export const TasksStatus = Schema.Struct({
   failed: Schema.Array(TaskBody),
   counts: Schema.Struct({ pending: Count, active: Count, done: Count, failed: Count }),
   /** Optional only so that `claude-failover status` still reads a daemon older than paging. */
-  next: Schema.optionalKey(Schema.Struct({ pending: Cursor, active: Cursor, done: Cursor, failed: Cursor }))
+  next: Schema.optionalKey(Schema.Struct({ pending: Cursor, active: Cursor, done: Cursor, failed: Cursor })),
+  /** Optional for daemons older than headless slots. */
+  headless_runs: Schema.optionalKey(Schema.Array(HeadlessRunBody))
 })
 export type TasksStatus = typeof TasksStatus.Type
 
@@ -102,7 +119,7 @@ export const SessionsStatus = Schema.Struct({
     session: Schema.String,
     state: Schema.String,
     /** Where the state came from: `hook` (the session's Claude Code hooks) or `pane` (its screen). */
-    signal: Schema.optionalKey(Schema.Literals(["hook", "pane"])),
+    signal: Schema.optionalKey(Schema.Literals(["hook", "pane", "process"])),
     account: Schema.String,
     task: Schema.NullOr(Schema.String),
     cooldown_until: Schema.NullOr(Schema.String)

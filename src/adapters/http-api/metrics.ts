@@ -5,7 +5,7 @@
  */
 import type { Histogram } from "../../domain/histogram.ts"
 import { Stages } from "../../ports/task-store.ts"
-import type { Snapshot } from "../../services/status.ts"
+import { HeadlessOutcomes, type Snapshot } from "../../services/status.ts"
 
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -90,6 +90,14 @@ export const renderMetrics = (snapshot: Snapshot): string => {
       samples: Stages.map((stage) => ({ labels: [["stage", stage]], value: snapshot.tasks[stage].length }))
     },
     single("claude_failover_dispatches_total", "counter", "Tasks typed into a local session.", snapshot.dispatcher.dispatched),
+    {
+      name: "claude_failover_headless_runs_total",
+      type: "counter",
+      help: "Headless runs that ended, by outcome.",
+      samples: HeadlessOutcomes.map((outcome) => ({ labels: [["outcome", outcome]], value: snapshot.headless.runs[outcome] }))
+    },
+    single("claude_failover_headless_cost_usd_total", "counter", "Cost headless runs reported (total_cost_usd).", snapshot.headless.cost_usd),
+    single("claude_failover_headless_turns_total", "counter", "Turns headless runs reported (num_turns).", snapshot.headless.turns),
     single(
       "claude_failover_failovers_total",
       "counter",

@@ -117,7 +117,8 @@ export const tasksBody = (snapshot: Snapshot, query: TasksQuery = {}): TasksStat
       done: tasks.done.length,
       failed: tasks.failed.length
     },
-    next: { pending: pages.pending.next, active: pages.active.next, done: pages.done.next, failed: pages.failed.next }
+    next: { pending: pages.pending.next, active: pages.active.next, done: pages.done.next, failed: pages.failed.next },
+    headless_runs: snapshot.headless.recent
   }
 }
 
