@@ -4,10 +4,10 @@
  * is shared by both slots, and runs that start together take their turns in either order, so every scripted event
  * must read the same whichever slot it lands in.
  */
-import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { RUN_TAG_ENV } from "../src/adapters/headless-orphans.ts"
+import { findOrphans } from "../src/adapters/headless-orphans.ts"
 import { formatCost } from "../src/domain/footer.ts"
 import type { DemoSessions } from "./sessions.ts"
 import { headlessProblems } from "./summary.ts"
@@ -42,36 +42,6 @@ export const startedPids = (log: string): ReadonlyArray<number> =>
       return []
     }
   })
-
-/**
- * Whether `pid` is still one of this queue's headless runs: alive, and tagged with the queue in its environment (as
- * the daemon tags every run), so a pid reused by another process since is never taken for one; a zombie's environment
- * reads empty. `unknown` where /proc does not tell (not Linux): alive, but not known to be ours.
- */
-const runState = (pid: number, queue: string): "gone" | "ours" | "unknown" => {
-  try {
-    process.kill(pid, 0)
-  } catch {
-    return "gone"
-  }
-  try {
-    const tag = `${RUN_TAG_ENV}=${realpathSync(queue)}\t`
-    return readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").some((entry) => entry.startsWith(tag)) ? "ours" : "gone"
-  } catch {
-    return "unknown"
-  }
-}
-
-/** SIGKILL to the run's process group (the daemon starts each run as a group leader), else to the process alone. */
-const kill = (pid: number) => {
-  for (const target of [-pid, pid]) {
-    try {
-      return process.kill(target, "SIGKILL")
-    } catch {
-      // no such group: try the process
-    }
-  }
-}
 
 const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`
 
@@ -115,18 +85,19 @@ export const headlessSessions = (root: string, queue: string): DemoSessions => {
         // no run started
       }
       const pids = startedPids(log)
-      const left = pids.flatMap((pid) => {
-        const state = runState(pid, queue)
-        return state === "gone" ? [] : [{ pid, state }]
-      })
-      // Only a process known to be this queue's run is stopped.
-      for (const { pid, state } of left) if (state === "ours") kill(pid)
+      // What still runs with this queue's run tag (the daemon tags every run): a pid reused since is never touched.
+      const left = findOrphans(queue).filter((orphan) => pids.includes(orphan.pid))
+      for (const { pid } of left) {
+        try {
+          process.kill(-pid, "SIGKILL")
+        } catch {
+          // gone meanwhile
+        }
+      }
       rmSync(scratch, { recursive: true, force: true })
       return {
         cleaned: `${plural(pids.length, "headless run")} started, ${left.length === 0 ? "none" : left.length} left running`,
-        problems: left.map(({ pid, state }) =>
-          state === "ours" ? `headless run ${pid} was still running after the daemon stopped (killed)` : `process ${pid}, a headless run's pid, is still alive`
-        )
+        problems: left.map(({ pid }) => `headless run ${pid} was still running after the daemon stopped (killed)`)
       }
     }
   }

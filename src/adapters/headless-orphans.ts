@@ -49,7 +49,7 @@ export const findOrphans = (queueRoot: string): ReadonlyArray<Orphan> => {
 }
 
 /** Running: not gone, and not a zombie waiting for a parent that may never reap it (PID 1 in some containers). */
-const alive = (pid: number): boolean => {
+export const isRunning = (pid: number): boolean => {
   try {
     process.kill(pid, 0)
   } catch {
@@ -84,9 +84,9 @@ export const stopOrphans = (queueRoot: string, grace: Duration.Duration = Durati
     if (orphans.length === 0) return orphans
     for (const orphan of orphans) signal(orphan.pid, "SIGTERM")
     const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(grace)
-    while (orphans.some((orphan) => alive(orphan.pid)) && (yield* Clock.currentTimeMillis) < deadline) {
+    while (orphans.some((orphan) => isRunning(orphan.pid)) && (yield* Clock.currentTimeMillis) < deadline) {
       yield* Effect.sleep(Duration.millis(50))
     }
-    for (const orphan of orphans) if (alive(orphan.pid)) signal(orphan.pid, "SIGKILL")
+    for (const orphan of orphans) if (isRunning(orphan.pid)) signal(orphan.pid, "SIGKILL")
     return orphans
   })

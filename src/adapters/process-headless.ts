@@ -49,7 +49,7 @@ export interface HeadlessSettings {
   readonly timeZone: string
 }
 
-/** How long a process that closed its output may take to exit before it is stopped. */
+/** How long a process that closed its output may take to exit before it is stopped (less with a short STALE_AFTER). */
 const EXIT_AFTER_EOF_MS = 10_000
 /** SIGTERM first; SIGKILL when the group is still there after this. */
 const FORCE_KILL_AFTER = Duration.seconds(5)
@@ -231,7 +231,7 @@ export const makeProcessHeadless = (settings: HeadlessSettings) =>
             // Output closed: the process exits now, or it closed its output and went on (then it is stopped).
             return yield* exit.pipe(
               Effect.timeoutOrElse({
-                duration: Duration.millis(EXIT_AFTER_EOF_MS),
+                duration: Duration.millis(Math.min(EXIT_AFTER_EOF_MS, staleMs / 3)),
                 orElse: () => Effect.succeed<ProcessEnd>({ _tag: "Stopped", reason: "was stopped: its process closed its output but did not exit" })
               })
             )

@@ -357,27 +357,35 @@ export const makeDispatcher = (settings: DispatchSettings) =>
      * Headless runs that ended with a result: the task is done — unless its agent already said `task done|fail`, whose
      * word wins (the run's facts are then added to the finished file). Other endings are the session book's.
      */
-    const settleHeadless = Effect.gen(function*() {
-      for (const slot of headless.slots) {
-        const state = yield* headless.state(slot.name)
-        if (state._tag !== "Ended") continue
-        yield* noteEnded(slot.name, state)
-        if (state.outcome._tag !== "Finished") continue
-        const facts = headlessFacts(state.outcome.facts, headless.transcriptOf(state.task, state.run))
-        const summary = state.outcome.text.trim()
+    const settleFinished = (slot: string, state: Extract<SlotState, { _tag: "Ended" }>, outcome: Extract<RunOutcome, { _tag: "Finished" }>) =>
+      Effect.gen(function*() {
+        const facts = headlessFacts(outcome.facts, headless.transcriptOf(state.task, state.run))
+        const summary = outcome.text.trim()
         yield* locks.withTask(state.task, Effect.gen(function*() {
           const active = yield* Effect.result(readTask("active", state.task))
           if (active._tag === "Success" && active.success.task.fields.run === state.run) {
             yield* finishLocalTask(state.task, { _tag: "Done", ...(summary === "" ? {} : { summary }) }, facts)
-            if (activeBySession.get(slot.name) === state.task) activeBySession.delete(slot.name)
-            yield* Effect.logInfo(`${state.task} done: its headless run in ${slot.name} ended with a result`).pipe(
-              Effect.annotateLogs({ task: state.task, session: slot.name, run: state.run })
+            if (activeBySession.get(slot) === state.task) activeBySession.delete(slot)
+            yield* Effect.logInfo(`${state.task} done: its headless run in ${slot} ended with a result`).pipe(
+              Effect.annotateLogs({ task: state.task, session: slot, run: state.run })
             )
           } else {
             yield* recordHeadlessFacts(state.task, state.run, facts)
           }
         })).pipe(Effect.catch((error) => Effect.logError(`finishing ${state.task} after its headless run failed: ${error.message}`)))
-        yield* headless.release(slot.name)
+        yield* headless.release(slot)
+      })
+
+    /**
+     * Ended headless runs: each counted once; one that ended with a result is settled here (see `settleFinished`),
+     * any other ending is the session book's, through the slot's sighting.
+     */
+    const settleHeadless = Effect.gen(function*() {
+      for (const slot of headless.slots) {
+        const state = yield* headless.state(slot.name)
+        if (state._tag !== "Ended") continue
+        yield* noteEnded(slot.name, state)
+        if (state.outcome._tag === "Finished") yield* settleFinished(slot.name, state, state.outcome)
       }
     })
 
@@ -623,10 +631,12 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       for (const slot of headless.slots) {
         const state = yield* headless.state(slot.name)
         if (state._tag !== "Ended") continue
-        // A run that ended after `settleHeadless` looked is counted here, before its slot forgets it.
+        // A run that ended after `settleHeadless` looked is counted (and, with a result, settled) here, before its
+        // slot forgets it.
         yield* noteEnded(slot.name, state)
-        if (activeBySession.get(slot.name) === state.task) continue
-        yield* headless.release(slot.name)
+        if (state.outcome._tag === "Finished") yield* settleFinished(slot.name, state, state.outcome)
+        else if (activeBySession.get(slot.name) === state.task) continue
+        else yield* headless.release(slot.name)
         // Assigned as it is now: a slot whose run just crashed is free again, not a session gone (rule 7 would
         // otherwise send delegable tasks to secutools for want of a local session).
         sighted.set(slot.name, sightingOfSlot(slot.name, yield* headless.state(slot.name), now))

@@ -6,11 +6,12 @@
  */
 import { afterAll, afterEach, describe, expect, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { type FakeSecutools, startFakeSecutools } from "../../src/adapters/fake-secutools/server.ts"
 import { type Failpoint, Failpoints } from "../../src/services/failpoints.ts"
+import { isRunning } from "../../src/adapters/headless-orphans.ts"
 import { checkInvariants, readStandinLog } from "./invariants.ts"
 import { Daemon, Queue, ROOT, taskFields, TmuxServer, waitFor } from "./support.ts"
 
@@ -196,15 +197,7 @@ const HEADLESS_POINTS: ReadonlyArray<readonly [Failpoint, string]> = [
 ]
 
 /** Running: a zombie (an orphan PID 1 has not reaped yet) has ended. */
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    const stat = readFileSync(`/proc/${pid}/stat`, "latin1")
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z"
-  } catch {
-    return false
-  }
-}
+const alive = isRunning
 
 describe("every crash point a headless run passes", () => {
   for (const [point, modes] of HEADLESS_POINTS) {

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it, onTestFailed } from "@effect/vitest"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { isRunning } from "../../src/adapters/headless-orphans.ts"
 import { freePort } from "../free-port.ts"
 import { Daemon, lastRequeue, Queue, ROOT, taskFields, TmuxServer, waitFor } from "./support.ts"
 
@@ -36,19 +37,7 @@ interface StandinEvent {
 }
 
 /** Is the process still there and not just a zombie? */
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-  } catch {
-    return false
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z"
-  } catch {
-    return false
-  }
-}
+const alive = isRunning
 
 /** Waiting until nothing happens has no condition to wait on: these tests look for a bounded time, said where used. */
 const quietFor = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -142,8 +131,8 @@ const FAULTS: ReadonlyArray<{
     cause: "session_exited",
     reason: /printed a line over 1048576 bytes/
   },
-  // The daemon gives a process that closed its output 10 s to exit before it stops it; STALE_AFTER stays long.
-  { mode: "close-stdout", env: {}, cause: "session_exited", reason: /closed its output but did not exit/ },
+  // A process that closed its output has min(10 s, STALE_AFTER / 3) to exit: 2 s here, well before STALE_AFTER.
+  { mode: "close-stdout", env: { STALE_AFTER: "6s" }, cause: "session_exited", reason: /closed its output but did not exit/ },
   { mode: "overloaded", env: {}, cause: "api_error", reason: /API Error: 529 Overloaded/ }
 ]
 

@@ -5,7 +5,7 @@
  * or — limit policy `wait` — resumed in the same Claude Code session after the reset; a 529 and a login failure hand
  * the task back.
  */
-import { afterEach, describe, expect, it } from "@effect/vitest"
+import { afterEach, describe, expect, it, onTestFailed } from "@effect/vitest"
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -54,6 +54,7 @@ const setUp = async (api: AnthropicApiOptions, env: Readonly<Record<string, stri
     ...env
   })
   cleanups.push(() => daemon.stop("SIGKILL"))
+  onTestFailed(() => console.log(`--- daemon output ---\n${daemon.output}--- end ---\n${JSON.stringify(stand.requests().map((r) => [r.kind, r.scenario, r.answer, r.status]))}`))
   await daemon.ready()
   const add = (name: string, text: string) => writeFileSync(join(queue.root, "pending", name), text)
   const sessions = async () => (await getJson<{ readonly sessions: ReadonlyArray<SessionView> }>(port, "/api/sessions")).sessions
