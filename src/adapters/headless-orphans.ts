@@ -6,6 +6,7 @@
  */
 import { Clock, Duration, Effect } from "effect"
 import { readdirSync, readFileSync, realpathSync } from "node:fs"
+import { isRunning } from "./processes.ts"
 
 /** Set in every headless run's environment: `<queue root>\t<slot>\t<run>`; how orphans are recognised. */
 export const RUN_TAG_ENV = "CLAUDE_FAILOVER_HEADLESS_RUN"
@@ -48,21 +49,6 @@ export const findOrphans = (queueRoot: string): ReadonlyArray<Orphan> => {
   })
 }
 
-/** Running: not gone, and not a zombie waiting for a parent that may never reap it (PID 1 in some containers). */
-export const isRunning = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-  } catch {
-    return false
-  }
-  try {
-    // /proc/PID/stat: "pid (comm) S …"; the state follows the last ')'.
-    const stat = readFileSync(`/proc/${pid}/stat`, "latin1")
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z"
-  } catch {
-    return true
-  }
-}
 
 /** Sends `signal` to the process's group (runs are started as group leaders), or to the process alone. */
 const signal = (pid: number, name: NodeJS.Signals) => {

@@ -6,6 +6,7 @@
  * `.lock.json` is only a label and may be stale — the lock itself is the truth.
  */
 import { hostname } from "node:os"
+import { isRunning } from "./processes.ts"
 import { join } from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { readFileSync } from "node:fs"
@@ -129,6 +130,7 @@ export const acquireQueueLock = (
     return { label }
   })
 
+
 /**
  * Waits while the holder is one `waitWhile` accepts (a command: they are brief), up to `waitMs`; otherwise fails at
  * once with QueueLocked. A daemon waits for commands and for a holder that has not labelled the lock yet; a command
@@ -140,8 +142,12 @@ export const acquireQueueLockPatiently = (
   waitMs: number
 ): Effect.Effect<HeldLock, QueueLocked | StoreError, Scope.Scope> => {
   const deadline = Date.now() + waitMs
+  // A daemon killed with SIGKILL leaves its label behind: a command that took the lock since may not have relabelled
+  // it yet. A label naming a daemon process that is gone is a stale one, so this host waits on.
+  const liveDaemon = (holder: LockHolder | undefined) =>
+    holder?.kind === "daemon" && (holder.host !== hostname() || isRunning(holder.pid))
   const waitWhile = (holder: LockHolder | undefined) =>
-    who.kind === "daemon" ? holder?.kind !== "daemon" : holder?.kind === "command"
+    who.kind === "daemon" ? !liveDaemon(holder) : holder?.kind === "command"
   const attempt: Effect.Effect<HeldLock, QueueLocked | StoreError, Scope.Scope> = acquireQueueLock(root, who).pipe(
     Effect.catchTag("QueueLocked", (locked) =>
       waitWhile(locked.holder) && Date.now() < deadline

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { type FakeSecutools, startFakeSecutools } from "../../src/adapters/fake-secutools/server.ts"
 import { type Failpoint, Failpoints } from "../../src/services/failpoints.ts"
-import { isRunning } from "../../src/adapters/headless-orphans.ts"
+import { isRunning } from "../../src/adapters/processes.ts"
 import { checkInvariants, readStandinLog } from "./invariants.ts"
 import { Daemon, Queue, ROOT, taskFields, TmuxServer, waitFor } from "./support.ts"
 
@@ -24,7 +24,7 @@ afterEach(async () => {
 })
 const summary: Array<string> = []
 afterAll(() => {
-  console.log(`crash points: ${summary.length} of ${Failpoints.length} walked; nothing lost, nothing run twice\n${summary.map((line) => `  ${line}`).join("\n")}`)
+  console.log(`crash points: ${summary.length} walked (all ${Failpoints.length}, and ${HEADLESS_POINTS.length} of them again on a headless run); nothing lost, nothing run twice\n${summary.map((line) => `  ${line}`).join("\n")}`)
 })
 
 type Scenario = "local" | "local-session-exits" | "delegated" | "retry" | "quarantine"

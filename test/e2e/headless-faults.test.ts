@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it, onTestFailed } from "@effect/vitest"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { isRunning } from "../../src/adapters/headless-orphans.ts"
+import { isRunning } from "../../src/adapters/processes.ts"
 import { freePort } from "../free-port.ts"
 import { Daemon, lastRequeue, Queue, ROOT, taskFields, TmuxServer, waitFor } from "./support.ts"
 

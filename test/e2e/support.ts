@@ -106,7 +106,14 @@ export class Daemon {
 
   /** Resolves once the daemon serves its status API (start-up done: lock, recovery about to run). */
   ready(timeoutMs = 30_000): Promise<true> {
-    return waitFor("the daemon to start", () => this.output.includes("status API listening on"), timeoutMs)
+    return waitFor("the daemon to start", () => {
+      if (this.output.includes("status API listening on")) return true
+      // A daemon that exited will not start: say so now, with what it printed, rather than after the deadline.
+      if (this.process.exitCode !== null || this.process.signalCode !== null) {
+        throw new Error(`the daemon exited (${this.process.exitCode ?? this.process.signalCode}) before it started:\n${this.output}`)
+      }
+      return false
+    }, timeoutMs)
   }
 
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
