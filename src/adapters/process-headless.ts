@@ -8,7 +8,7 @@
  */
 import { Cause, Clock, Deferred, Duration, Effect, FiberMap, Layer, Option, PubSub, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
-import { closeSync, mkdirSync, openSync, writeSync } from "node:fs"
+import { closeSync, mkdirSync, openSync, statSync, writeSync } from "node:fs"
 import { join } from "node:path"
 import {
   decodeLine,
@@ -80,6 +80,14 @@ const ROUTINE_TYPES: ReadonlySet<string> = new Set(["system", "user", "stream_ev
 
 /** Malformed lines logged per run; the transcript keeps them all. */
 const MALFORMED_LOGGED = 5
+
+const isDirectory = (path: string): boolean => {
+  try {
+    return statSync(path).isDirectory()
+  } catch {
+    return false
+  }
+}
 
 /** The signal that killed a process, from the error (or the errors it wraps) the spawner gives for its exit. */
 const signalOf = (error: unknown): string | undefined => {
@@ -201,7 +209,11 @@ export const makeProcessHeadless = (settings: HeadlessSettings) =>
           running()
           return { fits: partialBytes <= settings.maxLineBytes, notes }
         }
-        const end = yield* Effect.scoped(Effect.gen(function*() {
+        const cwd = Option.getOrElse(start.cwd, () => settings.defaultCwd)
+        // A task's `cwd` that is not a directory is the task's problem (counted), not the command's.
+        const end = !isDirectory(cwd)
+          ? { _tag: "Stopped" as const, reason: `did not start: its working directory ${cwd} is not a directory` }
+          : yield* Effect.scoped(Effect.gen(function*() {
           const handle = yield* spawner.spawn(command)
           const exit: Effect.Effect<ProcessEnd> = handle.exitCode.pipe(
             Effect.map((code): ProcessEnd => ({ _tag: "Exited", code: Number(code) })),
@@ -256,7 +268,13 @@ export const makeProcessHeadless = (settings: HeadlessSettings) =>
           yield* Effect.forkScoped(readErrors)
           return yield* Effect.raceAll([readOutput, watchStale, stopped])
         })).pipe(
-          Effect.catch((error) => Effect.succeed<ProcessEnd>({ _tag: "NotStarted", reason: `did not start: ${program}: ${error.message}` }))
+          Effect.catch((error) =>
+            Effect.succeed<ProcessEnd>({
+              _tag: "NotStarted",
+              // The platform's message repeats the whole command line (the prompt's rules too): its kind says enough.
+              reason: `did not start: CLAUDE_COMMAND ${program}: ${error.reason._tag}`
+            })
+          )
         )
         const tail = stderrTail.trim()
         const withErrors: ProcessEnd = end._tag === "Exited" && end.code !== 0 && tail !== ""

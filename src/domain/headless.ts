@@ -247,7 +247,7 @@ export type RunOutcome = Data.TaggedEnum<{
   Finished: { readonly text: string; readonly facts: RunFacts }
   /** A usage limit: the account rests until `resetAt` (none: the configured cool-down). */
   Limited: { readonly text: string; readonly resetAt: Option.Option<number>; readonly kind: string; readonly facts: RunFacts }
-  /** Not logged in, no billing: a person must act before this account runs anything. */
+  /** Not logged in, no billing, CLAUDE_COMMAND cannot be started: a person must act before this slot runs anything. */
   NeedsPerson: { readonly text: string; readonly facts: RunFacts }
   /** An API error ended the turn (overloaded, server error, …): another try may do better. */
   ApiError: { readonly text: string; readonly facts: RunFacts }
@@ -288,7 +288,10 @@ export const outcomeOf = (report: RunReport, end: ProcessEnd, options: ClassifyO
   const facts = factsOf(report)
   const result = Option.getOrUndefined(report.result)
   const error = Option.getOrUndefined(report.error)
-  if (end._tag === "Stopped" || end._tag === "NotStarted" || result === undefined) {
+  // The command could not be started at all (not installed, not executable): no task can run here until a person
+  // fixes it, so it is not held against the task.
+  if (end._tag === "NotStarted") return RunOutcome.NeedsPerson({ text: end.reason, facts })
+  if (end._tag === "Stopped" || result === undefined) {
     return RunOutcome.Fault({ reason: describeEnd(end), facts })
   }
   if (!result.isError) return RunOutcome.Finished({ text: result.text, facts })

@@ -85,6 +85,14 @@ export const moveKeepingBoth = Effect.fn("moveKeepingBoth")(function*(from: Stag
     Effect.as(name),
     Effect.catchTag("NameTaken", () =>
       Effect.gen(function*() {
+        // The name in `to` may be this very file: a move cut between its link and its unlink (a daemon killed there,
+        // whose move a command or the next daemon now finishes). Then only the unlink is left to do.
+        const here = yield* Effect.result(store.stat(from, name))
+        const there = yield* Effect.result(store.stat(to, name))
+        if (here._tag === "Success" && there._tag === "Success" && here.success.identity === there.success.identity) {
+          yield* store.remove(from, name)
+          return name
+        }
         const other = yield* freeName(name)
         yield* store.move(from, to, name, other)
         yield* Effect.logWarning(`${to}/${name} already exists; ${from}/${name} moved to ${to}/${other} instead`).pipe(

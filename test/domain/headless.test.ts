@@ -613,22 +613,31 @@ describe("a run's outcome from the recorded runs", () => {
 describe("the result decides; without one the process failed", () => {
   it("no result line ⇒ Fault, whatever the exit code, with a reason naming the code, the signal or the daemon's reason", () => {
     fc.assert(
-      fc.property(fc.array(notResult), processEnd, (lines, end) => {
+      fc.property(fc.array(notResult), processEnd.filter((end) => end._tag !== "NotStarted"), (lines, end) => {
         const outcome = outcomeOf(fold(lines), end, clock)
         expect(outcome._tag).toBe("Fault")
         const reason = outcome._tag === "Fault" ? outcome.reason : ""
         const named = end._tag === "Exited" ? `code ${end.code}` : end._tag === "Signalled" ? end.signal : end.reason
-        expect(end._tag === "Stopped" || end._tag === "NotStarted" ? reason === named : reason.includes(named)).toBe(true)
+        expect(end._tag === "Stopped" ? reason === named : reason.includes(named)).toBe(true)
       }),
       RUNS
     )
   })
 
-  it("stopped by the daemon or never started ⇒ Fault with the daemon's reason, even after a result", () => {
+  it("a command that could not be started ⇒ NeedsPerson with the reason: no task can run in that slot until it is fixed", () => {
+    fc.assert(
+      fc.property(fc.array(notResult), fc.string({ minLength: 1 }), (lines, reason) => {
+        expect(outcomeOf(fold(lines), { _tag: "NotStarted", reason }, clock)).toMatchObject({ _tag: "NeedsPerson", text: reason })
+      }),
+      RUNS
+    )
+  })
+
+  it("stopped by the daemon ⇒ Fault with the daemon's reason, even after a result", () => {
     fc.assert(
       fc.property(
         fc.array(fc.oneof(notResult, fc.constantFrom(Recorded.success, Recorded.fiveHourResult, Recorded.authResult))),
-        processEnd.filter((end) => end._tag === "Stopped" || end._tag === "NotStarted"),
+        processEnd.filter((end) => end._tag === "Stopped"),
         (lines, end) => {
           const report = fold(lines)
           expect(outcomeOf(report, end, clock)).toStrictEqual(

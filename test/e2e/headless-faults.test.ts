@@ -256,6 +256,30 @@ describe("headless slots: faults end to end", () => {
     expect(await running.stop()).toBe(0)
   })
 
+  it("CLAUDE_COMMAND that cannot be started: the task goes back uncounted and the slot asks for a person; a task cwd that is no directory fails the task", async () => {
+    const { daemon, queue } = setUp()
+    const port = await freePort()
+    const missing = daemon({ CLAUDE_COMMAND: "/nonexistent/claude", API_PORT: String(port) })
+    await waitFor("the task back in pending/", () => queue.tasks("pending").includes(TASK) && lastRequeue(TASK, queue.read("pending", TASK)))
+    const requeued = taskFields(TASK, queue.read("pending", TASK)).history?.at(-1)
+    // Not the task's fault: not counted towards MAX_ATTEMPTS.
+    expect(requeued).toMatchObject({ cause: "api_error", reason: expect.stringContaining("did not start: CLAUDE_COMMAND /nonexistent/claude: NotFound") })
+    const attention = await waitFor("headless-1 in the watchdog's attention list", async () => {
+      const status = await getJson<{ readonly attention: ReadonlyArray<{ readonly session: string; readonly reason: string }> }>(port, "/watchdog/status")
+      return status.attention.find((entry) => entry.session === "headless-1")
+    })
+    expect(attention.reason).toContain("did not start: CLAUDE_COMMAND /nonexistent/claude")
+    expect(await missing.stop()).toBe(0)
+
+    // The task's own working directory missing is the task's problem: counted, then failed/ with the reason.
+    writeFileSync(join(queue.root, "pending", "lost.md"), "---\ncwd: /nonexistent/dir\n---\nSay hello.\n")
+    rmSync(join(queue.root, "pending", TASK))
+    const running = daemon({ MAX_ATTEMPTS: "2" })
+    await waitFor("lost.md in failed/", () => queue.tasks("failed").includes("lost.md"))
+    expect(queue.read("failed", "lost.md")).toMatch(/gave up after 2 runs .*its working directory \/nonexistent\/dir is not a directory/)
+    expect(await running.stop()).toBe(0)
+  })
+
   it("kill -9 of the daemon mid-run: the next daemon stops the orphan, gives the task back (orphaned) and finishes it once", async () => {
     const { daemon, doneWithFacts, events, pids, runStarted, stagesOf, transcripts } = setUp()
     const first = daemon({ STANDIN_MODES: "hang,ok" })

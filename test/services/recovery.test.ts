@@ -10,6 +10,7 @@ import { promptHeader } from "../../src/domain/prompt.ts"
 import { parseTask, TaskName } from "../../src/domain/task.ts"
 import { type Stage, TaskStore } from "../../src/ports/task-store.ts"
 import { recover } from "../../src/services/recovery.ts"
+import { performOperation } from "../../src/services/task-operations.ts"
 
 const screen = (file: string) => readFileSync(join(import.meta.dirname, "../fixtures/screens", file), "utf8")
 const IDLE = screen("idle--boxed-prompt-after-work.txt")
@@ -46,6 +47,20 @@ describe("start-up recovery: files", () => {
       yield* recover(options)
       expect(files(root, "pending")).toStrictEqual([])
       expect(files(root, "active")).toStrictEqual(["a.md"])
+      expect(files(root, "done")).toStrictEqual(["b.md"])
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("a command that finishes a daemon's move cut between link and unlink keeps one name, not a second copy", () => {
+    const { layer, root } = withQueue()
+    return Effect.gen(function*() {
+      // The daemon died applying b.md's completion: written `done`, linked into done/, not yet unlinked from active/.
+      put(root, "active", "b.md", "---\nstate: done\nrun: r2\nsession: claude-9\nassigned_at: 2026-11-24T10:00:00Z\nfinished_at: 2026-11-24T10:01:00Z\n---\nx")
+      linkSync(join(root, "active", "b.md"), join(root, "done", "b.md"))
+      // The agent's completion line, taken over by the command once the daemon is gone.
+      const answer = yield* performOperation(TaskName.make("b.md"), { op: "done", task: "b.md", run: "r2" })
+      expect(answer.code).toBe(0)
+      expect(files(root, "active")).toStrictEqual([])
       expect(files(root, "done")).toStrictEqual(["b.md"])
     }).pipe(Effect.provide(layer))
   })
