@@ -82,7 +82,7 @@ export interface WaitingTask {
 }
 
 /** One ended headless run, as the status API lists it. */
-export interface HeadlessRunView {
+export interface EndedRun {
   readonly task: TaskName
   readonly run: string
   readonly slot: string
@@ -122,7 +122,7 @@ export interface DispatcherStatus {
   readonly counters: { readonly dispatched: number; readonly failovers: number; readonly malformed: number }
   /** Headless runs: the latest ended ones, and totals since start. */
   readonly headless: {
-    readonly recent: ReadonlyArray<HeadlessRunView>
+    readonly recent: ReadonlyArray<EndedRun>
     readonly runs: ReadonlyMap<RunOutcome["_tag"], number>
     readonly costUsd: number
     readonly turns: number
@@ -183,7 +183,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     let activeBySession = new Map<string, TaskName>()
     const counters = { dispatched: 0, failovers: 0 }
     const headlessTotals = { runs: new Map<RunOutcome["_tag"], number>(), costUsd: 0, turns: 0 }
-    let recentRuns: Array<HeadlessRunView> = []
+    let recentRuns: Array<EndedRun> = []
     /** Ended runs already counted, by slot: a slot holds its outcome over several ticks. */
     const counted = new Map<string, string>()
     let backoff: { until: number; delayMs: number; problem: string; tick: number } | undefined

@@ -153,6 +153,7 @@ export const makeStatusReport = Effect.gen(function*() {
     const tasks = Object.fromEntries(
       yield* Effect.forEach(Stages, (name) => Effect.map(stage(name, local.pendingTasks), (views) => [name, views] as const))
     ) as Record<Stage, ReadonlyArray<TaskView>>
+    const ended = (outcome: RunOutcome["_tag"]) => local.headless.runs.get(outcome) ?? 0
     return {
       at: iso(now),
       sessions: local.sessions.map((s) => ({
@@ -187,9 +188,13 @@ export const makeStatusReport = Effect.gen(function*() {
           duration_ms: Option.getOrNull(r.durationMs),
           transcript: r.transcript
         })),
-        runs: Object.fromEntries(
-          Object.entries(outcomeName).map(([tag, name]) => [name, local.headless.runs.get(tag as RunOutcome["_tag"]) ?? 0])
-        ) as Record<HeadlessOutcome, number>,
+        runs: {
+          finished: ended("Finished"),
+          limited: ended("Limited"),
+          needs_person: ended("NeedsPerson"),
+          api_error: ended("ApiError"),
+          fault: ended("Fault")
+        },
         cost_usd: local.headless.costUsd,
         turns: local.headless.turns
       },
