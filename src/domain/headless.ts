@@ -313,11 +313,11 @@ export const outcomeOf = (report: RunReport, end: ProcessEnd, options: ClassifyO
   if ((error !== undefined && NEEDS_PERSON_ERRORS.has(error.kind)) || status === 401 || status === 403) {
     return RunOutcome.NeedsPerson({ text: text === "" ? `authentication failed (${status ?? error?.kind})` : text, facts })
   }
-  const detail = text !== ""
-    ? text
-    : result.subtype !== "" && result.subtype !== "success"
-    ? `Claude Code stopped: ${result.subtype}`
-    : ["API error", status, apiError ?? error?.kind].filter((part) => part !== undefined).join(" ")
+  // Stopped for a reason of the task's own (max turns, an error while it ran), not the API's: counted like a crash.
+  if (apiError === undefined && status === undefined && error === undefined && result.subtype !== "" && result.subtype !== "success") {
+    return RunOutcome.Fault({ reason: `ended: Claude Code stopped the run (${result.subtype})${text === "" ? "" : `: ${text}`}`, facts })
+  }
+  const detail = text !== "" ? text : ["API error", status, apiError ?? error?.kind].filter((part) => part !== undefined).join(" ")
   return RunOutcome.ApiError({ text: detail, facts })
 }
 

@@ -680,16 +680,20 @@ describe("the result decides; without one the process failed", () => {
     )
   })
 
-  it("an error result ⇒ Limited, NeedsPerson or ApiError: never Finished, never Fault, and its text is never empty", () => {
+  it("an error result ⇒ Limited, NeedsPerson or ApiError — or, stopped by Claude Code with no API error at all, Fault; never Finished, never a blank text", () => {
     fc.assert(
       fc.property(
         fc.array(fc.oneof(notResult, fc.constantFrom(Recorded.fiveHourEvent, Recorded.weeklyEvent))),
         lineLike.map((fields) => ({ ...fields, type: "result", is_error: true })),
         ranToEnd,
         (before, result, end) => {
-          const outcome = outcomeOf(fold([...before, line(result)]), end, clock)
-          expect(["Limited", "NeedsPerson", "ApiError"]).toContain(outcome._tag)
-          expect(outcome._tag !== "Fault" && outcome.text).not.toBe("")
+          const report = fold([...before, line(result)])
+          const outcome = outcomeOf(report, end, clock)
+          const decoded = Option.getOrThrow(report.result)
+          const ownStop = Option.isNone(decoded.apiError) && Option.isNone(decoded.status) && Option.isNone(report.error) &&
+            decoded.subtype !== "" && decoded.subtype !== "success"
+          expect(ownStop ? ["Fault"] : ["Limited", "NeedsPerson", "ApiError"]).toContain(outcome._tag)
+          expect(outcome._tag === "Fault" ? outcome.reason : outcome.text).not.toBe("")
         }
       ),
       RUNS
@@ -1043,9 +1047,9 @@ describe("what a version of Claude Code might say differently", () => {
     expect(plain._tag).toBe("ApiError")
   })
 
-  it("a result that stopped for another reason (max turns) says so, with no stray blanks", () => {
+  it("a run Claude Code stopped for a reason of its own (max turns) is a fault of the run, counted; API errors say so without stray blanks", () => {
     expect(outcomeOf(errorRun([], { subtype: "error_max_turns", is_error: false, num_turns: 30 }), exited(1), clock))
-      .toMatchObject({ _tag: "ApiError", text: "Claude Code stopped: error_max_turns" })
+      .toMatchObject({ _tag: "Fault", reason: "ended: Claude Code stopped the run (error_max_turns)" })
     expect(outcomeOf(errorRun([], { api_error: "internal" }), exited(1), clock)).toMatchObject({ _tag: "ApiError", text: "API error internal" })
   })
 })
