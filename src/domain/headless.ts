@@ -7,16 +7,11 @@
  * versions, so unknown types decode (as Other), every field is optional, and a line that is not a JSON object is
  * skipped, never fatal.
  */
-import { Data, Effect, Option, Result, Schema } from "effect"
+import { Data, Option, Result, Schema } from "effect"
+import { lenient, parseJson, Rest } from "./claude-json.ts"
 import { type ClassifyOptions, parseResetTime } from "./pane.ts"
 import type { Sighting } from "./session-book.ts"
 import type { TaskName } from "./task.ts"
-
-/** A field Claude Code may leave out, or send with another type (or null): then it reads as absent. */
-const lenient = <S extends Schema.Top>(schema: S) =>
-  Schema.optionalKey(schema.pipe(Schema.catchDecoding(() => Effect.succeedNone)))
-
-const Rest = [Schema.Record(Schema.String, Schema.Unknown)] as const
 
 const line = <const Fields extends Schema.Struct.Fields>(fields: Fields) =>
   Schema.StructWithRest(Schema.Struct({ session_id: lenient(Schema.String), ...fields }), Rest)
@@ -114,14 +109,6 @@ const asRateLimit = decodes(RateLimitLine)
 const asAssistant = decodes(AssistantLine)
 const asResult = decodes(ResultLine)
 const asOther = decodes(OtherLine)
-
-const parseJson = (text: string): Result.Result<unknown, string> => {
-  try {
-    return Result.succeed(JSON.parse(text))
-  } catch (error) {
-    return Result.fail(error instanceof Error ? error.message : String(error))
-  }
-}
 
 /** One line of output; never throws. */
 export const decodeLine = (text: string): HeadlessLine => {

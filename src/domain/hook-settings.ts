@@ -6,6 +6,7 @@
  * installing is "remove ours, add ours", so a second install changes nothing and a changed address replaces the old.
  */
 import { Data, Result } from "effect"
+import { parseJson } from "./claude-json.ts"
 import { HookEnv } from "./hook-sender.ts"
 import { shellQuote } from "./prompt.ts"
 
@@ -240,9 +241,5 @@ export const renderSettings = (settings: unknown): string => `${JSON.stringify(s
 /** `settings.json` text → its value; empty (or blank) text is an empty file, i.e. `{}`. */
 export const parseSettings = (text: string): Result.Result<unknown, SettingsUnusable> => {
   if (text.trim() === "") return Result.succeed({})
-  try {
-    return Result.succeed(JSON.parse(text))
-  } catch (error) {
-    return Result.fail(new SettingsUnusable({ problem: `it is not valid JSON (${error instanceof Error ? error.message : String(error)})` }))
-  }
+  return Result.mapError(parseJson(text), (problem) => new SettingsUnusable({ problem: `it is not valid JSON (${problem})` }))
 }

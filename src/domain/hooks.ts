@@ -5,15 +5,9 @@
  * SessionStart carry no `permission_mode`), so every field is optional, a field of an unexpected type reads as absent,
  * unknown fields are kept and unknown events decode too: only input that is not a JSON object is refused.
  */
-import { Data, Effect, Option, Result, Schema } from "effect"
+import { Data, Option, Result, Schema } from "effect"
+import { lenient, parseJson, Rest } from "./claude-json.ts"
 import { type ClassifyOptions, parseResetTime } from "./pane.ts"
-
-/** A field Claude Code may leave out, or (another version) send with another type: then it reads as absent. */
-const lenient = <S extends Schema.Top>(schema: S) =>
-  Schema.optionalKey(schema.pipe(Schema.catchDecoding(() => Effect.succeedNone)))
-
-/** Fields no version of this module knows: kept as they came. */
-const Rest = [Schema.Record(Schema.String, Schema.Unknown)] as const
 
 /** What every hook input carries (as far as Claude Code sends it). */
 const common = {
@@ -88,15 +82,11 @@ export const decodeHookEvent = (input: unknown): Result.Result<HookEvent, HookIn
     }))
 
 /** The body of a hook request → an event; text that is not JSON fails like a non-object. */
-export const parseHookEvent = (text: string): Result.Result<HookEvent, HookInputInvalid> => {
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch (error) {
-    return Result.fail(new HookInputInvalid({ problem: `not JSON (${error instanceof Error ? error.message : String(error)})` }))
-  }
-  return decodeHookEvent(json)
-}
+export const parseHookEvent = (text: string): Result.Result<HookEvent, HookInputInvalid> =>
+  Result.match(parseJson(text), {
+    onFailure: (problem) => Result.fail(new HookInputInvalid({ problem: `not JSON (${problem})` })),
+    onSuccess: decodeHookEvent
+  })
 
 /** The event's name as sent ("" when it had none). */
 export const eventName = (event: HookEvent): string => event.hook_event_name ?? ""

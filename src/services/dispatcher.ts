@@ -627,19 +627,16 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       const stillActive = new Set(active.map((task) => task.name))
       const left = [...book.watch.keys()].filter((name) => !stillActive.has(name))
       yield* record([...supervised, ...left.map((task): Fact => ({ _tag: "TaskLeft", task }))])
-      // An ended run whose task has left its slot (requeued, finished, failed) frees the slot.
+      // A run that ended since the first look is counted (and, with a result, settled) before its slot forgets it;
+      // an ended run whose task has left its slot (requeued, finished, failed) frees the slot.
+      yield* settleHeadless
       for (const slot of headless.slots) {
         const state = yield* headless.state(slot.name)
-        if (state._tag !== "Ended") continue
-        // A run that ended after `settleHeadless` looked is counted (and, with a result, settled) here, before its
-        // slot forgets it.
-        yield* noteEnded(slot.name, state)
-        if (state.outcome._tag === "Finished") yield* settleFinished(slot.name, state, state.outcome)
-        else if (activeBySession.get(slot.name) === state.task) continue
-        else yield* headless.release(slot.name)
-        // Assigned as it is now: a slot whose run just crashed is free again, not a session gone (rule 7 would
-        // otherwise send delegable tasks to secutools for want of a local session).
-        sighted.set(slot.name, sightingOfSlot(slot.name, yield* headless.state(slot.name), now))
+        const freed = state._tag === "Ended" && activeBySession.get(slot.name) !== state.task
+        if (freed) yield* headless.release(slot.name)
+        // Assigned as it is now: a slot whose run just crashed or finished is free again, not a session gone (rule 7
+        // would otherwise send delegable tasks to secutools for want of a local session).
+        if (freed || state._tag === "Free") sighted.set(slot.name, sightingOfSlot(slot.name, yield* headless.state(slot.name), now))
       }
       if (backoff !== undefined && now < backoff.until) return
       yield* assign(discovered, sighted, now)

@@ -196,8 +196,6 @@ const HEADLESS_POINTS: ReadonlyArray<readonly [Failpoint, string]> = [
   ["requeue:moved", "crash,ok"]
 ]
 
-/** Running: a zombie (an orphan PID 1 has not reaped yet) has ended. */
-const alive = isRunning
 
 describe("every crash point a headless run passes", () => {
   for (const [point, modes] of HEADLESS_POINTS) {
@@ -240,7 +238,7 @@ describe("every crash point a headless run passes", () => {
       const events = readStandinLog(log) as ReadonlyArray<{ readonly event: string; readonly pid?: number; readonly command?: string }>
       // Every stand-in process is gone, and the task's completion line ran for one run only.
       const pids = events.flatMap((e) => (e.event === "started" && e.pid !== undefined ? [e.pid] : []))
-      expect(pids.filter(alive), "stand-in processes left").toStrictEqual([])
+      expect(pids.filter(isRunning), "stand-in processes left").toStrictEqual([])
       const completedRuns = new Set(events.flatMap((e) => (e.event === "completion" ? [/--run (\S+)/.exec(e.command ?? "")?.[1]] : [])))
       // (A run stopped as an orphan right after its completion line may not have logged it.)
       expect(completedRuns.size, `completions: ${[...completedRuns].join(", ")}`).toBe(lostFacts ? Math.min(completedRuns.size, 1) : 1)

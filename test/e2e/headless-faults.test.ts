@@ -36,8 +36,6 @@ interface StandinEvent {
   readonly at: number
 }
 
-/** Is the process still there and not just a zombie? */
-const alive = isRunning
 
 /** Waiting until nothing happens has no condition to wait on: these tests look for a bounded time, said where used. */
 const quietFor = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -61,7 +59,7 @@ const setUp = () => {
   const pids = () => events("started").flatMap((e) => e.pid === undefined ? [] : [e.pid])
   // A run is a process group of its own, which a daemon SIGKILLed by a failed test leaves behind: stopped here.
   cleanups.push(() => {
-    for (const pid of pids().filter(alive)) process.kill(-pid, "SIGKILL")
+    for (const pid of pids().filter(isRunning)) process.kill(-pid, "SIGKILL")
   })
   let daemons = 0
   const daemon = (env: Readonly<Record<string, string>>) => {
@@ -143,7 +141,7 @@ describe("headless slots: faults end to end", () => {
     await waitFor("the second run to start", () => events("started").length >= 2)
     // The faulty run was over before the next one started: it cannot go on beside it.
     const [faulty = -1] = pids()
-    expect(alive(faulty), `${mode} run (pid ${faulty}) still alive when the next started`).toBe(false)
+    expect(isRunning(faulty), `${mode} run (pid ${faulty}) still alive when the next started`).toBe(false)
 
     const fields = await doneWithFacts()
     expect(await running.stop()).toBe(0)
@@ -157,7 +155,7 @@ describe("headless slots: faults end to end", () => {
     expect(requeued?.reason).toMatch(reason)
     // Both runs kept a transcript, named by the task and the run.
     expect(transcripts()).toStrictEqual([`${TASK}.${requeued?.run}.jsonl`, `${TASK}.${fields.run}.jsonl`].sort())
-    for (const pid of pids()) expect(alive(pid), `stand-in pid ${pid}`).toBe(false)
+    for (const pid of pids()) expect(isRunning(pid), `stand-in pid ${pid}`).toBe(false)
   })
 
   it("garbage: malformed and unknown lines are logged and skipped, the run finishes normally", async () => {
@@ -171,7 +169,7 @@ describe("headless slots: faults end to end", () => {
     expect(events("started")).toHaveLength(1)
     expect(running.output).toContain("skipped a line that is not JSON: not json at all")
     expect(running.output).toContain("an event of a type this version does not know (future_event)")
-    for (const pid of pids()) expect(alive(pid), `stand-in pid ${pid}`).toBe(false)
+    for (const pid of pids()) expect(isRunning(pid), `stand-in pid ${pid}`).toBe(false)
   })
 
   it("a task whose every run crashes ends in failed/ after MAX_ATTEMPTS runs, with the history of why", async () => {
@@ -189,7 +187,7 @@ describe("headless slots: faults end to end", () => {
     expect(text).toMatch(
       /\nclaude-failover: failed · .+ · session headless-1\n\nReason: gave up after 2 runs that ended without finishing \(MAX_ATTEMPTS=2\); the last: .*code 3 and no result: stand-in crashed/
     )
-    for (const pid of pids()) expect(alive(pid), `stand-in pid ${pid}`).toBe(false)
+    for (const pid of pids()) expect(isRunning(pid), `stand-in pid ${pid}`).toBe(false)
   })
 
   it("a usage limit: the task is requeued, the account cools down until the event's resetsAt exactly, no second run meanwhile", async () => {
@@ -288,11 +286,11 @@ describe("headless slots: faults end to end", () => {
     first.process.kill("SIGKILL")
     await first.exited
     // The run is in a process group of its own: the daemon's death does not take it along.
-    expect(alive(orphan)).toBe(true)
+    expect(isRunning(orphan)).toBe(true)
 
     const second = daemon({ STANDIN_MODES: "hang,ok" })
     await waitFor("the second run to start", () => events("started").length >= 2)
-    expect(alive(orphan), `orphan pid ${orphan} alive when the next run started`).toBe(false)
+    expect(isRunning(orphan), `orphan pid ${orphan} alive when the next run started`).toBe(false)
     const fields = await doneWithFacts()
     expect(await second.stop()).toBe(0)
     expect(second.output).toMatch(/stopped 1 process\(es\) of headless runs left by a daemon that stopped/)
@@ -305,7 +303,7 @@ describe("headless slots: faults end to end", () => {
     const [, again] = events("started")
     expect(again?.mode).toBe("ok")
     expect(fields.claude_session).toBe(again?.session)
-    for (const pid of pids()) expect(alive(pid), `stand-in pid ${pid}`).toBe(false)
+    for (const pid of pids()) expect(isRunning(pid), `stand-in pid ${pid}`).toBe(false)
   })
 
   it("SIGTERM mid-run: the daemon stops its run and exits 0 at once, the task stays active; the next start gives it back and finishes it", async () => {
@@ -317,7 +315,7 @@ describe("headless slots: faults end to end", () => {
     expect(await first.stop("SIGTERM")).toBe(0)
     // The stand-in ends on SIGTERM; the daemon's 5 s grace before SIGKILL is not needed.
     expect(Date.now() - stopping).toBeLessThan(5_000)
-    expect(alive(hung), `stand-in pid ${hung} after the daemon exited`).toBe(false)
+    expect(isRunning(hung), `stand-in pid ${hung} after the daemon exited`).toBe(false)
     expect(queue.tasks("active")).toStrictEqual([TASK])
 
     const second = daemon({ STANDIN_MODES: "hang,ok" })
@@ -327,7 +325,7 @@ describe("headless slots: faults end to end", () => {
     expect(fields.attempts).toBe(2)
     expect(fields.history?.map((entry) => [entry.event, entry.cause])).toStrictEqual([["requeued", "orphaned"]])
     expect(fields.history?.[0]?.reason).toMatch(/\(recovered at start-up\)/)
-    for (const pid of pids()) expect(alive(pid), `stand-in pid ${pid}`).toBe(false)
+    for (const pid of pids()) expect(isRunning(pid), `stand-in pid ${pid}`).toBe(false)
   })
 
   it("the agent's completion line finishes the task; the run's result adds its session, cost, turns and transcript", async () => {
