@@ -25,7 +25,7 @@ import { Dispatcher, DispatcherLayer } from "../src/services/dispatcher.ts"
 import { StatusReport, StatusReportLayer } from "../src/services/status.ts"
 import { classifyPane } from "../src/domain/pane.ts"
 import { decide, DEFAULT_COMPLEXITY_MAP } from "../src/domain/routing.ts"
-import { parseTask, QueueOrder, queueKey, renderTask, TaskName, makeTask } from "../src/domain/task.ts"
+import { makeTask, parseTask, queueKey, QueueOrder, renderTask, TaskName } from "../src/domain/task.ts"
 
 interface Row {
   readonly name: string
@@ -87,9 +87,16 @@ const screen = [
   "╰──────────────────────────────────────────────────────────────────────────────╯",
   "  ? for shortcuts"
 ].join("\n")
-const situation = { delegationEnabled: true, complexityMap: DEFAULT_COMPLEXITY_MAP, failoverProvider: "claude-api" as const, localAvailable: true, limitPolicy: "requeue" as const }
-const keys = Array.from({ length: 10_000 }, (_, i) =>
-  queueKey(makeTask({ name: TaskName.make(`t-${i}.md`), fields: { priority: i % 7 } }), 1_000_000 - i)
+const situation = {
+  delegationEnabled: true,
+  complexityMap: DEFAULT_COMPLEXITY_MAP,
+  failoverProvider: "claude-api" as const,
+  localAvailable: true,
+  limitPolicy: "requeue" as const
+}
+const keys = Array.from(
+  { length: 10_000 },
+  (_, i) => queueKey(makeTask({ name: TaskName.make(`t-${i}.md`), fields: { priority: i % 7 } }), 1_000_000 - i)
 )
 
 const cliStartup = (): Row => {
@@ -102,7 +109,13 @@ const cliStartup = (): Row => {
   }
   samples.sort((a, b) => a - b)
   const mean = samples.reduce((a, b) => a + b, 0) / samples.length
-  return { name: "ccl-delegate decide (process)", ops: Math.round(1e6 / mean), meanUs: mean, p99Us: samples[4] ?? mean, heapKb: 0 }
+  return {
+    name: "ccl-delegate decide (process)",
+    ops: Math.round(1e6 / mean),
+    meanUs: mean,
+    p99Us: samples[4] ?? mean,
+    heapKb: 0
+  }
 }
 
 /**
@@ -112,34 +125,57 @@ const cliStartup = (): Row => {
 const delegationThroughput = async (tasks: number): Promise<Row> => {
   const root = mkdtempSync(join(tmpdir(), "cf-bench-"))
   const server = await startFakeSecutools({ apiKey: "bench", durationMs: 0 })
-  const layer = DelegationLayer({ reapInterval: Duration.millis(50), reapConcurrency: 16, jobTimeout: Duration.hours(1) }).pipe(
-    Layer.provideMerge(HttpSecutoolsLayer(
-      { baseUrl: server.url, apiKey: Redacted.make("bench"), requestTimeout: Duration.seconds(5) },
-      { baseDelay: Duration.millis(10), maxDelay: Duration.millis(100), maxAttempts: 5, deadline: Duration.seconds(10) }
-    ).pipe(Layer.provide(NodeHttpClient.layerUndici))),
+  const layer = DelegationLayer({
+    reapInterval: Duration.millis(50),
+    reapConcurrency: 16,
+    jobTimeout: Duration.hours(1)
+  }).pipe(
+    Layer.provideMerge(
+      HttpSecutoolsLayer(
+        { baseUrl: server.url, apiKey: Redacted.make("bench"), requestTimeout: Duration.seconds(5) },
+        {
+          baseDelay: Duration.millis(10),
+          maxDelay: Duration.millis(100),
+          maxAttempts: 5,
+          deadline: Duration.seconds(10)
+        }
+      ).pipe(Layer.provide(NodeHttpClient.layerUndici))
+    ),
     Layer.provideMerge(Layer.mergeAll(FsTaskStoreLayer({ root }), DelegationCountersRef.layer, TaskLocks.layer))
   )
   globalThis.gc?.()
   const heapBefore = process.memoryUsage().heapUsed
-  const elapsedMs = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-    const store = yield* TaskStore
-    const delegation = yield* Delegation
-    const names = Array.from({ length: tasks }, (_, i) => TaskName.make(`bench-${i}.md`))
-    for (const name of names) yield* store.create("pending", name, "---\npreferred_ai: gemini\n---\nSummarise.\n")
-    const start = performance.now()
-    yield* Effect.forkScoped(delegation.run)
-    for (const name of names) {
-      yield* delegation.start(Result.getOrThrow(parseTask(name, "---\npreferred_ai: gemini\n---\nSummarise.\n")), "gemini", "bench")
-    }
-    while ((yield* store.list("done")).length < tasks) yield* Effect.sleep(Duration.millis(10))
-    return performance.now() - start
-  })).pipe(Effect.provide(layer), Effect.provideService(References.MinimumLogLevel, "None")))
+  const elapsedMs = await Effect.runPromise(
+    Effect.scoped(Effect.gen(function*() {
+      const store = yield* TaskStore
+      const delegation = yield* Delegation
+      const names = Array.from({ length: tasks }, (_, i) => TaskName.make(`bench-${i}.md`))
+      for (const name of names) yield* store.create("pending", name, "---\npreferred_ai: gemini\n---\nSummarise.\n")
+      const start = performance.now()
+      yield* Effect.forkScoped(delegation.run)
+      for (const name of names) {
+        yield* delegation.start(
+          Result.getOrThrow(parseTask(name, "---\npreferred_ai: gemini\n---\nSummarise.\n")),
+          "gemini",
+          "bench"
+        )
+      }
+      while ((yield* store.list("done")).length < tasks) yield* Effect.sleep(Duration.millis(10))
+      return performance.now() - start
+    })).pipe(Effect.provide(layer), Effect.provideService(References.MinimumLogLevel, "None"))
+  )
   globalThis.gc?.()
   const heapKb = Math.max(0, (process.memoryUsage().heapUsed - heapBefore) / 1024)
   await server.close()
   rmSync(root, { recursive: true, force: true })
   const meanUs = (elapsedMs * 1000) / tasks
-  return { name: `delegate ${tasks} tasks: marker → done/ (fs + HTTP)`, ops: Math.round(1e6 / meanUs), meanUs, p99Us: Number.NaN, heapKb }
+  return {
+    name: `delegate ${tasks} tasks: marker → done/ (fs + HTTP)`,
+    ops: Math.round(1e6 / meanUs),
+    meanUs,
+    p99Us: Number.NaN,
+    heapKb
+  }
 }
 
 /** One status snapshot (what every API request reads) over a queue of `tasks` pending files, after a dispatcher tick. */
@@ -148,7 +184,9 @@ const statusSnapshot = async (tasks: number): Promise<Row> => {
   const layer = StatusReportLayer.pipe(
     // The daemon's own settings from the defaults, pointed at the bench queue.
     Layer.provideMerge(DispatcherLayer(dispatchSettings(Result.getOrThrow(resolveConfig({ QUEUE_DIR: root }))))),
-    Layer.provideMerge(DelegationLayer({ reapInterval: Duration.seconds(5), reapConcurrency: 4, jobTimeout: Duration.hours(1) })),
+    Layer.provideMerge(
+      DelegationLayer({ reapInterval: Duration.seconds(5), reapConcurrency: 4, jobTimeout: Duration.hours(1) })
+    ),
     Layer.provideMerge(SessionStarterOff),
     Layer.provideMerge(HookEvents.layerMemory()),
     Layer.provideMerge(
@@ -161,22 +199,30 @@ const statusSnapshot = async (tasks: number): Promise<Row> => {
       )
     )
   )
-  const samples = await Effect.runPromise(Effect.gen(function*() {
-    const store = yield* TaskStore
-    for (let i = 0; i < tasks; i++) yield* store.create("pending", TaskName.make(`t-${i}.md`), taskText)
-    yield* (yield* Dispatcher).tick
-    const report = yield* StatusReport
-    const times: Array<number> = []
-    for (let i = 0; i < 10; i++) {
-      const start = performance.now()
-      yield* report.snapshot
-      times.push((performance.now() - start) * 1000)
-    }
-    return times.sort((a, b) => a - b)
-  }).pipe(Effect.provide(layer), Effect.provideService(References.MinimumLogLevel, "None")))
+  const samples = await Effect.runPromise(
+    Effect.gen(function*() {
+      const store = yield* TaskStore
+      for (let i = 0; i < tasks; i++) yield* store.create("pending", TaskName.make(`t-${i}.md`), taskText)
+      yield* (yield* Dispatcher).tick
+      const report = yield* StatusReport
+      const times: Array<number> = []
+      for (let i = 0; i < 10; i++) {
+        const start = performance.now()
+        yield* report.snapshot
+        times.push((performance.now() - start) * 1000)
+      }
+      return times.sort((a, b) => a - b)
+    }).pipe(Effect.provide(layer), Effect.provideService(References.MinimumLogLevel, "None"))
+  )
   rmSync(root, { recursive: true, force: true })
   const meanUs = samples.reduce((a, b) => a + b, 0) / samples.length
-  return { name: `status snapshot, ${tasks} pending tasks`, ops: Math.round(1e6 / meanUs), meanUs, p99Us: samples.at(-1) ?? meanUs, heapKb: 0 }
+  return {
+    name: `status snapshot, ${tasks} pending tasks`,
+    ops: Math.round(1e6 / meanUs),
+    meanUs,
+    p99Us: samples.at(-1) ?? meanUs,
+    heapKb: 0
+  }
 }
 
 const rows: ReadonlyArray<Row> = [
@@ -193,12 +239,18 @@ const rows: ReadonlyArray<Row> = [
 const fmt = (n: number, digits = 1) => n.toLocaleString("en-US", { maximumFractionDigits: digits })
 const table = [
   ["benchmark", "ops/s", "mean µs", "p99 µs", "retained KB"],
-  ...rows.map((r) => [r.name, fmt(r.ops, 0), fmt(r.meanUs), Number.isNaN(r.p99Us) ? "–" : fmt(r.p99Us), fmt(r.heapKb, 0)])
+  ...rows.map((
+    r
+  ) => [r.name, fmt(r.ops, 0), fmt(r.meanUs), Number.isNaN(r.p99Us) ? "–" : fmt(r.p99Us), fmt(r.heapKb, 0)])
 ]
 const widths = table[0]?.map((_, col) => Math.max(...table.map((row) => (row[col] ?? "").length))) ?? []
 const line = (row: ReadonlyArray<string>) =>
-  `| ${row.map((cell, col) => col === 0 ? cell.padEnd(widths[col] ?? 0) : cell.padStart(widths[col] ?? 0)).join(" | ")} |`
+  `| ${
+    row.map((cell, col) => col === 0 ? cell.padEnd(widths[col] ?? 0) : cell.padStart(widths[col] ?? 0)).join(" | ")
+  } |`
 console.log(line(table[0] ?? []))
 console.log(`|${widths.map((w, col) => col === 0 ? `${"-".repeat(w + 1)}-` : `${"-".repeat(w + 1)}:`).join("|")}|`)
 for (const row of table.slice(1)) console.log(line(row))
-console.log(`\nNode ${process.version}, ${process.arch}; means over batches after warm-up; retained = heap after GC minus before.`)
+console.log(
+  `\nNode ${process.version}, ${process.arch}; means over batches after warm-up; retained = heap after GC minus before.`
+)

@@ -14,7 +14,9 @@ const DAEMON_KEYS = new Set([...Object.values(Settings).map((setting) => setting
  * or STANDIN_MODES exported in the operator's shell must not steer the demo (headless runs inherit the daemon's).
  */
 export const daemonEnv = (settings: Readonly<Record<string, string>>): NodeJS.ProcessEnv => ({
-  ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !DAEMON_KEYS.has(key) && !key.startsWith("STANDIN_"))),
+  ...Object.fromEntries(
+    Object.entries(process.env).filter(([key]) => !DAEMON_KEYS.has(key) && !key.startsWith("STANDIN_"))
+  ),
   ...settings
 })
 

@@ -58,8 +58,12 @@ export const headlessSessions = (root: string, queue: string): DemoSessions => {
       for (const account of ACCOUNTS) mkdirSync(join(dir, account))
       mkdirSync(join(dir, "work"))
       say(`  sessions   no tmux: SESSIONS_MODE=headless, slots headless-a-1 (account a) and headless-b-1 (account b)`)
-      say(`  claude     stand-ins/claude-headless.ts as \`claude -p\`: ${RUN_MS / 1000}s a run, ${formatCost(Number(COST_USD))} a finished one;` +
-        ` the 1st run hits its 5-hour limit (resets in ${RESET_S / 3600}h), the 6th crashes`)
+      say(
+        `  claude     stand-ins/claude-headless.ts as \`claude -p\`: ${RUN_MS / 1000}s a run, ${
+          formatCost(Number(COST_USD))
+        } a finished one;` +
+          ` the 1st run hits its 5-hour limit (resets in ${RESET_S / 3600}h), the 6th crashes`
+      )
       return {
         SESSIONS_MODE: "headless",
         HEADLESS_SLOTS: ACCOUNTS.map((account) => `${account}=1`).join(","),
@@ -96,7 +100,9 @@ export const headlessSessions = (root: string, queue: string): DemoSessions => {
       }
       rmSync(scratch, { recursive: true, force: true })
       return {
-        cleaned: `${plural(pids.length, "headless run")} started, ${left.length === 0 ? "none" : left.length} left running`,
+        cleaned: `${plural(pids.length, "headless run")} started, ${
+          left.length === 0 ? "none" : left.length
+        } left running`,
         problems: left.map(({ pid }) => `headless run ${pid} was still running after the daemon stopped (killed)`)
       }
     }

@@ -114,37 +114,53 @@ type Rule = (
 
 /** The daemon's messages this demo explains, by pattern; the first that matches wins. */
 const RULES: ReadonlyArray<readonly [RegExp, Rule]> = [
-  [/^claude-failover starting on (.+)$/, (m) => `daemon started on ${m[1]}`],
+  [/^claude-failover \S+ started on (.+?); /, (m) => `daemon started on ${m[1]}`],
   [/^headless slots: (.+)$/, (m) => `headless slots ${m[1]}: one \`claude -p\` run each at a time`],
   // The run id is for the log's readers; the queue keeps it in the task's history.
-  [/^(\S+) → session (\S+)(?: \(run \S+\))?$/, (m, _, localReason) => {
-    const reason = localReason(m[1] ?? "")
+  [/^(\S+) → session (\S+)(?: \(run [^;)\s]+(?:; (.+))?\))?$/, (m, _, localReason) => {
+    const reason = localReason(m[1] ?? "") ?? m[3]
     return `${m[1]} → ${m[2]} (local${reason === undefined ? "" : `: ${reason}`})`
   }],
   [/^(\S+) → secutools (\S+) \((.+)\)$/, (m) => `${m[1]} → secutools ${m[2]} (${m[3]})`],
   [/^(\S+) submitted to secutools (\S+) as job (\S+)$/, (m) => `${m[1]} submitted to ${m[2]} as job ${m[3]}`],
   // Duration.format writes a zero delay (full jitter can draw one) as a bare `0`.
-  [/^secutools (.+); retrying in (.+)$/, (m) =>
-    `↻ secutools ${withoutBody(m[1] ?? "")}; retrying in ${m[2] === "0" ? "0ms" : m[2]}`],
-  [/^session (\S+) hit its usage limit; account (\S+) rests until (.+)$/, (m) =>
-    `⚠ ${m[1]} hit its usage limit: no new tasks for account ${m[2]} until ${clockTime(m[3] ?? "")}`],
+  [
+    /^secutools (.+); retrying in (.+)$/,
+    (m) => `↻ secutools ${withoutBody(m[1] ?? "")}; retrying in ${m[2] === "0" ? "0ms" : m[2]}`
+  ],
+  [
+    /^session (\S+) hit its usage limit; account (\S+) rests until (.+)$/,
+    (m) => `⚠ ${m[1]} hit its usage limit: no new tasks for account ${m[2]} until ${clockTime(m[3] ?? "")}`
+  ],
   // The run ended in a slot: dollars and turns come with the finished file; the log line has only the outcome.
-  [/^headless run \S+ of (\S+) in (\S+) ended: (\w+)(?: \((.*)\))?$/s, (m) =>
-    describeRunEnd(m[1] ?? "", m[2] ?? "", m[3] ?? "", m[4] ?? "")],
+  [
+    /^headless run \S+ of (\S+) in (\S+) ended: (\w+)(?: \((.*)\))?$/s,
+    (m) => describeRunEnd(m[1] ?? "", m[2] ?? "", m[3] ?? "", m[4] ?? "")
+  ],
   [/^\S+ done: its headless run in \S+ ended with a result$/, () => undefined],
-  [/^stopped (\d+) process\(es\) of headless runs left by a daemon that stopped: (.+)$/, (m) =>
-    `↯ stopped ${m[1]} headless run(s) an earlier daemon left running: ${m[2]}`],
+  [
+    /^stopped (\d+) process\(es\) of headless runs left by a daemon that stopped: (.+)$/,
+    (m) => `↯ stopped ${m[1]} headless run(s) an earlier daemon left running: ${m[2]}`
+  ],
   // A usage limit sends the task elsewhere (a failover); any other end of a run is tried again (a retry).
-  [/^(\S+) back to pending: (.+)$/, (m) =>
-    `⇄ ${/usage limit/.test(m[2] ?? "") ? "failover" : "retry"}: ${m[1]} back to pending (${firstClause(m[2] ?? "")})`],
+  [
+    /^(\S+) back to pending: (.+)$/,
+    (m) =>
+      `⇄ ${/usage limit/.test(m[2] ?? "") ? "failover" : "retry"}: ${m[1]} back to pending (${firstClause(m[2] ?? "")})`
+  ],
   [/^(\S+) back to local routing: (.+)$/, (m) => `⇄ ${m[1]} back to local routing: ${m[2]}`],
-  [/^(\S+) done by secutools (\S+) \(job (\S+)\)$/, (m) => `✓ ${m[1]} done by secutools ${m[2]} (job ${m[3]})`],
+  [
+    /^(\S+) done by secutools (\S+) \(job ([^,\s)]+)(?:, took [^)]+)?\)$/,
+    (m) => `✓ ${m[1]} done by secutools ${m[2]} (job ${m[3]})`
+  ],
   [/^(\S+) (failed|cancelled) at secutools: (.+)$/, (m, record) => {
     const provider = annotation(record, "provider")
     return `✗ ${m[1]} ${m[2]} at secutools${provider === undefined ? "" : ` ${provider}`}: ${m[3]}`
   }],
-  [/^(?:pending|active)\/(\S+) cannot be run: (.+); moved to failed\/(\S+) with (\S+)$/s, (m) =>
-    `✗ ${m[1]} cannot be run → failed/: ${located(m[1] ?? "", m[2] ?? `see ${m[4]}`)}`],
+  [
+    /^(?:pending|active)\/(\S+) cannot be run: (.+); moved to failed\/(\S+) with (\S+)$/s,
+    (m) => `✗ ${m[1]} cannot be run → failed/: ${located(m[1] ?? "", m[2] ?? `see ${m[4]}`)}`
+  ],
   // Start-up recovery quarantines the files already there; the quarantine's own line (above) has said it.
   [/^recovery: (?:pending|active)\/\S+: cannot be run \(.*\); quarantined as failed\/\S+$/s, () => undefined]
 ]

@@ -6,10 +6,21 @@
  */
 import { randomUUID } from "node:crypto"
 import { resolve } from "node:path"
-import { type FakeSecutools, type FakeSecutoolsOptions, startFakeSecutools } from "../src/adapters/fake-secutools/server.ts"
+import {
+  type FakeSecutools,
+  type FakeSecutoolsOptions,
+  startFakeSecutools
+} from "../src/adapters/fake-secutools/server.ts"
 import { DaemonProcess } from "./daemon.ts"
 import { headlessSessions } from "./headless.ts"
-import { awaitsRunFacts, describeFinished, describeLogRecord, type FinishedTask, formatEvent, parseLogLine } from "./progress.ts"
+import {
+  awaitsRunFacts,
+  describeFinished,
+  describeLogRecord,
+  type FinishedTask,
+  formatEvent,
+  parseLogLine
+} from "./progress.ts"
 import { createQueue, entries, readFinished, writeSamples } from "./queue.ts"
 import { type DemoSessions, tmuxSessions } from "./sessions.ts"
 import { problems, renderReport, summarizeTask } from "./summary.ts"
@@ -19,7 +30,13 @@ import { waitFor } from "./wait.ts"
 const ROOT = resolve(import.meta.dirname, "..")
 
 /** Seed 2 puts a 5xx and a 429 among the first six requests, so retries show early. */
-const SECUTOOLS: Omit<FakeSecutoolsOptions, "apiKey"> = { durationMs: 2000, ratio5xx: 0.1, ratio429: 0.05, retryAfter: 1, seed: 2 }
+const SECUTOOLS: Omit<FakeSecutoolsOptions, "apiKey"> = {
+  durationMs: 2000,
+  ratio5xx: 0.1,
+  ratio429: 0.05,
+  retryAfter: 1,
+  seed: 2
+}
 
 /** Short intervals, so a dozen tasks take seconds, and retries fast enough to watch. */
 const DAEMON_SETTINGS = {
@@ -39,7 +56,9 @@ const say = (line = "") => process.stdout.write(`${line}\n`)
 /** The routing reason of each sample that runs locally: the daemon logs a local dispatch without it. */
 const localReasons = new Map(SAMPLE_TASKS.flatMap((sample) => {
   const planned = planRoute(sample.name, sample.text)
-  return planned._tag === "Decided" && planned.decision.route === "local" ? [[sample.name, planned.decision.reason]] : []
+  return planned._tag === "Decided" && planned.decision.route === "local"
+    ? [[sample.name, planned.decision.reason]]
+    : []
 }))
 
 interface Followed {
@@ -90,16 +109,24 @@ const followDaemon = async (
   let finishedAfterMs: number | undefined
   const allFinished = () => {
     const finished = reportFinished()
-    if (!daemon.running) throw new Error(`the daemon exited early (${daemon.child.exitCode ?? daemon.child.signalCode})`)
+    if (!daemon.running)
+      throw new Error(`the daemon exited early (${daemon.child.exitCode ?? daemon.child.signalCode})`)
     return SAMPLE_TASKS.every((sample) => finished.some((task) => task.name === sample.name))
   }
   const settled = () =>
     entries(queue, "pending").length === 0 && entries(queue, "active").length === 0 &&
     !readFinished(queue).some((task) => postponed(task, false))
   try {
-    await waitFor("every task in done/ or failed/", allFinished, { timeoutMs: FINISH_TIMEOUT_MS, signal, intervalMs: 200 })
+    await waitFor("every task in done/ or failed/", allFinished, {
+      timeoutMs: FINISH_TIMEOUT_MS,
+      signal,
+      intervalMs: 200
+    })
     finishedAfterMs = Date.now() - started
-    await waitFor("pending/ and active/ to be empty (no marker left), every run's facts written", settled, { timeoutMs: 5_000, signal })
+    await waitFor("pending/ and active/ to be empty (no marker left), every run's facts written", settled, {
+      timeoutMs: 5_000,
+      signal
+    })
     reportFinished(true)
   } catch (error) {
     if (signal.aborted) throw error
@@ -145,10 +172,17 @@ const demo = async (signal: AbortSignal, headless: boolean): Promise<number> => 
       SECUTOOLS_API_KEY: apiKey,
       SECUTOOLS_URL: secutools.url
     }
-    const followed = await followDaemon(queue, settings, { signal, runFacts: sessions.runFacts }, (started) => (daemon = started))
+    const followed = await followDaemon(
+      queue,
+      settings,
+      { signal, runFacts: sessions.runFacts },
+      (started) => (daemon = started)
+    )
 
     const finished = readFinished(queue)
-    const rows = SAMPLE_TASKS.flatMap((sample) => finished.filter((task) => task.name === sample.name).map(summarizeTask))
+    const rows = SAMPLE_TASKS.flatMap((sample) =>
+      finished.filter((task) => task.name === sample.name).map(summarizeTask)
+    )
     const issues = [...followed.issues, ...problems(SAMPLE_TASKS, rows), ...sessions.problems(rows)]
     say()
     say(renderReport({

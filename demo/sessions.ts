@@ -35,7 +35,9 @@ export const tmuxSessions = (root: string): DemoSessions => {
       say(`  tmux       private server ${tmux.socket}; to watch: tmux -L ${tmux.socket} attach -r -t claude-2`)
       for (const [session, env] of SESSIONS) tmux.startStandin(session, env)
       await tmux.waitUntilReady(SESSIONS.map(([session]) => session), signal)
-      say("  sessions   claude-1, claude-3: 2.5s a task; claude-2: 0.8s a task, then its usage limit hits during its second")
+      say(
+        "  sessions   claude-1, claude-3: 2.5s a task; claude-2: 0.8s a task, then its usage limit hits during its second"
+      )
       return { TMUX_SOCKET: tmux.socket }
     },
     problems: () => [],

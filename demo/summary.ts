@@ -111,7 +111,9 @@ export const renderTable = (rows: ReadonlyArray<SummaryRow>): string => {
   const cells = [COLUMNS.map(([title]) => title), ...rows.map((row) => COLUMNS.map(([, cell]) => cell(row)))]
   const widths = COLUMNS.map((_, i) => Math.max(...cells.map((line) => [...(line[i] ?? "")].length)))
   const render = (line: ReadonlyArray<string>) =>
-    line.map((cell, i) => i === line.length - 1 ? cell : cell + " ".repeat((widths[i] ?? 0) - [...cell].length)).join("  ")
+    line.map((cell, i) => i === line.length - 1 ? cell : cell + " ".repeat((widths[i] ?? 0) - [...cell].length)).join(
+      "  "
+    )
   const rule = widths.map((width) => "─".repeat(width)).join("  ")
   const [header = [], ...body] = cells
   return [render(header), rule, ...body.map(render)].join("\n")
@@ -139,7 +141,8 @@ export const renderTotals = (rows: ReadonlyArray<SummaryRow>): string => {
     `${count((row) => row.route === "local")} ran locally, ${count((row) => row.route === "delegate")} on secutools, ${
       count((row) => row.route === "—")
     } malformed`,
-    plural(requeues.filter(isFailover).length, "failover") + (retries === 0 ? "" : `, ${plural(retries, "retry", "retries")}`),
+    plural(requeues.filter(isFailover).length, "failover") +
+    (retries === 0 ? "" : `, ${plural(retries, "retry", "retries")}`),
     ...(headless.length === 0 ? [] : [`${formatCost(headlessCost)} for the headless runs that finished`])
   ].join(" · ")
 }
@@ -172,7 +175,9 @@ export const problems = (samples: ReadonlyArray<SampleTask>, rows: ReadonlyArray
     const row = rows.find((candidate) => candidate.task === sample.name)
     if (row === undefined) return [`${sample.name} did not finish`]
     return [
-      ...(row.stage === sample.expected.stage ? [] : [`${sample.name} ended ${row.stage}, expected ${sample.expected.stage}`]),
+      ...(row.stage === sample.expected.stage
+        ? []
+        : [`${sample.name} ended ${row.stage}, expected ${sample.expected.stage}`]),
       ...(sample.expected.ranOn.includes(row.where)
         ? []
         : [`${sample.name} ran on ${row.where}, expected ${sample.expected.ranOn.join(" or ")}`])
@@ -231,4 +236,3 @@ export const renderReport = (report: Report): string => {
       : ["", "PROBLEMS:", ...report.issues.map((issue) => `  - ${issue}`)])
   ].join("\n")
 }
-

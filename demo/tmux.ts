@@ -23,7 +23,19 @@ export class PrivateTmux {
   }
 
   startStandin(session: string, env: Readonly<Record<string, string>>): void {
-    this.tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", "-c", this.root, "bash --norc --noprofile -i")
+    this.tmux(
+      "new-session",
+      "-d",
+      "-s",
+      session,
+      "-x",
+      "120",
+      "-y",
+      "40",
+      "-c",
+      this.root,
+      "bash --norc --noprofile -i"
+    )
     const assignments = Object.entries(env).map(([key, value]) => `${key}=${value}`)
     const command = `env ${assignments.join(" ")} ${process.execPath} ${join(this.root, "stand-ins/claude-code.ts")}`
     this.tmux("send-keys", "-t", `=${session}:`, "-l", command)

@@ -19,7 +19,16 @@
  * classifier needs to read them. The spinner's verb, frame and counters differ from run to run too.
  */
 import { execFileSync } from "node:child_process"
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync
+} from "node:fs"
 import { homedir, tmpdir } from "node:os"
 import { basename, dirname, join, resolve } from "node:path"
 import { parseArgs } from "node:util"
@@ -86,7 +95,9 @@ export const inputBox = (screen: string): string | undefined => {
     const text = all.slice(top + 1, bottom).map((line, i) => (i === 0 ? line.replace(/^❯\s?/, "") : line).trim())
     const joined = text.join("\n").trim()
     // Grey placeholders (capture-pane drops the colour): an empty box.
-    return /^(?:Try "[^"]*"|Resend your message to try again|Once fixed, resend your message)$/.test(joined) ? "" : joined
+    return /^(?:Try "[^"]*"|Resend your message to try again|Once fixed, resend your message)$/.test(joined)
+      ? ""
+      : joined
   }
   return undefined
 }
@@ -167,8 +178,19 @@ class Recording {
     // The operator's shell, with a prompt of our own: it is what the pane shows after Claude Code exits.
     const rc = join(this.root, "bashrc")
     writeFileSync(rc, `PS1='${PS1}'\n`)
-    this.tmux("new-session", "-d", "-s", SESSION, "-x", String(width), "-y", String(this.settings.height), "-c", this.work,
-      `bash --noprofile --rcfile ${rc} -i`)
+    this.tmux(
+      "new-session",
+      "-d",
+      "-s",
+      SESSION,
+      "-x",
+      String(width),
+      "-y",
+      String(this.settings.height),
+      "-c",
+      this.work,
+      `bash --noprofile --rcfile ${rc} -i`
+    )
     this.started = true
     // Without it Claude Code sometimes shows a tip about tmux focus events in its footer: noise, and not every run.
     this.tmux("set-option", "-g", "focus-events", "on")
@@ -219,7 +241,10 @@ class Recording {
   }
 
   paste(text: string): void {
-    execFileSync("tmux", ["-u", "-L", this.socket, "load-buffer", "-b", "prompt", "-"], { input: text, env: this.env() })
+    execFileSync("tmux", ["-u", "-L", this.socket, "load-buffer", "-b", "prompt", "-"], {
+      input: text,
+      env: this.env()
+    })
     this.tmux("paste-buffer", "-p", "-d", "-b", "prompt", "-t", SESSION)
   }
 
@@ -264,8 +289,10 @@ class Recording {
     return screen
       .split(suffix).join("X".repeat(suffix.length))
       .split(`127.0.0.1:${port}`).join(`127.0.0.1:${"54321".slice(0, port.length).padEnd(port.length, "0")}`)
-      .replace(/(claude --resume )[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g,
-        "$100000000-0000-0000-0000-000000000000")
+      .replace(
+        /(claude --resume )[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g,
+        "$100000000-0000-0000-0000-000000000000"
+      )
   }
 
   /**
@@ -343,7 +370,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** `~/.claude.json` as an operator's machine has it: onboarding done and the folder trusted, unless the plan is about those. */
 const seedConfig = (seed: Seed, auth: Auth, work: string): Record<string, unknown> => {
-  const approved = auth === "api-key-approved" ? { customApiKeyResponses: { approved: [KEY.slice(-20)], rejected: [] } } : {}
+  const approved = auth === "api-key-approved"
+    ? { customApiKeyResponses: { approved: [KEY.slice(-20)], rejected: [] } }
+    : {}
   if (seed === "no-onboarding") return { ...approved }
   return {
     hasCompletedOnboarding: true,
@@ -439,7 +468,8 @@ const limitPlan = (scenario: LimitScenario, options: LimitPlanOptions = {}): Pla
       })
       if (!menu && !auto) return
       r.keys("Escape")
-      const after = await r.settled("the screen after Esc", (screen) => !MENU.test(screen) &&
+      const after = await r.settled("the screen after Esc", (screen) =>
+        !MENU.test(screen) &&
         inputBox(screen) !== undefined && screen !== banner)
       r.save("usage_limited", `${name}-esc`, after, {
         resetAt,
@@ -464,21 +494,29 @@ const errorPlan = (name: "overloaded" | "plain-429" | "unauthorized", expectedSe
     const startedAt = Date.now()
     await r.submit("Summarise the open issues in this project.")
     const ended = (screen: string) =>
-      /API Error|Not logged in|Please run \/login/i.test(screen) && !footerBusy(screen) && inputBox(screen) !== undefined
+      /API Error|Not logged in|Please run \/login/i.test(screen) && !footerBusy(screen) &&
+      inputBox(screen) !== undefined
     const retrying = (attempts: RegExp) => (screen: string) => attempts.test(screen) && footerBusy(screen)
-    const first = await r.waitFor("a retry or the error", (screen) => retrying(/attempt [2-9]\/\d+/)(screen) || ended(screen))
+    const first = await r.waitFor(
+      "a retry or the error",
+      (screen) => retrying(/attempt [2-9]\/\d+/)(screen) || ended(screen)
+    )
     if (!ended(first)) {
       r.save("busy", `${name}-retrying`, first, { note: "Claude Code retrying by itself; the turn is still running" })
       // Later attempts look different (the status, a hint under it), and they are what is on screen most of the time.
-      const late = await r.waitFor("a late retry or the error", (screen) =>
-        retrying(/attempt [5-9]\/\d+/)(screen) || ended(screen), 300_000)
+      const late = await r.waitFor(
+        "a late retry or the error",
+        (screen) => retrying(/attempt [5-9]\/\d+/)(screen) || ended(screen),
+        300_000
+      )
       if (!ended(late)) r.save("busy", `${name}-retrying-late`, late, { note: "a late retry, minutes into the turn" })
     }
     const error = await r.settled("the turn to end in an error", ended, 600_000)
     const seconds = Math.round((Date.now() - startedAt) / 1000)
     r.log.push(`turn ended after ${seconds}s`)
     r.save("turn_error", name, error, {
-      note: ended(first) ? "the turn ended in an API error without retrying" :
+      note: ended(first) ?
+        "the turn ended in an API error without retrying" :
         `the turn ended in an API error after ${seconds}s of retries`
     })
   }
@@ -551,7 +589,9 @@ const quotingAnswer = (quoted: Quoted, placement: Placement, width: number): str
         "Both are over now; the queue can run again."
       ].join("\n")
     case "continuation":
-      return `${fillLine(width, "and the pane said:")} ${banner} The retry after the reset finished the remaining three tasks.`
+      return `${
+        fillLine(width, "and the pane said:")
+      } ${banner} The retry after the reset finished the remaining three tasks.`
   }
 }
 
@@ -575,7 +615,8 @@ const quotePlan = (quoted: Quoted, placement: Placement): Plan => ({
     const done = await r.settled("the answer", idleWith(/three\s+tasks\.|run\s+again\./))
     if (!quotedAt(quoted, placement).test(done)) throw new Error(`the banner is not where the plan puts it:\n${done}`)
     r.save("idle", `answer-quotes-${quoted}-${placement}`, done, {
-      note: `a finished answer quoting the ${quoted === "v1" ? "1.x" : quoted === "5h" ? "2.1.332" : "2.1.197"} limit ` +
+      note:
+        `a finished answer quoting the ${quoted === "v1" ? "1.x" : quoted === "5h" ? "2.1.332" : "2.1.197"} limit ` +
         `banner ${
           placement === "inline"
             ? "inside a sentence"
@@ -607,20 +648,28 @@ const oldLimitPlan: Plan = {
     const putAside = MENU.test(banner) ? "the menu dismissed with Esc" : "the automatic continue cancelled with Esc"
     if (MENU.test(banner) || AUTO_CONTINUE.test(banner)) {
       r.keys("Escape")
-      await r.settled("the screen after Esc", (screen) => !MENU.test(screen) && inputBox(screen) === "" &&
+      await r.settled("the screen after Esc", (screen) =>
+        !MENU.test(screen) && inputBox(screen) === "" &&
         screen !== banner)
     }
     r.setScenario("text")
     await r.submit("Say hello in one short sentence.")
-    r.save("idle", "old-limit-then-answer", await r.settled("the new answer", (screen) => idleWith(ANSWER)(screen) &&
-      screen.lastIndexOf(ANSWER) > screen.search(LIMIT_TEXT)), {
-      note: `a 5-hour limit (resets ${resetAt}), ${putAside}; then a new prompt the API answered: the old banner ` +
-        "stays above the finished answer"
-    })
+    r.save(
+      "idle",
+      "old-limit-then-answer",
+      await r.settled("the new answer", (screen) =>
+        idleWith(ANSWER)(screen) &&
+        screen.lastIndexOf(ANSWER) > screen.search(LIMIT_TEXT)),
+      {
+        note: `a 5-hour limit (resets ${resetAt}), ${putAside}; then a new prompt the API answered: the old banner ` +
+          "stays above the finished answer"
+      }
+    )
     r.setScenario("slow")
     await r.submit("Explain this project in detail.")
     // Claude Code shows streamed text a line at a time: wait for the first line, so the screen shows new work.
-    await r.waitFor("the streamed answer", (screen) => footerBusy(screen) && /^[·✢✳✶✻✽*] \S[^\n]*…/m.test(screen) &&
+    await r.waitFor("the streamed answer", (screen) =>
+      footerBusy(screen) && /^[·✢✳✶✻✽*] \S[^\n]*…/m.test(screen) &&
       /This project routes/.test(screen), 30_000)
     r.save("busy", "old-limit-then-streaming", r.screen(), {
       note: `a 5-hour limit (resets ${resetAt}), ${putAside}, a new answer; then another prompt whose answer is ` +
@@ -645,11 +694,18 @@ const warningPlan = (slow: boolean): Plan => ({
     if (slow) {
       // The warning shows once an answer has ended: one answer, then a second one that streams.
       await r.submit("Say hello in one short sentence.")
-      await r.settled("the answer and the warning", (screen) => idleWith(ANSWER)(screen) && WARNING.test(screen), 30_000)
+      await r.settled(
+        "the answer and the warning",
+        (screen) => idleWith(ANSWER)(screen) && WARNING.test(screen),
+        30_000
+      )
       r.setScenario("slow-warning")
       await r.submit("Explain this project in detail.")
-      const screen = await r.waitFor("the warning while the answer streams", (screen) =>
-        footerBusy(screen) && WARNING.test(screen) && /^[·✢✳✶✻✽*] \S[^\n]*…/m.test(screen), 30_000)
+      const screen = await r.waitFor(
+        "the warning while the answer streams",
+        (screen) => footerBusy(screen) && WARNING.test(screen) && /^[·✢✳✶✻✽*] \S[^\n]*…/m.test(screen),
+        30_000
+      )
       r.save("busy", "warning-streaming", screen, {
         note: "an answer streaming while the 5-hour window is 92% used: a warning, not a limit"
       })
@@ -658,10 +714,18 @@ const warningPlan = (slow: boolean): Plan => ({
       return
     }
     await r.submit("Say hello in one short sentence.")
-    r.save("idle", "warning", await r.settled("the answer and the warning", (screen) =>
-      idleWith(ANSWER)(screen) && WARNING.test(screen), 30_000), {
-      note: "a finished answer whose response said the 5-hour window is 92% used: a warning, not a limit"
-    })
+    r.save(
+      "idle",
+      "warning",
+      await r.settled(
+        "the answer and the warning",
+        (screen) => idleWith(ANSWER)(screen) && WARNING.test(screen),
+        30_000
+      ),
+      {
+        note: "a finished answer whose response said the 5-hour window is 92% used: a warning, not a limit"
+      }
+    )
   }
 })
 
@@ -680,15 +744,25 @@ export const PLANS: ReadonlyArray<Plan> = [
       await r.submit("Say hello in one short sentence.")
       r.save("idle", "text", await r.settled("the answer", idleWith(ANSWER)), { note: "a finished answer" })
       r.type("draft of the next task")
-      r.save("idle", "typed", await r.settled("the typed text", (screen) => inputBox(screen) === "draft of the next task"), {
-        note: "text typed into the input box, not submitted"
-      })
+      r.save(
+        "idle",
+        "typed",
+        await r.settled("the typed text", (screen) => inputBox(screen) === "draft of the next task"),
+        {
+          note: "text typed into the input box, not submitted"
+        }
+      )
       r.keys("C-u")
       await r.settled("the cleared input box", (screen) => inputBox(screen) === "")
       r.keys("C-c")
-      r.save("idle", "ctrl-c-once", await r.waitFor("the exit hint", (screen) => /Press Ctrl-C again to exit/i.test(screen)), {
-        note: "one Ctrl-C on an empty box: a second one within a few seconds would exit"
-      })
+      r.save(
+        "idle",
+        "ctrl-c-once",
+        await r.waitFor("the exit hint", (screen) => /Press Ctrl-C again to exit/i.test(screen)),
+        {
+          note: "one Ctrl-C on an empty box: a second one within a few seconds would exit"
+        }
+      )
       await r.settled("the exit hint to go", (screen) => !/Press Ctrl-C again/i.test(screen) && inputBox(screen) === "")
       await r.submit("/exit")
       r.save("exited", "exit", await r.settled("the shell prompt", (screen) => /cf-record:work#\s*$/m.test(screen)), {
@@ -706,14 +780,22 @@ export const PLANS: ReadonlyArray<Plan> = [
     run: async (r) => {
       await ready(r)
       await r.submit("Explain this project in detail.")
-      const busy = await r.waitFor("the spinner", (screen) => footerBusy(screen) && /^[·✢✳✶✻✽*] \S[^\n]*…/m.test(screen))
+      const busy = await r.waitFor(
+        "the spinner",
+        (screen) => footerBusy(screen) && /^[·✢✳✶✻✽*] \S[^\n]*…/m.test(screen)
+      )
       await sleep(3000)
       r.save("busy", "slow", r.screen(), { note: "streaming an answer: spinner and `esc to interrupt`" })
       void busy
       r.type("queued follow-up")
-      r.save("busy", "slow-typed", await r.waitFor("the typed text", (screen) => inputBox(screen) === "queued follow-up"), {
-        note: "still busy, with text typed in the input box (the footer may drop `esc to interrupt`)"
-      })
+      r.save(
+        "busy",
+        "slow-typed",
+        await r.waitFor("the typed text", (screen) => inputBox(screen) === "queued follow-up"),
+        {
+          note: "still busy, with text typed in the input box (the footer may drop `esc to interrupt`)"
+        }
+      )
       r.keys("C-u")
       await r.waitFor("the cleared input box", (screen) => inputBox(screen) === "")
       r.keys("Escape")
@@ -735,8 +817,11 @@ export const PLANS: ReadonlyArray<Plan> = [
       const pasted = await r.settled("the pasted prompt", (screen) => (inputBox(screen) ?? "") !== "")
       r.save("idle", "bash-pasted", pasted, { note: "a multi-line task prompt pasted, Enter not yet pressed" })
       r.keys("Enter")
-      const next = await r.settled("the tool call to run or ask", (screen) =>
-        PERMISSION.test(screen) || idleWith(FINAL)(screen), 90_000)
+      const next = await r.settled(
+        "the tool call to run or ask",
+        (screen) => PERMISSION.test(screen) || idleWith(FINAL)(screen),
+        90_000
+      )
       if (PERMISSION.test(next)) {
         r.save("permission_prompt", "bash", next, { note: "Bash needs permission in this version's default mode" })
         r.keys("Enter")
@@ -756,9 +841,14 @@ export const PLANS: ReadonlyArray<Plan> = [
     run: async (r) => {
       await ready(r)
       await r.submit("Write a notes.md file.")
-      r.save("permission_prompt", "write", await r.settled("the permission dialog", (screen) => PERMISSION.test(screen)), {
-        note: "Write needs permission in the default permission mode"
-      })
+      r.save(
+        "permission_prompt",
+        "write",
+        await r.settled("the permission dialog", (screen) => PERMISSION.test(screen)),
+        {
+          note: "Write needs permission in the default permission mode"
+        }
+      )
       r.keys("Enter")
       r.save("idle", "write", await r.settled("the final answer", idleWith("I wrote notes.md.")), {
         note: "after the Write tool call was allowed and ran"
@@ -791,7 +881,11 @@ export const PLANS: ReadonlyArray<Plan> = [
       await ready(r)
       await r.submit("Print the limit lines from last night's log.")
       const done = idleWith(/nothing\s+is\s+limited\s+now\./)
-      const next = await r.settled("the tool call to run or ask", (screen) => PERMISSION.test(screen) || done(screen), 90_000)
+      const next = await r.settled(
+        "the tool call to run or ask",
+        (screen) => PERMISSION.test(screen) || done(screen),
+        90_000
+      )
       if (PERMISSION.test(next)) r.keys("Enter")
       r.save("idle", "tool-output-banners", await r.settled("the final answer", done, 90_000), {
         note: "a Bash tool call printed three limit banners (2.1.332, 2.1.197 and 1.x wording), then a text answer; " +
@@ -815,7 +909,8 @@ export const PLANS: ReadonlyArray<Plan> = [
       await answerFirst(r)
       r.setScenario("limit-5h")
       await r.submit("Summarise the open issues in this project.")
-      const banner = await r.settled("the limit", (screen) => /You've hit your/.test(screen) &&
+      const banner = await r.settled("the limit", (screen) =>
+        /You've hit your/.test(screen) &&
         (/Enter to confirm/.test(screen) || /Continuing automatically/.test(screen)))
       const resetAt = r.announcedReset()
       // Only versions that continue by themselves have more to show; the others open the menu of limit-5h.
@@ -826,11 +921,20 @@ export const PLANS: ReadonlyArray<Plan> = [
         resetAt,
         note: "the reset time has passed; Claude Code is about to continue the interrupted turn by itself"
       })
-      r.save("idle", "limit-5h-resumed", await r.settled("the resumed turn", (screen) =>
-        /Continuing automatically|Usage limit reset/.test(screen) && idleWith(ANSWER)(screen) &&
-        screen.lastIndexOf(ANSWER) > screen.indexOf("You've hit your"), 120_000), {
-        note: "after the reset Claude Code continued the interrupted turn by itself and finished it"
-      })
+      r.save(
+        "idle",
+        "limit-5h-resumed",
+        await r.settled(
+          "the resumed turn",
+          (screen) =>
+            /Continuing automatically|Usage limit reset/.test(screen) && idleWith(ANSWER)(screen) &&
+            screen.lastIndexOf(ANSWER) > screen.indexOf("You've hit your"),
+          120_000
+        ),
+        {
+          note: "after the reset Claude Code continued the interrupted turn by itself and finished it"
+        }
+      )
     }
   },
   {
@@ -844,9 +948,14 @@ export const PLANS: ReadonlyArray<Plan> = [
     run: async (r) => {
       await ready(r)
       await r.submit("Create the flag file, then finish.")
-      r.save("permission_prompt", "bash-ask", await r.settled("the permission dialog", (screen) => PERMISSION.test(screen)), {
-        note: "Bash needs permission in the default permission mode"
-      })
+      r.save(
+        "permission_prompt",
+        "bash-ask",
+        await r.settled("the permission dialog", (screen) => PERMISSION.test(screen)),
+        {
+          note: "Bash needs permission in the default permission mode"
+        }
+      )
       r.keys("Enter")
       await r.settled("the final answer", idleWith(FINAL))
     }
@@ -859,10 +968,17 @@ export const PLANS: ReadonlyArray<Plan> = [
     args: [],
     expectedSeconds: 15,
     run: async (r) => {
-      r.save("setup_dialog", "trust", await r.settled("the trust dialog", (screen) =>
-        /trust this folder/.test(screen) && /Enter to confirm/.test(screen)), {
-        note: "the folder is not trusted yet; Enter answers for the operator"
-      })
+      r.save(
+        "setup_dialog",
+        "trust",
+        await r.settled(
+          "the trust dialog",
+          (screen) => /trust this folder/.test(screen) && /Enter to confirm/.test(screen)
+        ),
+        {
+          note: "the folder is not trusted yet; Enter answers for the operator"
+        }
+      )
     }
   },
   {
@@ -873,17 +989,28 @@ export const PLANS: ReadonlyArray<Plan> = [
     args: [],
     expectedSeconds: 25,
     run: async (r) => {
-      r.save("setup_dialog", "api-key", await r.settled("the API key dialog", (screen) =>
-        /Detected a custom API key/.test(screen) && /Enter to confirm/.test(screen)), {
-        note: "ANTHROPIC_API_KEY set and not approved; Enter rejects it for good"
-      })
+      r.save(
+        "setup_dialog",
+        "api-key",
+        await r.settled(
+          "the API key dialog",
+          (screen) => /Detected a custom API key/.test(screen) && /Enter to confirm/.test(screen)
+        ),
+        {
+          note: "ANTHROPIC_API_KEY set and not approved; Enter rejects it for good"
+        }
+      )
       r.keys("Enter")
       await ready(r)
       await r.submit("Say hello in one short sentence.")
-      r.save("turn_error", "api-key-rejected", await r.settled("the login error", (screen) =>
-        /Not logged in|\/login/.test(screen) && idleWith(/❯/)(screen)), {
-        note: "the API key was rejected in the dialog: no credentials, the turn fails at once"
-      })
+      r.save(
+        "turn_error",
+        "api-key-rejected",
+        await r.settled("the login error", (screen) => /Not logged in|\/login/.test(screen) && idleWith(/❯/)(screen)),
+        {
+          note: "the API key was rejected in the dialog: no credentials, the turn fails at once"
+        }
+      )
     }
   },
   {
@@ -894,15 +1021,26 @@ export const PLANS: ReadonlyArray<Plan> = [
     args: [],
     expectedSeconds: 20,
     run: async (r) => {
-      r.save("setup_dialog", "onboarding", await r.settled("the onboarding theme menu", (screen) =>
-        /Choose the text style/.test(screen)), {
-        note: "first start: the theme step (an approved API key skips the connectivity check)"
-      })
+      r.save(
+        "setup_dialog",
+        "onboarding",
+        await r.settled("the onboarding theme menu", (screen) => /Choose the text style/.test(screen)),
+        {
+          note: "first start: the theme step (an approved API key skips the connectivity check)"
+        }
+      )
       r.keys("Enter")
-      r.save("setup_dialog", "onboarding-security", await r.settled("the security notes", (screen) =>
-        /Security notes:/.test(screen) && /Press Enter to continue/.test(screen)), {
-        note: "first start: the security notes"
-      })
+      r.save(
+        "setup_dialog",
+        "onboarding-security",
+        await r.settled(
+          "the security notes",
+          (screen) => /Security notes:/.test(screen) && /Press Enter to continue/.test(screen)
+        ),
+        {
+          note: "first start: the security notes"
+        }
+      )
     }
   }
 ]
@@ -993,11 +1131,20 @@ const install = (version: string): string => {
   process.stderr.write(`installing Claude Code ${version} into ${dir}\n`)
   mkdirSync(dir, { recursive: true })
   // Its postinstall script puts the platform's native binary in place: allowed here as in the project's package.json.
-  writeFileSync(join(dir, "package.json"), `${JSON.stringify({
-    name: `claude-code-${version}`,
-    private: true,
-    allowScripts: { "@anthropic-ai/claude-code": true }
-  }, null, 2)}\n`)
+  writeFileSync(
+    join(dir, "package.json"),
+    `${
+      JSON.stringify(
+        {
+          name: `claude-code-${version}`,
+          private: true,
+          allowScripts: { "@anthropic-ai/claude-code": true }
+        },
+        null,
+        2
+      )
+    }\n`
+  )
   execFileSync("npm", ["install", "--no-audit", "--no-fund", "--save-exact", `@anthropic-ai/claude-code@${version}`], {
     cwd: dir,
     stdio: ["ignore", process.stderr, process.stderr]
@@ -1066,7 +1213,9 @@ const main = async () => {
   process.on("SIGINT", () => cleanUpAndExit(130))
   process.on("SIGTERM", () => cleanUpAndExit(143))
 
-  process.stderr.write(`recording Claude Code ${version} (${claude}): ${plans.length} plans × ${settings.widths.length} widths\n`)
+  process.stderr.write(
+    `recording Claude Code ${version} (${claude}): ${plans.length} plans × ${settings.widths.length} widths\n`
+  )
   const started = Date.now()
   const queue: Array<Job> = plans
     .toSorted((a, b) => b.expectedSeconds - a.expectedSeconds)
@@ -1078,7 +1227,9 @@ const main = async () => {
       const outcome = result.error === undefined ? "ok  " : "FAIL"
       const details = result.error === undefined ? "" : `\n${result.error}\n${result.log.join("\n")}`
       process.stderr.write(
-        `${outcome} ${job.plan.name} @${job.width} (${result.seconds.toFixed(0)}s, ${result.saved.length} screens)${details}\n`
+        `${outcome} ${job.plan.name} @${job.width} (${
+          result.seconds.toFixed(0)
+        }s, ${result.saved.length} screens)${details}\n`
       )
       results.push(result)
     }
@@ -1111,7 +1262,11 @@ const main = async () => {
   const width = Math.max(...rows.map((row) => row.file.length), 4)
   process.stdout.write(`${"file".padEnd(width)}  expect             input box\n`)
   for (const row of rows) {
-    const typed = row.inputBox === null ? "-" : row.inputBox.length > 30 ? `${row.inputBox.slice(0, 30)}…` : row.inputBox
+    const typed = row.inputBox === null
+      ? "-"
+      : row.inputBox.length > 30
+      ? `${row.inputBox.slice(0, 30)}…`
+      : row.inputBox
     const box = row.inputBox === null ? typed : JSON.stringify(typed)
     const reset = row.resetAt === undefined ? "" : `  resets ${row.resetAt}`
     process.stdout.write(`${row.file.padEnd(width)}  ${row.expect.padEnd(17)}  ${box}${reset}\n`)

@@ -88,7 +88,9 @@ const parseConfigText = (file: string, text: string, known: KnownEnvNames): Conf
     const aliases = [...aliasesIn(pair.key), ...aliasesIn(pair.value)]
     if (aliases.length > 0) {
       for (const alias of aliases) {
-        problems.push(`${at(alias.range?.[0])}: YAML aliases (*${alias.source}) are not allowed in the configuration file`)
+        problems.push(
+          `${at(alias.range?.[0])}: YAML aliases (*${alias.source}) are not allowed in the configuration file`
+        )
       }
       continue
     }

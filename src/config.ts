@@ -2,7 +2,8 @@
  * Every setting, once: its env name, default, parser and meaning. Env wins over the YAML file.
  * Easy to get wrong: validation reports every bad key at once, and secrets stay `Redacted` end to end.
  */
-import { readFileSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
+import { dirname, isAbsolute, join, resolve } from "node:path"
 import { Context, Duration, Effect, Layer, Option, Redacted, Result, Schema } from "effect"
 import { parseConfigFile, withEnvOver } from "./config-file.ts"
 import { IdlePolicies, LimitPolicies, type LimitPolicy } from "./domain/limit-policy.ts"
@@ -75,7 +76,9 @@ const sizeUnit: Readonly<Record<string, number>> = { b: 1, kb: 1024, kib: 1024, 
 /** `65536`, `64KB`, `1MB` (1024-based). */
 export const parseSize: Parse<number> = (raw) => {
   const match = SIZE.exec(raw.trim())
-  const bytes = match === null ? Number.NaN : Number(match[1]) * (sizeUnit[(match[2] ?? "b").toLowerCase()] ?? Number.NaN)
+  const bytes = match === null
+    ? Number.NaN
+    : Number(match[1]) * (sizeUnit[(match[2] ?? "b").toLowerCase()] ?? Number.NaN)
   return Number.isSafeInteger(bytes) && bytes > 0
     ? Result.succeed(bytes)
     : Result.fail("expected a size such as 65536, 64KB or 1MB")
@@ -114,7 +117,11 @@ export const splitCommandLine: Parse<ReadonlyArray<string>> = (raw) => {
   let word: string | undefined
   let i = 0
   const refuse = (what: string) =>
-    Result.fail(`${what} at column ${i + 1}: the command is split like a shell would, but runs without one (quote it to mean it literally)`)
+    Result.fail(
+      `${what} at column ${
+        i + 1
+      }: the command is split like a shell would, but runs without one (quote it to mean it literally)`
+    )
   while (i < raw.length) {
     const c = raw[i] ?? ""
     if (/\s/.test(c)) {
@@ -126,12 +133,12 @@ export const splitCommandLine: Parse<ReadonlyArray<string>> = (raw) => {
       if (end < 0) return Result.fail(`unterminated ' at column ${i + 1}`)
       word = (word ?? "") + raw.slice(i + 1, end)
       i = end + 1
-    } else if (c === '"') {
+    } else if (c === "\"") {
       let text = ""
       let j = i + 1
-      for (; j < raw.length && raw[j] !== '"'; j++) {
+      for (; j < raw.length && raw[j] !== "\""; j++) {
         const d = raw[j] ?? ""
-        if (d === "\\" && j + 1 < raw.length && '"\\$`\n'.includes(raw[j + 1] ?? "")) {
+        if (d === "\\" && j + 1 < raw.length && "\"\\$`\n".includes(raw[j + 1] ?? "")) {
           if (raw[j + 1] !== "\n") text += raw[j + 1]
           j++
         } else if (d === "$" || d === "`") {
@@ -182,7 +189,9 @@ const headlessSlots: Parse<number | ReadonlyMap<string, number>> = (raw) => {
     const [name = "", count = "", ...more] = entry.split("=").map((part) => part.trim())
     const n = Number(count)
     if (more.length > 0 || !/^[A-Za-z0-9_.-]+$/.test(name) || !/^\d+$/.test(count) || n < 1 || n > 64) {
-      return Result.fail(`'${entry}': expected a number of slots, or ACCOUNT=N (1 to 64) with a name of letters, digits, . _ -`)
+      return Result.fail(
+        `'${entry}': expected a number of slots, or ACCOUNT=N (1 to 64) with a name of letters, digits, . _ -`
+      )
     }
     if (result.has(name)) return Result.fail(`account '${name}' is given twice`)
     result.set(name, n)
@@ -201,6 +210,8 @@ const permissionMode: Parse<(typeof PermissionModes)[number]> = (raw) => {
 const argumentList: Parse<ReadonlyArray<string>> = (raw) =>
   raw.trim() === "" ? Result.succeed([]) : splitCommandLine(raw)
 
+export const LogLevels = ["debug", "info", "warning", "error"] as const
+
 /** The settings table; the README's configuration table mirrors it. */
 export const Settings = {
   queueDir: setting("QUEUE_DIR", "./queue", text, "queue root"),
@@ -208,11 +219,21 @@ export const Settings = {
   secutoolsUrl: setting("SECUTOOLS_URL", "http://127.0.0.1:8787", url, "secutools base URL", hideUrlCredentials),
   secutoolsMode: setting("SECUTOOLS_MODE", "http", oneOf(["http", "fake"]), "`http` or `fake` (in-process stand-in)"),
   secutoolsTimeout: setting("SECUTOOLS_TIMEOUT", "10s", parseDuration, "secutools: per-request timeout"),
-  secutoolsRetryBase: setting("SECUTOOLS_RETRY_BASE", "500ms", parseDuration, "secutools: first retry delay, doubled each time"),
+  secutoolsRetryBase: setting(
+    "SECUTOOLS_RETRY_BASE",
+    "500ms",
+    parseDuration,
+    "secutools: first retry delay, doubled each time"
+  ),
   secutoolsRetryMaxDelay: setting("SECUTOOLS_RETRY_MAX_DELAY", "30s", parseDuration, "secutools: cap of a retry delay"),
   secutoolsRetryAttempts: setting("SECUTOOLS_RETRY_ATTEMPTS", "6", integer(1, 100), "secutools: tries per request"),
   secutoolsRetryDeadline: setting("SECUTOOLS_RETRY_DEADLINE", "2m", parseDuration, "secutools: no retry starts later"),
-  secutoolsJobTimeout: setting("SECUTOOLS_JOB_TIMEOUT", "6h", parseDuration, "a delegated job not finished by then fails"),
+  secutoolsJobTimeout: setting(
+    "SECUTOOLS_JOB_TIMEOUT",
+    "6h",
+    parseDuration,
+    "a delegated job not finished by then fails"
+  ),
   secutoolsMaxAnswer: setting("SECUTOOLS_MAX_ANSWER", "8MB", parseSize, "secutools: largest answer body read"),
   tmuxSessions: setting("TMUX_SESSIONS", undefined, list, "comma list of session names"),
   tmuxSessionPrefix: setting("TMUX_SESSION_PREFIX", "claude-", text, "used when TMUX_SESSIONS is unset"),
@@ -236,7 +257,12 @@ export const Settings = {
     permissionMode,
     "headless runs' `--permission-mode` (the completion lines are always allowed)"
   ),
-  headlessArgs: setting("HEADLESS_ARGS", undefined, argumentList, "more arguments for every headless run, e.g. `--model sonnet`"),
+  headlessArgs: setting(
+    "HEADLESS_ARGS",
+    undefined,
+    argumentList,
+    "more arguments for every headless run, e.g. `--model sonnet`"
+  ),
   headlessMaxLine: setting("HEADLESS_MAX_LINE", "16MB", parseSize, "a headless run printing a longer line is stopped"),
   sessionsStart: setting(
     "SESSIONS_START",
@@ -256,7 +282,12 @@ export const Settings = {
     configDirs,
     "`acct=/path,…`: the CLAUDE_CONFIG_DIR of each account of TMUX_ACCOUNTS (sessions the daemon starts) or HEADLESS_SLOTS"
   ),
-  sessionsCwd: setting("SESSIONS_CWD", undefined, text, "working directory of sessions the daemon starts; default the daemon's"),
+  sessionsCwd: setting(
+    "SESSIONS_CWD",
+    undefined,
+    text,
+    "working directory of sessions the daemon starts; default the daemon's"
+  ),
   dryRunDelay: setting("DRY_RUN_DELAY", "3s", parseDuration, "dry-run: how long a session works before `task done`"),
   apiHost: setting("API_HOST", "127.0.0.1", text, "status API address"),
   apiPort: setting("API_PORT", "7878", integer(0, 65535), "status API port; 0 = any free port"),
@@ -292,7 +323,12 @@ export const Settings = {
     oneOf(IdlePolicies),
     "a task whose session's turn ended without `task done|fail`: `attention` (listed for a person) or `requeue`; task field `on_idle`"
   ),
-  idleGrace: setting("IDLE_GRACE", "2m", parseDuration, "how long a session stays idle with an unreported task before IDLE_POLICY applies"),
+  idleGrace: setting(
+    "IDLE_GRACE",
+    "2m",
+    parseDuration,
+    "how long a session stays idle with an unreported task before IDLE_POLICY applies"
+  ),
   maxAttempts: setting(
     "MAX_ATTEMPTS",
     "5",
@@ -319,7 +355,13 @@ export const Settings = {
     integer(1, 10_000),
     "facts from Claude Code hooks kept per session (the newest; see `claude-failover hooks`)"
   ),
-  logFormat: setting("LOG_FORMAT", "pretty", oneOf(["pretty", "json"]), "`pretty` or `json`")
+  logFormat: setting("LOG_FORMAT", "pretty", oneOf(["pretty", "json"]), "`pretty` or `json`"),
+  logLevel: setting(
+    "LOG_LEVEL",
+    "info",
+    oneOf(LogLevels),
+    "least severe log lines written: `debug` adds the full configuration at start"
+  )
 } as const
 
 type SettingsTable = typeof Settings
@@ -339,9 +381,22 @@ export class ConfigInvalid extends Schema.TaggedError<ConfigInvalid>()("ConfigIn
   }
 }
 
+/** The prefix that keeps the settings' names apart from other tools' (`CLAUDE_FAILOVER_QUEUE_DIR`). */
+export const ENV_PREFIX = "CLAUDE_FAILOVER_"
+
+const nonBlank = (value: string | undefined): value is string => value !== undefined && value.trim() !== ""
+
+/** A setting's value and the name it was given under: the prefixed name wins over the plain one; blank is unset. */
+const givenValue = (source: Readonly<Record<string, string | undefined>>, env: string) => {
+  const prefixed = source[`${ENV_PREFIX}${env}`]
+  if (nonBlank(prefixed)) return { name: `${ENV_PREFIX}${env}`, value: prefixed }
+  const plain = source[env]
+  return nonBlank(plain) ? { name: env, value: plain } : undefined
+}
+
 /**
  * Resolves every setting from `source` (env names as keys; the YAML file's lower-case keys are mapped by the caller).
- * Blank values count as unset, so `FOO=` falls back to the default.
+ * Blank values count as unset, so `FOO=` falls back to the default; `CLAUDE_FAILOVER_FOO` wins over `FOO`.
  */
 export const resolveConfig = (
   source: Readonly<Record<string, string | undefined>>
@@ -349,8 +404,8 @@ export const resolveConfig = (
   const problems: Array<string> = []
   const resolved: Record<string, unknown> = {}
   for (const [key, entry] of Object.entries(Settings) as Array<[string, Setting<unknown>]>) {
-    const given = source[entry.env]
-    const raw = given === undefined || given.trim() === "" ? entry.fallback : given
+    const given = givenValue(source, entry.env)
+    const raw = given === undefined ? entry.fallback : given.value
     if (raw === undefined) {
       resolved[key] = Option.none()
       continue
@@ -358,7 +413,7 @@ export const resolveConfig = (
     const parsed = entry.parse(raw)
     if (Result.isFailure(parsed)) {
       const shown = entry.secret === true ? "<redacted>" : JSON.stringify(concealed(entry, raw))
-      problems.push(`${entry.env}=${shown}: ${parsed.failure}`)
+      problems.push(`${given?.name ?? entry.env}=${shown}: ${parsed.failure}`)
       continue
     }
     resolved[key] = entry.fallback === undefined ? Option.some(parsed.success) : parsed.success
@@ -378,7 +433,9 @@ export const isLoopbackHost = (host: string): boolean => {
  */
 export const exposureProblem = (config: AppConfig): string | undefined =>
   !isLoopbackHost(config.apiHost) && Option.isNone(config.apiToken) && !config.apiAllowOpen
-    ? `API_HOST=${JSON.stringify(config.apiHost)} is reachable from other hosts and API_TOKEN is not set: set API_TOKEN, ` +
+    ? `API_HOST=${
+      JSON.stringify(config.apiHost)
+    } is reachable from other hosts and API_TOKEN is not set: set API_TOKEN, ` +
       "bind to 127.0.0.1, or set API_ALLOW_OPEN=true to serve the status API to anyone who can reach it"
     : undefined
 
@@ -395,7 +452,9 @@ export const sessionStartProblems = (config: AppConfig): ReadonlyArray<string> =
           !Option.exists(config.tmuxAccounts, (accounts) => accounts.has(account)) &&
           !Option.exists(config.headlessSlots, (slots) => typeof slots !== "number" && slots.has(account))
         )
-        .map((account) => `CLAUDE_CONFIG_DIRS names account '${account}', which neither TMUX_ACCOUNTS nor HEADLESS_SLOTS defines`)
+        .map((account) =>
+          `CLAUDE_CONFIG_DIRS names account '${account}', which neither TMUX_ACCOUNTS nor HEADLESS_SLOTS defines`
+        )
   })
 
 /**
@@ -404,7 +463,7 @@ export const sessionStartProblems = (config: AppConfig): ReadonlyArray<string> =
  */
 export const secretEnvNames: ReadonlyArray<string> = Object.values(Settings as Record<string, Setting<unknown>>)
   .filter((entry) => entry.secret !== undefined && entry.secret !== false)
-  .flatMap((entry) => [entry.env, `CLAUDE_FAILOVER_${entry.env}`])
+  .flatMap((entry) => [entry.env, `${ENV_PREFIX}${entry.env}`])
 
 /** The largest unit that states the duration exactly, as an operator would write it: `30m`, `1500ms`. */
 export const formatSettingDuration = (duration: Duration.Duration): string => {
@@ -453,11 +512,63 @@ export class Config extends Context.Service<Config, AppConfig>()("claude-failove
   static readonly fromRecord = (source: Readonly<Record<string, string | undefined>>) =>
     Layer.effect(Config, Effect.fromResult(resolveConfig(source)))
   static readonly layer = Layer.effect(Config, Effect.suspend(() => Effect.fromResult(resolveConfig(process.env))))
-  /** The YAML file's settings (when given) under `process.env`; its problems and the env's are reported together. */
-  static readonly layerWithFile = (file: Option.Option<string>) =>
-    Layer.effect(Config, Effect.suspend(() => Effect.fromResult(loadConfig(file, process.env))))
+  /**
+   * The configuration file found from `--config` (see `findConfigFile`) under `process.env`, with `ConfigSource`
+   * naming the file; the file's problems and the env's are reported together.
+   */
+  static readonly layerWithFile = (flag: Option.Option<string>) =>
+    Layer.effectContext(Effect.suspend(() =>
+      Effect.fromResult(loadConfigWithSource(flag, process.env)).pipe(
+        Effect.map(({ config, file }) => Context.make(Config, config).pipe(Context.add(ConfigSource, file)))
+      )
+    ))
 }
 
+/** The configuration file the settings were read from, if any (`claude-failover config` names it). */
+export class ConfigSource
+  extends Context.Service<ConfigSource, Option.Option<string>>()("claude-failover/ConfigSource")
+{}
+
+/** The env name that names a configuration file when `--config` is not given. */
+export const CONFIG_ENV = `${ENV_PREFIX}CONFIG`
+
+/** `$XDG_CONFIG_HOME/claude-failover/config.yaml`, `~/.config/…` when XDG_CONFIG_HOME is unset or not absolute. */
+export const defaultConfigFile = (env: Readonly<Record<string, string | undefined>>): string | undefined => {
+  const xdg = env.XDG_CONFIG_HOME
+  const base = nonBlank(xdg) && isAbsolute(xdg) ? xdg : nonBlank(env.HOME) ? join(env.HOME, ".config") : undefined
+  return base === undefined ? undefined : join(base, "claude-failover", "config.yaml")
+}
+
+/**
+ * Which configuration file to read: `--config`, else CLAUDE_FAILOVER_CONFIG, else the default location when a file
+ * is there. A file named by the flag or the env must exist (a typo is an error, not silently no file); the default
+ * location is read only if present.
+ */
+export const findConfigFile = (
+  flag: Option.Option<string>,
+  env: Readonly<Record<string, string | undefined>>,
+  exists: (path: string) => boolean = existsSync
+): Option.Option<string> => {
+  if (Option.isSome(flag)) return Option.some(resolve(flag.value))
+  const named = env[CONFIG_ENV]
+  if (nonBlank(named)) return Option.some(resolve(named.trim()))
+  const fallback = defaultConfigFile(env)
+  return fallback !== undefined && exists(fallback) ? Option.some(fallback) : Option.none()
+}
+
+/** Settings that are paths: relative ones in a file are taken from the file's directory, not the working directory. */
+const PATH_SETTINGS: ReadonlyArray<string> = [Settings.queueDir.env, Settings.sessionsCwd.env]
+
+const anchoredTo = (file: string, settings: Readonly<Record<string, string>>): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries(settings).map(([env, value]) =>
+      PATH_SETTINGS.includes(env) && value.trim() !== "" && !isAbsolute(value.trim())
+        ? [env, resolve(dirname(file), value.trim())]
+        : [env, value]
+    )
+  )
+
+/** Reads `file` (when given; a missing one is a problem) under `env`: a non-blank env value wins. */
 export const loadConfig = (
   file: Option.Option<string>,
   env: Readonly<Record<string, string | undefined>>
@@ -468,10 +579,23 @@ export const loadConfig = (
   try {
     text = readFileSync(file.value, "utf8")
   } catch (error) {
-    return Result.fail(new ConfigInvalid({ problems: [`${file.value}: cannot read: ${error instanceof Error ? error.message : String(error)}`] }))
+    return Result.fail(
+      new ConfigInvalid({
+        problems: [`${file.value}: cannot read: ${error instanceof Error ? error.message : String(error)}`]
+      })
+    )
   }
   const fromFile = parseConfigFile(file.value, text, envNames)
-  const resolved = resolveConfig(withEnvOver(fromFile.settings, env))
+  const resolved = resolveConfig(withEnvOver(anchoredTo(file.value, fromFile.settings), env))
   const problems = [...fromFile.problems, ...(Result.isFailure(resolved) ? resolved.failure.problems : [])]
   return problems.length > 0 ? Result.fail(new ConfigInvalid({ problems })) : resolved
+}
+
+/** `findConfigFile`, then `loadConfig`: the configuration and the file it came from. */
+export const loadConfigWithSource = (
+  flag: Option.Option<string>,
+  env: Readonly<Record<string, string | undefined>>
+): Result.Result<{ readonly config: AppConfig; readonly file: Option.Option<string> }, ConfigInvalid> => {
+  const file = findConfigFile(flag, env)
+  return Result.map(loadConfig(file, env), (config) => ({ config, file }))
 }

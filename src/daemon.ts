@@ -6,7 +6,7 @@
  */
 import { watch } from "node:fs"
 import { join, resolve } from "node:path"
-import { Cause, Duration, Effect, Layer, Option, Stream } from "effect"
+import { Cause, Duration, Effect, Layer, Option, References, Stream } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
 import { CliTmuxLayer } from "./adapters/cli-tmux.ts"
 import { hostTimeZone } from "./adapters/host-time-zone.ts"
@@ -21,6 +21,7 @@ import {
   type AppConfig,
   Config,
   ConfigInvalid,
+  ConfigSource,
   describeConfig,
   exposureProblem,
   routingSettings,
@@ -45,8 +46,14 @@ import { stopOrphans } from "./adapters/headless-orphans.ts"
 import { slotNames, type SlotSpec } from "./domain/headless.ts"
 import { completionRules } from "./domain/hook-settings.ts"
 import { HeadlessSlots } from "./ports/headless.ts"
+import { discoverSessions } from "./services/sessions.ts"
+import { startLine } from "./services/start-line.ts"
+import { hideUrlCredentials } from "./domain/redact.ts"
+import pkg from "../package.json" with { type: "json" }
 
-
+/** tmux that cannot be started says so plainly; other failures keep their own words. */
+const tmuxProblem = (message: string): string =>
+  /NotFound|ENOENT/.test(message) ? "tmux is not installed or not on PATH" : message
 
 /** HEADLESS_SLOTS, or one slot when SESSIONS_MODE=headless leaves it unset. */
 export const configuredSlots = (config: AppConfig): ReadonlyArray<SlotSpec> =>
@@ -68,7 +75,10 @@ export const dispatchSettings = (config: AppConfig): DispatchSettings => {
   const queueDir = resolve(config.queueDir)
   return {
     // Headless only: no tmux session is looked for.
-    sessions: { names: config.sessionsMode === "headless" ? Option.some([]) : config.tmuxSessions, prefix: config.tmuxSessionPrefix },
+    sessions: {
+      names: config.sessionsMode === "headless" ? Option.some([]) : config.tmuxSessions,
+      prefix: config.tmuxSessionPrefix
+    },
     accounts: accountsWithSlots(config),
     pollInterval: config.pollInterval,
     scanInterval: config.scanInterval,
@@ -90,12 +100,19 @@ export const dispatchSettings = (config: AppConfig): DispatchSettings => {
  * Wakes the dispatcher on any change in pending/ or active/, and the request inbox on a new request; the scan and
  * poll intervals cover what inotify drops.
  */
-export const watchQueue = (queueDir: string, wake: { readonly queue: Effect.Effect<void>; readonly requests: Effect.Effect<void> }) =>
-  Effect.forEach([["pending", wake.queue], ["active", wake.queue], [REQUESTS_DIR, wake.requests]] as const, ([dir, wakeUp]) =>
-    Effect.acquireRelease(
-      Effect.sync(() => watch(join(queueDir, dir), { persistent: false }, () => Effect.runFork(wakeUp))),
-      (watcher) => Effect.sync(() => watcher.close())
-    ), { discard: true })
+export const watchQueue = (
+  queueDir: string,
+  wake: { readonly queue: Effect.Effect<void>; readonly requests: Effect.Effect<void> }
+) =>
+  Effect.forEach(
+    [["pending", wake.queue], ["active", wake.queue], [REQUESTS_DIR, wake.requests]] as const,
+    ([dir, wakeUp]) =>
+      Effect.acquireRelease(
+        Effect.sync(() => watch(join(queueDir, dir), { persistent: false }, () => Effect.runFork(wakeUp))),
+        (watcher) => Effect.sync(() => watcher.close())
+      ),
+    { discard: true }
+  )
 
 export const delegationSettings = (config: AppConfig): DelegationSettings => ({
   reapInterval: config.reapInterval,
@@ -162,7 +179,9 @@ export const headlessSettings = (config: AppConfig, cwd: string): HeadlessSettin
     extraArgs: Option.getOrElse(config.headlessArgs, () => []),
     // A run never inherits the daemon's secrets.
     env: Object.fromEntries(
-      Object.entries(process.env).flatMap(([key, value]) => value === undefined || secretEnvNames.includes(key) ? [] : [[key, value]])
+      Object.entries(process.env).flatMap(([key, value]) =>
+        value === undefined || secretEnvNames.includes(key) ? [] : [[key, value]]
+      )
     ),
     defaultCwd: Option.getOrElse(Option.map(config.sessionsCwd, (dir) => resolve(dir)), () => cwd),
     queueRoot: settings.queueDir,
@@ -179,7 +198,7 @@ export const runDaemon = (lock: HeldLock) =>
   Effect.gen(function*() {
     const config = yield* Config
     const settings = dispatchSettings(config)
-    yield* Effect.logInfo(`claude-failover starting on ${settings.queueDir}`).pipe(
+    yield* Effect.logDebug("configuration").pipe(
       Effect.annotateLogs({ config: JSON.stringify(describeConfig(config)) })
     )
     const url = yield* serveHttpApi({
@@ -187,7 +206,9 @@ export const runDaemon = (lock: HeldLock) =>
       port: config.apiPort,
       token: config.apiToken,
       allowedHosts: Option.getOrElse(config.apiAllowedHosts, () => []),
-      hooks: yield* HookReceiver
+      hooks: yield* HookReceiver,
+      // The status page's buttons: applied as a command's request is, logged as from the page.
+      actions: (yield* RequestInbox).apply
     })
     yield* lock.label({ api: url })
     const debris = yield* removeTempDebris(settings.queueDir)
@@ -196,11 +217,36 @@ export const runDaemon = (lock: HeldLock) =>
     const orphans = yield* stopOrphans(settings.queueDir)
     if (orphans.length > 0) {
       yield* Effect.logWarning(
-        `stopped ${orphans.length} process(es) of headless runs left by a daemon that stopped: ${[...new Set(orphans.map((o) => `${o.run} in ${o.slot}`))].join(", ")}`
+        `stopped ${orphans.length} process(es) of headless runs left by a daemon that stopped: ${
+          [...new Set(orphans.map((o) => `${o.run} in ${o.slot}`))].join(", ")
+        }`
       )
     }
     const headless = yield* HeadlessSlots
-    const recovered = yield* recover({ timeZone: settings.timeZone, maxAttempts: config.maxAttempts, isHeadless: headless.isSlot })
+    yield* Effect.logInfo(startLine({
+      version: pkg.version,
+      queueDir: settings.queueDir,
+      mode: config.sessionsMode,
+      sessions: yield* discoverSessions(settings.sessions).pipe(
+        Effect.map((names) => ({ _tag: "Found" as const, names })),
+        Effect.catch((error) => Effect.succeed({ _tag: "Unlisted" as const, problem: tmuxProblem(error.message) }))
+      ),
+      selection: settings.sessions,
+      headlessSlots: headless.slots.map((slot) => slot.name),
+      delegation: {
+        enabled: settings.routing.delegationEnabled,
+        mode: config.secutoolsMode,
+        url: hideUrlCredentials(config.secutoolsUrl)
+      },
+      api: url,
+      configFile: Option.flatten(yield* Effect.serviceOption(ConfigSource))
+    }))
+    yield* Effect.addFinalizer(() => Effect.logInfo(`claude-failover stopped on ${settings.queueDir}`))
+    const recovered = yield* recover({
+      timeZone: settings.timeZone,
+      maxAttempts: config.maxAttempts,
+      isHeadless: headless.isSlot
+    })
     for (const action of recovered.actions) yield* Effect.logWarning(`recovery: ${action}`)
     yield* startDelegation(settings.routing.delegationEnabled)
     const inbox = yield* RequestInbox
@@ -246,7 +292,9 @@ const tmuxLayer = (config: AppConfig) =>
 export const daemonLayer = (config: AppConfig) => {
   const settings = dispatchSettings(config)
   const ports = Layer.mergeAll(
-    OwnWrites.tracking.pipe(Layer.provide(FsTaskStoreLayer({ root: settings.queueDir, maxTaskBytes: config.maxTaskSize }))),
+    OwnWrites.tracking.pipe(
+      Layer.provide(FsTaskStoreLayer({ root: settings.queueDir, maxTaskBytes: config.maxTaskSize }))
+    ),
     tmuxLayer(config),
     secutoolsLayer(config),
     TaskLocks.layer
@@ -261,14 +309,22 @@ export const daemonLayer = (config: AppConfig) => {
     Layer.provideMerge(
       config.sessionsMode === "dry-run"
         ? PaneSessions.none
-        : TmuxPaneSessionsLayer(Option.match(config.tmuxSocket, { onNone: () => ({}), onSome: (socket) => ({ socket }) }))
+        : TmuxPaneSessionsLayer(
+          Option.match(config.tmuxSocket, { onNone: () => ({}), onSome: (socket) => ({ socket }) })
+        )
     )
   )
   // A request that changed the queue (a task done) frees a session: the dispatcher is woken.
   const inbox = Layer.effect(
     RequestInbox,
     Effect.flatMap(Dispatcher, (dispatcher) =>
-      makeRequestInbox({ root: settings.queueDir, interval: config.pollInterval, onChange: dispatcher.wake }))
+      makeRequestInbox({
+        root: settings.queueDir,
+        interval: config.pollInterval,
+        onChange: dispatcher.wake,
+        // A requeue stops the session's turn first, as the dispatcher does for a run it takes back.
+        stopTurn: dispatcher.stopTurn
+      }))
   )
   const core = StatusReportLayer.pipe(
     Layer.provideMerge(inbox),
@@ -285,6 +341,8 @@ export const daemonLayer = (config: AppConfig) => {
   return core
 }
 
+const minimumLevel = { debug: "Debug", info: "Info", warning: "Warn", error: "Error" } as const
+
 /** How long a starting daemon waits for a command holding the queue's lock (commands hold it for milliseconds). */
 const COMMAND_LOCK_WAIT_MS = 30_000
 
@@ -297,10 +355,20 @@ export const daemon: Effect.Effect<never, unknown, Config | ChildProcessSpawner.
     const root = resolve(config.queueDir)
     // A queue laid out so moves cannot be atomic is a setting to fix, not a fault to retry: exit 2 like bad settings.
     yield* prepareQueue({ root }).pipe(
-      Effect.catchIf((error) => error.operation === "check", (error) => Effect.fail(new ConfigInvalid({ problems: [error.message] })))
+      Effect.catchIf(
+        (error) => error.operation === "check",
+        (error) => Effect.fail(new ConfigInvalid({ problems: [error.message] }))
+      )
     )
     // A command (an agent's `task done`) may hold the lock for a moment while no daemon runs: wait it out.
-    const lock = yield* acquireQueueLockPatiently(root, { kind: "daemon", command: "claude-failover" }, COMMAND_LOCK_WAIT_MS)
-    return yield* runDaemon(lock).pipe(Effect.provide(daemonLayer(config)))
+    const lock = yield* acquireQueueLockPatiently(
+      root,
+      { kind: "daemon", command: "claude-failover" },
+      COMMAND_LOCK_WAIT_MS
+    )
+    return yield* runDaemon(lock).pipe(
+      Effect.provide(daemonLayer(config)),
+      Effect.provideService(References.MinimumLogLevel, minimumLevel[config.logLevel])
+    )
   }
 ).pipe(Effect.scoped)

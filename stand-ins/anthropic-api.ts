@@ -52,7 +52,8 @@ const isLimit = (scenario: Scenario): scenario is LimitScenario => scenario in L
  * `slow-warning` as `slow`.
  */
 export type WarningScenario = "warning" | "slow-warning"
-const isWarning = (scenario: Scenario): scenario is WarningScenario => scenario === "warning" || scenario === "slow-warning"
+const isWarning = (scenario: Scenario): scenario is WarningScenario =>
+  scenario === "warning" || scenario === "slow-warning"
 
 /** The scenarios whose answers announce a reset instant. */
 export type ResetScenario = LimitScenario | WarningScenario
@@ -142,7 +143,11 @@ const isRecord = (value: unknown): value is Record<string, unknown> => typeof va
 type Block = Record<string, unknown>
 
 const blocksOf = (content: unknown): ReadonlyArray<Block> =>
-  typeof content === "string" ? [{ type: "text", text: content }] : Array.isArray(content) ? content.filter(isRecord) : []
+  typeof content === "string"
+    ? [{ type: "text", text: content }]
+    : Array.isArray(content)
+    ? content.filter(isRecord)
+    : []
 
 const messagesOf = (body: unknown): ReadonlyArray<Record<string, unknown>> =>
   isRecord(body) && Array.isArray(body.messages) ? body.messages.filter(isRecord) : []
@@ -269,7 +274,12 @@ const streamMessage = async (
 const wholeMessage = (res: ServerResponse, model: string, content: Content, headers: Record<string, string> = {}) => {
   const block = content.type === "text"
     ? content
-    : { type: "tool_use", id: `toolu_standin_${randomUUID().replace(/-/g, "")}`, name: content.name, input: content.input }
+    : {
+      type: "tool_use",
+      id: `toolu_standin_${randomUUID().replace(/-/g, "")}`,
+      name: content.name,
+      input: content.input
+    }
   sendJson(res, 200, {
     id: `msg_standin_${randomUUID()}`,
     type: "message",

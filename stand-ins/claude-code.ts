@@ -71,12 +71,15 @@ let spinnerStarted = 0
 let finished = 0
 let exitArmedUntil = 0
 /** A turn stopped by the limit (`auto`, `menu`): its prompt, its run, when the limit resets, and what shows meanwhile. */
-let held: { text: string; run: string | null; resetAt: number; auto: boolean; timer: NodeJS.Timeout | undefined } | undefined
+let held:
+  | { text: string; run: string | null; resetAt: number; auto: boolean; timer: NodeJS.Timeout | undefined }
+  | undefined
 let menuOpen = false
 let limitFooter: string | undefined
 
 const log = (event: string, run: string | null, extra: Readonly<Record<string, unknown>> = {}) => {
-  if (LOG !== undefined) appendFileSync(LOG, `${JSON.stringify({ event, session: NAME, run, ...extra, at: Date.now() })}\n`)
+  if (LOG !== undefined)
+    appendFileSync(LOG, `${JSON.stringify({ event, session: NAME, run, ...extra, at: Date.now() })}\n`)
 }
 
 const exit = (code: number): never => {
@@ -117,9 +120,23 @@ const render = () => {
   const footer = Date.now() < exitArmedUntil ? "  Press Ctrl-C again to exit" : "  ? for shortcuts"
   if (menuOpen) {
     // Claude Code 2.1.197's limit menu takes the input box's place until it is answered.
-    lines.push("", "─".repeat(width()), "  What do you want to do?", "  ❯ 1. Stop and wait for limit to reset", "    2. Upgrade your plan", "",
-      "  Enter to confirm · Esc to cancel")
-  } else lines.push("", rule("╭", "╮"), boxLine(typedLine()), rule("╰", "╯"), footer, ...(limitFooter === undefined ? [] : [`  ${limitFooter}`]))
+    lines.push(
+      "",
+      "─".repeat(width()),
+      "  What do you want to do?",
+      "  ❯ 1. Stop and wait for limit to reset",
+      "    2. Upgrade your plan",
+      "",
+      "  Enter to confirm · Esc to cancel"
+    )
+  } else lines.push(
+      "",
+      rule("╭", "╮"),
+      boxLine(typedLine()),
+      rule("╰", "╯"),
+      footer,
+      ...(limitFooter === undefined ? [] : [`  ${limitFooter}`])
+    )
   process.stdout.write(`\u001b[2J\u001b[H${lines.join("\r\n")}`)
 }
 
@@ -187,15 +204,30 @@ const holdTurn = (text: string, run: string | null) => {
   const resetAt = LIMIT_STYLE === "menu" ? Math.ceil((Date.now() + RESET_MS) / 60_000) * 60_000 : Date.now() + RESET_MS
   const at = clock(resetAt)
   if (LIMIT_STYLE === "auto") {
-    history.push(`  ⎿  You've hit your 5-hour limit · resets ${at} (America/New_York)`, "     /upgrade to increase your usage limit.",
-      `● Usage limit reached · set to continue automatically at ${at}`)
+    history.push(
+      `  ⎿  You've hit your 5-hour limit · resets ${at} (America/New_York)`,
+      "     /upgrade to increase your usage limit.",
+      `● Usage limit reached · set to continue automatically at ${at}`
+    )
     limitFooter = `Continuing automatically at ${at} · Esc to cancel`
-    held = { text, run, resetAt, auto: true, timer: setTimeout(() => {
-      history.push("● Usage limit reset · Continuing automatically")
-      resume()
-    }, resetAt - Date.now()) }
+    held = {
+      text,
+      run,
+      resetAt,
+      auto: true,
+      timer: setTimeout(() => {
+        history.push("● Usage limit reset · Continuing automatically")
+        resume()
+      }, resetAt - Date.now())
+    }
   } else {
-    history.push(`  ⎿  You've hit your session limit · resets ${at} (America/New_York)`, "", "✻ Crunched for 0s", "", "❯ /rate-limit-options")
+    history.push(
+      `  ⎿  You've hit your session limit · resets ${at} (America/New_York)`,
+      "",
+      "✻ Crunched for 0s",
+      "",
+      "❯ /rate-limit-options"
+    )
     menuOpen = true
     held = { text, run, resetAt, auto: false, timer: undefined }
   }
@@ -262,7 +294,13 @@ const work = (text: string, run: string | null) => {
   status = "busy"
   spinnerStarted = Date.now()
   history.push(`> ${(text.split("\n")[0] ?? "").slice(0, width() - 4)}`)
-  const current: Turn = { run, ticker: setInterval(render, 250), timer: undefined, child: undefined, interrupted: false }
+  const current: Turn = {
+    run,
+    ticker: setInterval(render, 250),
+    timer: undefined,
+    child: undefined,
+    interrupted: false
+  }
   const workMs = finished >= LIMIT_AFTER || finished >= EXIT_AFTER ? WORK_MS / 2 : WORK_MS
   current.timer = setTimeout(() => void finishTurn(current, text), workMs)
   turn = current

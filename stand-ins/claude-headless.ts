@@ -43,7 +43,18 @@ import { randomUUID } from "node:crypto"
 import { spawnSync } from "node:child_process"
 import { appendFileSync, closeSync, readFileSync, writeSync } from "node:fs"
 
-const MODES = ["ok", "limit", "auth", "overloaded", "crash", "signal", "hang", "garbage", "huge", "close-stdout"] as const
+const MODES = [
+  "ok",
+  "limit",
+  "auth",
+  "overloaded",
+  "crash",
+  "signal",
+  "hang",
+  "garbage",
+  "huge",
+  "close-stdout"
+] as const
 type Mode = (typeof MODES)[number]
 
 const MODEL = "claude-sonnet-5-5"
@@ -63,8 +74,7 @@ const parseArgv = (args: ReadonlyArray<string>): { prompt: string | undefined; r
       // As in Claude Code, `-p` may be followed by the prompt; otherwise the prompt comes on stdin.
       const next = args[i + 1]
       if (next !== undefined && !next.startsWith("-")) prompt = args[++i]
-    }
-    else if (arg.startsWith("--print=")) prompt = arg.slice("--print=".length)
+    } else if (arg.startsWith("--print=")) prompt = arg.slice("--print=".length)
     else if (arg === "-r" || arg === "--resume") resume = args[++i]
     else if (arg.startsWith("--resume=")) resume = arg.slice("--resume=".length)
   }
@@ -180,7 +190,11 @@ const lines = (session: string) => {
       is_api_error_message: true,
       ...fields
     }),
-    rateLimit: (info: Readonly<Record<string, unknown>>) => ({ type: "rate_limit_event", rate_limit_info: info, ...stamp() }),
+    rateLimit: (info: Readonly<Record<string, unknown>>) => ({
+      type: "rate_limit_event",
+      rate_limit_info: info,
+      ...stamp()
+    }),
     retry: (attempt: number) => ({
       type: "system",
       subtype: "api_retry",
@@ -229,7 +243,11 @@ type Lines = ReturnType<typeof lines>
 
 /** Runs the command as the agent's Bash tool would: its own output is captured, never mixed into the stream. */
 const runCompletion = (command: string) => {
-  const result = spawnSync("sh", ["-c", command], { cwd: process.cwd(), env: process.env, stdio: ["ignore", "pipe", "pipe"] })
+  const result = spawnSync("sh", ["-c", command], {
+    cwd: process.cwd(),
+    env: process.env,
+    stdio: ["ignore", "pipe", "pipe"]
+  })
   log("completion", { command, exitCode: result.status })
 }
 
@@ -288,8 +306,15 @@ const huge = async () => {
   hang()
 }
 
-const GARBAGE = ["not json at all", `{"type":`, "", "[1,2,3]", `"a string"`, `{"type":"future_event","x":1}`,
-  `{"type":"system","subtype":"something_new"}`]
+const GARBAGE = [
+  "not json at all",
+  `{"type":`,
+  "",
+  "[1,2,3]",
+  `"a string"`,
+  `{"type":"future_event","x":1}`,
+  `{"type":"system","subtype":"something_new"}`
+]
 
 /** What each mode does after the init line (and STANDIN_DELAY_MS). */
 const behaviours: Record<Mode, (out: Lines, prompt: string) => void | Promise<void>> = {
@@ -320,7 +345,9 @@ const main = async () => {
   const session = resume ?? randomUUID()
   const mode = chooseMode(invocationIndex(process.env.STANDIN_STATE, randomUUID()))
   if (typeof mode !== "string") {
-    process.stderr.write(`stand-in: unknown mode(s) in STANDIN_MODES: ${mode.unknown.join(", ")} (known: ${MODES.join(", ")})\n`)
+    process.stderr.write(
+      `stand-in: unknown mode(s) in STANDIN_MODES: ${mode.unknown.join(", ")} (known: ${MODES.join(", ")})\n`
+    )
     return exit(2)
   }
   log("started", { mode, pid: process.pid, args: process.argv.slice(2), resume: resume ?? null, session })

@@ -85,14 +85,20 @@ describe("configuration", () => {
     expect(exposure({ API_HOST: "192.0.2.7" })).toContain("set API_TOKEN")
     expect(exposure({ API_HOST: "0.0.0.0", API_TOKEN: "t" })).toBeUndefined()
     expect(exposure({ API_HOST: "0.0.0.0", API_ALLOW_OPEN: "true" })).toBeUndefined()
-    for (const host of ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"]) expect(exposure({ API_HOST: host })).toBeUndefined()
+    for (const host of ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"])
+      expect(exposure({ API_HOST: host })).toBeUndefined()
   })
 })
 
 describe("configuration display", () => {
   it("shows durations as operators write them and redacts secrets", () => {
     const shown = describeConfig(Result.getOrThrow(resolveConfig({ API_TOKEN: "tok-9", POLL_INTERVAL: "1500ms" })))
-    expect(shown).toMatchObject({ STALE_AFTER: "30m", LIMIT_COOLDOWN: "5h", POLL_INTERVAL: "1500ms", SCAN_INTERVAL: "5s" })
+    expect(shown).toMatchObject({
+      STALE_AFTER: "30m",
+      LIMIT_COOLDOWN: "5h",
+      POLL_INTERVAL: "1500ms",
+      SCAN_INTERVAL: "5s"
+    })
     expect(shown.API_TOKEN).toBe("<redacted>")
     expect(JSON.stringify(shown)).not.toContain("tok-9")
   })

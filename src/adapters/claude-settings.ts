@@ -79,7 +79,7 @@ const syncDirectory = async (dir: string): Promise<void> => {
 /** `settings.json.bak-STAMP`, or `…-2`, `…-3` when that exists: an older backup is never overwritten. */
 const writeBackup = async (target: string, original: Buffer, mode: number, now: Date): Promise<string> => {
   const base = `${target}.bak-${backupStamp(now)}`
-  for (let n = 1; ; n++) {
+  for (let n = 1;; n++) {
     const candidate = n === 1 ? base : `${base}-${n}`
     try {
       await writeFileSynced(candidate, original, mode, "wx")
@@ -143,13 +143,17 @@ export const updateClaudeSettings = (
     const backup = yield* Effect.tryPromise({
       try: async () => {
         await fs.mkdir(dirname(target), { recursive: true })
-        return Option.isSome(existing) ? Option.some(await writeBackup(target, existing.value.bytes, mode, now)) : Option.none<string>()
+        return Option.isSome(existing)
+          ? Option.some(await writeBackup(target, existing.value.bytes, mode, now))
+          : Option.none<string>()
       },
-      catch: (error) => new ClaudeSettingsError({ file, problem: `cannot write the backup, nothing was changed: ${problemOf(error)}` })
+      catch: (error) =>
+        new ClaudeSettingsError({ file, problem: `cannot write the backup, nothing was changed: ${problemOf(error)}` })
     })
     yield* Effect.tryPromise({
       try: () => replaceAtomically(target, renderSettings(next.success), mode),
-      catch: (error) => new ClaudeSettingsError({ file, problem: `cannot write it, it was left as it was: ${problemOf(error)}` })
+      catch: (error) =>
+        new ClaudeSettingsError({ file, problem: `cannot write it, it was left as it was: ${problemOf(error)}` })
     })
     return { file, changed: true, backup } satisfies SettingsUpdate
   })

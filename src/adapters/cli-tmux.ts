@@ -6,14 +6,7 @@
 import { statSync } from "node:fs"
 import { Effect, Layer, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
-import {
-  type SessionLaunch,
-  SessionExists,
-  SessionNotFound,
-  Tmux,
-  TmuxError,
-  TmuxNotInstalled
-} from "../ports/tmux.ts"
+import { SessionExists, type SessionLaunch, SessionNotFound, Tmux, TmuxError, TmuxNotInstalled } from "../ports/tmux.ts"
 
 export interface TmuxOptions {
   /** `tmux -L NAME`: a private server, as tests and staging use. */
@@ -84,7 +77,9 @@ export const makeCliTmux = Effect.fn("makeCliTmux")(function*(options: TmuxOptio
       if (NO_SESSION.test(outcome.stderr) || NO_SERVER.test(outcome.stderr)) {
         return Effect.fail(new SessionNotFound({ session }))
       }
-      return Effect.fail(new TmuxError({ command: args[0] ?? "", problem: outcome.stderr.trim() || `exit ${outcome.code}` }))
+      return Effect.fail(
+        new TmuxError({ command: args[0] ?? "", problem: outcome.stderr.trim() || `exit ${outcome.code}` })
+      )
     }))
 
   const target = (session: string) => `=${session}:`
@@ -94,7 +89,10 @@ export const makeCliTmux = Effect.fn("makeCliTmux")(function*(options: TmuxOptio
     Effect.scoped(Effect.gen(function*() {
       const env = withhold.length === 0
         ? {}
-        : { env: Object.fromEntries(Object.entries(process.env).filter(([key]) => !withhold.includes(key))), extendEnv: false }
+        : {
+          env: Object.fromEntries(Object.entries(process.env).filter(([key]) => !withhold.includes(key))),
+          extendEnv: false
+        }
       const handle = yield* spawner.spawn(ChildProcess.make("tmux", [...prefix, ...args], { stdin: "ignore", ...env }))
       const [stdout, stderr] = yield* Effect.all([
         handle.stdout.pipe(Stream.decodeText(), Stream.mkString),
@@ -116,7 +114,9 @@ export const makeCliTmux = Effect.fn("makeCliTmux")(function*(options: TmuxOptio
       try: () => statSync(cwd).isDirectory(),
       catch: (error) => new TmuxError({ command, problem: `working directory ${cwd}: ${String(error)}` })
     }).pipe(Effect.flatMap((isDirectory) =>
-      isDirectory ? Effect.void : Effect.fail(new TmuxError({ command, problem: `working directory ${cwd} is not a directory` }))
+      isDirectory
+        ? Effect.void
+        : Effect.fail(new TmuxError({ command, problem: `working directory ${cwd} is not a directory` }))
     ))
   const size = (launch: SessionLaunch) => [
     ...(launch.width === undefined ? [] : ["-x", String(launch.width)]),
@@ -125,11 +125,13 @@ export const makeCliTmux = Effect.fn("makeCliTmux")(function*(options: TmuxOptio
 
   return Tmux.of({
     listSessions: () =>
-      tmux(["list-sessions", "-F", "#{session_name}"]).pipe(Effect.flatMap((outcome): Effect.Effect<ReadonlyArray<string>, TmuxError> => {
-        if (outcome.code === 0) return Effect.succeed(outcome.stdout.split("\n").filter((line) => line !== "").sort())
-        if (NO_SERVER.test(outcome.stderr)) return Effect.succeed([])
-        return Effect.fail(new TmuxError({ command: "list-sessions", problem: outcome.stderr.trim() }))
-      })),
+      tmux(["list-sessions", "-F", "#{session_name}"]).pipe(
+        Effect.flatMap((outcome): Effect.Effect<ReadonlyArray<string>, TmuxError> => {
+          if (outcome.code === 0) return Effect.succeed(outcome.stdout.split("\n").filter((line) => line !== "").sort())
+          if (NO_SERVER.test(outcome.stderr)) return Effect.succeed([])
+          return Effect.fail(new TmuxError({ command: "list-sessions", problem: outcome.stderr.trim() }))
+        })
+      ),
     hasSession: (session) =>
       tmux(["has-session", "-t", `=${session}`]).pipe(Effect.map((outcome) => outcome.code === 0)),
     capturePane: (session, options) =>
@@ -180,9 +182,11 @@ export const makeCliTmux = Effect.fn("makeCliTmux")(function*(options: TmuxOptio
         })
       ),
     version: () =>
-      run(["-V"]).pipe(Effect.flatMap((outcome) =>
-        outcome.code === 0 ? Effect.succeed(outcome.stdout.trim()) : Effect.fail(failed("-V", outcome))
-      ))
+      run(["-V"]).pipe(
+        Effect.flatMap((outcome) =>
+          outcome.code === 0 ? Effect.succeed(outcome.stdout.trim()) : Effect.fail(failed("-V", outcome))
+        )
+      )
   })
 })
 

@@ -35,7 +35,9 @@ const tempName = () =>
 export const isTempName = (name: string): boolean => name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX)
 
 const errnoOf = (error: unknown): string | undefined =>
-  typeof error === "object" && error !== null && "code" in error && typeof error.code === "string" ? error.code : undefined
+  typeof error === "object" && error !== null && "code" in error && typeof error.code === "string"
+    ? error.code
+    : undefined
 
 const describe = (error: unknown) => error instanceof Error ? error.message : String(error)
 
@@ -60,7 +62,11 @@ export const fsyncDirectory = async (dir: string) => {
 const writeTemp = async (dir: string, content: string): Promise<string> => {
   const temp = join(dir, tempName())
   try {
-    const handle = await fs.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
+    const handle = await fs.open(
+      temp,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o644
+    )
     try {
       await handle.writeFile(content, "utf8")
       await handle.sync()
@@ -165,7 +171,8 @@ export const prepareQueue = Effect.fn("prepareQueue")(function*({ root }: FsQueu
           new StoreError({
             operation: "check",
             path: join(root, stage),
-            problem: `a file in pending/ cannot be linked into ${stage}/ (${describe(error)}); the queue's directories must ` +
+            problem:
+              `a file in pending/ cannot be linked into ${stage}/ (${describe(error)}); the queue's directories must ` +
               "be one directory tree on one filesystem, not separate mounts",
             ...(errnoOf(error) === undefined ? {} : { code: errnoOf(error) ?? "" })
           })
@@ -223,11 +230,15 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
     Effect.tryPromise({
       try: async () => {
         // O_NONBLOCK: opening a FIFO would otherwise wait for a writer, forever.
-        const handle = await fs.open(pathOf(stage, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+        const handle = await fs.open(
+          pathOf(stage, name),
+          constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
+        )
         try {
           const stat = await handle.stat()
           const identity = `${stat.dev}:${stat.ino}`
-          if (!stat.isFile()) return { _tag: "Unreadable", problem: "is not a regular file", quarantine: false } as const
+          if (!stat.isFile())
+            return { _tag: "Unreadable", problem: "is not a regular file", quarantine: false } as const
           if (stat.size > maxTaskBytes) {
             return {
               _tag: "Unreadable",
@@ -301,7 +312,9 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
         catch: (error) => error
       }).pipe(
         Effect.catch((error) =>
-          errnoOf(error) === "ENOENT" ? Effect.succeed(false) : Effect.fail(storeError("stat", pathOf(stage, name), error))
+          errnoOf(error) === "ENOENT"
+            ? Effect.succeed(false)
+            : Effect.fail(storeError("stat", pathOf(stage, name), error))
         )
       ),
     read,
@@ -309,12 +322,21 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
       Effect.tryPromise({
         try: () => fs.lstat(pathOf(stage, name)),
         catch: notFoundOr(stage, name, "stat")
-      }).pipe(Effect.map((stat) => ({ identity: `${stat.dev}:${stat.ino}`, links: stat.nlink, mtimeMs: stat.mtimeMs, size: stat.size }))),
+      }).pipe(
+        Effect.map((stat) => ({
+          identity: `${stat.dev}:${stat.ino}`,
+          links: stat.nlink,
+          mtimeMs: stat.mtimeMs,
+          size: stat.size
+        }))
+      ),
     create: (stage, name, text) =>
       Effect.uninterruptible(Effect.tryPromise({
         try: () => createAtomic(dirOf(stage), name, text),
         catch: (error) =>
-          errnoOf(error) === "EEXIST" ? new NameTaken({ stage, name }) : storeError("create", pathOf(stage, name), error)
+          errnoOf(error) === "EEXIST"
+            ? new NameTaken({ stage, name })
+            : storeError("create", pathOf(stage, name), error)
       })),
     replace: (stage, name, text) =>
       Effect.uninterruptible(attempt("write", pathOf(stage, name), () => writeAtomic(dirOf(stage), name, text))),
@@ -355,7 +377,10 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
     readMarker: (name) =>
       Effect.tryPromise({
         try: async () => {
-          const handle = await fs.open(markerPath(name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+          const handle = await fs.open(
+            markerPath(name),
+            constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
+          )
           try {
             return await handle.readFile("utf8")
           } finally {
@@ -375,21 +400,28 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
           onSome: (text) =>
             Schema.decodeUnknownEffect(MarkerJson)(text).pipe(
               Effect.map(Option.some),
-              Effect.mapError((error) => new StoreError({ operation: "decode", path: markerPath(name), problem: error.message }))
+              Effect.mapError((error) =>
+                new StoreError({ operation: "decode", path: markerPath(name), problem: error.message })
+              )
             )
         }))
       ),
     writeMarker: (name, marker) =>
       Effect.uninterruptible(
-        attempt("write", markerPath(name), () =>
-          writeAtomic(dirOf("pending"), `${name}${MARKER_SUFFIX}`, `${JSON.stringify(marker, null, 2)}\n`))
+        attempt(
+          "write",
+          markerPath(name),
+          () => writeAtomic(dirOf("pending"), `${name}${MARKER_SUFFIX}`, `${JSON.stringify(marker, null, 2)}\n`)
+        )
       ),
     removeMarker: (name) => remove("pending", `${name}${MARKER_SUFFIX}`),
     listMarkers: () =>
       attempt("list", dirOf("pending"), () => fs.readdir(dirOf("pending"), { withFileTypes: true })).pipe(
         Effect.map((found) =>
           found
-            .filter((entry) => entry.isFile() && entry.name.endsWith(`.md${MARKER_SUFFIX}`) && !entry.name.startsWith("."))
+            .filter((entry) =>
+              entry.isFile() && entry.name.endsWith(`.md${MARKER_SUFFIX}`) && !entry.name.startsWith(".")
+            )
             .map((entry) => entry.name.slice(0, -MARKER_SUFFIX.length))
             .filter((name) => Schema.is(TaskName)(name))
             .map((name) => TaskName.make(name))

@@ -49,7 +49,6 @@ export const findOrphans = (queueRoot: string): ReadonlyArray<Orphan> => {
   })
 }
 
-
 /** Sends `signal` to the process's group (runs are started as group leaders), or to the process alone. */
 const signal = (pid: number, name: NodeJS.Signals) => {
   try {

@@ -115,7 +115,11 @@ export const makeHttpSecutools = (options: HttpSecutoolsOptions) =>
       return cut ? dropPartialSecret(text, secrets) : text
     }
 
-    const call = <A>(operation: string, request: HttpClientRequest.HttpClientRequest, schema: Schema.Codec<A, unknown>) => {
+    const call = <A>(
+      operation: string,
+      request: HttpClientRequest.HttpClientRequest,
+      schema: Schema.Codec<A, unknown>
+    ) => {
       const failWith = (reason: SecutoolsFailure) => fail(operation, reason)
       const tooLarge = failWith({ _tag: "TooLarge", limitBytes: maxAnswerBytes })
       return Effect.gen(function*() {
@@ -145,7 +149,10 @@ export const makeHttpSecutools = (options: HttpSecutoolsOptions) =>
         )
       }).pipe(
         Effect.catchTag("HttpClientError", (error) => failWith({ _tag: "Transport", detail: error.message })),
-        Effect.timeoutOrElse({ duration: options.requestTimeout, orElse: () => failWith({ _tag: "Timeout", afterMs: timeoutMs }) })
+        Effect.timeoutOrElse({
+          duration: options.requestTimeout,
+          orElse: () => failWith({ _tag: "Timeout", afterMs: timeoutMs })
+        })
       )
     }
 
@@ -169,7 +176,10 @@ export const makeHttpSecutools = (options: HttpSecutoolsOptions) =>
 
 /** The live Secutools, every request retried under `policy`; needs an HttpClient (undici in the daemon). */
 export const HttpSecutoolsLayer = (options: HttpSecutoolsOptions, policy: RetryPolicy, onRetry?: OnRetry) =>
-  Layer.effect(Secutools, Effect.map(makeHttpSecutools(options), (secutools) => withRetries(secutools, policy, onRetry)))
+  Layer.effect(
+    Secutools,
+    Effect.map(makeHttpSecutools(options), (secutools) => withRetries(secutools, policy, onRetry))
+  )
 
 export const retryPolicyOf = (config: AppConfig): RetryPolicy => ({
   baseDelay: config.secutoolsRetryBase,

@@ -14,7 +14,11 @@ interface MemoryJobs {
 /** What a unit test needs to steer the in-memory secutools. */
 export class MemorySecutoolsControl extends Context.Service<MemorySecutoolsControl, {
   readonly jobs: Effect.Effect<ReadonlyArray<JobView & { readonly request: SubmitRequest }>>
-  finish(jobId: string, status: RemoteJobStatus, outcome?: { result?: string; error?: string; cost_usd?: number }): Effect.Effect<void>
+  finish(
+    jobId: string,
+    status: RemoteJobStatus,
+    outcome?: { result?: string; error?: string; cost_usd?: number }
+  ): Effect.Effect<void>
 }>()("claude-failover/adapters/MemorySecutoolsControl") {}
 
 const notFound = (operation: string, jobId: string) =>

@@ -44,13 +44,16 @@ export const makeMemoryTaskStore = Effect.gen(function*() {
       })))
   const drop = (stage: Stage, name: TaskName) =>
     Ref.update(state, (queue) => ({ ...queue, files: withEntry(queue.files, keyOf(stage, name), undefined) }))
-  const find = (stage: Stage, name: TaskName) => Effect.map(Ref.get(state), (queue) => queue.files.get(keyOf(stage, name)))
+  const find = (stage: Stage, name: TaskName) =>
+    Effect.map(Ref.get(state), (queue) => queue.files.get(keyOf(stage, name)))
 
   const store = TaskStore.of({
     list: (stage) =>
-      Ref.get(state).pipe(Effect.map((queue) =>
-        [...queue.files.values()].filter((file) => file.stage === stage).map((file) => file.name).sort()
-      )),
+      Ref.get(state).pipe(
+        Effect.map((queue) =>
+          [...queue.files.values()].filter((file) => file.stage === stage).map((file) => file.name).sort()
+        )
+      ),
     strays: () => Effect.succeed([]),
     has: (stage, name) => Effect.map(find(stage, name), (file) => file !== undefined),
     // The memory store has no hard links: every file has one name.
@@ -60,11 +63,15 @@ export const makeMemoryTaskStore = Effect.gen(function*() {
           ? Effect.fail(new TaskNotFound({ stage, name }))
           : Effect.succeed({ identity: file.identity, links: 1, mtimeMs: file.mtimeMs, size: file.size })),
     read: (stage, name) =>
-      Effect.flatMap(find(stage, name), (file) =>
-        file === undefined ? Effect.fail(new TaskNotFound({ stage, name })) : Effect.succeed(file)),
+      Effect.flatMap(
+        find(stage, name),
+        (file) => file === undefined ? Effect.fail(new TaskNotFound({ stage, name })) : Effect.succeed(file)
+      ),
     create: (stage, name, text) =>
-      Effect.flatMap(find(stage, name), (file) =>
-        file === undefined ? put(stage, name, text) : Effect.fail(new NameTaken({ stage, name }))),
+      Effect.flatMap(
+        find(stage, name),
+        (file) => file === undefined ? put(stage, name, text) : Effect.fail(new NameTaken({ stage, name }))
+      ),
     replace: put,
     move: (from, to, name, toName = name) =>
       Effect.gen(function*() {

@@ -4,7 +4,7 @@
  */
 import { basename } from "node:path"
 import { Context, Effect, Layer, Ref } from "effect"
-import { type SessionLaunch, SessionExists, SessionNotFound, Tmux, TmuxNotInstalled } from "../ports/tmux.ts"
+import { SessionExists, type SessionLaunch, SessionNotFound, Tmux, TmuxError, TmuxNotInstalled } from "../ports/tmux.ts"
 import { drawInput } from "./dry-run-tmux.ts"
 
 export interface MemoryPane {
@@ -32,7 +32,8 @@ export interface MemoryLaunch {
 }
 
 /** What a freshly started session shows: Claude Code 2.x, idle, empty input box. */
-export const FRESH_SCREEN = ["✻ Welcome to Claude Code!", "", "─".repeat(60), "❯ ", "─".repeat(60), "  ? for shortcuts"].join("\n")
+export const FRESH_SCREEN = ["✻ Welcome to Claude Code!", "", "─".repeat(60), "❯ ", "─".repeat(60), "  ? for shortcuts"]
+  .join("\n")
 
 export class MemoryTmuxControl extends Context.Service<MemoryTmuxControl, {
   setPane(session: string, pane: Partial<MemoryPane>): Effect.Effect<void>
@@ -48,8 +49,10 @@ export const MemoryTmuxLayer = Layer.effectContext(Effect.gen(function*() {
   const panes = yield* Ref.make<ReadonlyMap<string, MemoryPane>>(new Map())
   const launches = yield* Ref.make<ReadonlyArray<MemoryLaunch>>([])
   const installed = yield* Ref.make(true)
-  const requireTmux = Effect.flatMap(Ref.get(installed), (yes) =>
-    yes ? Effect.void : Effect.fail(new TmuxNotInstalled({ problem: "spawn tmux ENOENT (memory)" })))
+  const requireTmux = Effect.flatMap(
+    Ref.get(installed),
+    (yes) => yes ? Effect.void : Effect.fail(new TmuxNotInstalled({ problem: "spawn tmux ENOENT (memory)" }))
+  )
   /** A started program: its basename is what `#{pane_current_command}` shows. */
   const started = (launch: SessionLaunch): MemoryPane => ({
     screen: FRESH_SCREEN,
@@ -80,7 +83,16 @@ export const MemoryTmuxLayer = Layer.effectContext(Effect.gen(function*() {
     )
 
   const tmux = Tmux.of({
-    listSessions: () => Ref.get(panes).pipe(Effect.map((current) => [...current.keys()].sort())),
+    listSessions: () =>
+      Ref.get(installed).pipe(
+        // As the live adapter fails on a host without tmux: its list-sessions cannot spawn.
+        Effect.flatMap((yes) =>
+          yes
+            ? Ref.get(panes)
+            : Effect.fail(new TmuxError({ command: "list-sessions", problem: "spawn tmux ENOENT (memory)" }))
+        ),
+        Effect.map((current) => [...current.keys()].sort())
+      ),
     hasSession: (session) => Ref.get(panes).pipe(Effect.map((current) => current.has(session))),
     capturePane: (session) => withPane(session, (pane) => drawInput(pane.screen, pane.input)),
     paneCommand: (session) => withPane(session, (pane) => pane.command),

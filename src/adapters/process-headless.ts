@@ -23,7 +23,7 @@ import {
 } from "../domain/headless.ts"
 import type { TaskName } from "../domain/task.ts"
 import { canonicalRoot, RUN_TAG_ENV } from "./headless-orphans.ts"
-import { type HeadlessStart, HeadlessSlots, SlotBusy } from "../ports/headless.ts"
+import { HeadlessSlots, type HeadlessStart, SlotBusy } from "../ports/headless.ts"
 
 export interface HeadlessSettings {
   readonly slots: ReadonlyArray<SlotSpec>
@@ -128,7 +128,10 @@ export const makeProcessHeadless = (settings: HeadlessSettings) =>
         let stderrTail = ""
         const decoder = new TextDecoder()
         const running = () =>
-          states.set(slot, SlotState.Running({ task: start.task, run: start.run, startedAt, bytes, sessionId: report.sessionId }))
+          states.set(
+            slot,
+            SlotState.Running({ task: start.task, run: start.run, startedAt, bytes, sessionId: report.sessionId })
+          )
         running()
         const note = (message: string) =>
           Effect.logInfo(`headless run ${start.run} of ${start.task}: ${message}`).pipe(
@@ -178,7 +181,10 @@ export const makeProcessHeadless = (settings: HeadlessSettings) =>
         const seenTypes = new Set<string>()
         let malformed = 0
         /** Takes a chunk of output: what to log about its lines, and false when a line grew past the limit. */
-        const take = (chunk: Uint8Array, now: number): { readonly fits: boolean; readonly notes: ReadonlyArray<string> } => {
+        const take = (
+          chunk: Uint8Array,
+          now: number
+        ): { readonly fits: boolean; readonly notes: ReadonlyArray<string> } => {
           const lost = keep(chunk)
           bytes += chunk.byteLength
           lastOutputAt = now
@@ -200,7 +206,11 @@ export const makeProcessHeadless = (settings: HeadlessSettings) =>
             const line = decodeLine(text)
             report = foldLine(report, line)
             if (line._tag === "Malformed" && ++malformed <= MALFORMED_LOGGED) {
-              notes.push(`skipped a line that is ${line.problem.startsWith("not JSON") ? "not JSON" : line.problem}: ${text.slice(0, 200)}`)
+              notes.push(
+                `skipped a line that is ${line.problem.startsWith("not JSON") ? "not JSON" : line.problem}: ${
+                  text.slice(0, 200)
+                }`
+              )
             } else if (line._tag === "Other" && !ROUTINE_TYPES.has(line.type) && !seenTypes.has(line.type)) {
               seenTypes.add(line.type)
               notes.push(`an event of a type this version does not know (${line.type}): kept in the transcript`)
@@ -214,74 +224,99 @@ export const makeProcessHeadless = (settings: HeadlessSettings) =>
         const end = !isDirectory(cwd)
           ? { _tag: "Stopped" as const, reason: `did not start: its working directory ${cwd} is not a directory` }
           : yield* Effect.scoped(Effect.gen(function*() {
-          const handle = yield* spawner.spawn(command)
-          const exit: Effect.Effect<ProcessEnd> = handle.exitCode.pipe(
-            Effect.map((code): ProcessEnd => ({ _tag: "Exited", code: Number(code) })),
-            Effect.catch((error) => {
-              const signal = signalOf(error)
-              return Effect.succeed<ProcessEnd>(
-                signal === undefined ? { _tag: "Stopped", reason: `was lost: its process could not be waited for: ${error.message}` } : { _tag: "Signalled", signal }
-              )
-            })
-          )
-          const readOutput: Effect.Effect<ProcessEnd> = Effect.gen(function*() {
-            const tooLong = yield* handle.stdout.pipe(
-              Stream.runForEach((chunk) =>
-                Effect.gen(function*() {
-                  const taken = take(chunk, yield* Clock.currentTimeMillis)
-                  for (const message of taken.notes) yield* note(message)
-                  if (!taken.fits) return yield* Effect.fail("too long" as const)
-                })
-              ),
-              Effect.as(false),
-              Effect.catchIf((error) => error === "too long", () => Effect.succeed(true))
-            )
-            if (tooLong) {
-              const end: ProcessEnd = { _tag: "Stopped", reason: `was stopped: its process printed a line over ${settings.maxLineBytes} bytes` }
-              return end
-            }
-            // Output closed: the process exits now, or it closed its output and went on (then it is stopped).
-            return yield* exit.pipe(
-              Effect.timeoutOrElse({
-                duration: Duration.millis(Math.min(EXIT_AFTER_EOF_MS, staleMs / 3)),
-                orElse: () => Effect.succeed<ProcessEnd>({ _tag: "Stopped", reason: "was stopped: its process closed its output but did not exit" })
+            const handle = yield* spawner.spawn(command)
+            const exit: Effect.Effect<ProcessEnd> = handle.exitCode.pipe(
+              Effect.map((code): ProcessEnd => ({ _tag: "Exited", code: Number(code) })),
+              Effect.catch((error) => {
+                const signal = signalOf(error)
+                return Effect.succeed<ProcessEnd>(
+                  signal === undefined
+                    ? { _tag: "Stopped", reason: `was lost: its process could not be waited for: ${error.message}` }
+                    : { _tag: "Signalled", signal }
+                )
               })
             )
-          }).pipe(Effect.catch((error) => Effect.succeed<ProcessEnd>({ _tag: "Stopped", reason: `was stopped: reading its output failed: ${error.message}` })))
-          const readErrors = handle.stderr.pipe(
-            Stream.decodeText(),
-            Stream.runForEach((text) => Effect.sync(() => (stderrTail = (stderrTail + text).slice(-STDERR_TAIL)))),
-            Effect.ignore
-          )
-          const watchStale: Effect.Effect<ProcessEnd> = Effect.gen(function*() {
-            for (;;) {
-              const now = yield* Clock.currentTimeMillis
-              const quietFor = now - lastOutputAt
-              if (quietFor >= staleMs) {
-                const stale: ProcessEnd = { _tag: "Stopped", reason: `was stopped: its process printed nothing for ${Math.round(quietFor / 1000)}s (STALE_AFTER)` }
-                return stale
+            const readOutput: Effect.Effect<ProcessEnd> = Effect.gen(function*() {
+              const tooLong = yield* handle.stdout.pipe(
+                Stream.runForEach((chunk) =>
+                  Effect.gen(function*() {
+                    const taken = take(chunk, yield* Clock.currentTimeMillis)
+                    for (const message of taken.notes) yield* note(message)
+                    if (!taken.fits) return yield* Effect.fail("too long" as const)
+                  })
+                ),
+                Effect.as(false),
+                Effect.catchIf((error) => error === "too long", () => Effect.succeed(true))
+              )
+              if (tooLong) {
+                const end: ProcessEnd = {
+                  _tag: "Stopped",
+                  reason: `was stopped: its process printed a line over ${settings.maxLineBytes} bytes`
+                }
+                return end
               }
-              yield* Effect.sleep(Duration.millis(Math.min(staleMs - quietFor, 1_000)))
-            }
-          })
-          const stopped = Effect.map(Deferred.await(stop), (reason): ProcessEnd => ({ _tag: "Stopped", reason }))
-          yield* Effect.forkScoped(readErrors)
-          return yield* Effect.raceAll([readOutput, watchStale, stopped])
-        })).pipe(
-          Effect.catch((error) =>
-            Effect.succeed<ProcessEnd>({
-              _tag: "NotStarted",
-              // The platform's message repeats the whole command line (the prompt's rules too): its kind says enough.
-              reason: `did not start: CLAUDE_COMMAND ${program}: ${error.reason._tag}`
+              // Output closed: the process exits now, or it closed its output and went on (then it is stopped).
+              return yield* exit.pipe(
+                Effect.timeoutOrElse({
+                  duration: Duration.millis(Math.min(EXIT_AFTER_EOF_MS, staleMs / 3)),
+                  orElse: () =>
+                    Effect.succeed<ProcessEnd>({
+                      _tag: "Stopped",
+                      reason: "was stopped: its process closed its output but did not exit"
+                    })
+                })
+              )
+            }).pipe(Effect.catch((error) =>
+              Effect.succeed<ProcessEnd>({
+                _tag: "Stopped",
+                reason: `was stopped: reading its output failed: ${error.message}`
+              })
+            ))
+            const readErrors = handle.stderr.pipe(
+              Stream.decodeText(),
+              Stream.runForEach((text) => Effect.sync(() => (stderrTail = (stderrTail + text).slice(-STDERR_TAIL)))),
+              Effect.ignore
+            )
+            const watchStale: Effect.Effect<ProcessEnd> = Effect.gen(function*() {
+              for (;;) {
+                const now = yield* Clock.currentTimeMillis
+                const quietFor = now - lastOutputAt
+                if (quietFor >= staleMs) {
+                  const stale: ProcessEnd = {
+                    _tag: "Stopped",
+                    reason: `was stopped: its process printed nothing for ${Math.round(quietFor / 1000)}s (STALE_AFTER)`
+                  }
+                  return stale
+                }
+                yield* Effect.sleep(Duration.millis(Math.min(staleMs - quietFor, 1_000)))
+              }
             })
+            const stopped = Effect.map(Deferred.await(stop), (reason): ProcessEnd => ({ _tag: "Stopped", reason }))
+            yield* Effect.forkScoped(readErrors)
+            return yield* Effect.raceAll([readOutput, watchStale, stopped])
+          })).pipe(
+            Effect.catch((error) =>
+              Effect.succeed<ProcessEnd>({
+                _tag: "NotStarted",
+                // The platform's message repeats the whole command line (the prompt's rules too): its kind says enough.
+                reason: `did not start: CLAUDE_COMMAND ${program}: ${error.reason._tag}`
+              })
+            )
           )
-        )
         const tail = stderrTail.trim()
         const withErrors: ProcessEnd = end._tag === "Exited" && end.code !== 0 && tail !== ""
-          ? { _tag: "Stopped", reason: `exited: its process ended with code ${end.code} and no result: ${tail.split("\n").slice(-3).join(" / ")}` }
+          ? {
+            _tag: "Stopped",
+            reason: `exited: its process ended with code ${end.code} and no result: ${
+              tail.split("\n").slice(-3).join(" / ")
+            }`
+          }
           : end
         const now = yield* Clock.currentTimeMillis
-        const outcome = outcomeOf(report, Option.isSome(report.result) ? end : withErrors, { now, timeZone: settings.timeZone })
+        const outcome = outcomeOf(report, Option.isSome(report.result) ? end : withErrors, {
+          now,
+          timeZone: settings.timeZone
+        })
         states.set(slot, SlotState.Ended({ task: start.task, run: start.run, at: now, outcome }))
         stops.delete(slot)
         yield* PubSub.publish(changes, undefined)
@@ -292,7 +327,15 @@ export const makeProcessHeadless = (settings: HeadlessSettings) =>
           Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : Effect.gen(function*() {
             const at = yield* Clock.currentTimeMillis
             const reason = `was lost: the daemon failed running it: ${Cause.pretty(cause).split("\n")[0]}`
-            states.set(slot, SlotState.Ended({ task: start.task, run: start.run, at, outcome: RunOutcome.Fault({ reason, facts: noFacts }) }))
+            states.set(
+              slot,
+              SlotState.Ended({
+                task: start.task,
+                run: start.run,
+                at,
+                outcome: RunOutcome.Fault({ reason, facts: noFacts })
+              })
+            )
             stops.delete(slot)
             yield* PubSub.publish(changes, undefined)
           })
@@ -310,10 +353,14 @@ export const makeProcessHeadless = (settings: HeadlessSettings) =>
           const free = state._tag === "Free" || (state._tag === "Resting" && state.until <= now) ||
             // `--resume` after a limit: the run that waited goes on in its slot.
             (state._tag === "Ended" && state.task === start.task && state.run === start.run)
-          if (!specs.has(slot) || !free) return yield* new SlotBusy({ slot, state: specs.has(slot) ? state._tag : "no such slot" })
+          if (!specs.has(slot) || !free)
+            return yield* new SlotBusy({ slot, state: specs.has(slot) ? state._tag : "no such slot" })
           const stop = yield* Deferred.make<string>()
           stops.set(slot, stop)
-          states.set(slot, SlotState.Running({ task: start.task, run: start.run, startedAt: now, bytes: 0, sessionId: start.resume }))
+          states.set(
+            slot,
+            SlotState.Running({ task: start.task, run: start.run, startedAt: now, bytes: 0, sessionId: start.resume })
+          )
           yield* FiberMap.run(runs, slot, execute(slot, start, stop))
         }),
       stop: (slot, reason) =>
@@ -330,20 +377,32 @@ export const makeProcessHeadless = (settings: HeadlessSettings) =>
           const now = yield* Clock.currentTimeMillis
           const outcome = state.outcome
           const rest = (ms: number, text: string) =>
-            SlotState.Resting({ until: now + ms, reason: `${text} (tried again in ${Duration.format(Duration.millis(ms))})` })
+            SlotState.Resting({
+              until: now + ms,
+              reason: `${text} (tried again in ${Duration.format(Duration.millis(ms))})`
+            })
           if (outcome._tag === "ApiError") {
             const inARow = (apiErrors.get(slot) ?? 0) + 1
             apiErrors.set(slot, inARow)
-            const ms = Math.min(Duration.toMillis(settings.apiErrorRest.max), Duration.toMillis(settings.apiErrorRest.first) * 2 ** (inARow - 1))
+            const ms = Math.min(
+              Duration.toMillis(settings.apiErrorRest.max),
+              Duration.toMillis(settings.apiErrorRest.first) * 2 ** (inARow - 1)
+            )
             states.set(slot, rest(ms, outcome.text))
             return
           }
           apiErrors.delete(slot)
-          states.set(slot, outcome._tag === "NeedsPerson" ? rest(Duration.toMillis(settings.needsPersonRest), outcome.text) : SlotState.Free())
+          states.set(
+            slot,
+            outcome._tag === "NeedsPerson"
+              ? rest(Duration.toMillis(settings.needsPersonRest), outcome.text)
+              : SlotState.Free()
+          )
         }),
       transcriptOf,
       changes: Stream.fromPubSub(changes)
     })
   })
 
-export const ProcessHeadlessLayer = (settings: HeadlessSettings) => Layer.effect(HeadlessSlots, makeProcessHeadless(settings))
+export const ProcessHeadlessLayer = (settings: HeadlessSettings) =>
+  Layer.effect(HeadlessSlots, makeProcessHeadless(settings))

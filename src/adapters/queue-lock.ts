@@ -41,7 +41,9 @@ export class QueueLocked extends Schema.TaggedError<QueueLocked>()("QueueLocked"
   override get message(): string {
     const who = this.holder === undefined
       ? "another process (it left no .lock.json)"
-      : `${this.holder.kind === "daemon" ? "a daemon" : `'${this.holder.command}'`} (pid ${this.holder.pid} on ${this.holder.host}, since ${this.holder.started_at})`
+      : `${
+        this.holder.kind === "daemon" ? "a daemon" : `'${this.holder.command}'`
+      } (pid ${this.holder.pid} on ${this.holder.host}, since ${this.holder.started_at})`
     return `the queue ${this.root} is locked by ${who}; one daemon per queue`
   }
 }
@@ -58,7 +60,8 @@ export const readHolder = (root: string): Option.Option<LockHolder> => {
 const SQLITE_BUSY = 5
 
 const isBusy = (error: unknown) =>
-  typeof error === "object" && error !== null && "errcode" in error && (error.errcode === SQLITE_BUSY || error.errcode === 6)
+  typeof error === "object" && error !== null && "errcode" in error &&
+  (error.errcode === SQLITE_BUSY || error.errcode === 6)
 
 /** Takes the lock or says who has it; never waits. */
 const tryLock = (root: string): Effect.Effect<Option.Option<DatabaseSync>, StoreError> =>
@@ -101,10 +104,19 @@ export const acquireQueueLock = (
 ): Effect.Effect<HeldLock, QueueLocked | StoreError, Scope.Scope> =>
   Effect.gen(function*() {
     const db = yield* Effect.acquireRelease(
-      Effect.flatMap(tryLock(root), Option.match({
-        onNone: () => Effect.fail(new QueueLocked({ root, ...Option.match(readHolder(root), { onNone: () => ({}), onSome: (holder) => ({ holder }) }) })),
-        onSome: Effect.succeed
-      })),
+      Effect.flatMap(
+        tryLock(root),
+        Option.match({
+          onNone: () =>
+            Effect.fail(
+              new QueueLocked({
+                root,
+                ...Option.match(readHolder(root), { onNone: () => ({}), onSome: (holder) => ({ holder }) })
+              })
+            ),
+          onSome: Effect.succeed
+        })
+      ),
       (held) => Effect.sync(() => held.close())
     )
     let holder: LockHolder = {
@@ -117,9 +129,13 @@ export const acquireQueueLock = (
     }
     const label = (update: Partial<LockHolder>) =>
       Effect.uninterruptible(Effect.tryPromise({
-        try: () => writeAtomic(root, HOLDER_FILE, `${JSON.stringify((holder = { ...holder, ...update }), null, 2)}\n`),
+        try: () => writeAtomic(root, HOLDER_FILE, `${JSON.stringify(holder = { ...holder, ...update }, null, 2)}\n`),
         catch: (error) =>
-          new StoreError({ operation: "write", path: join(root, HOLDER_FILE), problem: error instanceof Error ? error.message : String(error) })
+          new StoreError({
+            operation: "write",
+            path: join(root, HOLDER_FILE),
+            problem: error instanceof Error ? error.message : String(error)
+          })
       }))
     yield* label({})
     // Runs before the lock is released (finalizers run in reverse), so it can only remove our own label.
@@ -129,7 +145,6 @@ export const acquireQueueLock = (
     void db
     return { label }
   })
-
 
 /**
  * Waits while the holder is one `waitWhile` accepts (a command: they are brief), up to `waitMs`; otherwise fails at

@@ -34,7 +34,9 @@ const requestPath = (root: string, id: string) => join(requestsDir(root), `${id}
 const replyPath = (root: string, id: string) => join(requestsDir(root), `${id}${REPLY_SUFFIX}`)
 
 const errnoOf = (error: unknown): string | undefined =>
-  typeof error === "object" && error !== null && "code" in error && typeof error.code === "string" ? error.code : undefined
+  typeof error === "object" && error !== null && "code" in error && typeof error.code === "string"
+    ? error.code
+    : undefined
 
 /** Writes a request (atomically, like every queue write); returns its id. */
 export const submitRequest = async (root: string, operation: TaskOperation): Promise<string> => {
@@ -83,7 +85,9 @@ export const takeRequest = (root: string, id: string): Effect.Effect<Option.Opti
   })
 
 export const writeReply = (root: string, reply: ReplyFile) =>
-  Effect.promise(() => writeAtomic(requestsDir(root), `${reply.id}${REPLY_SUFFIX}`, JSON.stringify(reply)).catch(() => undefined))
+  Effect.promise(() =>
+    writeAtomic(requestsDir(root), `${reply.id}${REPLY_SUFFIX}`, JSON.stringify(reply)).catch(() => undefined)
+  )
 
 /** Answers nobody collected (the command gave up or died) are removed after this long. */
 export const STALE_REPLY_MS = 10 * 60_000
@@ -93,6 +97,7 @@ export const removeStaleReplies = (root: string, now: number) =>
     const names = await fs.readdir(requestsDir(root)).catch(() => [] as Array<string>)
     for (const name of names.filter((n) => n.endsWith(REPLY_SUFFIX))) {
       const stat = await fs.stat(join(requestsDir(root), name)).catch(() => undefined)
-      if (stat !== undefined && now - stat.mtimeMs > STALE_REPLY_MS) await fs.rm(join(requestsDir(root), name), { force: true })
+      if (stat !== undefined && now - stat.mtimeMs > STALE_REPLY_MS)
+        await fs.rm(join(requestsDir(root), name), { force: true })
     }
   })

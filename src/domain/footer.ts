@@ -36,7 +36,8 @@ export const formatDuration = (ms: number): string => {
 }
 
 /** Dollars with enough digits for sub-cent jobs: `$0.0042`, `$1.25`. */
-export const formatCost = (usd: number): string => `$${usd >= 1 ? usd.toFixed(2) : Number(usd.toPrecision(2)).toString()}`
+export const formatCost = (usd: number): string =>
+  `$${usd >= 1 ? usd.toFixed(2) : Number(usd.toPrecision(2)).toString()}`
 
 /** `claude session 4387… · cost $0.0123 · 2 turns · transcript transcripts/x.md.r1.jsonl` */
 export const describeHeadless = (facts: HeadlessFacts): ReadonlyArray<string> => [

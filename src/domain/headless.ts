@@ -16,7 +16,11 @@ import type { TaskName } from "./task.ts"
 const line = <const Fields extends Schema.Struct.Fields>(fields: Fields) =>
   Schema.StructWithRest(Schema.Struct({ session_id: lenient(Schema.String), ...fields }), Rest)
 
-export const InitLine = line({ type: Schema.Literal("system"), subtype: Schema.Literal("init"), model: lenient(Schema.String) })
+export const InitLine = line({
+  type: Schema.Literal("system"),
+  subtype: Schema.Literal("init"),
+  model: lenient(Schema.String)
+})
 /** Claude Code retrying a failed API request (529s, plain 429s): it keeps going for minutes. */
 export const RetryLine = line({
   type: Schema.Literal("system"),
@@ -56,7 +60,10 @@ export const ResultLine = line({
   duration_ms: lenient(Schema.Finite)
 })
 /** Any other object with a `type`: kept in the transcript, otherwise ignored. */
-const OtherLine = Schema.StructWithRest(Schema.Struct({ type: lenient(Schema.String), session_id: lenient(Schema.String) }), Rest)
+const OtherLine = Schema.StructWithRest(
+  Schema.Struct({ type: lenient(Schema.String), session_id: lenient(Schema.String) }),
+  Rest
+)
 
 export type HeadlessLine = Data.TaggedEnum<{
   Init: { readonly sessionId: Option.Option<string> }
@@ -102,7 +109,8 @@ const textOf = (content: ReadonlyArray<unknown> | undefined): string =>
       : []
   ).join("\n")
 
-const decodes = <S extends Schema.Top & { readonly DecodingServices: never }>(schema: S) => Schema.decodeUnknownOption(schema)
+const decodes = <S extends Schema.Top & { readonly DecodingServices: never }>(schema: S) =>
+  Schema.decodeUnknownOption(schema)
 const asInit = decodes(InitLine)
 const asRetry = decodes(RetryLine)
 const asRateLimit = decodes(RateLimitLine)
@@ -132,7 +140,10 @@ export const decodeLine = (text: string): HeadlessLine => {
       sessionId: opt(limit.value.session_id),
       status: info?.status ?? "",
       // Unix seconds from 2001 to 5138: anything else is no instant to rest until.
-      resetAt: Option.map(Option.filter(opt(info?.resetsAt), (seconds) => seconds > 1e9 && seconds < 1e11), (seconds) => seconds * 1000),
+      resetAt: Option.map(
+        Option.filter(opt(info?.resetsAt), (seconds) => seconds > 1e9 && seconds < 1e11),
+        (seconds) => seconds * 1000
+      ),
       kind: info?.rateLimitType ?? ""
     })
   }
@@ -177,7 +188,9 @@ export interface RunReport {
   /** The newest rejected rate-limit event. */
   readonly limit: Option.Option<{ readonly resetAt: Option.Option<number>; readonly kind: string }>
   /** The newest answer that carried an API error. */
-  readonly error: Option.Option<{ readonly kind: string; readonly status: Option.Option<number>; readonly text: string }>
+  readonly error: Option.Option<
+    { readonly kind: string; readonly status: Option.Option<number>; readonly text: string }
+  >
   readonly result: Option.Option<Extract<HeadlessLine, { readonly _tag: "Result" }>>
 }
 
@@ -201,7 +214,9 @@ export const foldLine = (report: RunReport, line: HeadlessLine): RunReport => {
     case "Retry":
       return { ...next, retries: next.retries + 1 }
     case "RateLimit":
-      return line.status === "rejected" ? { ...next, limit: Option.some({ resetAt: line.resetAt, kind: line.kind }) } : next
+      return line.status === "rejected"
+        ? { ...next, limit: Option.some({ resetAt: line.resetAt, kind: line.kind }) }
+        : next
     case "Assistant":
       return Option.isSome(line.error)
         ? { ...next, error: Option.some({ kind: line.error.value, status: line.status, text: line.text }) }
@@ -233,7 +248,12 @@ export type RunOutcome = Data.TaggedEnum<{
   /** The agent's turn ended well; `text` is its final answer. */
   Finished: { readonly text: string; readonly facts: RunFacts }
   /** A usage limit: the account rests until `resetAt` (none: the configured cool-down). */
-  Limited: { readonly text: string; readonly resetAt: Option.Option<number>; readonly kind: string; readonly facts: RunFacts }
+  Limited: {
+    readonly text: string
+    readonly resetAt: Option.Option<number>
+    readonly kind: string
+    readonly facts: RunFacts
+  }
   /** Not logged in, no billing, CLAUDE_COMMAND cannot be started: a person must act before this slot runs anything. */
   NeedsPerson: { readonly text: string; readonly facts: RunFacts }
   /** An API error ended the turn (overloaded, server error, …): another try may do better. */
@@ -243,7 +263,11 @@ export type RunOutcome = Data.TaggedEnum<{
 }>
 export const RunOutcome = Data.taggedEnum<RunOutcome>()
 
-const NEEDS_PERSON_ERRORS: ReadonlySet<string> = new Set(["authentication_failed", "billing_error", "oauth_org_not_allowed"])
+const NEEDS_PERSON_ERRORS: ReadonlySet<string> = new Set([
+  "authentication_failed",
+  "billing_error",
+  "oauth_org_not_allowed"
+])
 
 const factsOf = (report: RunReport): RunFacts => {
   const result = Option.getOrUndefined(report.result)
@@ -294,17 +318,30 @@ export const outcomeOf = (report: RunReport, end: ProcessEnd, options: ClassifyO
   ) {
     const limit = Option.getOrUndefined(report.limit)
     // The event's instant is exact; the text's clock time only a fallback.
-    const resetAt = limit !== undefined && Option.isSome(limit.resetAt) ? limit.resetAt : parseResetTime(limitText, options)
+    const resetAt = limit !== undefined && Option.isSome(limit.resetAt)
+      ? limit.resetAt
+      : parseResetTime(limitText, options)
     return RunOutcome.Limited({ text: limitText, resetAt, kind: limit?.kind ?? "", facts })
   }
   if ((error !== undefined && NEEDS_PERSON_ERRORS.has(error.kind)) || status === 401 || status === 403) {
-    return RunOutcome.NeedsPerson({ text: text === "" ? `authentication failed (${status ?? error?.kind})` : text, facts })
+    return RunOutcome.NeedsPerson({
+      text: text === "" ? `authentication failed (${status ?? error?.kind})` : text,
+      facts
+    })
   }
   // Stopped for a reason of the task's own (max turns, an error while it ran), not the API's: counted like a crash.
-  if (apiError === undefined && status === undefined && error === undefined && result.subtype !== "" && result.subtype !== "success") {
-    return RunOutcome.Fault({ reason: `ended: Claude Code stopped the run (${result.subtype})${text === "" ? "" : `: ${text}`}`, facts })
+  if (
+    apiError === undefined && status === undefined && error === undefined && result.subtype !== "" &&
+    result.subtype !== "success"
+  ) {
+    return RunOutcome.Fault({
+      reason: `ended: Claude Code stopped the run (${result.subtype})${text === "" ? "" : `: ${text}`}`,
+      facts
+    })
   }
-  const detail = text !== "" ? text : ["API error", status, apiError ?? error?.kind].filter((part) => part !== undefined).join(" ")
+  const detail = text !== ""
+    ? text
+    : ["API error", status, apiError ?? error?.kind].filter((part) => part !== undefined).join(" ")
   return RunOutcome.ApiError({ text: detail, facts })
 }
 
@@ -369,7 +406,12 @@ export const sightingOfSlot = (session: string, state: SlotState, now: number): 
     case "Ended":
       return RunOutcome.$match(state.outcome, {
         Finished: () => blank,
-        Limited: (o) => ({ ...blank, state: "usage_limited" as const, banner: Option.some(o.text), resetAt: o.resetAt }),
+        Limited: (o) => ({
+          ...blank,
+          state: "usage_limited" as const,
+          banner: Option.some(o.text),
+          resetAt: o.resetAt
+        }),
         NeedsPerson: (o) => ({ ...blank, state: "turn_error" as const, detail: Option.some(o.text) }),
         ApiError: (o) => ({ ...blank, state: "turn_error" as const, detail: Option.some(o.text) }),
         Fault: (o) => ({ ...blank, state: "exited" as const, detail: Option.some(o.reason) })

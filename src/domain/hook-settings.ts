@@ -11,7 +11,14 @@ import { HookEnv } from "./hook-sender.ts"
 import { shellQuote } from "./prompt.ts"
 
 /** The events our hooks listen to. Claude Code runs only `command` hooks for SessionStart (it skips `http` ones). */
-export const HOOKED_EVENTS = ["SessionStart", "UserPromptSubmit", "Stop", "StopFailure", "Notification", "SessionEnd"] as const
+export const HOOKED_EVENTS = [
+  "SessionStart",
+  "UserPromptSubmit",
+  "Stop",
+  "StopFailure",
+  "Notification",
+  "SessionEnd"
+] as const
 export type HookedEvent = (typeof HOOKED_EVENTS)[number]
 
 /** `http`: Claude Code POSTs each event itself (SessionStart still through the command); `command`: every event runs it. */
@@ -110,7 +117,8 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
 export const isOurHook = (hook: unknown): boolean => {
   if (!isObject(hook)) return false
   if (hook.type === "http") {
-    return isObject(hook.headers) && Object.keys(hook.headers).some((name) => name.toLowerCase() === OUR_HEADER.toLowerCase())
+    return isObject(hook.headers) &&
+      Object.keys(hook.headers).some((name) => name.toLowerCase() === OUR_HEADER.toLowerCase())
   }
   return hook.type === "command" && typeof hook.command === "string" && /claude-failover/.test(hook.command) &&
     /(?:^|\s)hooks\s+report(?:\s|$)/.test(hook.command)
@@ -136,7 +144,8 @@ const checked = (settings: unknown): Result.Result<Checked, SettingsUnusable> =>
   if (!isObject(hooks)) return Result.fail(new SettingsUnusable({ problem: "its \"hooks\" is not an object" }))
   const lists: Array<readonly [string, ReadonlyArray<unknown>]> = []
   for (const [event, groups] of Object.entries(hooks)) {
-    if (!Array.isArray(groups)) return Result.fail(new SettingsUnusable({ problem: `its "hooks.${event}" is not a list` }))
+    if (!Array.isArray(groups))
+      return Result.fail(new SettingsUnusable({ problem: `its "hooks.${event}" is not a list` }))
     lists.push([event, groups])
   }
   return Result.succeed({ settings, hooks: Object.fromEntries(lists) })
@@ -146,10 +155,13 @@ const checked = (settings: unknown): Result.Result<Checked, SettingsUnusable> =>
 const withoutOurs = (group: unknown): { readonly group: unknown; readonly removed: boolean } => {
   if (!isObject(group) || !Array.isArray(group.hooks)) return { group, removed: false }
   const kept = group.hooks.filter((hook) => !isOurHook(hook))
-  return kept.length === group.hooks.length ? { group, removed: false } : { group: { ...group, hooks: kept }, removed: true }
+  return kept.length === group.hooks.length
+    ? { group, removed: false }
+    : { group: { ...group, hooks: kept }, removed: true }
 }
 
-const isEmptyGroup = (group: unknown): boolean => isObject(group) && Array.isArray(group.hooks) && group.hooks.length === 0
+const isEmptyGroup = (group: unknown): boolean =>
+  isObject(group) && Array.isArray(group.hooks) && group.hooks.length === 0
 
 interface Stripped {
   /** Each event's list without our hooks, in the file's order; a group that only our removal emptied is gone. */
@@ -221,10 +233,15 @@ export const installHooks = (
     const { events } = strip(hooks ?? {})
     const present = new Set(events.map(([event]) => event))
     const merged = Object.fromEntries([
-      ...events.map(([event, groups]) => [event, Object.hasOwn(ours, event) ? [...groups, ...(ours[event] ?? [])] : groups] as const),
+      ...events.map(([event, groups]) =>
+        [event, Object.hasOwn(ours, event) ? [...groups, ...(ours[event] ?? [])] : groups] as const
+      ),
       ...HOOKED_EVENTS.filter((event) => !present.has(event)).map((event) => [event, ours[event] ?? []] as const)
     ])
-    const allowed = withAllowed(base, (allow) => [...allow.filter((rule) => !isOurRule(rule)), ...fragment.permissions.allow])
+    const allowed = withAllowed(
+      base,
+      (allow) => [...allow.filter((rule) => !isOurRule(rule)), ...fragment.permissions.allow]
+    )
     return { ...allowed, hooks: merged }
   })
 
@@ -241,5 +258,8 @@ export const renderSettings = (settings: unknown): string => `${JSON.stringify(s
 /** `settings.json` text → its value; empty (or blank) text is an empty file, i.e. `{}`. */
 export const parseSettings = (text: string): Result.Result<unknown, SettingsUnusable> => {
   if (text.trim() === "") return Result.succeed({})
-  return Result.mapError(parseJson(text), (problem) => new SettingsUnusable({ problem: `it is not valid JSON (${problem})` }))
+  return Result.mapError(
+    parseJson(text),
+    (problem) => new SettingsUnusable({ problem: `it is not valid JSON (${problem})` })
+  )
 }

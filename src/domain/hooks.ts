@@ -21,7 +21,10 @@ const event = <const Name extends string, const Fields extends Schema.Struct.Fie
   Schema.StructWithRest(Schema.Struct({ hook_event_name: Schema.Literal(name), ...common, ...fields }), Rest)
 
 /** `source`: startup, resume, clear, compact, fork. Claude Code runs only `command` hooks for it, never `http` ones. */
-export const SessionStartEvent = event("SessionStart", { source: lenient(Schema.String), model: lenient(Schema.String) })
+export const SessionStartEvent = event("SessionStart", {
+  source: lenient(Schema.String),
+  model: lenient(Schema.String)
+})
 export const UserPromptSubmitEvent = event("UserPromptSubmit", { prompt: lenient(Schema.String) })
 export const StopEvent = event("Stop", {
   stop_hook_active: lenient(Schema.Boolean),
@@ -78,7 +81,9 @@ const decodeEvent = Schema.decodeUnknownResult(HookEvent)
 export const decodeHookEvent = (input: unknown): Result.Result<HookEvent, HookInputInvalid> =>
   Result.mapError(decodeEvent(input), () =>
     new HookInputInvalid({
-      problem: `expected a JSON object, got ${input === null ? "null" : Array.isArray(input) ? "an array" : typeof input}`
+      problem: `expected a JSON object, got ${
+        input === null ? "null" : Array.isArray(input) ? "an array" : typeof input
+      }`
     }))
 
 /** The body of a hook request → an event; text that is not JSON fails like a non-object. */
@@ -126,7 +131,9 @@ const HEADER = /^Task (.+) from the claude-failover queue \(run ([^\s()]+)\):$/
 /** The task and run a prompt's first line names, if it is the queue's header. */
 export const promptRun = (prompt: string): Option.Option<{ readonly task: string; readonly run: string }> => {
   const match = HEADER.exec(prompt.split("\n", 1)[0]?.trimEnd() ?? "")
-  return match?.[1] === undefined || match[2] === undefined ? Option.none() : Option.some({ task: match[1], run: match[2] })
+  return match?.[1] === undefined || match[2] === undefined
+    ? Option.none()
+    : Option.some({ task: match[1], run: match[2] })
 }
 
 /** StopFailure's `error` values (2.1.332's list) and what the daemon makes of each; the rest is `other`. */
@@ -166,7 +173,9 @@ const AUTO_RESUME: Readonly<Record<string, AutoResumeKind>> = {
 const notificationFact = (type: string, message: string): HookFact => {
   if (NEEDS_PERSON.has(type)) return HookFact.NeedsPerson({ reason: message === "" ? type : message })
   const resume = AUTO_RESUME[type]
-  return resume === undefined ? HookFact.Other({ event: "Notification", detail: type }) : HookFact.AutoResume({ kind: resume })
+  return resume === undefined
+    ? HookFact.Other({ event: "Notification", detail: type })
+    : HookFact.AutoResume({ kind: resume })
 }
 
 /** The fact an event gives: every event, known or not, gives exactly one. */
@@ -189,7 +198,9 @@ export const factOf = (event: HookEvent): HookFact => {
     },
     Notification: (e) => notificationFact(e.notification_type ?? "", e.message ?? ""),
     PermissionRequest: (e) =>
-      HookFact.NeedsPerson({ reason: e.tool_name === undefined ? "permission request" : `permission to use ${e.tool_name}` }),
+      HookFact.NeedsPerson({
+        reason: e.tool_name === undefined ? "permission request" : `permission to use ${e.tool_name}`
+      }),
     SessionEnd: (e) => HookFact.Ended({ reason: e.reason ?? "" })
   })
 }
@@ -201,7 +212,8 @@ export const limitResetAt = (fact: HookFact, options: ClassifyOptions): Option.O
 /** One line for logs and the status page: `TurnFailed limit: You've hit your 5-hour limit · resets 1:22pm`. */
 export const describeFact = (fact: HookFact): string =>
   HookFact.$match(fact, {
-    PromptSubmitted: (f) => Option.match(f.run, { onNone: () => "PromptSubmitted", onSome: (run) => `PromptSubmitted run ${run}` }),
+    PromptSubmitted: (f) =>
+      Option.match(f.run, { onNone: () => "PromptSubmitted", onSome: (run) => `PromptSubmitted run ${run}` }),
     TurnEnded: () => "TurnEnded",
     TurnFailed: (f) => `TurnFailed ${f.kind}${f.text === "" ? "" : `: ${f.text}`}`,
     NeedsPerson: (f) => `NeedsPerson: ${f.reason}`,

@@ -107,7 +107,10 @@ const withoutRun = (fields: TaskFields): TaskFields => {
 const startedOnce = (fields: TaskFields) => (fields.attempts ?? 0) + 1
 
 /** The history entry for a run that ends here, naming the run and where it ran. */
-const ended = (fields: TaskFields, entry: Pick<HistoryEntry, "at" | "event" | "reason"> & { readonly cause?: string }) => {
+const ended = (
+  fields: TaskFields,
+  entry: Pick<HistoryEntry, "at" | "event" | "reason"> & { readonly cause?: string }
+) => {
   const line: HistoryEntry = {
     at: entry.at,
     event: entry.event,

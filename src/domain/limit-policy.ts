@@ -24,7 +24,8 @@ export const limitPolicyOf = (fields: Pick<TaskFields, "on_limit">, fallback: Li
 export const IdlePolicies = ["attention", "requeue"] as const
 export type IdlePolicy = typeof IdlePolicies[number]
 
-export const idlePolicyOf = (fields: Pick<TaskFields, "on_idle">, fallback: IdlePolicy): IdlePolicy => fields.on_idle ?? fallback
+export const idlePolicyOf = (fields: Pick<TaskFields, "on_idle">, fallback: IdlePolicy): IdlePolicy =>
+  fields.on_idle ?? fallback
 
 /** The task's last run ended in a usage limit (and nothing happened to it since). */
 export const lastRunHitLimit = (fields: Pick<TaskFields, "history" | "state">): boolean => {

@@ -88,7 +88,13 @@ export const Patterns = {
   /** Any "Enter to confirm" menu; the limit menu (`What do you want to do?`) is the one that is not a setup dialog. */
   confirmFooter: /^Enter to confirm · Esc to (?:cancel|exit)\b/,
   /** An API error that ended the turn (Claude Code gave up retrying): the screen looks idle, the task did not finish. */
-  turnError: [/^API Error\b/, /^Not logged in\b/, /^Invalid API key\b/, /^Credit balance is too low\b/, /^OAuth token (?:has )?(?:expired|revoked)\b/i],
+  turnError: [
+    /^API Error\b/,
+    /^Not logged in\b/,
+    /^Invalid API key\b/,
+    /^Credit balance is too low\b/,
+    /^OAuth token (?:has )?(?:expired|revoked)\b/i
+  ],
   /** Claude Code retrying by itself, a server-side throttle that is explicitly not the usage limit, a fast-mode cooldown. */
   notALimit: [/not your usage limit/i, /Retrying in \d+/i, /^You(?:'|’)ve hit your fast limit\b/i],
   busy: [/esc to interrupt/i, /·\s*Retrying in \d+s?\b/i],
@@ -276,11 +282,11 @@ export const classifyPane = (text: string, options: ClassifyOptions): PaneState 
   const lines = maskQuoted(all).slice(from)
   // What is typed in the input box has not happened yet.
   const box = findInputBox(all)
-  const typed = (index: number) =>
-    Option.isSome(box) && index + from > box.value.top && index + from < box.value.bottom
+  const typed = (index: number) => Option.isSome(box) && index + from > box.value.top && index + from < box.value.bottom
   const bottom = lines.slice(-BOTTOM_LINES)
   const last = lines[lines.length - 1] ?? ""
-  if (Patterns.shellPrompt.test(last) && !Patterns.inputPrompt.test(last) && Option.isNone(box)) return PaneState.exited()
+  if (Patterns.shellPrompt.test(last) && !Patterns.inputPrompt.test(last) && Option.isNone(box))
+    return PaneState.exited()
 
   // A setup dialog replaces the input box; the limit menu ("What do you want to do?") is not one.
   // A dialog is drawn below everything else, so the screen is read unmasked here: an answer above does not hide it.
@@ -295,7 +301,9 @@ export const classifyPane = (text: string, options: ClassifyOptions): PaneState 
       return PaneState.setup_dialog({ dialog: shown.find((line) => matchesAny(Patterns.setupDialog, line)) ?? "" })
     }
     if (confirm && !limitMenu && question < 0) {
-      return PaneState.setup_dialog({ dialog: shown.find((line) => line !== "" && !Patterns.rule.test(line)) ?? "a dialog" })
+      return PaneState.setup_dialog({
+        dialog: shown.find((line) => line !== "" && !Patterns.rule.test(line)) ?? "a dialog"
+      })
     }
   }
 
@@ -317,9 +325,12 @@ export const classifyPane = (text: string, options: ClassifyOptions): PaneState 
     // Every limit line since the last work. The one shown is the newest that names a reset time, one that names its
     // zone first: the follow-up lines (`continue automatically at 4:25pm`, the footer's `limit resets 4:25pm`) give
     // the time in the zone Claude Code runs in, which need not be the daemon's.
-    const limitTexts = lines.flatMap((line, i) => i > activity && !typed(i) && isLimitLine(line) ? [bannerText(lines, i)] : [])
+    const limitTexts = lines.flatMap((line, i) =>
+      i > activity && !typed(i) && isLimitLine(line) ? [bannerText(lines, i)] : []
+    )
     const timed = limitTexts.filter((text) => Option.isSome(parseResetTime(text, options)))
-    const shown = timed.filter((text) => namedZone(text) !== undefined).pop() ?? timed.pop() ?? bannerText(lines, banner)
+    const shown = timed.filter((text) => namedZone(text) !== undefined).pop() ?? timed.pop() ??
+      bannerText(lines, banner)
     const after = lines.slice(Math.max(activity + 1, 0)).map(contentOf)
     const autoOn = lastIndex(after, (line) => Patterns.autoContinue.test(line))
     const autoOff = lastIndex(after, (line) => Patterns.autoContinueOff.test(line))

@@ -35,7 +35,8 @@ export const failCommand = (command: CompletionCommand, name: TaskName, run: str
   `${completion(command, "fail", name, run)} --reason "…"`
 
 /** The first line of every prompt; it names the run, so a screen shows whether this run's prompt was submitted. */
-export const promptHeader = (name: TaskName, run: string): string => `Task ${name} from the claude-failover queue (run ${run}):`
+export const promptHeader = (name: TaskName, run: string): string =>
+  `Task ${name} from the claude-failover queue (run ${run}):`
 
 /** The prompt: header, body, then the completion lines, each on a line of its own in backticks. */
 export const renderPrompt = (input: {

@@ -84,6 +84,21 @@ const rules: ReadonlyArray<Rule> = [
       : undefined
 ]
 
+/** Each reason as a log line says it: why the task went where it went. */
+const reasonTexts: Readonly<Record<Reason, string>> = {
+  needs_claude_code: "it needs Claude Code",
+  preferred_claude_code: "it prefers Claude Code",
+  delegation_not_allowed: "it does not allow delegation",
+  delegation_disabled: "delegation is off: SECUTOOLS_API_KEY is not set",
+  fail_safe_local: "no rule sends it to secutools",
+  preferred_provider: "it names this provider",
+  complexity_map: "its complexity, by COMPLEXITY_MAP",
+  local_unavailable: "no local session is available and it allows delegation",
+  usage_limit: "its last run hit a usage limit and its limit policy is delegate"
+}
+
+export const routingReason = (reason: Reason): string => reasonTexts[reason]
+
 export const decide = (task: RoutingFields, situation: Situation): Decision => {
   for (const rule of rules) {
     const decision = rule(task, situation)

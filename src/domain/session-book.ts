@@ -116,7 +116,10 @@ export interface Book {
   /** By session: the limit menu last dismissed. */
   readonly dismissed: ReadonlyMap<string, Dismissal>
   /** Active tasks whose session's turn is over (idle) though they did not report: since when, and whether said. */
-  readonly unreported: ReadonlyMap<TaskName, { readonly session: string; readonly since: number; readonly noted: boolean }>
+  readonly unreported: ReadonlyMap<
+    TaskName,
+    { readonly session: string; readonly since: number; readonly noted: boolean }
+  >
 }
 
 export const emptyBook: Book = {
@@ -162,7 +165,12 @@ export type Fact =
     readonly sighting: Sighting
   }
   /** A prompt is being typed into the session. */
-  | { readonly _tag: "Dispatched"; readonly at: number; readonly session: string; readonly banner: Option.Option<string> }
+  | {
+    readonly _tag: "Dispatched"
+    readonly at: number
+    readonly session: string
+    readonly banner: Option.Option<string>
+  }
   /** The session did not take a prompt: left alone a while; `blocked` when its input box could not be cleared. */
   | {
     readonly _tag: "NotTaken"
@@ -177,7 +185,13 @@ export type Fact =
   /** Esc did not cancel the automatic continue of the task's session. */
   | { readonly _tag: "CancelFailed"; readonly at: number; readonly task: TaskName; readonly reason: string }
   /** "continue" was typed into the waiting task's session: taken, or not. */
-  | { readonly _tag: "ContinueTyped"; readonly at: number; readonly task: TaskName; readonly taken: boolean; readonly reason: string }
+  | {
+    readonly _tag: "ContinueTyped"
+    readonly at: number
+    readonly task: TaskName
+    readonly taken: boolean
+    readonly reason: string
+  }
 
 export type Decision =
   /**
@@ -221,7 +235,8 @@ export const effectiveState = (book: Book, settings: BookSettings, sighting: Sig
   const dispatched = book.dispatches.get(sighting.session)
   if (
     sighting.state === "usage_limited" && dispatched !== undefined && at - dispatched.at < settings.graceMs &&
-    Option.isSome(sighting.banner) && Option.isSome(dispatched.banner) && sighting.banner.value === dispatched.banner.value
+    Option.isSome(sighting.banner) && Option.isSome(dispatched.banner) &&
+    sighting.banner.value === dispatched.banner.value
   ) return "busy"
   return sighting.state
 }
@@ -253,24 +268,31 @@ export const localAvailable = (
   at: number
 ): boolean =>
   sightings.some((sighting) =>
-    sighting.state !== "missing" && sighting.state !== "exited" && Option.isNone(coolingOf(book, settings, sighting.session, at))
+    sighting.state !== "missing" && sighting.state !== "exited" &&
+    Option.isNone(coolingOf(book, settings, sighting.session, at))
   )
 
 /** Sessions a person should look at, and why. */
-export const attention = (book: Book, at: number): ReadonlyArray<{ readonly session: string; readonly reason: string }> => [
+export const attention = (
+  book: Book,
+  at: number
+): ReadonlyArray<{ readonly session: string; readonly reason: string }> => [
   ...[...book.questions, ...book.blocked, ...book.troubled].map(([session, reason]) => ({ session, reason })),
   ...[...book.unreported].filter(([, idle]) => idle.noted).map(([task, idle]) => ({
     session: idle.session,
-    reason: unreportedReason(task, idle.session)
+    reason: unreportedReason(task)
   })),
   ...[...book.resting]
     .filter(([session, rest]) =>
       rest.until > at && !book.questions.has(session) && !book.blocked.has(session) && !book.troubled.has(session)
     )
-    .map(([session, rest]) => ({ session, reason: `resting until ${new Date(rest.until).toISOString()}: ${rest.reason}` }))
+    .map(([session, rest]) => ({
+      session,
+      reason: `resting until ${new Date(rest.until).toISOString()}: ${rest.reason}`
+    }))
 ]
 
-const unreportedReason = (task: TaskName, session: string) =>
+const unreportedReason = (task: TaskName) =>
   `its turn ended but ${task} reported neither done nor failed: read the session, then \`task done|fail|retry ${task}\``
 
 /** Active tasks waiting in their session for its usage limit to reset. */
@@ -278,7 +300,10 @@ export const waitingTasks = (book: Book): ReadonlyArray<{ readonly task: TaskNam
   [...book.waits].map(([task, wait]) => ({ task, ...wait }))
 
 /** Active tasks reported stale, with how long their screen has not changed. */
-export const staleTasks = (book: Book, at: number): ReadonlyArray<{ readonly task: TaskName; readonly unchangedForMs: number }> =>
+export const staleTasks = (
+  book: Book,
+  at: number
+): ReadonlyArray<{ readonly task: TaskName; readonly unchangedForMs: number }> =>
   [...book.watch].filter(([, seen]) => seen.reported).map(([task, seen]) => ({ task, unchangedForMs: at - seen.since }))
 
 const withEntry = <K, V>(map: ReadonlyMap<K, V>, key: K, value: V | undefined): ReadonlyMap<K, V> => {
@@ -323,7 +348,13 @@ const seen = (book: Book, settings: BookSettings, at: number, sighting: Sighting
     (menuStuck ? `its usage-limit menu stays open after ${DISMISS_TRIES} presses of Esc; close it by hand` : undefined)
   if (trouble !== book.troubled.get(sighting.session)) {
     next = { ...next, troubled: withEntry(next.troubled, sighting.session, trouble) }
-    if (trouble !== undefined) decisions.push({ _tag: "Note", level: "warning", message: `session ${sighting.session}: ${trouble}`, session: sighting.session })
+    if (trouble !== undefined)
+      decisions.push({
+        _tag: "Note",
+        level: "warning",
+        message: `session ${sighting.session}: ${trouble}`,
+        session: sighting.session
+      })
   }
   if (sighting.state === "usage_limited" && effectiveState(next, settings, sighting, at) === "usage_limited") {
     const banner = Option.getOrElse(sighting.banner, () => "")
@@ -340,7 +371,9 @@ const seen = (book: Book, settings: BookSettings, at: number, sighting: Sighting
       decisions.push({
         _tag: "Note",
         level: "warning",
-        message: `session ${sighting.session} hit its usage limit; account ${account} rests until ${new Date(until).toISOString()}`,
+        message: `session ${sighting.session} hit its usage limit; account ${account} rests until ${
+          new Date(until).toISOString()
+        }`,
         session: sighting.session
       })
     }
@@ -377,16 +410,35 @@ const supervised = (
   }
   const detail = Option.getOrElse(sighting.detail, () => "")
   if (state === "turn_error") return endRun("api_error", `the turn in session ${session} ended in an error: ${detail}`)
-  if (state === "setup_dialog") return endRun("needs_person", `session ${session} shows a dialog a person must answer: ${detail}`)
+  if (state === "setup_dialog")
+    return endRun("needs_person", `session ${session} shows a dialog a person must answer: ${detail}`)
   if (state === "usage_limited") {
     const cancelTries = book.cancelTries.get(task) ?? 0
     if (policy === "wait" || (sighting.autoContinue && cancelTries >= CANCEL_TRIES)) {
-      return waitForReset(book, settings, at, task, run, sighting, policy === "wait" ? "its limit policy is wait" : `Esc did not cancel Claude Code's automatic continue (${cancelTries} tries)`)
+      return waitForReset(
+        book,
+        settings,
+        at,
+        task,
+        run,
+        sighting,
+        policy === "wait"
+          ? "its limit policy is wait"
+          : `Esc did not cancel Claude Code's automatic continue (${cancelTries} tries)`
+      )
     }
     const banner = Option.getOrElse(sighting.banner, () => "usage limit")
-    const reset = Option.match(sighting.resetAt, { onNone: () => "", onSome: (ms) => `; it resets at ${new Date(ms).toISOString()}` })
+    const reset = Option.match(sighting.resetAt, {
+      onNone: () => "",
+      onSome: (ms) => `; it resets at ${new Date(ms).toISOString()}`
+    })
     // The session would continue the old turn by itself at the reset, beside the task's next run: cancelled first.
-    return endRun("usage_limit", `session ${session} hit its usage limit (${banner})${reset}`, false, sighting.autoContinue)
+    return endRun(
+      "usage_limit",
+      `session ${session} hit its usage limit (${banner})${reset}`,
+      false,
+      sighting.autoContinue
+    )
   }
   const decisions: Array<Decision> = []
   let next = book
@@ -400,10 +452,21 @@ const supervised = (
     next = { ...next, unreported: withEntry(next.unreported, task, { session, since: at, noted: false }) }
   } else if (at - since.since >= settings.idleGraceMs) {
     if (idlePolicy === "requeue") {
-      return endRun("turn_ended", `the turn in session ${session} ended ${Math.round((at - since.since) / 1000)}s ago and ${task} reported neither done nor failed`)
+      return endRun(
+        "turn_ended",
+        `the turn in session ${session} ended ${
+          Math.round((at - since.since) / 1000)
+        }s ago and ${task} reported neither done nor failed`
+      )
     }
     if (!since.noted) {
-      decisions.push({ _tag: "Note", level: "warning", message: `session ${session}: ${unreportedReason(task, session)}`, session, task })
+      decisions.push({
+        _tag: "Note",
+        level: "warning",
+        message: `session ${session}: ${unreportedReason(task)}`,
+        session,
+        task
+      })
       next = { ...next, unreported: withEntry(next.unreported, task, { ...since, noted: true }) }
     }
   }
@@ -411,12 +474,24 @@ const supervised = (
   if (waited !== undefined) {
     // The limit is off the screen: the turn went on, by itself or after "continue"; the watchdog starts afresh.
     next = { ...next, waits: withEntry(next.waits, task, undefined), watch: withEntry(next.watch, task, undefined) }
-    decisions.push({ _tag: "Note", level: "info", message: `${task} goes on in session ${session} after its usage limit`, session, task })
+    decisions.push({
+      _tag: "Note",
+      level: "info",
+      message: `${task} goes on in session ${session} after its usage limit`,
+      session,
+      task
+    })
   }
   const question = Option.getOrUndefined(sighting.question)
   if (state === "permission_prompt" && question !== undefined) {
     if (book.questions.get(session) !== question) {
-      decisions.push({ _tag: "Note", level: "warning", message: `session ${session} is waiting at a prompt: ${question}`, session, task })
+      decisions.push({
+        _tag: "Note",
+        level: "warning",
+        message: `session ${session} is waiting at a prompt: ${question}`,
+        session,
+        task
+      })
     }
     next = { ...next, questions: withEntry(next.questions, session, question) }
   } else if (book.questions.has(session)) {
@@ -425,7 +500,13 @@ const supervised = (
   // Watchdog: how long has this screen looked the same (ignoring the spinner's clock)?
   const watched = next.watch.get(task)
   if (watched === undefined || watched.fingerprint !== sighting.fingerprint) {
-    return { book: { ...next, watch: withEntry(next.watch, task, { fingerprint: sighting.fingerprint, since: at, reported: false }) }, decisions }
+    return {
+      book: {
+        ...next,
+        watch: withEntry(next.watch, task, { fingerprint: sighting.fingerprint, since: at, reported: false })
+      },
+      decisions
+    }
   }
   const unchanged = at - watched.since
   if (Option.isSome(settings.requeueAfterMs) && unchanged >= settings.requeueAfterMs.value) {
@@ -466,14 +547,23 @@ const waitForReset = (
   const { session } = sighting
   const before = book.waits.get(task)
   const until = Option.getOrElse(sighting.resetAt, () => before?.until ?? at + settings.limitCooldownMs)
-  let wait: Wait = { session, until, auto: sighting.autoContinue, tries: before?.tries ?? 0, triedAt: before?.triedAt, why }
+  let wait: Wait = {
+    session,
+    until,
+    auto: sighting.autoContinue,
+    tries: before?.tries ?? 0,
+    triedAt: before?.triedAt,
+    why
+  }
   const decisions: Array<Decision> = []
   if (before === undefined) {
     const how = wait.auto ? "Claude Code continues it by itself" : "the daemon types \"continue\" then"
     decisions.push({
       _tag: "Note",
       level: "info",
-      message: `${task} waits in session ${session} for its usage limit to reset at ${new Date(until).toISOString()} (${why}); ${how}`,
+      message: `${task} waits in session ${session} for its usage limit to reset at ${
+        new Date(until).toISOString()
+      } (${why}); ${how}`,
       session,
       task
     })
@@ -501,7 +591,10 @@ const waitForReset = (
     wait = { ...wait, triedAt: at }
   }
   // Waiting is no lack of progress: the watchdog starts afresh when the session goes on.
-  return { book: { ...book, waits: withEntry(book.waits, task, wait), watch: withEntry(book.watch, task, undefined) }, decisions }
+  return {
+    book: { ...book, waits: withEntry(book.waits, task, wait), watch: withEntry(book.watch, task, undefined) },
+    decisions
+  }
 }
 
 export const apply = (book: Book, settings: BookSettings, fact: Fact): Step => {
@@ -509,7 +602,17 @@ export const apply = (book: Book, settings: BookSettings, fact: Fact): Step => {
     case "Seen":
       return seen(book, settings, fact.at, fact.sighting)
     case "Supervised":
-      return supervised(book, settings, fact.at, fact.task, fact.run, fact.policy, fact.idlePolicy, fact.started, fact.sighting)
+      return supervised(
+        book,
+        settings,
+        fact.at,
+        fact.task,
+        fact.run,
+        fact.policy,
+        fact.idlePolicy,
+        fact.started,
+        fact.sighting
+      )
     case "Dispatched": {
       // The banner on screen now is spent: if the same text shows again after this prompt, it is a new limit.
       const account = settings.accountOf(fact.session)
@@ -518,7 +621,9 @@ export const apply = (book: Book, settings: BookSettings, fact: Fact): Step => {
         book: {
           ...book,
           dispatches: withEntry(book.dispatches, fact.session, { at: fact.at, banner: fact.banner }),
-          cooldowns: cooldown?.session === fact.session ? withEntry(book.cooldowns, account, { ...cooldown, banner: "" }) : book.cooldowns
+          cooldowns: cooldown?.session === fact.session
+            ? withEntry(book.cooldowns, account, { ...cooldown, banner: "" })
+            : book.cooldowns
         },
         decisions: []
       }
@@ -568,7 +673,12 @@ export const apply = (book: Book, settings: BookSettings, fact: Fact): Step => {
       if (wait === undefined || fact.taken) return { book, decisions: [] }
       return {
         book: { ...book, waits: withEntry(book.waits, fact.task, { ...wait, tries: wait.tries + 1 }) },
-        decisions: [{ _tag: "Note", level: "warning", message: `${fact.task}: "continue" was not taken: ${fact.reason}`, task: fact.task }]
+        decisions: [{
+          _tag: "Note",
+          level: "warning",
+          message: `${fact.task}: "continue" was not taken: ${fact.reason}`,
+          task: fact.task
+        }]
       }
     }
   }

@@ -55,7 +55,8 @@ export const mergeSignals = (pane: Sighting, hooks: ReadonlyArray<HookSeen>, opt
       // The turn runs (or resumes by itself after a limit): busy, unless the screen shows something a person must
       // see, or has shown an idle, empty prompt for longer than a hook is trusted.
       if (fact._tag === "AutoResume" && fact.kind !== "fired") return pane
-      if (pane.state === "permission_prompt" || pane.state === "setup_dialog" || pane.state === "usage_limited") return pane
+      if (pane.state === "permission_prompt" || pane.state === "setup_dialog" || pane.state === "usage_limited")
+        return pane
       return fresh || pane.state !== "idle" ? fromHook(pane, { state: "busy" }) : pane
     case "NeedsPerson":
       // The notification comes seconds after the dialog; what is on screen now says whether it is still up.

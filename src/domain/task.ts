@@ -147,7 +147,9 @@ export type HistoryEntry = typeof HistoryEntry.Type
 
 const NonNegativeInt = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))
 const AbsolutePath = Schema.String.pipe(
-  Schema.check(Schema.makeFilter((s: string) => (s.startsWith("/") && !s.includes("\0")) || "Expected an absolute path"))
+  Schema.check(
+    Schema.makeFilter((s: string) => (s.startsWith("/") && !s.includes("\0")) || "Expected an absolute path")
+  )
 )
 const NonNegativeFinite = Schema.Finite.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))
 
@@ -379,7 +381,9 @@ const forbiddenYaml = (node: unknown): { readonly node: Node; readonly problem: 
       if (tagged.tag === undefined || allowedTags.has(tagged.tag)) return undefined
       found = {
         node: tagged,
-        problem: `YAML tag ${tagLabel(tagged.tag)} is not allowed in task frontmatter (only ${ALLOWED_YAML_TAGS.join(" ")})`
+        problem: `YAML tag ${tagLabel(tagged.tag)} is not allowed in task frontmatter (only ${
+          ALLOWED_YAML_TAGS.join(" ")
+        })`
       }
       return visit.BREAK
     }
@@ -404,7 +408,8 @@ const parseTaskText = (name: string, text: string): Result.Result<Task, TaskPars
   const fail = (problem: string, at: Where = {}) => Result.fail(new TaskParseError({ file: name, problem, ...at }))
 
   const taskName = Schema.decodeUnknownResult(TaskName)(name)
-  if (Result.isFailure(taskName)) return fail(`not a task file name: ${taskNameProblem(name) ?? taskName.failure.message}`)
+  if (Result.isFailure(taskName))
+    return fail(`not a task file name: ${taskNameProblem(name) ?? taskName.failure.message}`)
 
   const nul = text.indexOf("\0")
   if (nul !== -1) return fail("contains NUL bytes; task files are text", positionIn(text, nul))
@@ -455,7 +460,8 @@ const parseTaskText = (name: string, text: string): Result.Result<Task, TaskPars
   if (contents === null || (isScalar(contents) && contents.value === null)) {
     return Result.succeed(makeTask({ name: taskName.success, body }))
   }
-  if (!isMap(contents)) return fail("frontmatter must be a mapping of 'field: value' lines", lineOf(contents.range?.[0]))
+  if (!isMap(contents))
+    return fail("frontmatter must be a mapping of 'field: value' lines", lineOf(contents.range?.[0]))
 
   const own = contents.items.filter((pair) => !(isScalar(pair.key) && isKnownField(String(pair.key.value))))
   const excess = own[MAX_FRONTMATTER_KEYS]
@@ -529,7 +535,8 @@ const decodeField = (
 ): Result.Result<unknown, TaskParseError> =>
   Result.mapError(
     Schema.decodeUnknownResult(TaskFields.fields[field])(value),
-    (error) => new TaskParseError({ file, field, problem: `${schemaProblem(error.message)}, got ${describe(value)}`, ...at })
+    (error) =>
+      new TaskParseError({ file, field, problem: `${schemaProblem(error.message)}, got ${describe(value)}`, ...at })
   )
 
 /**
@@ -544,7 +551,9 @@ export const withFieldPairs = (
   const patch: Record<string, unknown> = {}
   for (const [key, raw] of Object.entries(pairs)) {
     if (!isKnownField(key)) {
-      return Result.fail(new TaskParseError({ file: source, field: key, problem: `unknown field (known: ${knownFields.join(", ")})` }))
+      return Result.fail(
+        new TaskParseError({ file: source, field: key, problem: `unknown field (known: ${knownFields.join(", ")})` })
+      )
     }
     const decoded = decodeField(source, key, parseScalar(raw), {})
     if (Result.isFailure(decoded)) return Result.fail(decoded.failure)
@@ -564,7 +573,6 @@ const parseScalar = (raw: string): unknown => {
     return raw
   }
 }
-
 
 /** Writes the task back: keys in `order`, unknown fields as they were, the body byte-for-byte. */
 export const renderTask = (task: Task): string => {

@@ -3,7 +3,7 @@
  * Easy to get wrong: a slot holds an ended run's outcome until the dispatcher has acted on it and released the slot,
  * so a limit or an error is seen by the session book before the slot reads as free again.
  */
-import { Context, Effect, Layer, Option, Schema, Stream } from "effect"
+import { Context, Effect, Layer, type Option, Schema, Stream } from "effect"
 import { type SlotSpec, SlotState } from "../domain/headless.ts"
 import type { TaskName } from "../domain/task.ts"
 
@@ -19,7 +19,9 @@ export interface HeadlessStart {
   readonly resume: Option.Option<string>
 }
 
-export class SlotBusy extends Schema.TaggedError<SlotBusy>()("SlotBusy", { slot: Schema.String, state: Schema.String }) {
+export class SlotBusy
+  extends Schema.TaggedError<SlotBusy>()("SlotBusy", { slot: Schema.String, state: Schema.String })
+{
   override get message(): string {
     return `headless slot ${this.slot} is not free (${this.state})`
   }

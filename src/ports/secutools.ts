@@ -5,7 +5,7 @@
  */
 import { Context, type Effect, Schema } from "effect"
 import { RemoteJobStatus } from "../domain/job.ts"
-import { Provider } from "../domain/provider.ts"
+import type { Provider } from "../domain/provider.ts"
 
 export interface SubmitRequest {
   readonly task_id: string

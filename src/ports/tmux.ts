@@ -55,7 +55,10 @@ export class Tmux extends Context.Service<Tmux, {
   listSessions(): Effect.Effect<ReadonlyArray<string>, TmuxError>
   hasSession(session: string): Effect.Effect<boolean, TmuxError>
   /** The visible pane as plain text (`capture-pane -p`); with `history`, that many lines of scrollback above it too. */
-  capturePane(session: string, options?: { readonly history?: number }): Effect.Effect<string, TmuxError | SessionNotFound>
+  capturePane(
+    session: string,
+    options?: { readonly history?: number }
+  ): Effect.Effect<string, TmuxError | SessionNotFound>
   /** `#{pane_current_command}`: a pane back at a shell means Claude Code has exited. */
   paneCommand(session: string): Effect.Effect<string, TmuxError | SessionNotFound>
   /** Types `text` literally; no Enter. */

@@ -84,8 +84,7 @@ const RESUBMIT_MAX_MS = 5 * 60_000
 const stemOf = (name: TaskName) => name.slice(0, -".md".length)
 
 /** Failures after which secutools certainly holds no job for the key: the request was refused as it stood. */
-const definitelyRefused = (error: SecutoolsError): boolean =>
-  error.reason._tag === "Status" && !error.retryable
+const definitelyRefused = (error: SecutoolsError): boolean => error.reason._tag === "Status" && !error.retryable
 
 export const makeDelegation = (settings: DelegationSettings) =>
   Effect.gen(function*() {
@@ -101,61 +100,89 @@ export const makeDelegation = (settings: DelegationSettings) =>
     }
 
     /** The task as secutools will see it; `pending` means a crash came between the marker and this state. */
-    const ensureDelegated = Effect.fn("Delegation.ensureDelegated")(function*(name: TaskName, marker: DelegationMarker) {
-      const { task } = yield* readTask("pending", name)
-      if (task.fields.state !== undefined && task.fields.state !== "pending") return task
-      const applied = yield* applyEvent("pending", name, TaskEvent.Delegate({
-        provider: marker.provider,
-        at: marker.created_at,
-        run: marker.run ?? newRunId()
-      }))
-      return applied.task
-    })
+    const ensureDelegated = Effect.fn("Delegation.ensureDelegated")(
+      function*(name: TaskName, marker: DelegationMarker) {
+        const { task } = yield* readTask("pending", name)
+        if (task.fields.state !== undefined && task.fields.state !== "pending") return task
+        const applied = yield* applyEvent(
+          "pending",
+          name,
+          TaskEvent.Delegate({
+            provider: marker.provider,
+            at: marker.created_at,
+            run: marker.run ?? newRunId()
+          })
+        )
+        return applied.task
+      }
+    )
 
     /** A submission refused for good: back to local routing, for good, with the reason in the task's history. */
-    const reject = Effect.fn("Delegation.reject")(function*(name: TaskName, marker: DelegationMarker, error: SecutoolsError) {
-      const reason = `delegation to ${marker.provider} failed: ${error.message}; runs locally`
-      yield* applyEvent("pending", name, TaskEvent.Requeue({ at: yield* nowIso, cause: "delegation_rejected", reason }), {
-        // allow_delegation: false pins the task to routing rule 3, so it is not sent to secutools again.
-        adjust: (fields) => ({ ...fields, allow_delegation: false })
-      })
-      yield* store.removeMarker(name)
-      counters.rejected++
-      yield* Effect.logWarning(`${name} back to local routing: ${reason}`).pipe(
-        Effect.annotateLogs({ task: name, provider: marker.provider })
-      )
-    })
+    const reject = Effect.fn("Delegation.reject")(
+      function*(name: TaskName, marker: DelegationMarker, error: SecutoolsError) {
+        const reason = `delegation to ${marker.provider} failed: ${error.message}; runs locally`
+        yield* applyEvent(
+          "pending",
+          name,
+          TaskEvent.Requeue({ at: yield* nowIso, cause: "delegation_rejected", reason }),
+          {
+            // allow_delegation: false pins the task to routing rule 3, so it is not sent to secutools again.
+            adjust: (fields) => ({ ...fields, allow_delegation: false })
+          }
+        )
+        yield* store.removeMarker(name)
+        counters.rejected++
+        yield* Effect.logWarning(`${name} back to local routing: ${reason}`).pipe(
+          Effect.annotateLogs({ task: name, provider: marker.provider })
+        )
+      }
+    )
 
     /** No definite answer for too long: failed/, not local — the job may exist at secutools. */
-    const giveUp = Effect.fn("Delegation.giveUp")(function*(name: TaskName, marker: DelegationMarker, error: SecutoolsError) {
-      const at = yield* nowIso
-      const reason = `no definite answer from secutools ${marker.provider} within ${Duration.format(settings.jobTimeout)} ` +
-        `(last: ${error.message}); a job may exist under idempotency key ${marker.idempotency_key}, so it does not run locally`
-      yield* applyEvent("pending", name, TaskEvent.Fail({ at }), {
-        footer: () => renderFooter(Outcome.Failed({ at, reason }))
-      })
-      yield* store.removeMarker(name)
-      counters.failed++
-      yield* Effect.logError(`${name} failed: ${reason}`).pipe(Effect.annotateLogs({ task: name, provider: marker.provider }))
-    })
+    const giveUp = Effect.fn("Delegation.giveUp")(
+      function*(name: TaskName, marker: DelegationMarker, error: SecutoolsError) {
+        const at = yield* nowIso
+        const reason =
+          `no definite answer from secutools ${marker.provider} within ${Duration.format(settings.jobTimeout)} ` +
+          `(last: ${error.message}); a job may exist under idempotency key ${marker.idempotency_key}, so it does not run locally`
+        yield* applyEvent("pending", name, TaskEvent.Fail({ at }), {
+          footer: () => renderFooter(Outcome.Failed({ at, reason }))
+        })
+        yield* store.removeMarker(name)
+        counters.failed++
+        yield* Effect.logError(`${name} failed: ${reason}`).pipe(
+          Effect.annotateLogs({ task: name, provider: marker.provider })
+        )
+      }
+    )
 
     /** The answer may have been lost: keep the marker and its key, and ask again later. */
-    const defer = Effect.fn("Delegation.defer")(function*(name: TaskName, marker: DelegationMarker, error: SecutoolsError) {
-      const now = yield* Clock.currentTimeMillis
-      if (now - Date.parse(marker.created_at) > Duration.toMillis(settings.jobTimeout)) return yield* giveUp(name, marker, error)
-      const attempts = (marker.submit_attempts ?? 0) + 1
-      const delayMs = Math.min(RESUBMIT_MAX_MS, RESUBMIT_FIRST_MS * 2 ** (attempts - 1))
-      const retryAt = new Date(now + delayMs).toISOString()
-      yield* store.writeMarker(name, { ...marker, submit_attempts: attempts, retry_at: retryAt, last_error: error.message })
-      yield* Effect.logWarning(
-        `${name}: submitting to ${marker.provider} got no definite answer (${error.message}); the job may exist, so it is ` +
-          `asked again with the same key at ${retryAt}`
-      ).pipe(Effect.annotateLogs({ task: name, provider: marker.provider }))
-      yield* schedule(name, delayMs)
-    })
+    const defer = Effect.fn("Delegation.defer")(
+      function*(name: TaskName, marker: DelegationMarker, error: SecutoolsError) {
+        const now = yield* Clock.currentTimeMillis
+        if (now - Date.parse(marker.created_at) > Duration.toMillis(settings.jobTimeout))
+          return yield* giveUp(name, marker, error)
+        const attempts = (marker.submit_attempts ?? 0) + 1
+        const delayMs = Math.min(RESUBMIT_MAX_MS, RESUBMIT_FIRST_MS * 2 ** (attempts - 1))
+        const retryAt = new Date(now + delayMs).toISOString()
+        yield* store.writeMarker(name, {
+          ...marker,
+          submit_attempts: attempts,
+          retry_at: retryAt,
+          last_error: error.message
+        })
+        yield* Effect.logWarning(
+          `${name}: submitting to ${marker.provider} got no definite answer (${error.message}); the job may exist, so it is ` +
+            `asked again with the same key at ${retryAt}`
+        ).pipe(Effect.annotateLogs({ task: name, provider: marker.provider }))
+        yield* schedule(name, delayMs)
+      }
+    )
 
     const schedule = (name: TaskName, delayMs: number) =>
-      Effect.asVoid(Effect.forkDetach(Effect.andThen(Effect.sleep(Duration.millis(delayMs)), Queue.offer(submissions, name))))
+      Effect.asVoid(
+        Effect.forkDetach(Effect.andThen(Effect.sleep(Duration.millis(delayMs)), Queue.offer(submissions, name)))
+      )
 
     const submit = Effect.fn("Delegation.submit")(function*(name: TaskName) {
       const found = yield* store.readMarker(name)
@@ -170,7 +197,11 @@ export const makeDelegation = (settings: DelegationSettings) =>
         provider: marker.provider,
         prompt: task.body,
         ...(task.fields.complexity_hint === undefined ? {} : { complexity_hint: task.fields.complexity_hint }),
-        metadata: { task: name, attempt: String(task.fields.attempts ?? 1), ...(marker.run === undefined ? {} : { run: marker.run }) }
+        metadata: {
+          task: name,
+          attempt: String(task.fields.attempts ?? 1),
+          ...(marker.run === undefined ? {} : { run: marker.run })
+        }
       }
       const submitted = yield* Effect.result(secutools.submit(request, marker.idempotency_key))
       if (Result.isFailure(submitted)) {
@@ -182,21 +213,24 @@ export const makeDelegation = (settings: DelegationSettings) =>
       }
       yield* failpoint("submit:accepted")
       const jobId = submitted.success.job_id
-      yield* locks.withTask(name, Effect.gen(function*() {
-        // The task first: once the marker says `submitted` the reaper may finish the job and remove pending/NAME.md,
-        // which a later write here would bring back.
-        yield* applyEvent("pending", name, TaskEvent.Submitted({ jobId }))
-        yield* failpoint("submit:job-id")
-        yield* store.writeMarker(name, {
-          ...marker,
-          state: "submitted",
-          job_id: jobId,
-          submitted_at: yield* nowIso,
-          retry_at: null,
-          last_error: null
+      yield* locks.withTask(
+        name,
+        Effect.gen(function*() {
+          // The task first: once the marker says `submitted` the reaper may finish the job and remove pending/NAME.md,
+          // which a later write here would bring back.
+          yield* applyEvent("pending", name, TaskEvent.Submitted({ jobId }))
+          yield* failpoint("submit:job-id")
+          yield* store.writeMarker(name, {
+            ...marker,
+            state: "submitted",
+            job_id: jobId,
+            submitted_at: yield* nowIso,
+            retry_at: null,
+            last_error: null
+          })
+          yield* failpoint("submit:marker")
         })
-        yield* failpoint("submit:marker")
-      }))
+      )
       counters.submitted++
       yield* Effect.logInfo(`${name} submitted to secutools ${marker.provider} as job ${jobId}`).pipe(
         Effect.annotateLogs({ task: name, provider: marker.provider, job: jobId })
@@ -245,14 +279,16 @@ export const makeDelegation = (settings: DelegationSettings) =>
           }
           continue
         }
-        if (Option.isSome(marker.success)) found.push({ ...marker.success.value, name })
+        if (Option.isSome(marker.success))
+          found.push({ ...marker.success.value, name })
       }
       return found
     })
 
     const resume = Effect.gen(function*() {
       for (const marker of yield* markers) {
-        if (marker.state !== "submitting") continue
+        if (marker.state !== "submitting")
+          continue
         yield* Effect.logInfo(`${marker.name}: submitting again to ${marker.provider} with the same idempotency key`)
         yield* Queue.offer(submissions, marker.name)
       }
@@ -263,15 +299,20 @@ export const makeDelegation = (settings: DelegationSettings) =>
     const polling = new Set<TaskName>()
     const permits = yield* Semaphore.make(settings.reapConcurrency)
     const reapOnce = Effect.gen(function*() {
-      const submitted = (yield* markers).filter((marker) => marker.state === "submitted" && !polling.has(marker.name))
+      const submitted = (yield* markers).filter((marker) =>
+        marker.state === "submitted" && !polling.has(marker.name)
+      )
       for (const marker of submitted) {
         polling.add(marker.name)
         yield* reapJob(marker.name, marker, { jobTimeout: settings.jobTimeout, counters, onFinished }).pipe(
           Effect.catchTag("TaskNotFound", () =>
-            locks.withTask(marker.name, Effect.andThen(
-              store.removeMarker(marker.name),
-              Effect.logWarning(`removed the delegation marker of ${marker.name}: its task left pending/`)
-            ))),
+            locks.withTask(
+              marker.name,
+              Effect.andThen(
+                store.removeMarker(marker.name),
+                Effect.logWarning(`removed the delegation marker of ${marker.name}: its task left pending/`)
+              )
+            )),
           Effect.catch((error) => Effect.logError(`polling ${marker.name} failed: ${error.message}`)),
           permits.withPermit,
           Effect.ensuring(Effect.sync(() => polling.delete(marker.name))),

@@ -11,7 +11,7 @@ import { join } from "node:path"
 import { newRunId, TaskEvent } from "../domain/lifecycle.ts"
 import { inputBoxText, watchdogFingerprint } from "../domain/pane.ts"
 import { type CompletionCommand, renderPrompt } from "../domain/prompt.ts"
-import { type ComplexityMap, decide } from "../domain/routing.ts"
+import { type ComplexityMap, decide, type Reason, routingReason } from "../domain/routing.ts"
 import { type IdlePolicy, idlePolicyOf, type LimitPolicy, limitPolicyOf } from "../domain/limit-policy.ts"
 import type { Provider } from "../domain/provider.ts"
 import {
@@ -44,7 +44,15 @@ import { HookEvents } from "./hook-events.ts"
 import { logStartActions, SessionStarter } from "./session-starter.ts"
 import { accountOf, discoverSessions, type Observation, observeSession, type SessionSelection } from "./sessions.ts"
 import { TaskLocks } from "./task-locks.ts"
-import { applyEvent, endUnfinishedRun, finishLocalTask, nowIso, quarantine, readTask, recordHeadlessFacts } from "./task-moves.ts"
+import {
+  applyEvent,
+  endUnfinishedRun,
+  finishLocalTask,
+  nowIso,
+  quarantine,
+  readTask,
+  recordHeadlessFacts
+} from "./task-moves.ts"
 import { typePrompt } from "./typing.ts"
 
 export interface DispatchSettings {
@@ -152,6 +160,8 @@ export class Dispatcher extends Context.Service<Dispatcher, {
   /** Ticks forever: on every wake and at least every poll interval. */
   readonly run: Effect.Effect<never>
   readonly status: Effect.Effect<DispatcherStatus>
+  /** Stops the session's current turn (Ctrl-C in tmux, or its headless run), as a run taken back is stopped. */
+  readonly stopTurn: (session: string, reason: string) => Effect.Effect<void>
 }>()("claude-failover/services/Dispatcher") {}
 
 export const makeDispatcher = (settings: DispatchSettings) =>
@@ -188,13 +198,22 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     const counted = new Map<string, string>()
     let backoff: { until: number; delayMs: number; problem: string; tick: number } | undefined
     let ticks = 0
+    /** The last tick's failure, already logged. */
+    let tickProblem: string | undefined
+    /** Tasks routed here whose wait for a free session was logged (once each, until they are dispatched). */
+    const waitingLogged = new Set<TaskName>()
 
     /**
      * Queue writes failing for lack of space, permissions or descriptors: wait, longer each tick it happens again, and
      * say so once per kind of failure (the error's code and operation; its text names ever-new temporary files).
      */
     const noteFailure = (
-      error: { readonly _tag: string; readonly code?: string | undefined; readonly operation?: string; readonly message: string },
+      error: {
+        readonly _tag: string
+        readonly code?: string | undefined
+        readonly operation?: string
+        readonly message: string
+      },
       now: number
     ) =>
       Effect.gen(function*() {
@@ -211,7 +230,9 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         backoff = { until: now + delayMs, delayMs, problem, tick: ticks }
         if (first) {
           yield* Effect.logError(
-            `queue writes fail: ${error.message}; dispatch pauses and retries with a growing wait (up to ${BACKOFF_MAX_MS / 1000}s)`
+            `queue writes fail: ${error.message}; dispatch pauses and retries with a growing wait (up to ${
+              BACKOFF_MAX_MS / 1000
+            }s)`
           )
         }
         return true
@@ -228,7 +249,9 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       for (const name of yield* store.list("active")) {
         const read = yield* Effect.result(readTask("active", name))
         if (Result.isSuccess(read)) tasks.push(read.success.task)
-        else if (read.failure._tag === "TaskParseError" || (read.failure._tag === "Unreadable" && read.failure.quarantine)) {
+        else if (
+          read.failure._tag === "TaskParseError" || (read.failure._tag === "Unreadable" && read.failure.quarantine)
+        ) {
           yield* locks.withTask(name, quarantine("active", name, read.failure.message))
         }
       }
@@ -253,6 +276,9 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         }
       }).pipe(Effect.orElseSucceed(() => false))
 
+    const stopTurn = (session: string, reason: string): Effect.Effect<void> =>
+      headless.isSlot(session) ? headless.stop(session, reason) : tmux.interrupt(session).pipe(Effect.ignore)
+
     /** The run of an active task ended without finishing: back to pending, or to failed/ at the attempt limit. */
     const endRun = Effect.fn("Dispatcher.endRun")(function*(decision: Extract<Decision, { _tag: "EndRun" }>) {
       const { cause, reason, run, session, task } = decision
@@ -266,9 +292,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         return
       }
       // A run taken back from a live session is stopped first, so it cannot go on beside the next run.
-      if (decision.interrupt) {
-        yield* (headless.isSlot(session) ? headless.stop(session, reason) : tmux.interrupt(session).pipe(Effect.ignore))
-      }
+      if (decision.interrupt) yield* stopTurn(session, reason)
       // The run observed must still be the task's: a completion may have finished it in between.
       const ended = yield* locks.withTask(task, endUnfinishedRun(task, cause, reason, settings.maxAttempts, run)).pipe(
         Effect.catchTag("TaskNotFound", () => Effect.succeed(undefined))
@@ -284,29 +308,36 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     })
 
     /** Limit policy `wait`, after the reset: "continue" typed into the session, checked like any prompt. */
-    const typeContinue = Effect.fn("Dispatcher.typeContinue")(function*(decision: Extract<Decision, { _tag: "Continue" }>) {
-      const typed = headless.isSlot(decision.session)
-        ? yield* resumeHeadless(decision)
-        : yield* typePrompt(decision.session, "continue", { timeZone: settings.timeZone, enterDelay: settings.enterDelay })
-      if (typed._tag === "Accepted") {
-        yield* Effect.logInfo(`typed "continue" into session ${decision.session}: its usage limit has reset`).pipe(
-          Effect.annotateLogs({ task: decision.task, session: decision.session, run: decision.run ?? "" })
-        )
+    const typeContinue = Effect.fn("Dispatcher.typeContinue")(
+      function*(decision: Extract<Decision, { _tag: "Continue" }>) {
+        const typed = headless.isSlot(decision.session)
+          ? yield* resumeHeadless(decision)
+          : yield* typePrompt(decision.session, "continue", {
+            timeZone: settings.timeZone,
+            enterDelay: settings.enterDelay
+          })
+        if (typed._tag === "Accepted") {
+          yield* Effect.logInfo(`typed "continue" into session ${decision.session}: its usage limit has reset`).pipe(
+            Effect.annotateLogs({ task: decision.task, session: decision.session, run: decision.run ?? "" })
+          )
+        }
+        yield* record([{
+          _tag: "ContinueTyped",
+          at: yield* Clock.currentTimeMillis,
+          task: decision.task,
+          taken: typed._tag === "Accepted",
+          reason: typed._tag === "Accepted" ? "" : typed.reason
+        }])
       }
-      yield* record([{
-        _tag: "ContinueTyped",
-        at: yield* Clock.currentTimeMillis,
-        task: decision.task,
-        taken: typed._tag === "Accepted",
-        reason: typed._tag === "Accepted" ? "" : typed.reason
-      }])
-    })
+    )
 
     /** Limit policy `wait` in a headless slot, after the reset: the same Claude Code session goes on (`--resume`). */
     const resumeHeadless = (decision: Extract<Decision, { _tag: "Continue" }>) =>
       Effect.gen(function*() {
         const state = yield* headless.state(decision.session)
-        const session = state._tag === "Ended" && state.task === decision.task ? state.outcome.facts.sessionId : Option.none<string>()
+        const session = state._tag === "Ended" && state.task === decision.task
+          ? state.outcome.facts.sessionId
+          : Option.none<string>()
         if (state._tag !== "Ended" || decision.run === undefined || Option.isNone(session)) {
           return { _tag: "NotAccepted" as const, reason: "no Claude Code session to resume" }
         }
@@ -348,7 +379,11 @@ export const makeDispatcher = (settings: DispatchSettings) =>
           transcript: headless.transcriptOf(state.task, state.run)
         }].slice(-RECENT_RUNS)
         const log = state.outcome._tag === "Finished" ? Effect.logInfo : Effect.logWarning
-        yield* log(`headless run ${state.run} of ${state.task} in ${slot} ended: ${state.outcome._tag}${detail === "" ? "" : ` (${detail.slice(0, 200)})`}`).pipe(
+        yield* log(
+          `headless run ${state.run} of ${state.task} in ${slot} ended: ${state.outcome._tag}${
+            detail === "" ? "" : ` (${detail.slice(0, 200)})`
+          }`
+        ).pipe(
           Effect.annotateLogs({ task: state.task, session: slot, run: state.run })
         )
       })
@@ -357,22 +392,33 @@ export const makeDispatcher = (settings: DispatchSettings) =>
      * Headless runs that ended with a result: the task is done — unless its agent already said `task done|fail`, whose
      * word wins (the run's facts are then added to the finished file). Other endings are the session book's.
      */
-    const settleFinished = (slot: string, state: Extract<SlotState, { _tag: "Ended" }>, outcome: Extract<RunOutcome, { _tag: "Finished" }>) =>
+    const settleFinished = (
+      slot: string,
+      state: Extract<SlotState, { _tag: "Ended" }>,
+      outcome: Extract<RunOutcome, { _tag: "Finished" }>
+    ) =>
       Effect.gen(function*() {
         const facts = headlessFacts(outcome.facts, headless.transcriptOf(state.task, state.run))
         const summary = outcome.text.trim()
-        yield* locks.withTask(state.task, Effect.gen(function*() {
-          const active = yield* Effect.result(readTask("active", state.task))
-          if (active._tag === "Success" && active.success.task.fields.run === state.run) {
-            yield* finishLocalTask(state.task, { _tag: "Done", ...(summary === "" ? {} : { summary }) }, facts)
-            if (activeBySession.get(slot) === state.task) activeBySession.delete(slot)
-            yield* Effect.logInfo(`${state.task} done: its headless run in ${slot} ended with a result`).pipe(
-              Effect.annotateLogs({ task: state.task, session: slot, run: state.run })
-            )
-          } else {
-            yield* recordHeadlessFacts(state.task, state.run, facts)
-          }
-        })).pipe(Effect.catch((error) => Effect.logError(`finishing ${state.task} after its headless run failed: ${error.message}`)))
+        yield* locks.withTask(
+          state.task,
+          Effect.gen(function*() {
+            const active = yield* Effect.result(readTask("active", state.task))
+            if (active._tag === "Success" && active.success.task.fields.run === state.run) {
+              yield* finishLocalTask(state.task, { _tag: "Done", ...(summary === "" ? {} : { summary }) }, facts)
+              if (activeBySession.get(slot) === state.task) activeBySession.delete(slot)
+              yield* Effect.logInfo(`${state.task} done: its headless run in ${slot} ended with a result`).pipe(
+                Effect.annotateLogs({ task: state.task, session: slot, run: state.run })
+              )
+            } else {
+              yield* recordHeadlessFacts(state.task, state.run, facts)
+            }
+          })
+        ).pipe(
+          Effect.catch((error) =>
+            Effect.logError(`finishing ${state.task} after its headless run failed: ${error.message}`)
+          )
+        )
         yield* headless.release(slot)
       })
 
@@ -396,16 +442,24 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         book = step.book
         for (const decision of step.decisions) {
           if (decision._tag === "EndRun") {
-            yield* endRun(decision).pipe(Effect.catch((error) => Effect.logError(`taking back ${decision.task} failed: ${error.message}`)))
+            yield* endRun(decision).pipe(
+              Effect.catch((error) => Effect.logError(`taking back ${decision.task} failed: ${error.message}`))
+            )
           } else if (decision._tag === "DismissMenu") {
             yield* tmux.sendEscape(decision.session).pipe(Effect.ignore)
             yield* Effect.logInfo(`closed the usage-limit menu in session ${decision.session} (Esc)`).pipe(
               Effect.annotateLogs({ session: decision.session })
             )
           } else if (decision._tag === "Continue") {
-            yield* typeContinue(decision).pipe(Effect.catch((error) => Effect.logError(`typing "continue" into ${decision.session} failed: ${error.message}`)))
+            yield* typeContinue(decision).pipe(
+              Effect.catch((error) =>
+                Effect.logError(`typing "continue" into ${decision.session} failed: ${error.message}`)
+              )
+            )
           } else {
-            const log = decision.level === "warning" ? Effect.logWarning(decision.message) : Effect.logInfo(decision.message)
+            const log = decision.level === "warning"
+              ? Effect.logWarning(decision.message)
+              : Effect.logInfo(decision.message)
             yield* log.pipe(Effect.annotateLogs({
               ...(decision.session === undefined ? {} : { session: decision.session }),
               ...(decision.task === undefined ? {} : { task: decision.task })
@@ -415,77 +469,106 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       })
 
     /** Records the assignment, types the prompt, and records the start — or ends the run it could not start. */
-    const dispatch = Effect.fn("Dispatcher.dispatch")(function*(task: Task, sighting: Sighting, now: number) {
-      const session = sighting.session
-      const run = newRunId()
-      const at = yield* nowIso
-      // Record first: a crash from here on leaves the task in active/ with its run, which recovery understands.
-      const assigned = yield* applyEvent("pending", task.name, TaskEvent.Assign({ session, at, run }), {
-        crashPoints: { written: "assign:written", moved: "assign:moved" }
-      })
-      yield* intake.forget(task.name)
-      yield* noteSuccess
-      const name = assigned.name
-      activeBySession.set(session, name)
-      yield* record([{ _tag: "Dispatched", at: now, session, banner: sighting.banner }])
-      counters.dispatched++
-      yield* Effect.logInfo(`${name} → session ${session} (run ${run})`).pipe(Effect.annotateLogs({ task: name, session, run }))
-      const prompt = renderPrompt({
-        name,
-        run,
-        body: assigned.task.body,
-        taskPath: join(settings.queueDir, "active", name),
-        command: settings.command
-      })
-      if (headless.isSlot(session)) {
-        const started = yield* Effect.result(headless.start(session, {
-          task: name,
+    /** One line per task that must wait for a session, when it starts waiting: why it stays here, and for what. */
+    const logWaiting = (
+      waiting: ReadonlyArray<{ readonly task: Task; readonly reason: Reason }>,
+      sessions: number,
+      free: number
+    ) =>
+      Effect.forEach(waiting, ({ reason, task }) => {
+        if (waitingLogged.has(task.name)) return Effect.void
+        waitingLogged.add(task.name)
+        const why = sessions === 0
+          ? "no Claude Code session is up"
+          : free === 0
+          ? `all ${sessions} session(s) are busy or unavailable`
+          : "the free sessions took earlier tasks"
+        return Effect.logInfo(`${task.name} waits for a local session (${routingReason(reason)}): ${why}`).pipe(
+          Effect.annotateLogs({ task: task.name })
+        )
+      }, { discard: true })
+
+    const dispatch = Effect.fn("Dispatcher.dispatch")(
+      function*(task: Task, sighting: Sighting, now: number, reason: Reason) {
+        const session = sighting.session
+        const run = newRunId()
+        const at = yield* nowIso
+        // Record first: a crash from here on leaves the task in active/ with its run, which recovery understands.
+        const assigned = yield* applyEvent("pending", task.name, TaskEvent.Assign({ session, at, run }), {
+          crashPoints: { written: "assign:written", moved: "assign:moved" }
+        })
+        yield* intake.forget(task.name)
+        yield* noteSuccess
+        const name = assigned.name
+        activeBySession.set(session, name)
+        yield* record([{ _tag: "Dispatched", at: now, session, banner: sighting.banner }])
+        counters.dispatched++
+        waitingLogged.delete(task.name)
+        yield* Effect.logInfo(`${name} → session ${session} (run ${run}; ${routingReason(reason)})`).pipe(
+          Effect.annotateLogs({ task: name, session, run })
+        )
+        const prompt = renderPrompt({
+          name,
           run,
-          prompt,
-          cwd: Option.fromUndefinedOr(assigned.task.fields.cwd),
-          resume: Option.none()
-        }))
-        if (started._tag === "Success") {
+          body: assigned.task.body,
+          taskPath: join(settings.queueDir, "active", name),
+          command: settings.command
+        })
+        if (headless.isSlot(session)) {
+          const started = yield* Effect.result(headless.start(session, {
+            task: name,
+            run,
+            prompt,
+            cwd: Option.fromUndefinedOr(assigned.task.fields.cwd),
+            resume: Option.none()
+          }))
+          if (started._tag === "Success") {
+            yield* applyEvent("active", name, TaskEvent.Start({ at: yield* nowIso }))
+            yield* failpoint("type:started")
+            return
+          }
+          const ended = yield* endUnfinishedRun(name, "never_typed", started.failure.message, settings.maxAttempts)
+          activeBySession.delete(session)
+          counters.failovers++
+          yield* Effect.logWarning(`${name} ${ended.gaveUp ? "failed" : "back to pending"}: ${ended.reason}`).pipe(
+            Effect.annotateLogs({ task: name, session, run })
+          )
+          return
+        }
+        const typedAt = yield* Clock.currentTimeMillis
+        // The session's UserPromptSubmit hook naming this run is the surest sign the prompt was taken.
+        const submitted = Effect.map(
+          hooks.since(session, typedAt),
+          (records) =>
+            records.some(({ fact }) => fact._tag === "PromptSubmitted" && Option.getOrUndefined(fact.run) === run)
+        )
+        const typed = yield* typePrompt(session, prompt, {
+          timeZone: settings.timeZone,
+          enterDelay: settings.enterDelay,
+          submitted
+        })
+        if (typed._tag === "Accepted") {
           yield* applyEvent("active", name, TaskEvent.Start({ at: yield* nowIso }))
           yield* failpoint("type:started")
           return
         }
-        const ended = yield* endUnfinishedRun(name, "never_typed", started.failure.message, settings.maxAttempts)
+        yield* record([{
+          _tag: "NotTaken",
+          at: yield* Clock.currentTimeMillis,
+          session,
+          reason: typed.reason,
+          restMs: typed._tag === "NotTyped" ? NOT_TYPED_REST_MS : NOT_ACCEPTED_REST_MS,
+          blocked: typed._tag === "NotAccepted" && !typed.cleared
+        }])
+        const cause = typed._tag === "NotTyped" ? "never_typed" : "not_accepted"
+        const ended = yield* endUnfinishedRun(name, cause, typed.reason, settings.maxAttempts)
         activeBySession.delete(session)
         counters.failovers++
         yield* Effect.logWarning(`${name} ${ended.gaveUp ? "failed" : "back to pending"}: ${ended.reason}`).pipe(
           Effect.annotateLogs({ task: name, session, run })
         )
-        return
       }
-      const typedAt = yield* Clock.currentTimeMillis
-      // The session's UserPromptSubmit hook naming this run is the surest sign the prompt was taken.
-      const submitted = Effect.map(
-        hooks.since(session, typedAt),
-        (records) => records.some(({ fact }) => fact._tag === "PromptSubmitted" && Option.getOrUndefined(fact.run) === run)
-      )
-      const typed = yield* typePrompt(session, prompt, { timeZone: settings.timeZone, enterDelay: settings.enterDelay, submitted })
-      if (typed._tag === "Accepted") {
-        yield* applyEvent("active", name, TaskEvent.Start({ at: yield* nowIso }))
-        yield* failpoint("type:started")
-        return
-      }
-      yield* record([{
-        _tag: "NotTaken",
-        at: yield* Clock.currentTimeMillis,
-        session,
-        reason: typed.reason,
-        restMs: typed._tag === "NotTyped" ? NOT_TYPED_REST_MS : NOT_ACCEPTED_REST_MS,
-        blocked: typed._tag === "NotAccepted" && !typed.cleared
-      }])
-      const cause = typed._tag === "NotTyped" ? "never_typed" : "not_accepted"
-      const ended = yield* endUnfinishedRun(name, cause, typed.reason, settings.maxAttempts)
-      activeBySession.delete(session)
-      counters.failovers++
-      yield* Effect.logWarning(`${name} ${ended.gaveUp ? "failed" : "back to pending"}: ${ended.reason}`).pipe(
-        Effect.annotateLogs({ task: name, session, run })
-      )
-    })
+    )
 
     const assign = Effect.fn("Dispatcher.assign")(function*(
       sessions: ReadonlyArray<string>,
@@ -501,30 +584,39 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       })
       const situation = {
         ...settings.routing,
-        localAvailable: localAvailable(book, bookSettings, sessions.flatMap((s) => Option.toArray(Option.fromNullishOr(sighted.get(s)))), now)
+        localAvailable: localAvailable(
+          book,
+          bookSettings,
+          sessions.flatMap((s) => Option.toArray(Option.fromNullishOr(sighted.get(s)))),
+          now
+        )
       }
-      const local: Array<Task> = []
+      const local: Array<{ readonly task: Task; readonly reason: Reason }> = []
       for (const entry of ready) {
         const decision = decide(entry.task.fields, situation)
         if (decision.route === "local") {
-          local.push(entry.task)
+          local.push({ task: entry.task, reason: decision.reason })
           continue
         }
         yield* intake.forget(entry.task.name)
-        yield* locks.withTask(entry.task.name, delegation.start(entry.task, decision.provider, decision.reason)).pipe(
+        yield* locks.withTask(
+          entry.task.name,
+          delegation.start(entry.task, decision.provider, routingReason(decision.reason))
+        ).pipe(
           Effect.catch((error) => Effect.logError(`delegating ${entry.task.name} failed: ${error.message}`))
         )
       }
       const pairs = free.flatMap((session, index) => {
-        const task = local[index]
+        const entry = local[index]
         const sighting = sighted.get(session)
-        return task === undefined || sighting === undefined ? [] : [{ task, sighting }]
+        return entry === undefined || sighting === undefined ? [] : [{ ...entry, sighting }]
       })
+      yield* logWaiting(local.slice(pairs.length), sessions.length, free.length)
       // Each session is typed into on its own fiber: the pauses around Enter would otherwise add up per session.
       yield* Effect.forEach(
         pairs,
-        ({ sighting, task }) =>
-          locks.withTask(task.name, dispatch(task, sighting, now)).pipe(
+        ({ reason, sighting, task }) =>
+          locks.withTask(task.name, dispatch(task, sighting, now, reason)).pipe(
             Effect.catch((error) =>
               Effect.gen(function*() {
                 if (yield* noteFailure(error, now)) return
@@ -542,7 +634,9 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       // Sessions the daemon keeps up (SESSIONS_START) are created or restarted first, so this tick sees them.
       const started = yield* starter.ensure
       yield* logStartActions(started)
-      const fresh = new Set(started.filter((a) => a.action === "created" || a.action === "restarted").map((a) => a.session))
+      const fresh = new Set(
+        started.filter((a) => a.action === "created" || a.action === "restarted").map((a) => a.session)
+      )
       const now = yield* Clock.currentTimeMillis
       const discovered = [...yield* discoverSessions(settings.sessions), ...headless.slots.map((slot) => slot.name)]
       yield* settleHeadless
@@ -593,7 +687,8 @@ export const makeDispatcher = (settings: DispatchSettings) =>
             run: task.fields.run,
             session: task.fields.session,
             cause: "orphaned",
-            reason: `no headless run of ${task.name} goes on in ${task.fields.session}: the daemon that started it stopped`,
+            reason:
+              `no headless run of ${task.name} goes on in ${task.fields.session}: the daemon that started it stopped`,
             interrupt: false,
             cancelAutoContinue: false
           })
@@ -636,15 +731,26 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         if (freed) yield* headless.release(slot.name)
         // Assigned as it is now: a slot whose run just crashed or finished is free again, not a session gone (rule 7
         // would otherwise send delegable tasks to secutools for want of a local session).
-        if (freed || state._tag === "Free") sighted.set(slot.name, sightingOfSlot(slot.name, yield* headless.state(slot.name), now))
+        if (freed || state._tag === "Free")
+          sighted.set(slot.name, sightingOfSlot(slot.name, yield* headless.state(slot.name), now))
       }
-      if (backoff !== undefined && now < backoff.until) return
+      if (backoff !== undefined && now < backoff.until)
+        return
       yield* assign(discovered, sighted, now)
+      if (tickProblem !== undefined) {
+        tickProblem = undefined
+        yield* Effect.logInfo("the dispatcher works again")
+      }
     }).pipe(
       Effect.catch((error) =>
         Effect.gen(function*() {
           if (yield* noteFailure(error, yield* Clock.currentTimeMillis)) return
-          yield* Effect.logError(`dispatcher tick failed: ${error.message}`)
+          // Said once, and again only when it changes: the same failure every poll tells an operator nothing new.
+          if (tickProblem === error.message) return
+          tickProblem = error.message
+          yield* Effect.logError(
+            `dispatcher tick failed: ${error.message} (tried again every poll; said again only if it changes)`
+          )
         })
       ),
       Effect.withSpan("Dispatcher.tick"),
@@ -664,11 +770,20 @@ export const makeDispatcher = (settings: DispatchSettings) =>
           task: Option.fromNullishOr(activeBySession.get(sighting.session)),
           cooldownUntil: coolingUntil(book, bookSettings, sighting.session, now)
         })),
-        stale: staleTasks(book, now).map(({ task, unchangedForMs }) => ({ task, session: sessionOf(task), unchangedForMs })),
+        stale: staleTasks(book, now).map(({ task, unchangedForMs }) => ({
+          task,
+          session: sessionOf(task),
+          unchangedForMs
+        })),
         waiting: waitingTasks(book).map(({ auto, session, task, until }) => ({ task, session, until, auto })),
         attention: attention(book, now),
         counters: { ...counters, malformed: intake.counters.malformed },
-        headless: { recent: recentRuns, runs: new Map(headlessTotals.runs), costUsd: headlessTotals.costUsd, turns: headlessTotals.turns },
+        headless: {
+          recent: recentRuns,
+          runs: new Map(headlessTotals.runs),
+          costUsd: headlessTotals.costUsd,
+          turns: headlessTotals.turns
+        },
         pending: pendingTasks.size,
         pendingTasks
       } satisfies DispatcherStatus
@@ -685,7 +800,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     })
     const run = Effect.forever(Effect.andThen(tick, pause))
 
-    return Dispatcher.of({ tick, wake, run, status })
+    return Dispatcher.of({ tick, wake, run, status, stopTurn })
   })
 
 /** Does the slot run (or hold the ended run of) this run? */
@@ -706,12 +821,18 @@ const sightingOf = (observation: Observation): Sighting => {
     session: observation.session,
     state: observation.state,
     signal: "pane",
-    detail: pane?._tag === "setup_dialog" ? Option.some(pane.dialog) : pane?._tag === "turn_error" ? Option.some(pane.error) : Option.none(),
+    detail: pane?._tag === "setup_dialog"
+      ? Option.some(pane.dialog)
+      : pane?._tag === "turn_error"
+      ? Option.some(pane.error)
+      : Option.none(),
     banner: pane?._tag === "usage_limited" ? Option.some(pane.banner) : Option.none(),
     resetAt: pane?._tag === "usage_limited" ? pane.resetAt : Option.none(),
     autoContinue: pane?._tag === "usage_limited" && pane.autoContinue,
     question: pane?._tag === "permission_prompt" ? Option.some(pane.question) : Option.none(),
-    inputBox: observation.state === "missing" || observation.state === "exited" ? Option.none() : inputBoxText(observation.screen),
+    inputBox: observation.state === "missing" || observation.state === "exited"
+      ? Option.none()
+      : inputBoxText(observation.screen),
     fingerprint: watchdogFingerprint(observation.screen)
   }
 }

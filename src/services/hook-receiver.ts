@@ -6,7 +6,14 @@
  */
 import { Clock, Context, Effect, Layer, Option, Result } from "effect"
 import type { HookSender, PaneRef } from "../domain/hook-sender.ts"
-import { describeFact, eventName, factOf, type HookFact, type HookInputInvalid, parseHookEvent } from "../domain/hooks.ts"
+import {
+  describeFact,
+  eventName,
+  factOf,
+  type HookFact,
+  type HookInputInvalid,
+  parseHookEvent
+} from "../domain/hooks.ts"
 import { HookEvents } from "./hook-events.ts"
 
 /** Which session holds a tmux pane: the daemon's tmux server answers, for its own panes only. */

@@ -6,7 +6,7 @@
  * SETTLE_AFTER waits; and nothing here may fail every tick — each problem is acted on or logged once.
  */
 import { Clock, Duration, Effect, Option, Result } from "effect"
-import { parseTask, quarantineNameFor, QueueOrder, queueKey, type Task, type TaskName } from "../domain/task.ts"
+import { parseTask, quarantineNameFor, queueKey, QueueOrder, type Task, type TaskName } from "../domain/task.ts"
 import { TaskStore } from "../ports/task-store.ts"
 import { settleFile } from "./recovery.ts"
 import { OwnWrites } from "./own-writes.ts"
@@ -50,14 +50,19 @@ export const makeIntake = (settings: IntakeSettings) =>
     const strays = Effect.gen(function*() {
       for (const stray of yield* store.strays("pending")) {
         if (stray.kind === "not-a-file") {
-          yield* reportOnce(`stray:${stray.display}`, `pending/${JSON.stringify(stray.display).slice(1, -1)} ${stray.problem}; ignored`)
+          yield* reportOnce(
+            `stray:${stray.display}`,
+            `pending/${JSON.stringify(stray.display).slice(1, -1)} ${stray.problem}; ignored`
+          )
           continue
         }
         const target = quarantineNameFor(stray.display)
         const free = (yield* store.has("failed", target)) ? yield* freeName(target) : target
         yield* store.writeError(
           free,
-          `the file name ${JSON.stringify(stray.display)} cannot be a task name: ${stray.problem}; the file was renamed ${free}`
+          `the file name ${
+            JSON.stringify(stray.display)
+          } cannot be a task name: ${stray.problem}; the file was renamed ${free}`
         )
         yield* store.quarantineStray(stray, free)
         counters.malformed++
@@ -67,77 +72,85 @@ export const makeIntake = (settings: IntakeSettings) =>
 
     /** One new or changed file: ready, not yet settled, or acted on (quarantined, renamed, settled). */
     const examine = (name: TaskName, now: number, isNew: boolean) =>
-      locks.withTask(name, Effect.gen(function*() {
-        // A stat first: most looks find the file unchanged, or still being written, and need not read it.
-        const seen = yield* Effect.result(store.stat("pending", name))
-        if (Result.isFailure(seen)) {
-          if (seen.failure._tag === "TaskNotFound") return
-          return yield* reportOnce(`stat:${name}:${seen.failure.message}`, `${seen.failure.message}; skipped`)
-        }
-        const known = index.get(name)
-        if (known !== undefined && known.mtimeMs === seen.success.mtimeMs && known.size === seen.success.size) return
-        // Written less than SETTLE_AFTER ago by someone else: it may still be being written. Our own writes are whole.
-        // The clock is read now, not at the tick's start (a write may land during the tick); only an mtime clearly
-        // ahead of it (clock skew between hosts) counts as settled.
-        const ours = seen.success.mtimeMs <= (ownWrites.wroteAt(name) ?? Number.NEGATIVE_INFINITY)
-        const clock = Math.max(now, yield* Clock.currentTimeMillis)
-        const age = clock - seen.success.mtimeMs
-        if (!ours && age < settleMs && age > -settleMs) {
-          nextSettle = Math.min(nextSettle ?? Infinity, seen.success.mtimeMs + settleMs)
-          return
-        }
-        const read = yield* Effect.result(store.read("pending", name))
-        if (Result.isFailure(read)) {
-          const error = read.failure
-          if (error._tag === "TaskNotFound") return
-          if (error._tag === "Unreadable" && error.quarantine) {
-            counters.malformed++
-            index.delete(name)
-            yield* quarantine("pending", name, `${name}: ${error.problem}`)
+      locks.withTask(
+        name,
+        Effect.gen(function*() {
+          // A stat first: most looks find the file unchanged, or still being written, and need not read it.
+          const seen = yield* Effect.result(store.stat("pending", name))
+          if (Result.isFailure(seen)) {
+            if (seen.failure._tag === "TaskNotFound") return
+            return yield* reportOnce(`stat:${name}:${seen.failure.message}`, `${seen.failure.message}; skipped`)
+          }
+          const known = index.get(name)
+          if (known !== undefined && known.mtimeMs === seen.success.mtimeMs && known.size === seen.success.size) return
+          // Written less than SETTLE_AFTER ago by someone else: it may still be being written. Our own writes are whole.
+          // The clock is read now, not at the tick's start (a write may land during the tick); only an mtime clearly
+          // ahead of it (clock skew between hosts) counts as settled.
+          const ours = seen.success.mtimeMs <= (ownWrites.wroteAt(name) ?? Number.NEGATIVE_INFINITY)
+          const clock = Math.max(now, yield* Clock.currentTimeMillis)
+          const age = clock - seen.success.mtimeMs
+          if (!ours && age < settleMs && age > -settleMs) {
+            nextSettle = Math.min(nextSettle ?? Infinity, seen.success.mtimeMs + settleMs)
             return
           }
-          return yield* reportOnce(`read:${name}:${error.message}`, `${error.message}; skipped`)
-        }
-        const stored = read.success
-        const parsed = parseTask(name, stored.text)
-        if (Result.isFailure(parsed)) {
-          index.delete(name)
-          counters.malformed++
-          yield* quarantine("pending", name, parsed.failure.message)
-          return
-        }
-        if (isNew) {
-          for (const stage of ["active", "done", "failed"] as const) {
-            if (!(yield* store.has(stage, name))) continue
-            const other = yield* store.stat(stage, name).pipe(Effect.map((s) => s.identity), Effect.orElseSucceed(() => ""))
-            if (other === stored.identity) {
-              // The same file under two names: no move of ours is in progress (we hold the task's lock), so someone
-              // linked it here by hand (`ln done/x.md pending/`). The extra name goes; nothing is lost.
-              yield* store.remove("pending", name)
-              return yield* Effect.logWarning(
-                `pending/${name} was a second name (a hard link) of ${stage}/${name}; removed it — to run the task again, ` +
-                  `use \`task retry ${name}\` or copy the file`
-              )
+          const read = yield* Effect.result(store.read("pending", name))
+          if (Result.isFailure(read)) {
+            const error = read.failure
+            if (error._tag === "TaskNotFound") return
+            if (error._tag === "Unreadable" && error.quarantine) {
+              counters.malformed++
+              index.delete(name)
+              yield* quarantine("pending", name, `${name}: ${error.problem}`)
+              return
             }
-            const renamed = yield* freeName(name)
-            yield* store.move("pending", "pending", name, renamed)
-            counters.renamed++
-            yield* Effect.logWarning(`${name}: ${stage}/${name} is another task with this name; the new one runs as ${renamed}`)
-              .pipe(Effect.annotateLogs({ task: renamed }))
+            return yield* reportOnce(`read:${name}:${error.message}`, `${error.message}; skipped`)
+          }
+          const stored = read.success
+          const parsed = parseTask(name, stored.text)
+          if (Result.isFailure(parsed)) {
+            index.delete(name)
+            counters.malformed++
+            yield* quarantine("pending", name, parsed.failure.message)
             return
           }
-        }
-        const state = parsed.success.fields.state ?? "pending"
-        if (state !== "pending") {
-          const settled = yield* settleFile("pending", name, parsed.success)
-          if (Option.isSome(settled)) {
-            counters.settled++
-            yield* Effect.logWarning(settled.value).pipe(Effect.annotateLogs({ task: name }))
-            return
+          if (isNew) {
+            for (const stage of ["active", "done", "failed"] as const) {
+              if (!(yield* store.has(stage, name))) continue
+              const other = yield* store.stat(stage, name).pipe(
+                Effect.map((s) => s.identity),
+                Effect.orElseSucceed(() => "")
+              )
+              if (other === stored.identity) {
+                // The same file under two names: no move of ours is in progress (we hold the task's lock), so someone
+                // linked it here by hand (`ln done/x.md pending/`). The extra name goes; nothing is lost.
+                yield* store.remove("pending", name)
+                return yield* Effect.logWarning(
+                  `pending/${name} was a second name (a hard link) of ${stage}/${name}; removed it — to run the task again, ` +
+                    `use \`task retry ${name}\` or copy the file`
+                )
+              }
+              const renamed = yield* freeName(name)
+              yield* store.move("pending", "pending", name, renamed)
+              counters.renamed++
+              yield* Effect.logWarning(
+                `${name}: ${stage}/${name} is another task with this name; the new one runs as ${renamed}`
+              )
+                .pipe(Effect.annotateLogs({ task: renamed }))
+              return
+            }
           }
-        }
-        index.set(name, { mtimeMs: stored.mtimeMs, size: stored.size, task: parsed.success })
-      }))
+          const state = parsed.success.fields.state ?? "pending"
+          if (state !== "pending") {
+            const settled = yield* settleFile("pending", name, parsed.success)
+            if (Option.isSome(settled)) {
+              counters.settled++
+              yield* Effect.logWarning(settled.value).pipe(Effect.annotateLogs({ task: name }))
+              return
+            }
+          }
+          index.set(name, { mtimeMs: stored.mtimeMs, size: stored.size, task: parsed.success })
+        })
+      )
 
     /** Brings the index up to date; a full re-read of every file happens once per scan interval. */
     const refresh = Effect.fn("Intake.refresh")(function*(now: number) {

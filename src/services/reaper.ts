@@ -6,7 +6,7 @@
  * every poll fails is not polled forever).
  */
 import { Duration, Effect, Result } from "effect"
-import { Outcome, renderFooter, renderResult, type Runner } from "../domain/footer.ts"
+import { formatDuration, Outcome, renderFooter, renderResult, type Runner } from "../domain/footer.ts"
 import { TaskEvent } from "../domain/lifecycle.ts"
 import type { DelegationMarker } from "../domain/marker.ts"
 import type { TaskName } from "../domain/task.ts"
@@ -38,7 +38,9 @@ const finishTask = Effect.fn("Reaper.finish")(function*(name: TaskName, marker: 
     // A result for a run the task no longer has: recorded in the log, never applied.
     yield* store.removeMarker(name)
     yield* Effect.logWarning(
-      `refused the result of job ${marker.job_id ?? "?"} for ${name}: it belongs to run ${marker.run}, the task is run ` +
+      `refused the result of job ${
+        marker.job_id ?? "?"
+      } for ${name}: it belongs to run ${marker.run}, the task is run ` +
         `${task.fields.run ?? "(none)"}; nothing changed`
     ).pipe(Effect.annotateLogs({ task: name, job: marker.job_id ?? "", run: marker.run }))
     return undefined
@@ -88,53 +90,67 @@ const finish = (name: TaskName, marker: DelegationMarker, ending: Ending, contex
   )
 
 /** One poll of the job behind `marker`; terminal statuses, a job secutools no longer knows and timeouts finish the task. */
-export const reapJob = Effect.fn("Reaper.reapJob")(function*(name: TaskName, marker: DelegationMarker, context: ReapContext) {
-  const secutools = yield* Secutools
-  const store = yield* TaskStore
-  const jobId = marker.job_id
-  if (jobId === null) return
-  const annotations = { task: name, job: jobId, provider: marker.provider }
-  const waitedMs = millisBetween(marker.submitted_at ?? marker.created_at, yield* nowIso) ?? 0
-  const timedOut = waitedMs > Duration.toMillis(context.jobTimeout)
-  const polled = yield* Effect.result(secutools.get(jobId))
-  if (Result.isFailure(polled)) {
-    const error = polled.failure
-    if (error.reason._tag === "Status" && error.reason.status === 404) {
-      yield* finish(name, marker, { failure: `secutools no longer knows job ${jobId} (HTTP 404)` }, context)
-      return yield* Effect.logWarning(`${name} failed: secutools no longer knows job ${jobId}`).pipe(Effect.annotateLogs(annotations))
+export const reapJob = Effect.fn("Reaper.reapJob")(
+  function*(name: TaskName, marker: DelegationMarker, context: ReapContext) {
+    const secutools = yield* Secutools
+    const store = yield* TaskStore
+    const jobId = marker.job_id
+    if (jobId === null) return
+    const annotations = { task: name, job: jobId, provider: marker.provider }
+    const waitedMs = millisBetween(marker.submitted_at ?? marker.created_at, yield* nowIso) ?? 0
+    const timedOut = waitedMs > Duration.toMillis(context.jobTimeout)
+    const polled = yield* Effect.result(secutools.get(jobId))
+    if (Result.isFailure(polled)) {
+      const error = polled.failure
+      if (error.reason._tag === "Status" && error.reason.status === 404) {
+        yield* finish(name, marker, { failure: `secutools no longer knows job ${jobId} (HTTP 404)` }, context)
+        return yield* Effect.logWarning(`${name} failed: secutools no longer knows job ${jobId}`).pipe(
+          Effect.annotateLogs(annotations)
+        )
+      }
+      if (error.reason._tag === "TooLarge") {
+        const reason = `${error.message}; the job's result was not read`
+        yield* finish(name, marker, { failure: reason }, context)
+        return yield* Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
+      }
+      if (timedOut) {
+        const reason = `job ${jobId} could not be polled for ${
+          Duration.format(context.jobTimeout)
+        } (last: ${error.message})`
+        yield* finish(name, marker, { failure: reason }, context)
+        return yield* Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
+      }
+      return yield* Effect.logWarning(`polling job ${jobId} of ${name}: ${error.message}`).pipe(
+        Effect.annotateLogs(annotations)
+      )
     }
-    if (error.reason._tag === "TooLarge") {
-      const reason = `${error.message}; the job's result was not read`
-      yield* finish(name, marker, { failure: reason }, context)
-      return yield* Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
+    const job = polled.success
+    if (job.status === "completed") {
+      yield* finish(name, marker, { job }, context)
+      const took = formatDuration(millisBetween(marker.created_at, yield* nowIso) ?? 0)
+      return yield* Effect.logInfo(`${name} done by secutools ${marker.provider} (job ${jobId}, took ${took})`).pipe(
+        Effect.annotateLogs(annotations)
+      )
+    }
+    if (job.status === "failed" || job.status === "cancelled") {
+      yield* finish(name, marker, { job }, context)
+      return yield* Effect.logWarning(`${name} ${job.status} at secutools: ${job.error ?? "no reason given"}`).pipe(
+        Effect.annotateLogs(annotations)
+      )
     }
     if (timedOut) {
-      const reason = `job ${jobId} could not be polled for ${Duration.format(context.jobTimeout)} (last: ${error.message})`
+      const reason = `job ${jobId} was still ${job.status} after ${Duration.format(context.jobTimeout)}`
       yield* finish(name, marker, { failure: reason }, context)
       return yield* Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
     }
-    return yield* Effect.logWarning(`polling job ${jobId} of ${name}: ${error.message}`).pipe(Effect.annotateLogs(annotations))
-  }
-  const job = polled.success
-  if (job.status === "completed") {
-    yield* finish(name, marker, { job }, context)
-    return yield* Effect.logInfo(`${name} done by secutools ${marker.provider} (job ${jobId})`).pipe(Effect.annotateLogs(annotations))
-  }
-  if (job.status === "failed" || job.status === "cancelled") {
-    yield* finish(name, marker, { job }, context)
-    return yield* Effect.logWarning(`${name} ${job.status} at secutools: ${job.error ?? "no reason given"}`).pipe(
-      Effect.annotateLogs(annotations)
+    yield* TaskLocks.use((locks) =>
+      locks.withTask(
+        name,
+        Effect.flatMap(store.readMarker(name), (current) =>
+          current._tag === "Some" && current.value.state === "submitted" && current.value.job_id === jobId
+            ? store.writeMarker(name, { ...current.value, polls: current.value.polls + 1 })
+            : Effect.void)
+      )
     )
   }
-  if (timedOut) {
-    const reason = `job ${jobId} was still ${job.status} after ${Duration.format(context.jobTimeout)}`
-    yield* finish(name, marker, { failure: reason }, context)
-    return yield* Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
-  }
-  yield* TaskLocks.use((locks) =>
-    locks.withTask(name, Effect.flatMap(store.readMarker(name), (current) =>
-      current._tag === "Some" && current.value.state === "submitted" && current.value.job_id === jobId
-        ? store.writeMarker(name, { ...current.value, polls: current.value.polls + 1 })
-        : Effect.void))
-  )
-})
+)

@@ -57,7 +57,8 @@ export const resolveLinks = Effect.fn("resolveLinks")(function*() {
       const stat = yield* Effect.result(store.stat(stage, name))
       if (Result.isFailure(stat)) continue
       byName.set(name, [...(byName.get(name) ?? []), stat.success.identity])
-      if (linked.has(stat.success.identity)) names.set(stat.success.identity, [...(names.get(stat.success.identity) ?? []), { stage, name }])
+      if (linked.has(stat.success.identity))
+        names.set(stat.success.identity, [...(names.get(stat.success.identity) ?? []), { stage, name }])
     }
   }
   const actions: Array<string> = []
@@ -74,7 +75,9 @@ export const resolveLinks = Effect.fn("resolveLinks")(function*() {
     for (const place of places) {
       if (place === keep) continue
       yield* store.remove(place.stage, place.name)
-      actions.push(`${place.stage}/${place.name} was another name of ${keep.stage}/${keep.name} (a move cut short); removed`)
+      actions.push(
+        `${place.stage}/${place.name} was another name of ${keep.stage}/${keep.name} (a move cut short); removed`
+      )
     }
   }
   return actions
@@ -104,7 +107,9 @@ export const resolveDuplicates = Effect.fn("resolveDuplicates")(function*() {
     const advanced = byRank[0]
     if (advanced === undefined) continue
     // Among the links of the most advanced file, the one in the stage its state belongs in.
-    const keep = copies.find((copy) => copy.identity === advanced.identity && Option.getOrUndefined(copy.home) === copy.stage) ??
+    const keep = copies.find((copy) =>
+      copy.identity === advanced.identity && Option.getOrUndefined(copy.home) === copy.stage
+    ) ??
       advanced
     for (const copy of copies) {
       if (copy === keep) continue
@@ -114,7 +119,9 @@ export const resolveDuplicates = Effect.fn("resolveDuplicates")(function*() {
       } else {
         const other = yield* freeName(name)
         yield* store.move(copy.stage, copy.stage, name, other)
-        actions.push(`${name}: a different file with this name is in ${keep.stage}/; ${copy.stage}/${name} renamed to ${other}`)
+        actions.push(
+          `${name}: a different file with this name is in ${keep.stage}/; ${copy.stage}/${name} renamed to ${other}`
+        )
       }
     }
   }
@@ -139,11 +146,15 @@ export const settleFile = Effect.fn("settleFile")(function*(stage: Stage, name: 
       return Option.none<string>()
     }
     if (Option.isSome(marker)) yield* store.removeMarker(name)
-    yield* applyEvent("pending", name, TaskEvent.Requeue({
-      at,
-      cause: "marker_missing",
-      reason: "it was marked delegated but its delegation marker is missing; routed again"
-    }))
+    yield* applyEvent(
+      "pending",
+      name,
+      TaskEvent.Requeue({
+        at,
+        cause: "marker_missing",
+        reason: "it was marked delegated but its delegation marker is missing; routed again"
+      })
+    )
     return Option.some(`${name}: delegated without its marker; back to routing`)
   }
   if (home === stage) return Option.none<string>()
@@ -161,11 +172,15 @@ export const settleFile = Effect.fn("settleFile")(function*(stage: Stage, name: 
   const marker = yield* store.readMarker(name)
   const ownMarker = Option.isSome(marker) && (marker.value.run === undefined || marker.value.run === task.fields.run)
   if (state === "assigned") {
-    yield* applyEvent("pending", name, TaskEvent.Requeue({
-      at,
-      cause: "never_typed",
-      reason: "found in pending/ with state assigned; it was never typed"
-    }))
+    yield* applyEvent(
+      "pending",
+      name,
+      TaskEvent.Requeue({
+        at,
+        cause: "never_typed",
+        reason: "found in pending/ with state assigned; it was never typed"
+      })
+    )
     return Option.some(`${name}: assigned in pending/ (never typed); back to pending`)
   }
   // done or failed in pending/: the reaper's interrupted finish (its marker is still there), a cancel cut short (its
@@ -221,7 +236,8 @@ export const settleMarkers = Effect.fn("settleMarkers")(function*() {
     }
     const marker = yield* Effect.result(store.readMarker(name))
     if (Result.isSuccess(marker)) continue
-    const reason = `${name}: its delegation marker pending/${name}.delegated cannot be read (${marker.failure.problem}); ` +
+    const reason =
+      `${name}: its delegation marker pending/${name}.delegated cannot be read (${marker.failure.problem}); ` +
       "a job may exist at secutools under a key that is lost with it, so the task is not run again"
     const target = yield* quarantine("pending", name, reason)
     yield* store.removeMarker(name)
@@ -255,7 +271,9 @@ export const recoverActive = Effect.fn("recoverActive")(function*(
     const session = task.fields.session
     const run = task.fields.run
     const now = yield* Clock.currentTimeMillis
-    const seen = session === undefined || isHeadless(session) ? undefined : yield* observeSession(session, { now, timeZone })
+    const seen = session === undefined || isHeadless(session)
+      ? undefined
+      : yield* observeSession(session, { now, timeZone })
     const end = (cause: Parameters<typeof endUnfinishedRun>[1], reason: string) =>
       Effect.gen(function*() {
         const ended = yield* endUnfinishedRun(name, cause, `${reason} (recovered at start-up)`, maxAttempts)
@@ -284,10 +302,15 @@ export const recoverActive = Effect.fn("recoverActive")(function*(
     const inBox = Option.getOrElse(inputBoxText(seen.screen), () => "")
     if (inBox.includes(`(run ${run})`) || inBox.includes(header)) {
       yield* tmux.clearInput(session).pipe(Effect.ignore)
-      yield* end("never_typed", `the daemon stopped before submitting it in ${session}; its text was cleared from the input box`)
+      yield* end(
+        "never_typed",
+        `the daemon stopped before submitting it in ${session}; its text was cleared from the input box`
+      )
       continue
     }
-    const history = yield* tmux.capturePane(session, { history: RECOVERY_SCROLLBACK }).pipe(Effect.orElseSucceed(() => seen.screen))
+    const history = yield* tmux.capturePane(session, { history: RECOVERY_SCROLLBACK }).pipe(
+      Effect.orElseSucceed(() => seen.screen)
+    )
     if (history.includes(`(run ${run})`)) {
       yield* applyEvent("active", name, TaskEvent.Start({ at: yield* nowIso }))
       actions.push(`${name}: its prompt was submitted in ${session} before the daemon stopped; the run goes on`)

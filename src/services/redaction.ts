@@ -77,11 +77,13 @@ const redactValue = (value: unknown, redact: Redact, seen: Set<object>): unknown
 
 const redactAnnotations = (annotations: Readonly<Record<string, unknown>>, redact: Redact) => {
   let changed = false
-  const redacted = Object.fromEntries(Object.entries(annotations).map(([key, value]) => {
-    const clean = redactValue(value, redact, new Set())
-    if (clean !== value) changed = true
-    return [key, clean]
-  }))
+  const redacted = Object.fromEntries(
+    Object.entries(annotations).map(([key, value]) => {
+      const clean = redactValue(value, redact, new Set())
+      if (clean !== value) changed = true
+      return [key, clean]
+    })
+  )
   return changed ? redacted : annotations
 }
 

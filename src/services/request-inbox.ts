@@ -1,14 +1,17 @@
 /**
- * The daemon's side of `requests/`: each request a command left is taken, applied under the task's lock, logged
- * and answered. Easy to get wrong: a refused completion (another run's) is logged here, because the agent that
- * sent it may never look at its exit code; and the dispatcher is woken after a change, since a session is free.
+ * The daemon's side of task operations asked from outside: each request a command left in `requests/` is taken,
+ * applied under the task's lock, logged and answered; the status page's actions go through the same `apply`.
+ * Easy to get wrong: a refused completion (another run's) is logged here, because the agent that sent it may never
+ * look at its exit code; a requeue stops the session's turn (while the lock is held, so no completion slips in
+ * between); and the dispatcher is woken after a change, since a session is free.
  */
-import { Clock, Context, Duration, Effect, Layer, Option, Queue } from "effect"
+import { Clock, Context, type Duration, Effect, Layer, Option, Queue } from "effect"
 import { taskNameFrom } from "../domain/task.ts"
 import { pendingRequests, removeStaleReplies, takeRequest, writeReply } from "../adapters/request-files.ts"
-import { TaskStore } from "../ports/task-store.ts"
+import type { TaskStore } from "../ports/task-store.ts"
 import { TaskLocks } from "./task-locks.ts"
-import { EXIT_REFUSED, performOperation } from "./task-operations.ts"
+import { type OperationResult, performOperation, type StopTurn, type TaskOperation } from "./task-operations.ts"
+import type { TaskName } from "../domain/task.ts"
 
 export class RequestInbox extends Context.Service<RequestInbox, {
   /** Applies every waiting request now. */
@@ -17,6 +20,8 @@ export class RequestInbox extends Context.Service<RequestInbox, {
   readonly wake: Effect.Effect<void>
   /** Drains on every wake and at least every `interval`, forever. */
   readonly run: Effect.Effect<never>
+  /** Applies one operation as the daemon does, logging `from` (who asked) with the result. */
+  readonly apply: (name: TaskName, operation: TaskOperation, from: string) => Effect.Effect<OperationResult>
 }>()("claude-failover/services/RequestInbox") {}
 
 export interface RequestInboxSettings {
@@ -25,6 +30,8 @@ export interface RequestInboxSettings {
   readonly interval: Duration.Duration
   /** Called after a request changed the queue. */
   readonly onChange: Effect.Effect<void>
+  /** How a requeue stops the session's turn first (the dispatcher's); without it, the file alone changes. */
+  readonly stopTurn?: StopTurn
 }
 
 export const makeRequestInbox = (settings: RequestInboxSettings) =>
@@ -32,6 +39,24 @@ export const makeRequestInbox = (settings: RequestInboxSettings) =>
     const locks = yield* TaskLocks
     const ports = yield* Effect.context<TaskStore>()
     const wakeups = yield* Queue.sliding<void>(1)
+
+    const apply = Effect.fn("RequestInbox.apply")(function*(name: TaskName, operation: TaskOperation, from: string) {
+      const result = yield* locks.withTask(name, performOperation(name, operation, settings.stopTurn))
+      const annotations = {
+        task: name,
+        ...("run" in operation && operation.run !== undefined ? { run: operation.run } : {})
+      }
+      if (result.code === 0) {
+        // The result first: "x.md done (session claude-1, took 3m 4s), asked by pid 4242".
+        yield* Effect.logInfo(`${result.message}, asked by ${from}`).pipe(Effect.annotateLogs(annotations))
+        yield* settings.onChange
+      } else {
+        yield* Effect.logWarning(`${operation.op} ${name} from ${from}: ${result.message}`).pipe(
+          Effect.annotateLogs(annotations)
+        )
+      }
+      return result
+    }, Effect.provideContext(ports))
 
     const handle = Effect.fn("RequestInbox.handle")(function*(id: string) {
       const taken = yield* takeRequest(settings.root, id)
@@ -46,18 +71,7 @@ export const makeRequestInbox = (settings: RequestInboxSettings) =>
       if (Option.isNone(name)) {
         return yield* writeReply(settings.root, { id, code: 1, message: `'${operation.task}' is not a task file name` })
       }
-      const result = yield* locks.withTask(name.value, performOperation(name.value, operation))
-      const annotations = { task: name.value, ...("run" in operation && operation.run !== undefined ? { run: operation.run } : {}) }
-      if (result.code === EXIT_REFUSED) {
-        yield* Effect.logWarning(`${operation.op} ${name.value} from pid ${request.pid}: ${result.message}`).pipe(
-          Effect.annotateLogs(annotations)
-        )
-      } else if (result.code === 0) {
-        yield* Effect.logInfo(result.message).pipe(Effect.annotateLogs(annotations))
-        yield* settings.onChange
-      } else {
-        yield* Effect.logWarning(`${operation.op} ${name.value}: ${result.message}`).pipe(Effect.annotateLogs(annotations))
-      }
+      const result = yield* apply(name.value, operation, `pid ${request.pid}`)
       yield* writeReply(settings.root, { id, code: result.code, message: result.message })
     })
 
@@ -77,7 +91,8 @@ export const makeRequestInbox = (settings: RequestInboxSettings) =>
     const run = Effect.forever(
       Effect.andThen(drain, Queue.take(wakeups).pipe(Effect.timeout(settings.interval), Effect.ignore))
     )
-    return RequestInbox.of({ drain, wake, run })
+    return RequestInbox.of({ drain, wake, run, apply })
   })
 
-export const RequestInboxLayer = (settings: RequestInboxSettings) => Layer.effect(RequestInbox, makeRequestInbox(settings))
+export const RequestInboxLayer = (settings: RequestInboxSettings) =>
+  Layer.effect(RequestInbox, makeRequestInbox(settings))

@@ -43,7 +43,9 @@ export const requestRetry = (policy: RetryPolicy) =>
           retryDelayMs(policy, attempt, random, input.reason._tag === "Status" ? input.reason.retryAfterMs : undefined)
         ))
     ),
-    Schedule.while(({ duration, elapsed }) => elapsed + Duration.toMillis(duration) <= Duration.toMillis(policy.deadline))
+    Schedule.while(({ duration, elapsed }) =>
+      elapsed + Duration.toMillis(duration) <= Duration.toMillis(policy.deadline)
+    )
   )
 
 /** Called before each retry, e.g. to count it and log why. */

@@ -184,7 +184,10 @@ export const isFailing = (record: StartRecord, policy: StartPolicy = defaultStar
 /** What the start-up check found. */
 export interface SessionFacts {
   /** tmux answered `-V`, is not installed, or failed otherwise. */
-  readonly tmux: { readonly _tag: "ok" } | { readonly _tag: "missing" } | { readonly _tag: "failing"; readonly problem: string }
+  readonly tmux: { readonly _tag: "ok" } | { readonly _tag: "missing" } | {
+    readonly _tag: "failing"
+    readonly problem: string
+  }
   /** The sessions looked at: the names of TMUX_SESSIONS, or those matching the prefix (possibly none). */
   readonly sessions: ReadonlyArray<{ readonly session: string; readonly liveness: Liveness }>
   readonly selection: SessionSelection
@@ -204,18 +207,25 @@ const shellLine = (words: ReadonlyArray<string>): string =>
  */
 export const sessionAdvice = (facts: SessionFacts): Option.Option<string> => {
   if (facts.tmux._tag === "missing") {
-    return Option.some("tmux is not installed: install it (apt-get install -y tmux), then start Claude Code sessions in it")
+    return Option.some(
+      "tmux is not installed: install it (apt-get install -y tmux), then start Claude Code sessions in it"
+    )
   }
   if (facts.tmux._tag === "failing") return Option.some(`tmux does not work here: ${facts.tmux.problem}`)
   if (facts.sessions.some((s) => s.liveness === "up")) return Option.none()
   const tmux = ["tmux", ...Option.match(facts.socket, { onNone: () => [], onSome: (socket) => ["-L", socket] })]
   const first = facts.sessions[0]?.session ??
-    Option.match(facts.selection.names, { onNone: () => `${facts.selection.prefix}1`, onSome: (names) => names[0] ?? "claude-1" })
+    Option.match(facts.selection.names, {
+      onNone: () => `${facts.selection.prefix}1`,
+      onSome: (names) => names[0] ?? "claude-1"
+    })
   if (facts.sessionsStart) {
     return facts.failing.length === 0
       ? Option.none() // the starter is on it
       : Option.some(
-        `no Claude Code session stays up: ${facts.failing.join(", ")} exit(s) right after SESSIONS_START starts them; ` +
+        `no Claude Code session stays up: ${
+          facts.failing.join(", ")
+        } exit(s) right after SESSIONS_START starts them; ` +
           `run ${shellLine(facts.command)} by hand in SESSIONS_CWD to see why`
       )
   }
@@ -223,7 +233,9 @@ export const sessionAdvice = (facts: SessionFacts): Option.Option<string> => {
   if (exited.length > 0) {
     return Option.some(
       `no Claude Code session running: ${exited.join(", ")} ${exited.length === 1 ? "is" : "are"} back at a shell ` +
-        `(Claude Code exited): start it again with ${shellLine([...tmux, "send-keys", "-t", exited[0] ?? first, shellLine(facts.command), "Enter"])}, ` +
+        `(Claude Code exited): start it again with ${
+          shellLine([...tmux, "send-keys", "-t", exited[0] ?? first, shellLine(facts.command), "Enter"])
+        }, ` +
         "or set SESSIONS_START=true"
     )
   }
@@ -232,7 +244,9 @@ export const sessionAdvice = (facts: SessionFacts): Option.Option<string> => {
     onSome: (names) => `none of TMUX_SESSIONS (${names.join(", ")}) exists`
   })
   return Option.some(
-    `no Claude Code session found (${where}): start one with ${shellLine([...tmux, "new-session", "-d", "-s", first, ...facts.command])}, ` +
+    `no Claude Code session found (${where}): start one with ${
+      shellLine([...tmux, "new-session", "-d", "-s", first, ...facts.command])
+    }, ` +
       "or set SESSIONS_START=true"
   )
 }
@@ -320,8 +334,10 @@ export class SessionStarter extends Context.Service<SessionStarter, {
 const seconds = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000}m` : `${Math.ceil(ms / 1000)}s`)
 
 const accountFor = (settings: StarterSettings, session: string): Option.Option<string> =>
-  Option.flatMap(settings.accounts, (accounts) =>
-    Option.fromNullishOr([...accounts].find(([, members]) => members.includes(session))?.[0]))
+  Option.flatMap(
+    settings.accounts,
+    (accounts) => Option.fromNullishOr([...accounts].find(([, members]) => members.includes(session))?.[0])
+  )
 
 /** The program run, its environment and directory for one session. */
 export const launchFor = (settings: StarterSettings, session: string): SessionLaunch => {
@@ -377,7 +393,9 @@ export const makeSessionStarter = (settings: StarterSettings) =>
 
     const describeLaunch = (session: string) => {
       const launch = launchFor(settings, session)
-      const dir = launch.env.CLAUDE_CONFIG_DIR === undefined ? "" : `, CLAUDE_CONFIG_DIR=${launch.env.CLAUDE_CONFIG_DIR}`
+      const dir = launch.env.CLAUDE_CONFIG_DIR === undefined
+        ? ""
+        : `, CLAUDE_CONFIG_DIR=${launch.env.CLAUDE_CONFIG_DIR}`
       return `running ${shown} in ${launch.cwd}${dir}`
     }
 
@@ -385,14 +403,15 @@ export const makeSessionStarter = (settings: StarterSettings) =>
     const act = (decision: StartDecision): Effect.Effect<StartAction> => {
       const { record, session } = decision
       const launch = launchFor(settings, session)
-      const start: Effect.Effect<void, TmuxError | TmuxNotInstalled | SessionExists> =
-        decision.liveness === "exited"
-          ? tmux.respawn(session, launch).pipe(
-            // Gone between the look and the restart: start it afresh.
-            Effect.catchTag("SessionNotFound", () => tmux.newSession(session, launch))
-          )
-          : tmux.newSession(session, launch)
-      const why = decision.liveness === "exited" ? "Claude Code exited (the pane was back at a shell)" : "the session was gone"
+      const start: Effect.Effect<void, TmuxError | TmuxNotInstalled | SessionExists> = decision.liveness === "exited"
+        ? tmux.respawn(session, launch).pipe(
+          // Gone between the look and the restart: start it afresh.
+          Effect.catchTag("SessionNotFound", () => tmux.newSession(session, launch))
+        )
+        : tmux.newSession(session, launch)
+      const why = decision.liveness === "exited"
+        ? "Claude Code exited (the pane was back at a shell)"
+        : "the session was gone"
       const failing = isFailing(record, policy)
       const done: StartAction = decision.step === "create"
         ? { session, action: "created", detail: `started ${describeLaunch(session)}`, log: "info" }
@@ -400,7 +419,9 @@ export const makeSessionStarter = (settings: StarterSettings) =>
           session,
           action: "restarted",
           detail: failing
-            ? `keeps exiting: restart ${record.failures} in a row without staying up ${seconds(policy.stableAfterMs)} ` +
+            ? `keeps exiting: restart ${record.failures} in a row without staying up ${
+              seconds(policy.stableAfterMs)
+            } ` +
               `(${why}); restarted ${describeLaunch(session)}; next wait ${seconds(record.delayMs)} — ` +
               `run ${shown} by hand to see why it exits`
             : `${why}; restarted ${describeLaunch(session)} (restart ${record.restarts})`,
@@ -436,7 +457,9 @@ export const makeSessionStarter = (settings: StarterSettings) =>
           return Effect.succeed({
             session,
             action: "backing-off",
-            detail: `${what}; restart in ${seconds(inMs)}${failing ? ` (failing: ${record.failures} restarts in a row)` : ""}`,
+            detail: `${what}; restart in ${seconds(inMs)}${
+              failing ? ` (failing: ${record.failures} restarts in a row)` : ""
+            }`,
             log: decision.waitBegan ? (failing ? "warning" : "info") : "none"
           })
         }
@@ -450,7 +473,9 @@ export const makeSessionStarter = (settings: StarterSettings) =>
       const now = yield* Clock.currentTimeMillis
       const sessions = yield* sessionsToKeep
       yield* Ref.set(kept, sessions)
-      const looks = yield* Effect.forEach(sessions, (session) => Effect.result(observe(session, now)), { concurrency: 4 })
+      const looks = yield* Effect.forEach(sessions, (session) => Effect.result(observe(session, now)), {
+        concurrency: 4
+      })
       const observed = looks.flatMap((look) => (Result.isSuccess(look) ? [look.success] : []))
       const { book: next, decisions } = decideStarts(yield* Ref.get(book), observed, now, policy)
       yield* Ref.set(book, next)
@@ -459,7 +484,12 @@ export const makeSessionStarter = (settings: StarterSettings) =>
       const unseen = sessions.flatMap((session, i) => {
         const look = looks[i]
         return look !== undefined && Result.isFailure(look)
-          ? [{ session, action: "backing-off" as const, detail: `cannot see it: ${look.failure.message}`, log: "none" as const }]
+          ? [{
+            session,
+            action: "backing-off" as const,
+            detail: `cannot see it: ${look.failure.message}`,
+            log: "none" as const
+          }]
           : []
       })
       return [...actions, ...unseen]
@@ -509,7 +539,9 @@ export const makeSessionStarter = (settings: StarterSettings) =>
         sessions: looks.flatMap((look) => (Result.isSuccess(look) ? [look.success] : [])),
         selection: settings.sessions,
         sessionsStart: settings.enabled,
-        failing: [...records].filter(([, record]) => isFailing(record, policy) && record.lastSeen !== "up").map(([name]) => name),
+        failing: [...records].filter(([, record]) => isFailing(record, policy) && record.lastSeen !== "up").map((
+          [name]
+        ) => name),
         command: settings.command,
         socket: settings.socket
       } satisfies SessionFacts
@@ -519,7 +551,9 @@ export const makeSessionStarter = (settings: StarterSettings) =>
       const line = sessionAdvice(yield* facts)
       const before = yield* Ref.getAndSet(lastAdvice, line)
       if (Option.isSome(line)) {
-        return Option.isSome(before) && before.value === line.value ? Option.none() : Option.some({ problem: true, line: line.value })
+        return Option.isSome(before) && before.value === line.value
+          ? Option.none()
+          : Option.some({ problem: true, line: line.value })
       }
       return Option.isSome(before)
         ? Option.some({ problem: false, line: "a Claude Code session is up: the earlier problem is gone" })
@@ -529,7 +563,8 @@ export const makeSessionStarter = (settings: StarterSettings) =>
     return SessionStarter.of({ ensure, status, advise })
   })
 
-export const SessionStarterLayer = (settings: StarterSettings) => Layer.effect(SessionStarter, makeSessionStarter(settings))
+export const SessionStarterLayer = (settings: StarterSettings) =>
+  Layer.effect(SessionStarter, makeSessionStarter(settings))
 
 /** A starter that starts nothing (SESSIONS_START off): for services tested without it. Needs Tmux. */
 export const SessionStarterOff = SessionStarterLayer({
@@ -550,6 +585,10 @@ export const SessionStarterOff = SessionStarterLayer({
 export const logStartActions = (actions: ReadonlyArray<StartAction>): Effect.Effect<void> =>
   Effect.forEach(actions, (action) => {
     const line = `session ${action.session}: ${action.action}: ${action.detail}`
-    const logged = action.log === "warning" ? Effect.logWarning(line) : action.log === "info" ? Effect.logInfo(line) : Effect.void
+    const logged = action.log === "warning"
+      ? Effect.logWarning(line)
+      : action.log === "info"
+      ? Effect.logInfo(line)
+      : Effect.void
     return logged.pipe(Effect.annotateLogs({ session: action.session }))
   }, { discard: true })

@@ -151,7 +151,10 @@ export const makeStatusReport = Effect.gen(function*() {
     const local = yield* dispatcher.status
     const delegated = yield* delegation.status
     const tasks = Object.fromEntries(
-      yield* Effect.forEach(Stages, (name) => Effect.map(stage(name, local.pendingTasks), (views) => [name, views] as const))
+      yield* Effect.forEach(
+        Stages,
+        (name) => Effect.map(stage(name, local.pendingTasks), (views) => [name, views] as const)
+      )
     ) as Record<Stage, ReadonlyArray<TaskView>>
     const ended = (outcome: RunOutcome["_tag"]) => local.headless.runs.get(outcome) ?? 0
     return {
@@ -164,7 +167,11 @@ export const makeStatusReport = Effect.gen(function*() {
         cooldown_until: Option.match(s.cooldownUntil, { onNone: () => null, onSome: iso }),
         signal: s.signal
       })),
-      stale: local.stale.map((s) => ({ task: s.task, session: s.session, unchanged_for_s: Math.round(s.unchangedForMs / 1000) })),
+      stale: local.stale.map((s) => ({
+        task: s.task,
+        session: s.session,
+        unchanged_for_s: Math.round(s.unchangedForMs / 1000)
+      })),
       waiting: local.waiting.map((w) => ({
         task: w.task,
         session: w.session,
@@ -220,4 +227,7 @@ export const sharedSnapshot = (ttl: Duration.Duration) => (report: StatusReport[
   Effect.map(Effect.cachedWithTTL(report.snapshot, ttl), (snapshot) => StatusReport.of({ snapshot }))
 
 /** The live StatusReport: `makeStatusReport` with its snapshot shared for SNAPSHOT_TTL. */
-export const StatusReportLayer = Layer.effect(StatusReport, Effect.flatMap(makeStatusReport, sharedSnapshot(SNAPSHOT_TTL)))
+export const StatusReportLayer = Layer.effect(
+  StatusReport,
+  Effect.flatMap(makeStatusReport, sharedSnapshot(SNAPSHOT_TTL))
+)

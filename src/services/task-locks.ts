@@ -30,7 +30,11 @@ export class TaskLocks extends Context.Service<TaskLocks, {
       })
     return TaskLocks.of({
       withTask: (name, effect) =>
-        Effect.acquireUseRelease(enter(name), (entry) => entry.semaphore.withPermit(effect), (entry) => leave(name, entry))
+        Effect.acquireUseRelease(
+          enter(name),
+          (entry) => entry.semaphore.withPermit(effect),
+          (entry) => leave(name, entry)
+        )
     })
   })
 }

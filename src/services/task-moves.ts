@@ -15,14 +15,15 @@ import {
   transition,
   unfinishedRuns
 } from "../domain/lifecycle.ts"
-import type { TaskFields, TaskState } from "../domain/task.ts"
 import {
   appendToBody,
   parseTask,
   renderTask,
   type Task,
+  type TaskFields,
   TaskName,
   type TaskParseError,
+  type TaskState,
   withFields
 } from "../domain/task.ts"
 import {
@@ -73,7 +74,10 @@ export const freeName = Effect.fn("freeName")(function*(name: TaskName) {
     let taken = false
     for (const stage of Stages) if (yield* store.has(stage, candidate)) taken = true
     // Anything under the marker's name (even a file that is not a marker) makes the name taken.
-    const markerFree = yield* store.readMarker(candidate).pipe(Effect.map(Option.isNone), Effect.orElseSucceed(() => false))
+    const markerFree = yield* store.readMarker(candidate).pipe(
+      Effect.map(Option.isNone),
+      Effect.orElseSucceed(() => false)
+    )
     if (!taken && markerFree) return candidate
   }
 })
@@ -129,7 +133,10 @@ export const applyEvent = Effect.fn("applyEvent")(function*(
 ) {
   const store = yield* TaskStore
   // What the daemon adds to a file (footers, reasons from errors and agents) never carries a configured secret.
-  const redact = Option.match(yield* Effect.serviceOption(Redaction), { onNone: () => (text: string) => text, onSome: (r) => r.redact })
+  const redact = Option.match(yield* Effect.serviceOption(Redaction), {
+    onNone: () => (text: string) => text,
+    onSome: (r) => r.redact
+  })
   const { stored, task } = yield* readTask(from, name)
   const fields = yield* Effect.fromResult(transition(task.fields, event))
   const adjusted = options.adjust === undefined ? fields : options.adjust(fields)
@@ -183,7 +190,11 @@ export const finishLocalTask = Effect.fn("finishLocalTask")(function*(
     const durationMs = millisBetween(task.fields.assigned_at, at)
     const common = {
       at,
-      runner: { _tag: "Session", session: task.fields.session ?? "unknown", ...(headless === undefined ? {} : { headless }) } as const,
+      runner: {
+        _tag: "Session",
+        session: task.fields.session ?? "unknown",
+        ...(headless === undefined ? {} : { headless })
+      } as const,
       ...(durationMs === undefined ? {} : { durationMs })
     }
     return renderFooter(
@@ -197,7 +208,11 @@ export const finishLocalTask = Effect.fn("finishLocalTask")(function*(
     "active",
     name,
     result._tag === "Done" ? TaskEvent.Complete({ at }) : TaskEvent.Fail({ at }),
-    { footer, crashPoints, ...(headless === undefined ? {} : { adjust: (fields) => ({ ...fields, ...headlessFields(headless) }) }) }
+    {
+      footer,
+      crashPoints,
+      ...(headless === undefined ? {} : { adjust: (fields) => ({ ...fields, ...headlessFields(headless) }) })
+    }
   )
 })
 
@@ -216,7 +231,11 @@ export const recordHeadlessFacts = Effect.fn("recordHeadlessFacts")(function*(
     const { task } = yield* readTask(stage, name)
     if (task.fields.run !== run || task.fields.transcript !== undefined) return false
     const line = ["", `Headless run: ${describeHeadless(facts).join(" · ")}`, ""].join("\n")
-    yield* store.replace(stage, name, renderTask(appendToBody(withFields(task, { ...task.fields, ...headlessFields(facts) }), line)))
+    yield* store.replace(
+      stage,
+      name,
+      renderTask(appendToBody(withFields(task, { ...task.fields, ...headlessFields(facts) }), line))
+    )
     return true
   }
   return false
@@ -239,7 +258,8 @@ export const endUnfinishedRun = Effect.fn("endUnfinishedRun")(function*(
   const at = yield* nowIso
   if (afterUnfinishedRun(task.fields, cause, maxAttempts) === "fail") {
     const runs = unfinishedRuns(task.fields) + 1
-    const why = `gave up after ${runs} runs that ended without finishing (MAX_ATTEMPTS=${maxAttempts}); the last: ${reason}`
+    const why =
+      `gave up after ${runs} runs that ended without finishing (MAX_ATTEMPTS=${maxAttempts}); the last: ${reason}`
     const footer = (before: Task) =>
       renderFooter(Outcome.Failed({
         at,
@@ -282,8 +302,9 @@ export const quarantine = Effect.fn("quarantine")(function*(stage: Stage, name: 
   yield* store.writeError(target, target === name ? reason : `${reason}\n(the file was ${stage}/${name})`)
   yield* failpoint("quarantine:error")
   yield* store.move(stage, "failed", name, target)
-  yield* Effect.logWarning(`${stage}/${name} cannot be run: ${reason}; moved to failed/${target} with ${target}.error`).pipe(
-    Effect.annotateLogs({ task: name })
-  )
+  yield* Effect.logWarning(`${stage}/${name} cannot be run: ${reason}; moved to failed/${target} with ${target}.error`)
+    .pipe(
+      Effect.annotateLogs({ task: name })
+    )
   return target
 })

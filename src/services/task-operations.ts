@@ -1,16 +1,17 @@
 /**
- * What people and agents ask of a task — done, fail, retry, cancel — decided against the task's current state and
- * run. Easy to get wrong: a completion names its run, and a completion for another run (a session that was given up
- * on, whose task now runs elsewhere) must change nothing; the caller must hold the queue's lock (the CLI) or the
- * task's lock (the daemon) while this runs.
+ * What people and agents ask of a task — done, fail, retry, cancel, requeue — decided against the task's current state
+ * and run. Easy to get wrong: a completion names its run, and a completion for another run (a session that was given
+ * up on, whose task now runs elsewhere) must change nothing; the caller must hold the queue's lock (the CLI) or the
+ * task's lock (the daemon) while this runs; and a requeue stops the session's turn only when given a way to (the
+ * daemon's `requeueTask`), otherwise the file alone changes and the answer says the session was not interrupted.
  */
 import { Effect, Option, Schema } from "effect"
-import type { TaskName } from "../domain/task.ts"
+import type { Task, TaskName } from "../domain/task.ts"
 import { type Stage, TaskStore } from "../ports/task-store.ts"
 import { settleFile } from "./recovery.ts"
-import { applyEvent, finishLocalTask, nowIso, readTask, retryTask } from "./task-moves.ts"
+import { applyEvent, finishLocalTask, millisBetween, nowIso, readTask, retryTask } from "./task-moves.ts"
 import { TaskEvent } from "../domain/lifecycle.ts"
-import { Outcome, renderFooter } from "../domain/footer.ts"
+import { formatDuration, Outcome, renderFooter } from "../domain/footer.ts"
 
 export const TaskOperation = Schema.Union([
   Schema.Struct({
@@ -26,7 +27,8 @@ export const TaskOperation = Schema.Union([
     reason: Schema.String
   }),
   Schema.Struct({ op: Schema.Literal("retry"), task: Schema.String }),
-  Schema.Struct({ op: Schema.Literal("cancel"), task: Schema.String })
+  Schema.Struct({ op: Schema.Literal("cancel"), task: Schema.String }),
+  Schema.Struct({ op: Schema.Literal("requeue"), task: Schema.String, run: Schema.optionalKey(Schema.String) })
 ])
 export type TaskOperation = typeof TaskOperation.Type
 
@@ -37,10 +39,13 @@ export interface OperationResult {
   /** 0 ok, 1 failure, 3 refused: the completion belongs to another run. */
   readonly code: 0 | 1 | 3
   readonly message: string
+  /** Set when the failure is that no such task is in the queue (the status page answers 404 rather than 409). */
+  readonly notFound?: true
 }
 
 const ok = (message: string): OperationResult => ({ code: 0, message })
 const failure = (message: string): OperationResult => ({ code: 1, message })
+const missing = (message: string): OperationResult => ({ code: 1, message, notFound: true })
 const refused = (message: string): OperationResult => ({ code: EXIT_REFUSED, message })
 
 /** Where to look first: a completion is for an active task, and an entry elsewhere must not hide it. */
@@ -56,7 +61,8 @@ const locate = Effect.fn("locate")(function*(name: TaskName) {
   for (const stage of LOOK_IN) {
     if (!(yield* store.has(stage, name))) continue
     const read = yield* Effect.result(readTask(stage, name))
-    if (read._tag === "Failure" && (read.failure._tag === "TaskNotFound" || read.failure._tag === "Unreadable")) continue
+    if (read._tag === "Failure" && (read.failure._tag === "TaskNotFound" || read.failure._tag === "Unreadable"))
+      continue
     if (read._tag === "Success" && Option.isSome(yield* settleFile(stage, name, read.success.task))) {
       for (const settled of LOOK_IN) if (yield* store.has(settled, name)) return Option.some<Stage>(settled)
       return Option.none<Stage>()
@@ -77,7 +83,7 @@ const finish = Effect.fn("finish")(function*(
 ) {
   const verb = result._tag === "Done" ? "done" : "failed"
   const where = yield* locate(name)
-  if (Option.isNone(where)) return failure(`no task '${name}' in the queue; nothing changed`)
+  if (Option.isNone(where)) return missing(`no task '${name}' in the queue; nothing changed`)
   const stage = where.value
   const found = yield* Effect.result(readTask(stage, name))
   if (found._tag === "Failure") return failure(`${stage}/${name}: ${found.failure.message}; nothing changed`)
@@ -91,7 +97,16 @@ const finish = Effect.fn("finish")(function*(
       )
     }
     const applied = yield* finishLocalTask(name, result)
-    return ok(`${name} ${verb}${applied.name === name ? "" : ` (as ${applied.stage}/${applied.name}: the name was taken)`}`)
+    const took = millisBetween(task.fields.assigned_at, applied.task.fields.finished_at ?? (yield* nowIso))
+    const facts = [
+      ...(task.fields.session === undefined ? [] : [`session ${task.fields.session}`]),
+      ...(took === undefined ? [] : [`took ${formatDuration(took)}`]),
+      ...(result._tag === "Failed" ? [`reason: ${result.reason}`] : [])
+    ]
+    return ok(
+      `${name} ${verb}${facts.length === 0 ? "" : ` (${facts.join(", ")})`}` +
+        (applied.name === name ? "" : ` (as ${applied.stage}/${applied.name}: the name was taken)`)
+    )
   }
   if (run !== undefined && current === run && (stage === "done" || stage === "failed")) {
     return stage === (result._tag === "Done" ? "done" : "failed")
@@ -107,7 +122,7 @@ const finish = Effect.fn("finish")(function*(
 /** failed/ or done/ → pending/: the task runs again with its history kept. */
 const retry = Effect.fn("retry")(function*(name: TaskName) {
   const where = yield* locate(name)
-  if (Option.isNone(where)) return failure(`no task '${name}' in the queue`)
+  if (Option.isNone(where)) return missing(`no task '${name}' in the queue`)
   const stage = where.value
   if (stage === "pending") {
     // A retry whose answer was lost (the daemon died after applying it) is already done.
@@ -132,7 +147,7 @@ const retry = Effect.fn("retry")(function*(name: TaskName) {
 const cancel = Effect.fn("cancel")(function*(name: TaskName) {
   const store = yield* TaskStore
   const where = yield* locate(name)
-  if (Option.isNone(where)) return failure(`no task '${name}' in the queue`)
+  if (Option.isNone(where)) return missing(`no task '${name}' in the queue`)
   if (where.value !== "pending") return failure(`${name} is in ${where.value}/; only a pending task can be cancelled`)
   if (Option.isSome(yield* store.readMarker(name))) {
     return failure(`${name} is delegated to secutools; it cannot be cancelled from here`)
@@ -146,17 +161,105 @@ const cancel = Effect.fn("cancel")(function*(name: TaskName) {
   return ok(`${name} cancelled`)
 })
 
-export const performOperation = (name: TaskName, operation: TaskOperation): Effect.Effect<OperationResult, never, TaskStore> => {
+/** Stops a session's current turn (the daemon: Ctrl-C in tmux, or the headless run stopped). */
+export type StopTurn = (session: string, reason: string) => Effect.Effect<void>
+
+export const REQUEUE_REASON = "requeued by an operator"
+
+/**
+ * active/ → pending/, cause `operator` (not counted against MAX_ATTEMPTS): the assigned run observed is taken back.
+ * With `stop` the session's turn is stopped first, so it cannot go on beside the next run; the file then changes only
+ * if the task still has the run observed (a completion that got in first wins). A delegated task is refused: its job
+ * runs remotely and would run twice.
+ */
+export const requeueTask = Effect.fn("requeueTask")(
+  function*(name: TaskName, run: string | undefined, stop: Option.Option<StopTurn>) {
+    const store = yield* TaskStore
+    const where = yield* locate(name)
+    if (Option.isNone(where)) return missing(`no task '${name}' in the queue; nothing changed`)
+    const stage = where.value
+    const delegated = (task: Task) =>
+      failure(
+        `${name} is delegated to secutools${
+          task.fields.job_id === undefined ? "" : ` (job ${task.fields.job_id})`
+        }; its job runs ` +
+          "remotely, and requeueing it could run it twice; nothing changed"
+      )
+    if (stage === "pending") {
+      const { task } = yield* readTask("pending", name)
+      // Delegated tasks wait in pending/ (with a marker) while their job runs.
+      if (task.fields.state === "delegated_to_secutools" || Option.isSome(yield* store.readMarker(name)))
+        return delegated(task)
+      // A requeue whose answer was lost (the daemon died after applying it) is already done.
+      const last = task.fields.history?.at(-1)
+      if (last?.event === "requeued" && last.cause === "operator" && (run === undefined || last.run === run)) {
+        return ok(`${name} is already back in pending/`)
+      }
+    }
+    if (stage !== "active") {
+      const only = `only an active task can be requeued${
+        stage === "failed" || stage === "done" ? " (use retry for a finished one)" : ""
+      }`
+      return run === undefined
+        ? failure(`${name} is in ${stage}/; ${only}; nothing changed`)
+        : refused(`refused: ${name} is in ${stage}/; run ${run} has ended; nothing changed`)
+    }
+    const { task } = yield* readTask("active", name)
+    const observed = task.fields.run
+    if (run !== undefined && observed !== run) {
+      return refused(`refused: ${name} is now run ${observed ?? "(none)"}; run ${run} has ended; nothing changed`)
+    }
+    if (task.fields.state === "delegated_to_secutools" || Option.isSome(yield* store.readMarker(name)))
+      return delegated(task)
+    if (task.fields.state !== "assigned")
+      return failure(`${name} is ${task.fields.state ?? "pending"} in active/; nothing changed`)
+    const session = task.fields.session
+    const interrupted = session !== undefined && Option.isSome(stop)
+    if (interrupted) yield* stop.value(session, REQUEUE_REASON)
+    // The run observed must still be the task's: its agent may have finished it while the turn was being stopped.
+    const now = yield* Effect.result(readTask("active", name))
+    if (now._tag === "Failure" || now.success.task.fields.run !== observed) {
+      return failure(`${name} ended while its session was being interrupted (see its stage now); nothing changed`)
+    }
+    const at = yield* nowIso
+    yield* applyEvent("active", name, TaskEvent.Requeue({ at, cause: "operator", reason: REQUEUE_REASON }), {
+      crashPoints: { written: "requeue:written", moved: "requeue:moved" }
+    })
+    const from = session === undefined ? "" : ` from session ${session}`
+    return ok(
+      interrupted
+        ? `${name} is back in pending/: run ${
+          observed ?? "?"
+        } was taken back${from}, whose turn was interrupted; the attempt is not counted`
+        : `${name} is back in pending/: run ${
+          observed ?? "?"
+        } was taken back${from}, which was NOT interrupted (no daemon ` +
+          "is running): stop its turn yourself if it is still working; the attempt is not counted"
+    )
+  }
+)
+
+/** Applies `operation`; `stop` is how a requeue stops the session's turn (the daemon has one, a command alone does not). */
+export const performOperation = (
+  name: TaskName,
+  operation: TaskOperation,
+  stop?: StopTurn
+): Effect.Effect<OperationResult, never, TaskStore> => {
   const run = (() => {
     switch (operation.op) {
       case "done":
-        return finish(name, operation.run, { _tag: "Done", ...(operation.summary === undefined ? {} : { summary: operation.summary }) })
+        return finish(name, operation.run, {
+          _tag: "Done",
+          ...(operation.summary === undefined ? {} : { summary: operation.summary })
+        })
       case "fail":
         return finish(name, operation.run, { _tag: "Failed", reason: operation.reason })
       case "retry":
         return retry(name)
       case "cancel":
         return cancel(name)
+      case "requeue":
+        return requeueTask(name, operation.run, Option.fromUndefinedOr(stop))
     }
   })()
   return run.pipe(Effect.catch((error) => Effect.succeed(failure(`${name}: ${error.message}; nothing changed`))))

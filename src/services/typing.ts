@@ -49,7 +49,9 @@ const watchInputBox = (
     const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(within)
     for (;;) {
       const seen = yield* look(session, timeZone)
-      const box = seen.state === "missing" || seen.state === "exited" ? Option.none<string>() : inputBoxText(seen.screen)
+      const box = seen.state === "missing" || seen.state === "exited"
+        ? Option.none<string>()
+        : inputBoxText(seen.screen)
       if (done(box) || (yield* Clock.currentTimeMillis) >= deadline) return { box, seen }
       yield* Effect.sleep(LOOK_INTERVAL)
     }
@@ -67,11 +69,17 @@ export const typePrompt = Effect.fn("typePrompt")(function*(session: string, pro
   if (box.value !== "") return TypingOutcome.NotTyped({ reason: `${session}'s input box already holds text` })
 
   const pasted = yield* Effect.result(tmux.sendText(session, prompt))
-  if (pasted._tag === "Failure") return TypingOutcome.NotTyped({ reason: `typing into ${session} failed: ${pasted.failure.message}` })
+  if (pasted._tag === "Failure")
+    return TypingOutcome.NotTyped({ reason: `typing into ${session} failed: ${pasted.failure.message}` })
   yield* failpoint("type:pasted")
   const lines = prompt.split("\n").length
   yield* Effect.sleep(Duration.sum(settings.enterDelay, Duration.millis(Math.min(1000, lines * 5))))
-  const arrived = yield* watchInputBox(session, settings.timeZone, PASTE_WAIT, (seen) => Option.getOrElse(seen, () => "") !== "")
+  const arrived = yield* watchInputBox(
+    session,
+    settings.timeZone,
+    PASTE_WAIT,
+    (seen) => Option.getOrElse(seen, () => "") !== ""
+  )
   if (Option.getOrElse(arrived.box, () => "") === "") {
     return TypingOutcome.NotTyped({ reason: `the prompt never appeared in ${session}'s input box` })
   }
@@ -83,19 +91,33 @@ export const typePrompt = Effect.fn("typePrompt")(function*(session: string, pro
     if (yield* hookSaysSubmitted) return TypingOutcome.Accepted()
     // Accepted once the input box gives the text up (empty, or replaced by a dialog the turn opened).
     const wait = attempt === ENTER_TRIES ? LAST_SUBMIT_WAIT : SUBMIT_WAIT
-    const after = yield* watchInputBox(session, settings.timeZone, wait, (seen) => Option.getOrElse(seen, () => "") === "")
+    const after = yield* watchInputBox(
+      session,
+      settings.timeZone,
+      wait,
+      (seen) => Option.getOrElse(seen, () => "") === ""
+    )
     if (yield* hookSaysSubmitted) return TypingOutcome.Accepted()
     if (Option.getOrElse(after.box, () => "") === "") {
       return after.seen.state === "missing" || after.seen.state === "exited"
-        ? TypingOutcome.NotAccepted({ reason: `session ${session} ${after.seen.state === "missing" ? "vanished" : "exited"} on Enter`, cleared: true })
+        ? TypingOutcome.NotAccepted({
+          reason: `session ${session} ${after.seen.state === "missing" ? "vanished" : "exited"} on Enter`,
+          cleared: true
+        })
         : TypingOutcome.Accepted()
     }
   }
   // Ctrl-C clears the box of an idle session — and would interrupt a busy one, so look once more right before.
   const last = yield* look(session, settings.timeZone)
-  if (last.state === "busy" || Option.getOrElse(inputBoxText(last.screen), () => "") === "") return TypingOutcome.Accepted()
+  if (last.state === "busy" || Option.getOrElse(inputBoxText(last.screen), () => "") === "")
+    return TypingOutcome.Accepted()
   yield* tmux.clearInput(session).pipe(Effect.ignore)
-  const cleared = yield* watchInputBox(session, settings.timeZone, SUBMIT_WAIT, (seen) => Option.getOrElse(seen, () => "x") === "")
+  const cleared = yield* watchInputBox(
+    session,
+    settings.timeZone,
+    SUBMIT_WAIT,
+    (seen) => Option.getOrElse(seen, () => "x") === ""
+  )
   return TypingOutcome.NotAccepted({
     reason: `${session} kept the prompt in its input box after ${ENTER_TRIES} Enters`,
     cleared: Option.getOrElse(cleared.box, () => "x") === ""

@@ -21,7 +21,9 @@ describe("dry-run sessions", () => {
       taskPath: "/q/active/fix it.md",
       command: { program: ["/usr/bin/node", "/app/bin/claude-failover.js"], queueDir: "/q" }
     })
-    expect(doneLineOf(prompt)).toBe("/usr/bin/node /app/bin/claude-failover.js task done 'fix it.md' --run r123 --queue-dir /q")
+    expect(doneLineOf(prompt)).toBe(
+      "/usr/bin/node /app/bin/claude-failover.js task done 'fix it.md' --run r123 --queue-dir /q"
+    )
     expect(doneLineOf("no completion line here")).toBeUndefined()
   })
 

@@ -4,13 +4,22 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { JobBook } from "../../src/adapters/fake-secutools/jobs.ts"
-import { type FakeSecutools, type FakeSecutoolsOptions, startFakeSecutools } from "../../src/adapters/fake-secutools/server.ts"
+import {
+  type FakeSecutools,
+  type FakeSecutoolsOptions,
+  startFakeSecutools
+} from "../../src/adapters/fake-secutools/server.ts"
 import { fakeStateFile, SecutoolsFromConfig } from "../../src/adapters/secutools-layer.ts"
 import { resolveConfig } from "../../src/config.ts"
 import { JobView, Secutools, SubmitResponse } from "../../src/ports/secutools.ts"
 
 const API_KEY = "test-key"
-const body = (overrides: Record<string, unknown> = {}) => ({ task_id: "t1", provider: "gemini", prompt: "summarise", ...overrides })
+const body = (overrides: Record<string, unknown> = {}) => ({
+  task_id: "t1",
+  provider: "gemini",
+  prompt: "summarise",
+  ...overrides
+})
 
 // Answers are decoded with the daemon's own port schemas, so these tests also hold the fake to the client's contract.
 const ErrorBody = Schema.Struct({ error: Schema.String })
@@ -83,7 +92,12 @@ describe("fake secutools job book", () => {
     const again = book.submit("k", { ...request, task_id: "other", prompt: "[fail]" })
     expect(first.created).toBe(true)
     expect(again).toEqual({ job: first.job, created: false })
-    expect(book.counters()).toMatchObject({ jobsCreated: 1, duplicateSubmits: 1, jobsByKey: { k: 1 }, jobsByTask: { t1: 1 } })
+    expect(book.counters()).toMatchObject({
+      jobsCreated: 1,
+      duplicateSubmits: 1,
+      jobsByKey: { k: 1 },
+      jobsByTask: { t1: 1 }
+    })
   })
 
   it("draws the same outcomes for the same seed", () => {
@@ -98,7 +112,10 @@ describe("fake secutools job book", () => {
 
   it("[fail] always fails and [cancel] always cancels", () => {
     const book = new JobBook({ durationMs: 0, failureRatio: 0, seed: 1, now: () => 0 })
-    expect(book.submit("a", { ...request, prompt: "x [fail]" }).job).toMatchObject({ status: "failed", error: "gpu: model refused the task" })
+    expect(book.submit("a", { ...request, prompt: "x [fail]" }).job).toMatchObject({
+      status: "failed",
+      error: "gpu: model refused the task"
+    })
     expect(book.submit("b", { ...request, prompt: "x [cancel]" }).job.status).toBe("cancelled")
   })
 })
@@ -146,7 +163,9 @@ describe("fake secutools server", () => {
       const ids = await Promise.all(["write a poem", "[fail] this", "[cancel] that"].map(async (prompt, i) =>
         (await read(SubmitResponse, await post(fake, `k${i}`, body({ prompt })))).job_id
       ))
-      const [completed, failed, cancelled] = await Promise.all(ids.map((id) => settle(fake, id)))
+      const [completed, failed, cancelled] = await Promise.all(ids.map((id) =>
+        settle(fake, id)
+      ))
       expect(completed).toMatchObject({ status: "completed", provider: "gemini", result: "gemini says: write a poem" })
       expect(completed?.cost_usd).toBeGreaterThan(0)
       expect(completed?.finished_at).toMatch(/^\d{4}-\d\d-\d\dT/)
@@ -318,9 +337,10 @@ describe("fake secutools state file", () => {
       expect(fakeStateFile(config)).toBe(join(dir, ".fake-secutools.json"))
       // Each provide builds the layer afresh and closes it afterwards: a new stand-in on a new port, as after a restart.
       const standIn = () => SecutoolsFromConfig(config).pipe(Layer.fresh, Layer.provide(Logger.layer([])))
-      const submitted = yield* Secutools.use((s) => s.submit({ task_id: "t", provider: "gpu", prompt: "p" }, "key-1")).pipe(
-        Effect.provide(standIn())
-      )
+      const submitted = yield* Secutools.use((s) => s.submit({ task_id: "t", provider: "gpu", prompt: "p" }, "key-1"))
+        .pipe(
+          Effect.provide(standIn())
+        )
       expect(existsSync(fakeStateFile(config))).toBe(true)
       const job = yield* Secutools.use((s) => s.get(submitted.job_id)).pipe(Effect.provide(standIn()))
       expect(job.job_id).toBe(submitted.job_id)

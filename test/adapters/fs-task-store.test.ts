@@ -43,7 +43,8 @@ describe("filesystem task store on disk", () => {
       execFileSync("mkfifo", [join(pending, "pipe.md")])
       expect(readdirSync(root).sort()).toStrictEqual(["active", "done", "failed", "outside.md", "pending", "requests"])
       expect(yield* store.list("pending")).toStrictEqual(["real.md"])
-      const strays = (yield* store.strays("pending")).map((stray) => `${stray.kind}: ${JSON.stringify(stray.display)}`).sort()
+      const strays = (yield* store.strays("pending")).map((stray) => `${stray.kind}: ${JSON.stringify(stray.display)}`)
+        .sort()
       expect(strays).toStrictEqual([
         `bad-name: "-dash.md"`,
         `bad-name: "bad-\uFFFD\uFFFD.md"`,
@@ -52,9 +53,13 @@ describe("filesystem task store on disk", () => {
         `not-a-file: "link.md"`,
         `not-a-file: "pipe.md"`
       ])
-      expect(failure(yield* Effect.exit(store.read("pending", TaskName.make("link.md"))))).toContain("symlinks are never followed")
+      expect(failure(yield* Effect.exit(store.read("pending", TaskName.make("link.md"))))).toContain(
+        "symlinks are never followed"
+      )
       // A FIFO under a task's name is refused at once, not waited on.
-      expect(failure(yield* Effect.exit(store.read("pending", TaskName.make("pipe.md"))))).toContain("not a regular file")
+      expect(failure(yield* Effect.exit(store.read("pending", TaskName.make("pipe.md"))))).toContain(
+        "not a regular file"
+      )
     }).pipe(Effect.provide(FsTaskStoreLayer({ root })))
   })
 
@@ -78,7 +83,10 @@ describe("filesystem task store on disk", () => {
     return Effect.gen(function*() {
       const store = yield* TaskStore
       writeFileSync(join(root, "pending", "big.md"), "x".repeat(2048))
-      writeFileSync(join(root, "pending", "binary.md"), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0xff]))
+      writeFileSync(
+        join(root, "pending", "binary.md"),
+        Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0xff])
+      )
       const big = failure(yield* Effect.exit(store.read("pending", TaskName.make("big.md"))))
       expect(big).toContain("Unreadable")
       expect(big).toContain("2048 bytes")

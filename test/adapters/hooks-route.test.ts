@@ -52,7 +52,12 @@ const serveHooks = async (options: { readonly token?: string; readonly hooks?: b
   }
 }
 
-const stopEvent = JSON.stringify({ session_id: "s-1", hook_event_name: "Stop", stop_hook_active: false, last_assistant_message: "Done." })
+const stopEvent = JSON.stringify({
+  session_id: "s-1",
+  hook_event_name: "Stop",
+  stop_hook_active: false,
+  last_assistant_message: "Done."
+})
 
 const post = async (server: HookServer, body: string, headers: Record<string, string> = {}) => {
   const response = await fetch(`${server.url}${HOOKS_PATH}`, {
@@ -135,15 +140,23 @@ describe("POST /api/hooks: bodies", () => {
     expect(JSON.parse(notJson.body).error).toMatch(/^not a Claude Code hook event: not JSON/)
     const array = await post(open, "[]", named("claude-bad"))
     expect(array.status).toBe(400)
-    expect(JSON.parse(array.body)).toStrictEqual({ error: "not a Claude Code hook event: expected a JSON object, got an array" })
+    expect(JSON.parse(array.body)).toStrictEqual({
+      error: "not a Claude Code hook event: expected a JSON object, got an array"
+    })
     expect(await open.latest("claude-bad")).toStrictEqual([])
   })
 
   it("an event it does not know is 202 and recorded as Other, named", async () => {
-    const response = await post(open, JSON.stringify({ hook_event_name: "SubagentStop", agent_id: "a1" }), named("claude-2"))
+    const response = await post(
+      open,
+      JSON.stringify({ hook_event_name: "SubagentStop", agent_id: "a1" }),
+      named("claude-2")
+    )
     expect(response.status).toBe(202)
     expect(response.headers.get("x-claude-failover-recorded")).toBe("Other")
-    expect((await open.latest("claude-2")).map((r) => r.fact)).toStrictEqual([HookFact.Other({ event: "SubagentStop", detail: "" })])
+    expect((await open.latest("claude-2")).map((r) => r.fact)).toStrictEqual([
+      HookFact.Other({ event: "SubagentStop", detail: "" })
+    ])
   })
 
   it("a body over the limit is 413", async () => {
@@ -179,7 +192,10 @@ describe("POST /api/hooks: which session", () => {
   })
 
   it("the session header wins over the pane", async () => {
-    await post(open, stopEvent, { ...paneHeaders("%3", `${SOCKET},4242,2`), "X-Claude-Failover-Session": "claude-named" })
+    await post(open, stopEvent, {
+      ...paneHeaders("%3", `${SOCKET},4242,2`),
+      "X-Claude-Failover-Session": "claude-named"
+    })
     expect((await open.latest("claude-named")).length).toBe(1)
   })
 })

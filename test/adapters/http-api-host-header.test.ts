@@ -1,7 +1,7 @@
 /** hostPolicy, the status API's DNS-rebinding rule: which Host headers a server bound to each kind of address answers. */
 import { describe, expect, it } from "@effect/vitest"
 import fc from "fast-check"
-import { type HostRule, hostPolicy } from "../../src/adapters/http-api/host-header.ts"
+import { hostPolicy, type HostRule } from "../../src/adapters/http-api/host-header.ts"
 import { RUNS } from "../domain/arbitraries.ts"
 
 const verdicts = (rule: HostRule, hosts: ReadonlyArray<string | undefined>) => {
@@ -9,7 +9,16 @@ const verdicts = (rule: HostRule, hosts: ReadonlyArray<string | undefined>) => {
   return Object.fromEntries(hosts.map((host) => [String(host), check(host)._tag]))
 }
 
-const loopbackNames = ["localhost", "localhost:7878", "LocalHost:80", "127.0.0.1", "127.0.0.1:7878", "127.1.2.3:9", "[::1]", "[::1]:7878"]
+const loopbackNames = [
+  "localhost",
+  "localhost:7878",
+  "LocalHost:80",
+  "127.0.0.1",
+  "127.0.0.1:7878",
+  "127.1.2.3:9",
+  "[::1]",
+  "[::1]:7878"
+]
 
 describe("bound to a loopback address", () => {
   for (const bind of ["127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"]) {
@@ -17,7 +26,13 @@ describe("bound to a loopback address", () => {
       expect(verdicts({ bind, allowedHosts: [] }, loopbackNames)).toStrictEqual(
         Object.fromEntries(loopbackNames.map((host) => [host, "Accepted"]))
       )
-      const others = ["evil.example", "evil.example:7878", "localhost.evil.example", "127.0.0.1.evil.example", "10.0.0.5"]
+      const others = [
+        "evil.example",
+        "evil.example:7878",
+        "localhost.evil.example",
+        "127.0.0.1.evil.example",
+        "10.0.0.5"
+      ]
       expect(verdicts({ bind, allowedHosts: [] }, others)).toStrictEqual(
         Object.fromEntries(others.map((host) => [host, "Refused"]))
       )
@@ -34,28 +49,42 @@ describe("bound to a loopback address", () => {
   it("the refusal names the Host it got and the names it answers", () => {
     expect(hostPolicy({ bind: "127.0.0.1", allowedHosts: [] })("evil.example:7878")).toStrictEqual({
       _tag: "Refused",
-      reason: "Host \"evil.example:7878\" is not served here: this API answers only requests for localhost, 127.x.y.z or [::1]"
+      reason:
+        "Host \"evil.example:7878\" is not served here: this API answers only requests for localhost, 127.x.y.z or [::1]"
     })
   })
 
   it("an operator's name in allowedHosts is accepted too (a local proxy that keeps Host)", () => {
-    expect(verdicts({ bind: "127.0.0.1", allowedHosts: ["status.internal"] }, ["status.internal:443", "other.internal"]))
+    expect(
+      verdicts({ bind: "127.0.0.1", allowedHosts: ["status.internal"] }, ["status.internal:443", "other.internal"])
+    )
       .toStrictEqual({ "status.internal:443": "Accepted", "other.internal": "Refused" })
   })
 
   it("what is not a host is refused: user info, paths, spaces, empty, bad ports, non-loopback IPv6", () => {
-    const bad = ["", ":7878", "evil@127.0.0.1", "127.0.0.1/x", "127.0.0.1 evil", "localhost:99999", "localhost:x", "[::2]", "[fe80::1]"]
+    const bad = [
+      "",
+      ":7878",
+      "evil@127.0.0.1",
+      "127.0.0.1/x",
+      "127.0.0.1 evil",
+      "localhost:99999",
+      "localhost:x",
+      "[::2]",
+      "[fe80::1]"
+    ]
     expect(verdicts({ bind: "127.0.0.1", allowedHosts: [] }, bad)).toStrictEqual(
       Object.fromEntries(bad.map((host) => [host, "Refused"]))
     )
   })
 
   it("forms a browser canonicalises to loopback are loopback (127.1, 0x7f.0.0.1, [0:0::1])", () => {
-    expect(verdicts({ bind: "127.0.0.1", allowedHosts: [] }, ["127.1", "0x7f.0.0.1", "[0:0:0:0:0:0:0:1]:80"])).toStrictEqual({
-      "127.1": "Accepted",
-      "0x7f.0.0.1": "Accepted",
-      "[0:0:0:0:0:0:0:1]:80": "Accepted"
-    })
+    expect(verdicts({ bind: "127.0.0.1", allowedHosts: [] }, ["127.1", "0x7f.0.0.1", "[0:0:0:0:0:0:0:1]:80"]))
+      .toStrictEqual({
+        "127.1": "Accepted",
+        "0x7f.0.0.1": "Accepted",
+        "[0:0:0:0:0:0:0:1]:80": "Accepted"
+      })
   })
 })
 
@@ -90,12 +119,15 @@ describe("bound to a specific non-loopback address", () => {
     })
     expect(hostPolicy(rule)("other.lan")).toStrictEqual({
       _tag: "Refused",
-      reason: "Host \"other.lan\" is not served here: this API answers only requests for 10.0.0.5 or an allowed host name"
+      reason:
+        "Host \"other.lan\" is not served here: this API answers only requests for 10.0.0.5 or an allowed host name"
     })
   })
 
   it("an IPv6 address, however it is written", () => {
-    expect(verdicts({ bind: "2001:db8::5", allowedHosts: [] }, ["[2001:db8::5]:7878", "[2001:DB8:0:0::5]", "[2001:db8::6]"]))
+    expect(
+      verdicts({ bind: "2001:db8::5", allowedHosts: [] }, ["[2001:db8::5]:7878", "[2001:DB8:0:0::5]", "[2001:db8::6]"])
+    )
       .toStrictEqual({ "[2001:db8::5]:7878": "Accepted", "[2001:DB8:0:0::5]": "Accepted", "[2001:db8::6]": "Refused" })
   })
 

@@ -20,7 +20,11 @@ const STALLED = 2_000
 const IDLE = 500
 
 /** Polls `check` until it gives a value, or fails after `timeoutMs`. */
-const until = async <A>(what: string, check: () => A | undefined | Promise<A | undefined>, timeoutMs: number): Promise<A> => {
+const until = async <A>(
+  what: string,
+  check: () => A | undefined | Promise<A | undefined>,
+  timeoutMs: number
+): Promise<A> => {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const value = await check()
@@ -74,7 +78,9 @@ const stall = (port: number, payload: string): Promise<Client> =>
 const flood = async (port: number, count: number, payload: string, batch = 250): Promise<ReadonlyArray<Client>> => {
   const clients: Array<Client> = []
   for (let start = 0; start < count; start += batch) {
-    clients.push(...await Promise.all(Array.from({ length: Math.min(batch, count - start) }, () => stall(port, payload))))
+    clients.push(
+      ...await Promise.all(Array.from({ length: Math.min(batch, count - start) }, () => stall(port, payload)))
+    )
   }
   return clients
 }
@@ -129,10 +135,18 @@ describe("bounded connections", () => {
     clients.push(...await flood(port, STALLED, "GET /heal"))
     clients.push(...await flood(port, IDLE, ""))
 
-    const status = await until("/healthz to answer 200", async () => (await healthz(port)) === 200 ? 200 : undefined, 20_000)
+    const status = await until(
+      "/healthz to answer 200",
+      async () => (await healthz(port)) === 200 ? 200 : undefined,
+      20_000
+    )
     expect(status).toBe(200)
 
-    await until("the server to close every flooding connection", () => clients.every((c) => c.closed) || undefined, 20_000)
+    await until(
+      "the server to close every flooding connection",
+      () => clients.every((c) => c.closed) || undefined,
+      20_000
+    )
     // Each was either accepted (and answered 408 when its time ran out) or, past the limit, closed at once.
     expect(watch.accepted + watch.dropped).toBeGreaterThanOrEqual(STALLED + IDLE)
     expect(watch.dropped).toBeGreaterThan(0)

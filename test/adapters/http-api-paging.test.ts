@@ -22,7 +22,10 @@ const archive: Snapshot = {
   tasks: {
     ...fixture.tasks,
     done: allDone.map((name) => ({ name: TaskName.make(name), state: "done" })),
-    failed: Array.from({ length: 120 }, (_, i) => ({ name: TaskName.make(`failed-${String(i).padStart(3, "0")}.md`), state: "failed" }))
+    failed: Array.from(
+      { length: 120 },
+      (_, i) => ({ name: TaskName.make(`failed-${String(i).padStart(3, "0")}.md`), state: "failed" })
+    )
   }
 }
 
@@ -80,7 +83,11 @@ describe("GET /api/tasks paging", () => {
   })
 
   it("after a name that is not in the list starts at the next name after it; after the last, an empty page", async () => {
-    expect(names((await ok("?stage=done&limit=3&after=done-041")).done)).toStrictEqual(["done-041.md", "done-042.md", "done-043.md"])
+    expect(names((await ok("?stage=done&limit=3&after=done-041")).done)).toStrictEqual([
+      "done-041.md",
+      "done-042.md",
+      "done-043.md"
+    ])
     const last = await ok("?stage=done&after=done-249.md")
     expect([last.done, last.next?.done]).toStrictEqual([[], null])
   })
@@ -89,17 +96,34 @@ describe("GET /api/tasks paging", () => {
     const body = await ok(`?stage=done&limit=${TASKS_PAGE_MAX}`)
     expect([body.done.length, body.next?.done]).toStrictEqual([DONE, null])
     const pending = await ok("?stage=pending&limit=2")
-    expect([names(pending.pending), pending.next?.pending]).toStrictEqual([["refactor.md", "summarise.md"], "summarise.md"])
+    expect([names(pending.pending), pending.next?.pending]).toStrictEqual([
+      ["refactor.md", "summarise.md"],
+      "summarise.md"
+    ])
   })
 
   it("a bad query → 400 with a JSON error, and the snapshot is not read", async () => {
     const before = server.reads()
-    for (const query of ["?limit=0", "?limit=1001", "?limit=abc", "?limit=1.5", "?stage=archive", "?after=x", "?stage=done&stage=failed"]) {
+    for (
+      const query of [
+        "?limit=0",
+        "?limit=1001",
+        "?limit=abc",
+        "?limit=1.5",
+        "?stage=archive",
+        "?after=x",
+        "?stage=done&stage=failed"
+      ]
+    ) {
       const { body, status } = await tasks(query)
       expect(status, query).toBe(400)
-      expect(Schema.decodeUnknownSync(Schema.Struct({ error: Schema.String }))(body).error, query).toMatch(/^bad query: /)
+      expect(Schema.decodeUnknownSync(Schema.Struct({ error: Schema.String }))(body).error, query).toMatch(
+        /^bad query: /
+      )
     }
-    expect((await tasks("?after=x")).body).toStrictEqual({ error: "bad query: after needs stage (e.g. ?stage=done&after=NAME)" })
+    expect((await tasks("?after=x")).body).toStrictEqual({
+      error: "bad query: after needs stage (e.g. ?stage=done&after=NAME)"
+    })
     expect(server.reads()).toBe(before)
   })
 })

@@ -12,7 +12,7 @@ import { isLoopbackHost } from "../../src/config.ts"
 import { TasksStatus } from "../../src/adapters/http-api/contract.ts"
 import { boundedServer, defaultConnectionLimits, HttpApiLayer } from "../../src/adapters/http-api/server.ts"
 import { renderMetrics, SessionStates } from "../../src/adapters/http-api/metrics.ts"
-import { emptyHistogram, observe, REAP_LATENCY_BOUNDS } from "../../src/domain/histogram.ts"
+import { emptyHistogram, observe } from "../../src/domain/histogram.ts"
 import { Stages } from "../../src/ports/task-store.ts"
 import { sharedSnapshot, type Snapshot, SNAPSHOT_TTL, StatusReport } from "../../src/services/status.ts"
 import { RUNS, taskName } from "../domain/arbitraries.ts"
@@ -96,7 +96,12 @@ describe("status API endpoints", () => {
       const zero = { submitted: 0, completed: 0, failed: 0, retries: 0, rejected: 0, active: 0 }
       expect((await getJson(empty, "/api/sessions")).body).toStrictEqual({ sessions: [] })
       expect((await getJson(empty, "/api/delegated/status")).body).toStrictEqual({ active: [], counters: zero })
-      expect((await getJson(empty, "/watchdog/status")).body).toStrictEqual({ stale: [], waiting: [], attention: [], delegation: zero })
+      expect((await getJson(empty, "/watchdog/status")).body).toStrictEqual({
+        stale: [],
+        waiting: [],
+        attention: [],
+        delegation: zero
+      })
       expect((await getJson(empty, "/api/tasks")).body).toStrictEqual({
         pending: [],
         active: [],
@@ -107,8 +112,10 @@ describe("status API endpoints", () => {
         headless_runs: []
       })
       const metrics = parsePrometheusText((await get(empty, "/metrics")).text)
-      expect(valueOf(metrics, "claude_failover_headless_cost_usd_total", "claude_failover_headless_cost_usd_total")).toBe(0)
-      expect(valueOf(metrics, "claude_failover_reap_latency_seconds", "claude_failover_reap_latency_seconds_count")).toBe(0)
+      expect(valueOf(metrics, "claude_failover_headless_cost_usd_total", "claude_failover_headless_cost_usd_total"))
+        .toBe(0)
+      expect(valueOf(metrics, "claude_failover_reap_latency_seconds", "claude_failover_reap_latency_seconds_count"))
+        .toBe(0)
       expect(metrics.get("claude_failover_session_state")?.samples).toStrictEqual([])
     } finally {
       await empty.close()
@@ -163,23 +170,36 @@ describe("GET /metrics", () => {
   it("carries the snapshot's numbers", async () => {
     const families = await scrape()
     const single = (name: string) => valueOf(families, name, name)
-    expect(Object.fromEntries(Stages.map((stage) => [stage, valueOf(families, "claude_failover_tasks", "claude_failover_tasks", { stage })])))
+    expect(
+      Object.fromEntries(
+        Stages.map((stage) => [stage, valueOf(families, "claude_failover_tasks", "claude_failover_tasks", { stage })])
+      )
+    )
       .toStrictEqual({ pending: fixture.tasks.pending.length, active: 2, done: 2, failed: 1 })
     expect([
       single("claude_failover_dispatches_total"),
       single("claude_failover_failovers_total"),
       single("claude_failover_malformed_tasks_total")
     ]).toStrictEqual([17, 3, 1])
-    expect(["submitted", "completed", "failed", "retries", "rejected"].map((c) => single(`claude_failover_delegation_${c}_total`)))
+    expect(
+      ["submitted", "completed", "failed", "retries", "rejected"].map((c) =>
+        single(`claude_failover_delegation_${c}_total`)
+      )
+    )
       .toStrictEqual([9, 6, 1, 4, 2])
     expect(single("claude_failover_delegation_active")).toBe(2)
     expect(single("claude_failover_stale_tasks")).toBe(1)
-    expect(["finished", "limited", "needs_person", "api_error", "fault"].map((outcome) =>
-      valueOf(families, "claude_failover_headless_runs_total", "claude_failover_headless_runs_total", { outcome })
-    )).toStrictEqual([1, 2, 0, 0, 1])
-    expect([single("claude_failover_headless_cost_usd_total"), single("claude_failover_headless_turns_total")]).toStrictEqual([0.0123, 2])
+    expect(
+      ["finished", "limited", "needs_person", "api_error", "fault"].map((outcome) =>
+        valueOf(families, "claude_failover_headless_runs_total", "claude_failover_headless_runs_total", { outcome })
+      )
+    ).toStrictEqual([1, 2, 0, 0, 1])
+    expect([single("claude_failover_headless_cost_usd_total"), single("claude_failover_headless_turns_total")])
+      .toStrictEqual([0.0123, 2])
     const sessions = Object.fromEntries(
-      SessionStates.map((state) => [state, valueOf(families, "claude_failover_sessions", "claude_failover_sessions", { state })])
+      SessionStates.map((
+        state
+      ) => [state, valueOf(families, "claude_failover_sessions", "claude_failover_sessions", { state })])
     )
     expect(sessions).toStrictEqual({
       idle: 0,
@@ -190,16 +210,28 @@ describe("GET /metrics", () => {
       unknown: 0,
       missing: 1
     })
-    expect(valueOf(families, "claude_failover_session_state", "claude_failover_session_state", { session: "claude-2", state: "usage_limited" }))
+    expect(
+      valueOf(families, "claude_failover_session_state", "claude_failover_session_state", {
+        session: "claude-2",
+        state: "usage_limited"
+      })
+    )
       .toBe(1)
-    expect(valueOf(families, "claude_failover_session_state", "claude_failover_session_state", { session: "claude-2", state: "idle" }))
+    expect(
+      valueOf(families, "claude_failover_session_state", "claude_failover_session_state", {
+        session: "claude-2",
+        state: "idle"
+      })
+    )
       .toBe(0)
   })
 
   it("the reap latency histogram: cumulative buckets, +Inf = _count, _sum of the observations", async () => {
     const families = await scrape()
     const name = "claude_failover_reap_latency_seconds"
-    const buckets = families.get(name)?.samples.filter((s) => s.name === `${name}_bucket`).map((s) => [s.labels.le, s.value])
+    const buckets = families.get(name)?.samples.filter((s) => s.name === `${name}_bucket`).map((
+      s
+    ) => [s.labels.le, s.value])
     // Observations 0.5, 3, 40 and 7200 seconds.
     expect(buckets).toStrictEqual([
       ["1", 1],
@@ -295,7 +327,10 @@ const withHost = (server: FixtureServer, path: string, host: string | undefined,
         let text = ""
         response.setEncoding("utf8")
         response.on("data", (chunk: string) => (text += chunk))
-        response.on("end", () => resolve({ status: response.statusCode ?? 0, body: text === "" ? undefined : JSON.parse(text) }))
+        response.on(
+          "end",
+          () => resolve({ status: response.statusCode ?? 0, body: text === "" ? undefined : JSON.parse(text) })
+        )
       }
     )
     req.on("error", reject)
@@ -321,7 +356,9 @@ const http10 = (server: FixtureServer, path: string) =>
 describe("Host header (DNS rebinding)", () => {
   const port = () => new URL(open.url).port
   const refusedFor = (host: string) => ({
-    error: `Host ${JSON.stringify(host)} is not served here: this API answers only requests for localhost, 127.x.y.z or [::1]`
+    error: `Host ${
+      JSON.stringify(host)
+    } is not served here: this API answers only requests for localhost, 127.x.y.z or [::1]`
   })
 
   it("bound to 127.0.0.1: localhost:PORT, 127.0.0.1 and [::1] are answered on every route", async () => {
@@ -334,7 +371,10 @@ describe("Host header (DNS rebinding)", () => {
   it("evil.example, with or without the port → 421 with a JSON error, /healthz and unknown paths included", async () => {
     for (const host of ["evil.example", `evil.example:${port()}`, "localhost.evil.example"]) {
       for (const path of ["/healthz", ...API_ROUTES, "/nope"]) {
-        expect(await withHost(open, path, host), `${host} ${path}`).toStrictEqual({ status: 421, body: refusedFor(host) })
+        expect(await withHost(open, path, host), `${host} ${path}`).toStrictEqual({
+          status: 421,
+          body: refusedFor(host)
+        })
       }
     }
   })
@@ -382,8 +422,11 @@ describe("Host header (DNS rebinding)", () => {
 
   it("bound to a non-loopback address: that address or an allowed name", async () => {
     // Any IPv4 address of this host outside 127/8; .ci/run adds one to `lo` on a host that has none.
-    const external = Object.values(networkInterfaces()).flat().find((a) => a !== undefined && a.family === "IPv4" && !isLoopbackHost(a.address))
-    if (external === undefined) throw new Error("this test needs an IPv4 address outside 127/8 on this host: .ci/run adds 192.0.2.10 to lo")
+    const external = Object.values(networkInterfaces()).flat().find((a) =>
+      a !== undefined && a.family === "IPv4" && !isLoopbackHost(a.address)
+    )
+    if (external === undefined)
+      throw new Error("this test needs an IPv4 address outside 127/8 on this host: .ci/run adds 192.0.2.10 to lo")
     const address = external.address
     const lan = await startFixtureServer({ host: address, allowedHosts: ["status.lan"] })
     try {
@@ -392,7 +435,10 @@ describe("Host header (DNS rebinding)", () => {
       expect((await withHost(lan, "/healthz", "status.lan")).status).toBe(200)
       expect(await withHost(lan, "/healthz", "localhost")).toStrictEqual({
         status: 421,
-        body: { error: `Host "localhost" is not served here: this API answers only requests for ${address} or an allowed host name` }
+        body: {
+          error:
+            `Host "localhost" is not served here: this API answers only requests for ${address} or an allowed host name`
+        }
       })
     } finally {
       await lan.close()
@@ -411,13 +457,21 @@ describe("shared snapshot on a real socket", () => {
     })
     const status = Layer.effect(
       StatusReport,
-      Effect.map(sharedSnapshot(SNAPSHOT_TTL)(inner), (shared) =>
-        StatusReport.of({ snapshot: Effect.andThen(Effect.sync(() => asked++), shared.snapshot) }))
+      Effect.map(
+        sharedSnapshot(SNAPSHOT_TTL)(inner),
+        (shared) => StatusReport.of({ snapshot: Effect.andThen(Effect.sync(() => asked++), shared.snapshot) })
+      )
     )
     // 500 connections at once: more than the API's default connection limit, so this server allows more.
-    const server = await startFixtureServer({ status, server: boundedServer({ ...defaultConnectionLimits, maxConnections: 1024 }) })
+    const server = await startFixtureServer({
+      status,
+      server: boundedServer({ ...defaultConnectionLimits, maxConnections: 1024 })
+    })
     try {
-      const answers = Array.from({ length: N }, () => fetch(`${server.url}/api/tasks`).then(async (r) => [r.status, await r.text()] as const))
+      const answers = Array.from(
+        { length: N },
+        () => fetch(`${server.url}/api/tasks`).then(async (r) => [r.status, await r.text()] as const)
+      )
       const deadline = Date.now() + 20_000
       while (asked < N && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
       expect([asked, taken]).toStrictEqual([N, 1])
@@ -441,7 +495,12 @@ describe("the /api/tasks contract across versions", () => {
 
   it("today's answer decodes with the schema a CLI older than paging had (extra fields are ignored)", () => {
     const Old = TasksStatus.mapFields(({ next: _, ...fields }) => fields)
-    expect(Schema.decodeUnknownSync(Old)(expectedBodies.tasks).counts).toStrictEqual({ pending: 3, active: 2, done: 2, failed: 1 })
+    expect(Schema.decodeUnknownSync(Old)(expectedBodies.tasks).counts).toStrictEqual({
+      pending: 3,
+      active: 2,
+      done: 2,
+      failed: 1
+    })
   })
 })
 
@@ -469,9 +528,11 @@ describe("HttpApiLayer", () => {
   it("fails to build when the port is taken", async () => {
     const port = Number(new URL(open.url).port)
     const exit = await Effect.runPromiseExit(
-      Effect.scoped(Layer.build(HttpApiLayer({ host: "127.0.0.1", port, token: Option.none() }).pipe(
-        Layer.provide(Layer.merge(statusOf(fixture), captureLogs([])))
-      )))
+      Effect.scoped(Layer.build(
+        HttpApiLayer({ host: "127.0.0.1", port, token: Option.none() }).pipe(
+          Layer.provide(Layer.merge(statusOf(fixture), captureLogs([])))
+        )
+      ))
     )
     expect(Exit.isFailure(exit)).toBe(true)
     const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
@@ -484,7 +545,10 @@ describe("HttpApiLayer", () => {
 
 /** Strings that break naive label escaping. */
 const nasty = fc.string({
-  unit: fc.oneof(fc.constantFrom("\"", "\\", "\n", "{", "}", ",", "=", " ", "\t", "#"), fc.string({ unit: "grapheme", maxLength: 1 })),
+  unit: fc.oneof(
+    fc.constantFrom("\"", "\\", "\n", "{", "}", ",", "=", " ", "\t", "#"),
+    fc.string({ unit: "grapheme", maxLength: 1 })
+  ),
   maxLength: 12
 })
 const count = fc.nat({ max: 1_000_000 })
@@ -504,11 +568,20 @@ const snapshotArb: fc.Arbitrary<Snapshot> = fc.record({
   stale: fc.array(fc.record({ task: nasty, session: nasty, unchanged_for_s: count }), { maxLength: 3 }),
   stages: fc.tuple(...Stages.map(() => fc.array(taskName, { maxLength: 4 }))),
   dispatcher: fc.record({ dispatched: count, failovers: count, malformed: count }),
-  counters: fc.record({ submitted: count, completed: count, failed: count, retries: count, rejected: count, active: count }),
+  counters: fc.record({
+    submitted: count,
+    completed: count,
+    failed: count,
+    retries: count,
+    rejected: count,
+    active: count
+  }),
   bounds: fc.uniqueArray(fc.double({ min: 1e-9, max: 1e9, noNaN: true }), { maxLength: 12 }),
   observations: fc.array(fc.double({ min: 0, max: 1e12, noNaN: true }), { maxLength: 20 })
 }).map(({ bounds, counters, dispatcher, observations, sessions, stages, stale }): Snapshot => {
-  const [pending = [], active = [], done = [], failed = []] = stages.map((names) => names.map((name) => ({ name, state: "x" })))
+  const [pending = [], active = [], done = [], failed = []] = stages.map((names) =>
+    names.map((name) => ({ name, state: "x" }))
+  )
   return {
     ...emptySnapshot,
     sessions,
@@ -535,16 +608,22 @@ describe("renderMetrics (property)", () => {
         expect(buckets.at(-1)?.value).toBe(valueOf(families, name, `${name}_count`))
         expect(valueOf(families, name, `${name}_count`)).toBe(snapshot.reapLatency.count)
         for (const stage of Stages) {
-          expect(valueOf(families, "claude_failover_tasks", "claude_failover_tasks", { stage })).toBe(snapshot.tasks[stage].length)
+          expect(valueOf(families, "claude_failover_tasks", "claude_failover_tasks", { stage })).toBe(
+            snapshot.tasks[stage].length
+          )
         }
         const bySession = samplesOf(families.get("claude_failover_sessions")).reduce((sum, s) => sum + s.value, 0)
         expect(bySession).toBe(snapshot.sessions.length)
         // The first session of each name is the one reported; its name and state come back unescaped.
         const first = new Map(snapshot.sessions.map((s) => [s.session, s.state] as const).reverse())
         for (const [session, state] of first) {
-          expect(valueOf(families, "claude_failover_session_state", "claude_failover_session_state", { session, state })).toBe(1)
+          expect(
+            valueOf(families, "claude_failover_session_state", "claude_failover_session_state", { session, state })
+          ).toBe(1)
         }
-        expect(samplesOf(families.get("claude_failover_session_state")).filter((s) => s.value === 1)).toHaveLength(first.size)
+        expect(samplesOf(families.get("claude_failover_session_state")).filter((s) => s.value === 1)).toHaveLength(
+          first.size
+        )
       }),
       RUNS
     )
@@ -552,7 +631,8 @@ describe("renderMetrics (property)", () => {
 })
 
 describe("the Prometheus text parser used above is strict", () => {
-  const rejects = (text: string) => expect(() => parsePrometheusText(text), JSON.stringify(text)).toThrow(PrometheusTextError)
+  const rejects = (text: string) =>
+    expect(() => parsePrometheusText(text), JSON.stringify(text)).toThrow(PrometheusTextError)
 
   it("rejects bad syntax", () => {
     rejects("m 1") // no final line feed

@@ -3,7 +3,11 @@ import { afterEach, describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer, Redacted, Result } from "effect"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
-import { startFakeSecutools, type FakeSecutools, type FakeSecutoolsOptions } from "../../src/adapters/fake-secutools/server.ts"
+import {
+  type FakeSecutools,
+  type FakeSecutoolsOptions,
+  startFakeSecutools
+} from "../../src/adapters/fake-secutools/server.ts"
 import { HttpSecutoolsLayer, makeHttpSecutools, parseRetryAfter } from "../../src/adapters/http-secutools.ts"
 import { Secutools, type SecutoolsError } from "../../src/ports/secutools.ts"
 import type { RetryPolicy } from "../../src/services/secutools-policy.ts"
@@ -35,7 +39,10 @@ const quickRetries: RetryPolicy = {
 
 /** The adapter without retries, so a single answer is seen as it is. */
 const single = (url: string, apiKey = KEY) =>
-  Layer.effect(Secutools, makeHttpSecutools({ baseUrl: url, apiKey: Redacted.make(apiKey), requestTimeout: Duration.seconds(2) }))
+  Layer.effect(
+    Secutools,
+    makeHttpSecutools({ baseUrl: url, apiKey: Redacted.make(apiKey), requestTimeout: Duration.seconds(2) })
+  )
     .pipe(Layer.provide(NodeHttpClient.layerUndici))
 const retrying = (url: string, retries: Array<string>) =>
   HttpSecutoolsLayer(
@@ -75,7 +82,9 @@ describe("http secutools", () => {
     Effect.gen(function*() {
       const server = yield* Effect.promise(() => serve({ apiKey: "the-right-one" }))
       const retries: Array<string> = []
-      const error = yield* failureOf(Secutools.use((s) => s.submit(request, "key-1")).pipe(Effect.provide(retrying(server.url, retries))))
+      const error = yield* failureOf(
+        Secutools.use((s) => s.submit(request, "key-1")).pipe(Effect.provide(retrying(server.url, retries)))
+      )
       expect(error?.reason).toMatchObject({ _tag: "Status", status: 401 })
       expect(error?.retryable).toBe(false)
       expect(retries).toStrictEqual([])
@@ -101,7 +110,9 @@ describe("http secutools", () => {
   it.live("a 429 carries Retry-After in milliseconds", () =>
     Effect.gen(function*() {
       const server = yield* Effect.promise(() => serve({ ratio429: 1, retryAfter: 7 }))
-      const error = yield* failureOf(Secutools.use((s) => s.submit(request, "k")).pipe(Effect.provide(single(server.url))))
+      const error = yield* failureOf(
+        Secutools.use((s) => s.submit(request, "k")).pipe(Effect.provide(single(server.url)))
+      )
       expect(error?.reason).toMatchObject({ _tag: "Status", status: 429, retryAfterMs: 7_000 })
     }))
 
@@ -161,25 +172,31 @@ const rawServe = async (answer: (req: IncomingMessage, res: ServerResponse) => v
 }
 
 /** Writes `chunk` for as long as the client reads; counts what it wrote and whether the client hung up. */
-const endless = (status: number, stats: { sent: number; closed: boolean }, headers: Record<string, string> = {}) =>
-(_req: IncomingMessage, res: ServerResponse) => {
-  const chunk = Buffer.alloc(64 * 1024, "a")
-  res.writeHead(status, { "content-type": "application/json", ...headers })
-  res.write("{\"job_id\":\"j_1\",\"status\":\"running\",\"provider\":\"gpu\",\"created_at\":\"x\",\"result\":\"")
-  res.on("close", () => (stats.closed = true))
-  const pump = () => {
-    while (!res.destroyed) {
-      stats.sent += chunk.length
-      if (!res.write(chunk)) return void res.once("drain", pump)
+const endless =
+  (status: number, stats: { sent: number; closed: boolean }, headers: Record<string, string> = {}) =>
+  (_req: IncomingMessage, res: ServerResponse) => {
+    const chunk = Buffer.alloc(64 * 1024, "a")
+    res.writeHead(status, { "content-type": "application/json", ...headers })
+    res.write("{\"job_id\":\"j_1\",\"status\":\"running\",\"provider\":\"gpu\",\"created_at\":\"x\",\"result\":\"")
+    res.on("close", () => (stats.closed = true))
+    const pump = () => {
+      while (!res.destroyed) {
+        stats.sent += chunk.length
+        if (!res.write(chunk)) return void res.once("drain", pump)
+      }
     }
+    pump()
   }
-  pump()
-}
 
 const capped = (url: string, maxAnswerBytes: number, apiKey = KEY) =>
   Layer.effect(
     Secutools,
-    makeHttpSecutools({ baseUrl: url, apiKey: Redacted.make(apiKey), requestTimeout: Duration.seconds(20), maxAnswerBytes })
+    makeHttpSecutools({
+      baseUrl: url,
+      apiKey: Redacted.make(apiKey),
+      requestTimeout: Duration.seconds(20),
+      maxAnswerBytes
+    })
   ).pipe(Layer.provide(NodeHttpClient.layerUndici))
 
 describe("http secutools: answer size", () => {
@@ -188,7 +205,9 @@ describe("http secutools: answer size", () => {
       const stats = { sent: 0, closed: false }
       const server = yield* Effect.promise(() => rawServe(endless(200, stats)))
       const before = process.memoryUsage().rss
-      const error = yield* failureOf(Secutools.use((s) => s.get("j_1")).pipe(Effect.provide(capped(server.url, 1024 * 1024))))
+      const error = yield* failureOf(
+        Secutools.use((s) => s.get("j_1")).pipe(Effect.provide(capped(server.url, 1024 * 1024)))
+      )
       expect(error?.reason).toStrictEqual({ _tag: "TooLarge", limitBytes: 1024 * 1024 })
       expect(error?.retryable).toBe(false)
       expect(error?.message).toBe("get j_1: answer larger than 1 MB (SECUTOOLS_MAX_ANSWER)")
@@ -202,7 +221,9 @@ describe("http secutools: answer size", () => {
     Effect.gen(function*() {
       const stats = { sent: 0, closed: false }
       const server = yield* Effect.promise(() => rawServe(endless(200, stats, { "content-length": String(2 ** 40) })))
-      const error = yield* failureOf(Secutools.use((s) => s.get("j_1")).pipe(Effect.provide(capped(server.url, 8 * 1024 * 1024))))
+      const error = yield* failureOf(
+        Secutools.use((s) => s.get("j_1")).pipe(Effect.provide(capped(server.url, 8 * 1024 * 1024)))
+      )
       expect(error?.reason).toStrictEqual({ _tag: "TooLarge", limitBytes: 8 * 1024 * 1024 })
       expect(error?.message).toBe("get j_1: answer larger than 8 MB (SECUTOOLS_MAX_ANSWER)")
       yield* Effect.promise(() => waitFor(() => stats.closed))
@@ -212,7 +233,9 @@ describe("http secutools: answer size", () => {
     Effect.gen(function*() {
       const stats = { sent: 0, closed: false }
       const server = yield* Effect.promise(() => rawServe(endless(503, stats)))
-      const error = yield* failureOf(Secutools.use((s) => s.get("j_1")).pipe(Effect.provide(capped(server.url, 8 * 1024 * 1024))))
+      const error = yield* failureOf(
+        Secutools.use((s) => s.get("j_1")).pipe(Effect.provide(capped(server.url, 8 * 1024 * 1024)))
+      )
       expect(error?.reason).toMatchObject({ _tag: "Status", status: 503 })
       expect(error?.retryable).toBe(true)
       yield* Effect.promise(() => waitFor(() => stats.closed))
@@ -220,9 +243,17 @@ describe("http secutools: answer size", () => {
 
   it.live("an answer just under the cap is read and decoded", () =>
     Effect.gen(function*() {
-      const job = { job_id: "j_1", status: "completed", provider: "gpu", created_at: "2026-01-01T00:00:00Z", result: "x".repeat(5000) }
+      const job = {
+        job_id: "j_1",
+        status: "completed",
+        provider: "gpu",
+        created_at: "2026-01-01T00:00:00Z",
+        result: "x".repeat(5000)
+      }
       const server = yield* Effect.promise(() => rawServe((_req, res) => res.end(JSON.stringify(job))))
-      const view = yield* Secutools.use((s) => s.get("j_1")).pipe(Effect.provide(capped(server.url, JSON.stringify(job).length)))
+      const view = yield* Secutools.use((s) => s.get("j_1")).pipe(
+        Effect.provide(capped(server.url, JSON.stringify(job).length))
+      )
       expect(view.result).toHaveLength(5000)
     }))
 })
@@ -235,7 +266,9 @@ describe("http secutools: job ids", () => {
       const server = yield* Effect.promise(() => rawServe((_req, res) => res.end("{}")))
       const retries: Array<string> = []
       for (const jobId of invalid) {
-        const error = yield* failureOf(Secutools.use((s) => s.get(jobId)).pipe(Effect.provide(retrying(server.url, retries))))
+        const error = yield* failureOf(
+          Secutools.use((s) => s.get(jobId)).pipe(Effect.provide(retrying(server.url, retries)))
+        )
         expect(error?.reason).toStrictEqual({ _tag: "InvalidJobId", jobId })
         expect(error?.retryable).toBe(false)
         expect(error?.message).toContain("is not a secutools job id")
@@ -251,13 +284,21 @@ describe("http secutools: job ids", () => {
         const error = yield* failureOf(Secutools.use((s) => s.get(jobId)).pipe(Effect.provide(single(server.url))))
         expect(error?.reason).toMatchObject({ _tag: "Status", status: 404 })
       }
-      expect(server.seen.paths).toStrictEqual(["/v1/jobs/j_000001", "/v1/jobs/A.b-c%3Ad_9", `/v1/jobs/${"x".repeat(128)}`])
+      expect(server.seen.paths).toStrictEqual([
+        "/v1/jobs/j_000001",
+        "/v1/jobs/A.b-c%3Ad_9",
+        `/v1/jobs/${"x".repeat(128)}`
+      ])
     }))
 
   it.live("an answer naming a job id that is not a JobId is a decode error", () =>
     Effect.gen(function*() {
-      const server = yield* Effect.promise(() => rawServe((_req, res) => res.writeHead(202).end("{\"job_id\":\"..\",\"status\":\"queued\"}")))
-      const error = yield* failureOf(Secutools.use((s) => s.submit(request, "k")).pipe(Effect.provide(single(server.url))))
+      const server = yield* Effect.promise(() =>
+        rawServe((_req, res) => res.writeHead(202).end("{\"job_id\":\"..\",\"status\":\"queued\"}"))
+      )
+      const error = yield* failureOf(
+        Secutools.use((s) => s.submit(request, "k")).pipe(Effect.provide(single(server.url)))
+      )
       expect(error?.reason._tag).toBe("Decode")
       expect(error?.retryable).toBe(false)
     }))
@@ -275,7 +316,9 @@ describe("http secutools: the key in no error", () => {
   it.live("a 400 echoing Authorization: Bearer <key>", () =>
     Effect.gen(function*() {
       const server = yield* Effect.promise(() => rawServe(echoing(400)))
-      const error = yield* failureOf(Secutools.use((s) => s.submit(request, "k")).pipe(Effect.provide(single(server.url))))
+      const error = yield* failureOf(
+        Secutools.use((s) => s.submit(request, "k")).pipe(Effect.provide(single(server.url)))
+      )
       expect(error?.reason).toMatchObject({ _tag: "Status", status: 400 })
       expect(error?.message).toContain("Bearer <redacted>")
       expect(leaks(error, KEY)).toStrictEqual([])
@@ -285,7 +328,9 @@ describe("http secutools: the key in no error", () => {
     Effect.gen(function*() {
       const server = yield* Effect.promise(() => rawServe(echoing(500)))
       const retries: Array<string> = []
-      const error = yield* failureOf(Secutools.use((s) => s.get("j_1")).pipe(Effect.provide(retrying(server.url, retries))))
+      const error = yield* failureOf(
+        Secutools.use((s) => s.get("j_1")).pipe(Effect.provide(retrying(server.url, retries)))
+      )
       expect(error?.reason).toMatchObject({ _tag: "Status", status: 500 })
       expect(server.seen.requests).toBe(quickRetries.maxAttempts)
       expect(error?.message).toContain("Bearer <redacted>")
@@ -298,7 +343,9 @@ describe("http secutools: the key in no error", () => {
       const server = yield* Effect.promise(() =>
         rawServe((req, res) => res.end(JSON.stringify({ job_id: `x/${req.headers.authorization}`, status: "queued" })))
       )
-      const error = yield* failureOf(Secutools.use((s) => s.submit(request, "k")).pipe(Effect.provide(single(server.url))))
+      const error = yield* failureOf(
+        Secutools.use((s) => s.submit(request, "k")).pipe(Effect.provide(single(server.url)))
+      )
       expect(error?.reason._tag).toBe("Decode")
       expect(leaks(error, KEY)).toStrictEqual([])
     }))

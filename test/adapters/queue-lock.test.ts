@@ -8,7 +8,12 @@ import { spawnSync } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { hostname, tmpdir } from "node:os"
 import { join } from "node:path"
-import { acquireQueueLock, acquireQueueLockPatiently, HOLDER_FILE, type LockHolder } from "../../src/adapters/queue-lock.ts"
+import {
+  acquireQueueLock,
+  acquireQueueLockPatiently,
+  HOLDER_FILE,
+  type LockHolder
+} from "../../src/adapters/queue-lock.ts"
 
 const daemon = { kind: "daemon", command: "claude-failover" } as const
 const command = { kind: "command", command: "task done x.md" } as const
@@ -20,15 +25,18 @@ const deadPid = (): number => {
 }
 
 const label = (root: string, holder: Partial<LockHolder>) =>
-  writeFileSync(join(root, HOLDER_FILE), JSON.stringify({
-    pid: process.pid,
-    host: hostname(),
-    kind: "daemon",
-    command: "claude-failover",
-    started_at: new Date().toISOString(),
-    api: null,
-    ...holder
-  }))
+  writeFileSync(
+    join(root, HOLDER_FILE),
+    JSON.stringify({
+      pid: process.pid,
+      host: hostname(),
+      kind: "daemon",
+      command: "claude-failover",
+      started_at: new Date().toISOString(),
+      api: null,
+      ...holder
+    })
+  )
 
 /** Holds the lock as `who` in a scope of its own until the returned effect releases it. */
 const hold = (root: string, who: typeof daemon | typeof command) =>

@@ -29,13 +29,31 @@ describe("ccl-delegate decide", () => {
   })
 
   it.each([
-    [["--field", "needs_claude_code=true", "--field", "preferred_ai=gpu"], key, { route: "local", reason: "needs_claude_code" }],
+    [["--field", "needs_claude_code=true", "--field", "preferred_ai=gpu"], key, {
+      route: "local",
+      reason: "needs_claude_code"
+    }],
     [["--field", "preferred_ai=claude-code"], key, { route: "local", reason: "preferred_claude_code" }],
-    [["--field", "preferred_ai=gpu", "--field", "allow_delegation=false"], key, { route: "local", reason: "delegation_not_allowed" }],
+    [["--field", "preferred_ai=gpu", "--field", "allow_delegation=false"], key, {
+      route: "local",
+      reason: "delegation_not_allowed"
+    }],
     [["--field", "preferred_ai=gpu"], {}, { route: "local", reason: "delegation_disabled" }],
-    [["--field", "preferred_ai=auto", "--field", "complexity_hint=low"], key, { route: "delegate", provider: "gpu", reason: "complexity_map" }],
-    [["--field", "preferred_ai=auto"], { ...key, COMPLEXITY_MAP: "medium=claude-api" }, { route: "delegate", provider: "claude-api", reason: "complexity_map" }],
-    [["--field", "allow_delegation=true", "--local-unavailable"], { ...key, FAILOVER_PROVIDER: "gpu" }, { route: "delegate", provider: "gpu", reason: "local_unavailable" }],
+    [["--field", "preferred_ai=auto", "--field", "complexity_hint=low"], key, {
+      route: "delegate",
+      provider: "gpu",
+      reason: "complexity_map"
+    }],
+    [["--field", "preferred_ai=auto"], { ...key, COMPLEXITY_MAP: "medium=claude-api" }, {
+      route: "delegate",
+      provider: "claude-api",
+      reason: "complexity_map"
+    }],
+    [["--field", "allow_delegation=true", "--local-unavailable"], { ...key, FAILOVER_PROVIDER: "gpu" }, {
+      route: "delegate",
+      provider: "gpu",
+      reason: "local_unavailable"
+    }],
     [["--field", "allow_delegation=true"], key, { route: "local", reason: "fail_safe_local" }]
   ])("%j routes as DESIGN says", (args, env, expected) => {
     const { code, stdout } = decide(args, env)
@@ -46,7 +64,11 @@ describe("ccl-delegate decide", () => {
   it("reads a task file, and --field overrides it", () => {
     const file = join(dir, "summarise.md")
     writeFileSync(file, "---\npreferred_ai: auto\ncomplexity_hint: high\n---\nSummarise the logs.\n")
-    expect(json(decide([file], key).stdout)).toStrictEqual({ route: "delegate", provider: "claude-api", reason: "complexity_map" })
+    expect(json(decide([file], key).stdout)).toStrictEqual({
+      route: "delegate",
+      provider: "claude-api",
+      reason: "complexity_map"
+    })
     expect(json(decide([file, "--field", "needs_claude_code=true"], key).stdout)).toStrictEqual({
       route: "local",
       reason: "needs_claude_code"
@@ -59,7 +81,9 @@ describe("ccl-delegate decide", () => {
     const { code, stdout, stderr } = decide([file], key)
     expect(code).toBe(1)
     expect(stdout).toBe("")
-    expect(stderr.trim()).toBe("ccl-delegate: broken.md:3:1: field 'allow_delegation': Expected boolean, got string \"yes\"")
+    expect(stderr.trim()).toBe(
+      "ccl-delegate: broken.md:3:1: field 'allow_delegation': Expected boolean, got string \"yes\""
+    )
   })
 
   it("a missing file, or nothing to decide on, is an error; a bad flag is a usage error", () => {

@@ -7,7 +7,11 @@ import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { type FakeSecutools, type FakeSecutoolsOptions, startFakeSecutools } from "../../src/adapters/fake-secutools/server.ts"
+import {
+  type FakeSecutools,
+  type FakeSecutoolsOptions,
+  startFakeSecutools
+} from "../../src/adapters/fake-secutools/server.ts"
 
 const BIN = join(import.meta.dirname, "../../bin/ccl-delegate.js")
 /** Distinctive, so an echo of it anywhere in the output is caught. */
@@ -96,7 +100,15 @@ const task = (name: string, text: string): string => {
 
 describe("ccl-delegate submit | get | result", () => {
   it.concurrent("submit --prompt prints job_id, status and a fresh key; get and result follow the job to completed", async () => {
-    const submitted = await run(shared, ["submit", "--provider", "GPU", "--prompt", "count the lines", "--task-id", "lines"])
+    const submitted = await run(shared, [
+      "submit",
+      "--provider",
+      "GPU",
+      "--prompt",
+      "count the lines",
+      "--task-id",
+      "lines"
+    ])
     expect(submitted.code, submitted.stderr).toBe(0)
     expect(submitted.stderr).toBe("")
     const { idempotency_key, job_id, status } = json(submitted)
@@ -108,25 +120,49 @@ describe("ccl-delegate submit | get | result", () => {
 
     const got = await run(shared, ["get", jobId])
     expect(got.code).toBe(0)
-    expect(json(got)).toMatchObject({ job_id: jobId, provider: "gpu", status: expect.stringMatching(/^(queued|running|completed)$/) })
+    expect(json(got)).toMatchObject({
+      job_id: jobId,
+      provider: "gpu",
+      status: expect.stringMatching(/^(queued|running|completed)$/)
+    })
 
     const done = await run(shared, ["result", jobId, "--wait", "--interval", "50ms", "--timeout", "10s"])
     expect(done.code, done.stderr).toBe(0)
-    expect(json(done)).toStrictEqual({ job_id: jobId, status: "completed", result: "gpu says: count the lines", cost_usd: 0.001 })
+    expect(json(done)).toStrictEqual({
+      job_id: jobId,
+      status: "completed",
+      result: "gpu says: count the lines",
+      cost_usd: 0.001
+    })
+    // stderr is not a terminal here: no progress line, nothing at all.
+    expect(done.stderr).toBe("")
   })
 
-  it.concurrent("result without --wait on an unfinished job prints it and exits 1", async () => {
+  it.concurrent("an unfinished job exits 4, without --wait or when --wait runs out of time, printing what is known", async () => {
     const server = await fake({ durationMs: 60_000 })
     const jobId = jobIdOf(await run(server, ["submit", "--provider", "gemini", "--prompt", "slow"]))
-    const now = await run(server, ["result", jobId])
-    expect(now.code).toBe(1)
-    expect(json(now)).toStrictEqual({ job_id: jobId, status: "queued" })
-    expect(now.stderr.trim()).toBe(`ccl-delegate: job ${jobId} is still queued (use --wait)`)
+    const [now, waited] = await Promise.all([
+      run(server, ["result", jobId]),
+      run(server, ["result", jobId, "--wait", "--timeout", "1s", "--interval", "50ms"])
+    ])
+    // The fake moves a job from queued to running after a while; either way it is not finished.
+    expect(now.code).toBe(4)
+    const nowStatus = json(now).status
+    expect(json(now)).toStrictEqual({ job_id: jobId, status: expect.stringMatching(/^(queued|running)$/) })
+    expect(now.stderr.trim()).toBe(`ccl-delegate: job ${jobId} is still ${nowStatus} (use --wait)`)
 
-    const waited = await run(server, ["result", jobId, "--wait", "--timeout", "1s", "--interval", "50ms"])
-    expect(waited.code).toBe(1)
-    expect(waited.stdout).toBe("")
-    expect(waited.stderr.trim()).toBe(`ccl-delegate: job ${jobId} was still queued after 1000ms`)
+    expect(waited.code).toBe(4)
+    const waitedStatus = json(waited).status
+    expect(json(waited)).toStrictEqual({ job_id: jobId, status: expect.stringMatching(/^(queued|running)$/) })
+    expect(waited.stderr.trim()).toBe(`ccl-delegate: job ${jobId} was still ${waitedStatus} after 1000ms`)
+  })
+
+  it.concurrent("a cancelled job exits 1, like a failed one; the provider's message on stderr", async () => {
+    const jobId = jobIdOf(await run(shared, ["submit", "--provider", "gpu", "--prompt", "[cancel] this"]))
+    const result = await run(shared, ["result", jobId, "--wait", "--interval", "50ms"])
+    expect(result.code).toBe(1)
+    expect(json(result)).toStrictEqual({ job_id: jobId, status: "cancelled", error: "gpu: job cancelled" })
+    expect(result.stderr.trim()).toBe(`ccl-delegate: job ${jobId} cancelled: gpu: job cancelled`)
   })
 
   it.concurrent("the same --idempotency-key twice yields the same job, and only one is created", async () => {
@@ -155,7 +191,15 @@ describe("ccl-delegate submit | get | result", () => {
   it.concurrent("--prompt-file sends the file's text, with task_id \"cli\" unless --task-id is given", async () => {
     const server = await fake()
     const file = task("prompt.txt", "Explain the diff.")
-    const submitted = await run(server, ["submit", "--provider", "gpu", "--prompt-file", file, "--complexity-hint", "low"])
+    const submitted = await run(server, [
+      "submit",
+      "--provider",
+      "gpu",
+      "--prompt-file",
+      file,
+      "--complexity-hint",
+      "low"
+    ])
     expect(submitted.code, submitted.stderr).toBe(0)
     expect(server.counters().jobsByTask).toStrictEqual({ cli: 1 })
     const done = await run(server, ["result", jobIdOf(submitted), "--wait", "--interval", "50ms"])
@@ -218,12 +262,18 @@ describe("ccl-delegate submit | get | result", () => {
   it.concurrent("no answer at all: exit 1 with the key to resubmit with", async () => {
     const gone = await startFakeSecutools({ apiKey: API_KEY })
     await gone.close()
-    const result = await run(gone.url, ["submit", "--provider", "gpu", "--prompt", "x", "--idempotency-key", "k-gone"], {
-      SECUTOOLS_RETRY_ATTEMPTS: "2"
-    })
+    const result = await run(
+      gone.url,
+      ["submit", "--provider", "gpu", "--prompt", "x", "--idempotency-key", "k-gone"],
+      {
+        SECUTOOLS_RETRY_ATTEMPTS: "2"
+      }
+    )
     expect(result.code).toBe(1)
     expect(result.stdout).toBe("")
-    expect(result.stderr).toMatch(/^ccl-delegate: submit cli: network error: .*resubmit with --idempotency-key k-gone$/m)
+    expect(result.stderr).toMatch(
+      /^ccl-delegate: submit cli: network error: .*resubmit with --idempotency-key k-gone$/m
+    )
   })
 
   it.concurrent("without SECUTOOLS_API_KEY nothing is sent and the error says why; a wrong key is a 401", async () => {
@@ -238,7 +288,9 @@ describe("ccl-delegate submit | get | result", () => {
     expect(get.code).toBe(1)
     expect(get.stderr).toContain("SECUTOOLS_API_KEY is not set")
     expect(wrong.code).toBe(1)
-    expect(wrong.stderr.trim()).toBe("ccl-delegate: get j_000001: HTTP 401: {\"error\":\"missing or wrong bearer token\"}")
+    expect(wrong.stderr.trim()).toBe(
+      "ccl-delegate: get j_000001: HTTP 401: {\"error\":\"missing or wrong bearer token\"}"
+    )
     expect(`${submit.stdout}${get.stdout}${wrong.stdout}`).toBe("")
     expect(server.counters().submits).toBe(0)
   })
@@ -251,9 +303,18 @@ describe("ccl-delegate submit | get | result", () => {
 
   it.concurrent.each([
     [["submit", "--provider", "gpu"], "give the prompt: --prompt TEXT, --prompt-file FILE or a TASK.md file"],
-    [["submit", "--provider", "gpu", "--prompt-file", "f", "TASK.md"], "give only one prompt source, not --prompt-file and a TASK.md file"],
-    [["submit", "--provider", "openai", "--prompt", "x"], "Invalid value for flag --provider: \"openai\". Expected: one of gpu, gemini, claude-api"],
-    [["result", "j_1", "--wait", "--timeout", "10"], "Invalid value for flag --timeout: \"10\". Expected: a duration such as 500ms, 30s, 5m or 1h"],
+    [
+      ["submit", "--provider", "gpu", "--prompt-file", "f", "TASK.md"],
+      "give only one prompt source, not --prompt-file and a TASK.md file"
+    ],
+    [
+      ["submit", "--provider", "openai", "--prompt", "x"],
+      "Invalid value for flag --provider: \"openai\". Expected: one of gpu, gemini, claude-api"
+    ],
+    [
+      ["result", "j_1", "--wait", "--timeout", "10"],
+      "Invalid value for flag --timeout: \"10\". Expected: a duration such as 500ms, 30s, 5m or 1h"
+    ],
     [["result", "j_1", "--timeout", "1s"], "--timeout and --interval apply only with --wait"]
   ])("usage error %j exits 2 and says what is wrong", async (args, message) => {
     const result = await run(shared, args)
@@ -264,7 +325,9 @@ describe("ccl-delegate submit | get | result", () => {
   it.concurrent("--help describes each subcommand and its flags", async () => {
     const [submit, result] = await Promise.all([run(shared, ["submit", "--help"]), run(shared, ["result", "--help"])])
     expect([submit.code, result.code]).toStrictEqual([0, 0])
-    for (const flag of ["--provider", "--prompt", "--prompt-file", "--idempotency-key", "--task-id", "--complexity-hint"]) {
+    for (
+      const flag of ["--provider", "--prompt", "--prompt-file", "--idempotency-key", "--task-id", "--complexity-hint"]
+    ) {
       expect(submit.stdout).toContain(flag)
     }
     for (const flag of ["--wait", "--timeout", "--interval"]) expect(result.stdout).toContain(flag)

@@ -7,8 +7,14 @@ import { join } from "node:path"
 const BIN = join(import.meta.dirname, "../../bin/claude-failover.js")
 
 const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(QUEUE_DIR|API_|SECUTOOLS_|POLL_)/.test(key)))
-  const result = spawnSync(process.execPath, [BIN, ...args], { cwd: tmpdir(), env: { ...base, ...env }, encoding: "utf8" })
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([key]) => !/^(QUEUE_DIR|API_|SECUTOOLS_|POLL_)/.test(key))
+  )
+  const result = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: tmpdir(),
+    env: { ...base, ...env },
+    encoding: "utf8"
+  })
   return { code: result.status, stdout: result.stdout, stderr: result.stderr }
 }
 
@@ -31,13 +37,13 @@ describe("claude-failover config: SECUTOOLS_URL credentials", () => {
     const { code, stdout, stderr } = cli(["config"], { SECUTOOLS_URL: "https://alice:s3/cret@exa mple.com" })
     expect(code).toBe(2)
     expect(stdout + stderr).not.toContain("cret")
-    expect(stderr).toContain('SECUTOOLS_URL="https://<redacted>@exa mple.com": expected an http:// or https:// URL')
+    expect(stderr).toContain("SECUTOOLS_URL=\"https://<redacted>@exa mple.com\": expected an http:// or https:// URL")
   })
 
   it("a URL of another scheme is refused, its credentials hidden", () => {
     const { code, stderr } = cli(["config"], { SECUTOOLS_URL: "ftp://alice:s3cret@example.com" })
     expect(code).toBe(2)
     expect(stderr).not.toContain("s3cret")
-    expect(stderr).toContain('SECUTOOLS_URL="ftp://<redacted>@example.com": expected an http:// or https:// URL')
+    expect(stderr).toContain("SECUTOOLS_URL=\"ftp://<redacted>@example.com\": expected an http:// or https:// URL")
   })
 })

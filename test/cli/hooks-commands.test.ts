@@ -32,7 +32,11 @@ const baseEnv = () =>
   )
 
 const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
-  const result = spawnSync(process.execPath, [BIN, ...args], { cwd: tmpdir(), env: { ...baseEnv(), ...env }, encoding: "utf8" })
+  const result = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: tmpdir(),
+    env: { ...baseEnv(), ...env },
+    encoding: "utf8"
+  })
   return { code: result.status, stdout: result.stdout, stderr: result.stderr }
 }
 
@@ -58,7 +62,8 @@ const USER_SETTINGS = {
 const USER_TEXT = `${JSON.stringify(USER_SETTINGS, null, 4)}\n`
 
 const backups = (dir: string) => readdirSync(dir).filter((name) => name.startsWith("settings.json.bak-")).sort()
-const settingsOf = (dir: string): Record<string, unknown> => JSON.parse(readFileSync(join(dir, "settings.json"), "utf8"))
+const settingsOf = (dir: string): Record<string, unknown> =>
+  JSON.parse(readFileSync(join(dir, "settings.json"), "utf8"))
 const countOurs = (settings: Record<string, unknown>) =>
   Object.values((settings.hooks ?? {}) as Record<string, ReadonlyArray<{ hooks: ReadonlyArray<unknown> }>>)
     .flatMap((groups) => groups.flatMap((group) => group.hooks.filter(isOurHook))).length
@@ -71,7 +76,9 @@ describe("claude-failover hooks install / uninstall", () => {
 
     const first = cli(["hooks", "install", "--config-dir", dir])
     expect(first.code).toBe(0)
-    expect(first.stdout).toMatch(/^installed claude-failover's hooks in .*settings\.json \(backup: .*settings\.json\.bak-\d{8}T\d{6}Z\)\n$/)
+    expect(first.stdout).toMatch(
+      /^installed claude-failover's hooks in .*settings\.json \(backup: .*settings\.json\.bak-\d{8}T\d{6}Z\)\n$/
+    )
     const [backup] = backups(dir)
     expect(readFileSync(join(dir, backup ?? ""), "utf8")).toBe(USER_TEXT)
     const installed = settingsOf(dir)
@@ -81,7 +88,9 @@ describe("claude-failover hooks install / uninstall", () => {
     const permissions = installed.permissions as { readonly allow: ReadonlyArray<string> }
     expect(permissions).toMatchObject({ ...USER_SETTINGS.permissions, allow: expect.any(Array) })
     expect(permissions.allow.slice(0, -2)).toStrictEqual(USER_SETTINGS.permissions.allow)
-    expect(permissions.allow.slice(-2)).toStrictEqual(["done", "fail"].map((verb) => `Bash(${process.execPath} ${BIN} task ${verb}:*)`))
+    expect(permissions.allow.slice(-2)).toStrictEqual(
+      ["done", "fail"].map((verb) => `Bash(${process.execPath} ${BIN} task ${verb}:*)`)
+    )
     expect((installed.hooks as Record<string, unknown>).PreToolUse).toStrictEqual(USER_SETTINGS.hooks.PreToolUse)
     expect(statSync(join(dir, "settings.json")).mode & 0o777).toBe(0o644)
 
@@ -102,7 +111,7 @@ describe("claude-failover hooks install / uninstall", () => {
 
   it("refuses a settings.json that is not JSON, exit 1, leaving it and the directory untouched", () => {
     const dir = tempDir()
-    const broken = '{\n  "model": "opus",\n  "hooks": {\n'
+    const broken = "{\n  \"model\": \"opus\",\n  \"hooks\": {\n"
     writeFileSync(join(dir, "settings.json"), broken)
     const before = statSync(join(dir, "settings.json")).mtimeMs
     for (const command of ["install", "uninstall"]) {
@@ -118,10 +127,10 @@ describe("claude-failover hooks install / uninstall", () => {
 
   it("refuses a settings.json whose hooks are not a list of groups, exit 1", () => {
     const dir = tempDir()
-    writeFileSync(join(dir, "settings.json"), '{"hooks": {"Stop": "notify-send"}}')
+    writeFileSync(join(dir, "settings.json"), "{\"hooks\": {\"Stop\": \"notify-send\"}}")
     const result = cli(["hooks", "install", "--config-dir", dir])
     expect(result.code).toBe(1)
-    expect(result.stderr).toContain('its "hooks.Stop" is not a list; fix it by hand, nothing was changed')
+    expect(result.stderr).toContain("its \"hooks.Stop\" is not a list; fix it by hand, nothing was changed")
   })
 
   it("creates the file (mode 600) when there is none, in $CLAUDE_CONFIG_DIR when no --config-dir is given", () => {
@@ -152,7 +161,7 @@ describe("claude-failover hooks install / uninstall", () => {
     expect(refused.stderr).toContain("API_PORT=0 picks another port at every start")
     expect(existsSync(join(dir, "settings.json"))).toBe(false)
     expect(cli(["hooks", "install", "--config-dir", dir, "--transport", "command"], { API_PORT: "0" }).code).toBe(0)
-    expect(JSON.stringify(settingsOf(dir))).not.toContain('"type":"http"')
+    expect(JSON.stringify(settingsOf(dir))).not.toContain("\"type\":\"http\"")
   })
 
   it("a usage error is exit 2", () => {
@@ -162,10 +171,22 @@ describe("claude-failover hooks install / uninstall", () => {
 
 describe("claude-failover hooks print", () => {
   it("prints the fragment for API_HOST/API_PORT, with the token header when API_TOKEN is set", () => {
-    const result = cli(["hooks", "print"], { API_HOST: "0.0.0.0", API_PORT: "7999", API_TOKEN: "s3cret", QUEUE_DIR: "/srv/q" })
+    const result = cli(["hooks", "print"], {
+      API_HOST: "0.0.0.0",
+      API_PORT: "7999",
+      API_TOKEN: "s3cret",
+      QUEUE_DIR: "/srv/q"
+    })
     expect(result.code).toBe(0)
     const fragment = JSON.parse(result.stdout)
-    expect(Object.keys(fragment.hooks)).toStrictEqual(["SessionStart", "UserPromptSubmit", "Stop", "StopFailure", "Notification", "SessionEnd"])
+    expect(Object.keys(fragment.hooks)).toStrictEqual([
+      "SessionStart",
+      "UserPromptSubmit",
+      "Stop",
+      "StopFailure",
+      "Notification",
+      "SessionEnd"
+    ])
     expect(fragment.hooks.Stop[0].hooks[0]).toMatchObject({
       type: "http",
       url: "http://127.0.0.1:7999/api/hooks",
@@ -214,14 +235,17 @@ describe("claude-failover hooks report", () => {
       const address = server.address()
       const port = typeof address === "object" && address !== null ? address.port : 0
       const queue = tempDir()
-      writeFileSync(join(queue, ".lock.json"), JSON.stringify({
-        pid: 1,
-        host: "h",
-        kind: "daemon",
-        command: "claude-failover",
-        started_at: "2026-11-25T00:00:00Z",
-        api: `http://127.0.0.1:${port}`
-      }))
+      writeFileSync(
+        join(queue, ".lock.json"),
+        JSON.stringify({
+          pid: 1,
+          host: "h",
+          kind: "daemon",
+          command: "claude-failover",
+          started_at: "2026-11-25T00:00:00Z",
+          api: `http://127.0.0.1:${port}`
+        })
+      )
       const event = JSON.stringify({ session_id: "s", hook_event_name: "SessionStart", source: "startup" })
       const result = await report(["--queue-dir", queue], event, {
         CLAUDE_FAILOVER_SESSION: "claude-7",
@@ -232,7 +256,11 @@ describe("claude-failover hooks report", () => {
       expect(received[0]).toMatchObject({
         url: "/api/hooks",
         body: event,
-        headers: { "x-claude-failover-session": "claude-7", authorization: "Bearer tok-7", "content-type": "application/json" }
+        headers: {
+          "x-claude-failover-session": "claude-7",
+          authorization: "Bearer tok-7",
+          "content-type": "application/json"
+        }
       })
     } finally {
       server.close()
@@ -240,7 +268,9 @@ describe("claude-failover hooks report", () => {
   })
 
   it("with no daemon on the queue it drops the event: nothing on stdout, exit 0", async () => {
-    const result = await report(["--queue-dir", tempDir()], "{\"hook_event_name\":\"Stop\"}", { CLAUDE_FAILOVER_SESSION: "claude-7" })
+    const result = await report(["--queue-dir", tempDir()], "{\"hook_event_name\":\"Stop\"}", {
+      CLAUDE_FAILOVER_SESSION: "claude-7"
+    })
     expect(result.code).toBe(0)
     expect(result.stdout).toBe("")
     expect(result.stderr).toContain("no daemon serves")

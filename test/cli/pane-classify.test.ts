@@ -78,10 +78,21 @@ describe("claude-failover pane classify", () => {
       readonly timeZone: string
     }>
     // One clock for all: the recordings are minutes apart, and every reset time is read as its occurrence nearest to it.
-    const first = real[0]!
+    const first = real[0]
+    if (first === undefined) throw new Error("no recorded screens in the manifest")
     const result = spawnSync(
       process.execPath,
-      [BIN, "pane", "classify", "--json", "--now", first.recordedAt, "--time-zone", first.timeZone, ...real.map((c) => c.file)],
+      [
+        BIN,
+        "pane",
+        "classify",
+        "--json",
+        "--now",
+        first.recordedAt,
+        "--time-zone",
+        first.timeZone,
+        ...real.map((c) => c.file)
+      ],
       { cwd: REAL_SCREENS, encoding: "utf8" }
     )
     expect(result.status).toBe(0)
@@ -100,23 +111,42 @@ describe("claude-failover pane classify", () => {
     expect(lines.find((line) => line.file === "setup_dialog--api-key--2.1.332--80.txt")).toMatchObject({
       dialog: "Detected a custom API key in your environment"
     })
-    expect(lines.find((line) => line.file === "usage_limited--limit-5h--2.1.332--200.txt")).toMatchObject({ autoContinue: true })
+    expect(lines.find((line) => line.file === "usage_limited--limit-5h--2.1.332--200.txt")).toMatchObject({
+      autoContinue: true
+    })
   })
 
   it("reads a zone-less reset time in --time-zone, against a --now given as wall-clock time there", () => {
     // "resets 3pm": 3pm in New York on the day of --now (10:00 New York time) is 20:00 UTC.
-    const ny = cli(["--json", "--now", "2026-11-24T10:00", "--time-zone", "America/New_York", "usage_limited--five-hour-reached.txt"])
+    const ny = cli([
+      "--json",
+      "--now",
+      "2026-11-24T10:00",
+      "--time-zone",
+      "America/New_York",
+      "usage_limited--five-hour-reached.txt"
+    ])
     expect(ny.code).toBe(0)
     expect(jsonLines(ny.stdout)[0]).toMatchObject({ state: "usage_limited", resetAt: "2026-11-24T20:00:00.000Z" })
     // The same screen and instant read in Tokyo: the 3pm nearest to 2026-11-25 00:00 Tokyo is the day before.
-    const tokyo = cli(["--json", "--now", "2026-11-24T15:00:00Z", "--time-zone", "Asia/Tokyo", "usage_limited--five-hour-reached.txt"])
+    const tokyo = cli([
+      "--json",
+      "--now",
+      "2026-11-24T15:00:00Z",
+      "--time-zone",
+      "Asia/Tokyo",
+      "usage_limited--five-hour-reached.txt"
+    ])
     expect(jsonLines(tokyo.stdout)[0]).toMatchObject({ resetAt: "2026-11-24T06:00:00.000Z" })
   })
 
   it("prints one line per file for people: state, reset time in the zone, banner, question, input box", () => {
     const dir = tempDir()
     const typed = join(dir, "typed.txt")
-    writeFileSync(typed, ["● Done.", "", "─".repeat(40), "❯ fix the login redirect", "─".repeat(40), "  ? for shortcuts"].join("\n"))
+    writeFileSync(
+      typed,
+      ["● Done.", "", "─".repeat(40), "❯ fix the login redirect", "─".repeat(40), "  ? for shortcuts"].join("\n")
+    )
     const { code, stdout } = cli([
       ...CLOCK,
       "idle--boxed-prompt-after-work.txt",
@@ -143,9 +173,20 @@ describe("claude-failover pane classify", () => {
     writeFileSync(locked, "x")
     chmodSync(locked, 0o000)
     const unreadable = process.getuid?.() === 0 ? [] : [locked] // root reads anything
-    const { code, stderr, stdout } = cli(["--json", "no-such-screen.txt", "idle--boxed-prompt-after-work.txt", dir, ...unreadable])
+    const { code, stderr, stdout } = cli([
+      "--json",
+      "no-such-screen.txt",
+      "idle--boxed-prompt-after-work.txt",
+      dir,
+      ...unreadable
+    ])
     expect(code).toBe(1)
-    expect(jsonLines(stdout)).toStrictEqual([{ file: "idle--boxed-prompt-after-work.txt", state: "idle", resetAt: null, inputBox: "" }])
+    expect(jsonLines(stdout)).toStrictEqual([{
+      file: "idle--boxed-prompt-after-work.txt",
+      state: "idle",
+      resetAt: null,
+      inputBox: ""
+    }])
     expect(stderr).toContain("no-such-screen.txt: cannot read it (no such file)")
     expect(stderr).toContain(`${dir}: cannot read it`)
     if (unreadable.length > 0) expect(stderr).toContain(`${locked}: cannot read it (permission denied)`)

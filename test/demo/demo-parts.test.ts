@@ -43,7 +43,9 @@ describe("demo progress lines", () => {
       spans: {},
       fiberId: "#1"
     })
-    expect(parseLogLine(line)).toStrictEqual(record("a.md → session claude-1", "INFO", { task: "a.md", session: "claude-1" }))
+    expect(parseLogLine(line)).toStrictEqual(
+      record("a.md → session claude-1", "INFO", { task: "a.md", session: "claude-1" })
+    )
     expect(parseLogLine("not json")).toBeUndefined()
     expect(parseLogLine("{\"level\":\"INFO\"}")).toBeUndefined()
     expect(parseLogLine("[1,2]")).toBeUndefined()
@@ -57,10 +59,23 @@ describe("demo progress lines", () => {
 
   it("says where each task went and why", () => {
     const reasons = (task: string) => (task === "a.md" ? "needs_claude_code" : undefined)
-    expect(describeLogRecord(record("a.md → session claude-1"), reasons)).toBe("a.md → claude-1 (local: needs_claude_code)")
+    expect(describeLogRecord(record("a.md → session claude-1"), reasons)).toBe(
+      "a.md → claude-1 (local: needs_claude_code)"
+    )
     expect(describeLogRecord(record("a.md → session headless-a-1 (run r3b25232a2c2c)"), reasons))
       .toBe("a.md → headless-a-1 (local: needs_claude_code)")
     expect(describeLogRecord(record("b.md → session claude-2"), reasons)).toBe("b.md → claude-2 (local)")
+    // The daemon's own reason stands when the demo knows none.
+    expect(describeLogRecord(record("c.md → session claude-2 (run r1; it prefers Claude Code)"), reasons))
+      .toBe("c.md → claude-2 (local: it prefers Claude Code)")
+    expect(
+      describeLogRecord(
+        record(
+          "claude-failover 0.1.0 started on /tmp/q; tmux sessions claude-1; delegation off (x); status page http://h/"
+        ),
+        noReason
+      )
+    ).toBe("daemon started on /tmp/q")
     expect(describeLogRecord(record("g.md → secutools gemini (preferred_provider)"), noReason))
       .toBe("g.md → secutools gemini (preferred_provider)")
     expect(describeLogRecord(record("g.md submitted to secutools gemini as job j_000001"), noReason))
@@ -68,7 +83,12 @@ describe("demo progress lines", () => {
   })
 
   it("shows retries without the HTTP body, usage limits and failovers without the banner", () => {
-    expect(describeLogRecord(record("secutools submit g: HTTP 503: {\"error\":\"injected\"}; retrying in 84ms", "WARN"), noReason))
+    expect(
+      describeLogRecord(
+        record("secutools submit g: HTTP 503: {\"error\":\"injected\"}; retrying in 84ms", "WARN"),
+        noReason
+      )
+    )
       .toBe("↻ secutools submit g: HTTP 503; retrying in 84ms")
     expect(describeLogRecord(record("secutools get j_1: HTTP 500; retrying in 0", "WARN"), noReason))
       .toBe("↻ secutools get j_1: HTTP 500; retrying in 0ms")
@@ -104,20 +124,32 @@ describe("demo progress lines", () => {
   it("reports delegated endings and malformed files; hides other info lines, never a warning", () => {
     expect(describeLogRecord(record("g.md done by secutools gemini (job j_000002)"), noReason))
       .toBe("✓ g.md done by secutools gemini (job j_000002)")
+    expect(describeLogRecord(record("g.md done by secutools gemini (job j_000002, took 3s)"), noReason))
+      .toBe("✓ g.md done by secutools gemini (job j_000002)")
     expect(
-      describeLogRecord(record("f.md failed at secutools: gemini: model refused the task", "WARN", { provider: "gemini" }), noReason)
+      describeLogRecord(
+        record("f.md failed at secutools: gemini: model refused the task", "WARN", { provider: "gemini" }),
+        noReason
+      )
     ).toBe("✗ f.md failed at secutools gemini: gemini: model refused the task")
     const problem = "m.md:3:1: field 'allow_delegation': Expected boolean, got string \"yes\""
     expect(
       describeLogRecord(
-        record(`pending/m.md cannot be run: ${problem}; moved to failed/m.md with m.md.error`, "WARN", { task: "m.md" }),
+        record(`pending/m.md cannot be run: ${problem}; moved to failed/m.md with m.md.error`, "WARN", {
+          task: "m.md"
+        }),
         noReason
       )
     ).toBe("✗ m.md cannot be run → failed/: line 3: field 'allow_delegation': Expected boolean, got string \"yes\"")
     expect(
-      describeLogRecord(record(`recovery: pending/m.md: cannot be run (${problem}); quarantined as failed/m.md`, "WARN"), noReason)
+      describeLogRecord(
+        record(`recovery: pending/m.md: cannot be run (${problem}); quarantined as failed/m.md`, "WARN"),
+        noReason
+      )
     ).toBeUndefined()
-    expect(describeLogRecord(record("recovery: x.md: a done task put back into pending/; runs again", "WARN"), noReason))
+    expect(
+      describeLogRecord(record("recovery: x.md: a done task put back into pending/; runs again", "WARN"), noReason)
+    )
       .toBe("daemon WARN: recovery: x.md: a done task put back into pending/; runs again")
     expect(describeLogRecord(record("recovery: removed 0 duplicate(s)"), noReason)).toBeUndefined()
     expect(describeLogRecord(record("dispatcher tick failed: boom", "ERROR"), noReason))
@@ -305,20 +337,31 @@ describe("demo progress lines for headless runs", () => {
 
   it("a limit, a crash, an API error and a login problem each get a line of their own", () => {
     expect(describeLogRecord(ended("Limited", "You've hit your 5-hour limit · resets 10:27pm (UTC)"), noReason))
-      .toBe("⏹ x.md: its run in headless-b-1 stopped at a usage limit (\"You've hit your 5-hour limit · resets 10:27pm (UTC)\")")
-    expect(describeLogRecord(ended("Fault", "exited: its process ended with code 3 and no result: stand-in crashed"), noReason))
+      .toBe(
+        "⏹ x.md: its run in headless-b-1 stopped at a usage limit (\"You've hit your 5-hour limit · resets 10:27pm (UTC)\")"
+      )
+    expect(
+      describeLogRecord(
+        ended("Fault", "exited: its process ended with code 3 and no result: stand-in crashed"),
+        noReason
+      )
+    )
       .toBe("✗ x.md: its run in headless-b-1 ended without a result (exit code 3, stderr \"stand-in crashed\")")
     expect(describeLogRecord(ended("ApiError", "API Error: 529 Overloaded."), noReason))
       .toBe("✗ x.md: its run in headless-b-1 ended with an API error: API Error: 529 Overloaded.")
     expect(describeLogRecord(ended("NeedsPerson", "Not logged in · Please run /login"), noReason))
       .toBe("✋ x.md: its run in headless-b-1 needs a person: Not logged in · Please run /login")
-    expect(describeRunEnd("x.md", "headless-1", "Limited", "")).toBe("⏹ x.md: its run in headless-1 stopped at a usage limit")
+    expect(describeRunEnd("x.md", "headless-1", "Limited", "")).toBe(
+      "⏹ x.md: its run in headless-1 stopped at a usage limit"
+    )
     expect(describeRunEnd("x.md", "headless-1", "Novel", "")).toBe("x.md: its run in headless-1 ended: Novel")
   })
 
   it("shortens why a run ended without a result", () => {
     expect(describeFault("exited: its process ended with code 3 and no result")).toBe("exit code 3")
-    expect(describeFault("exited: its process ended with code 1 and no result: a / b")).toBe("exit code 1, stderr \"a / b\"")
+    expect(describeFault("exited: its process ended with code 1 and no result: a / b")).toBe(
+      "exit code 1, stderr \"a / b\""
+    )
     expect(describeFault("exited: its process was killed by SIGKILL")).toBe("killed by SIGKILL")
     expect(describeFault("was stopped: its process printed nothing for 30s (STALE_AFTER)"))
       .toBe("stopped: its process printed nothing for 30s (STALE_AFTER)")
@@ -327,7 +370,10 @@ describe("demo progress lines for headless runs", () => {
   it("a task back to pending after a crash is a retry, after a limit a failover; the line keeps the first clause", () => {
     expect(
       describeLogRecord(
-        record("x.md back to pending: session headless-b-1 exited: its process ended with code 3 and no result: oops", "WARN"),
+        record(
+          "x.md back to pending: session headless-b-1 exited: its process ended with code 3 and no result: oops",
+          "WARN"
+        ),
         noReason
       )
     ).toBe("⇄ retry: x.md back to pending (session headless-b-1 exited)")
@@ -345,7 +391,10 @@ describe("demo progress lines for headless runs", () => {
   it("says when it stopped runs an earlier daemon left behind", () => {
     expect(
       describeLogRecord(
-        record("stopped 2 process(es) of headless runs left by a daemon that stopped: r1 in headless-1, r2 in headless-2", "WARN"),
+        record(
+          "stopped 2 process(es) of headless runs left by a daemon that stopped: r1 in headless-1, r2 in headless-2",
+          "WARN"
+        ),
         noReason
       )
     ).toBe("↯ stopped 2 headless run(s) an earlier daemon left running: r1 in headless-1, r2 in headless-2")
@@ -450,12 +499,17 @@ describe("demo summary", () => {
 
   it("the headless demo must show a failover to the other slot, a retry, and every run's cost and session", () => {
     expect(headlessProblems([headlessDone, headlessRetried, delegatedDone].map(summarizeTask))).toStrictEqual([])
-    const limitedInPlace = summarizeTask({ ...headlessDone, text: headlessDone.text.replace("session: headless-a-1", "session: headless-b-1") })
+    const limitedInPlace = summarizeTask({
+      ...headlessDone,
+      text: headlessDone.text.replace("session: headless-a-1", "session: headless-b-1")
+    })
     expect(headlessProblems([limitedInPlace, summarizeTask(headlessJustDone)])).toStrictEqual([
       "no task that hit the usage limit finished in another slot",
       "plain.md finished in headless-b-1 without a cost or a Claude Code session"
     ])
-    expect(headlessProblems([summarizeTask(headlessDone)])).toStrictEqual(["no task whose run crashed finished on a retry"])
+    expect(headlessProblems([summarizeTask(headlessDone)])).toStrictEqual([
+      "no task whose run crashed finished on a retry"
+    ])
   })
 
   it("a task that allows delegation and ran on secutools is explained by rule 7", () => {
@@ -475,7 +529,9 @@ describe("demo summary", () => {
     const outcomeAt = (lines[0] ?? "").indexOf("outcome")
     for (const line of lines.slice(2)) expect([...line].slice(outcomeAt - 2, outcomeAt).join("")).toBe("  ")
     expect(lines[2]).toMatch(/^may-delegate\.md +local +fail_safe_local +claude-1 +3s +2 +done$/)
-    expect(renderTotals(rows)).toBe("4 tasks · 2 done, 2 failed · 1 ran locally, 2 on secutools, 1 malformed · 1 failover")
+    expect(renderTotals(rows)).toBe(
+      "4 tasks · 2 done, 2 failed · 1 ran locally, 2 on secutools, 1 malformed · 1 failover"
+    )
   })
 
   it("the report ends with where the queue is and a verdict", () => {
@@ -491,7 +547,9 @@ describe("demo summary", () => {
     const report = { rows: [localDone].map(summarizeTask), secutools: counters, totalMs: 9_000, queue: "/tmp/q" }
     const good = renderReport({ ...report, finishedAfterMs: 8_400, issues: [] }).split("\n")
     expect(good).toContain("  may-delegate.md: session claude-2 hit its usage limit (Claude usage limit reached.)")
-    expect(good).toContain("secutools stand-in: 7 submits (1 repeated), 6 jobs, 30 polls; injected: 2× HTTP 5xx, 1× HTTP 429")
+    expect(good).toContain(
+      "secutools stand-in: 7 submits (1 repeated), 6 jobs, 30 polls; injected: 2× HTTP 5xx, 1× HTTP 429"
+    )
     expect(good.slice(-3)).toStrictEqual([
       "All tasks finished 8.4s after the daemon started; the demo took 9.0s.",
       "Queue kept at /tmp/q",
@@ -503,9 +561,14 @@ describe("demo summary", () => {
   })
 
   it("names every task that did not end where its sample says", () => {
-    const samples = SAMPLE_TASKS.filter((sample) => ["may-delegate.md", "auto-low.md", "plain.md"].includes(sample.name))
+    const samples = SAMPLE_TASKS.filter((sample) =>
+      ["may-delegate.md", "auto-low.md", "plain.md"].includes(sample.name)
+    )
     const rows = [localDone, { ...delegatedDone, stage: "failed" as const }].map(summarizeTask)
-    expect(problems(samples, rows)).toStrictEqual(["plain.md did not finish", "auto-low.md ended failed, expected done"])
+    expect(problems(samples, rows)).toStrictEqual([
+      "plain.md did not finish",
+      "auto-low.md ended failed, expected done"
+    ])
     const elsewhere = summarizeTask({ ...localDone, name: "auto-low.md" })
     expect(problems(samples.filter((sample) => sample.name === "auto-low.md"), [elsewhere]))
       .toStrictEqual(["auto-low.md ran on local, expected secutools gpu"])

@@ -62,9 +62,27 @@ export const taskFields: fc.Arbitrary<TaskFields> = fc.record({
   history: fc.array(historyEntry, { maxLength: 3 })
 }, { requiredKeys: [] }).map((fields) => ({ ...fields }))
 
-const knownKeys = new Set(["id", "title", "priority", "preferred_ai", "allow_delegation", "complexity_hint",
-  "needs_claude_code", "created", "state", "run", "session", "assigned_at", "started_at", "job_id", "provider", "cost_usd",
-  "attempts", "finished_at", "history"])
+const knownKeys = new Set([
+  "id",
+  "title",
+  "priority",
+  "preferred_ai",
+  "allow_delegation",
+  "complexity_hint",
+  "needs_claude_code",
+  "created",
+  "state",
+  "run",
+  "session",
+  "assigned_at",
+  "started_at",
+  "job_id",
+  "provider",
+  "cost_usd",
+  "attempts",
+  "finished_at",
+  "history"
+])
 
 /** JSON-like values round-trip through YAML; `JSON.parse(JSON.stringify(…))` folds -0 into 0 as YAML readers do. */
 const extraValue = fc.jsonValue({ maxDepth: 2 }).map((value) => JSON.parse(JSON.stringify(value)) as unknown)

@@ -15,7 +15,11 @@ describe("footers", () => {
 
   it("a delegated result carries provider, job, cost and duration", () => {
     const footer = renderFooter(
-      Outcome.Done({ at, runner: { _tag: "Job", provider: "gemini", jobId: "j_123", costUsd: 0.0042 }, durationMs: 41_000 })
+      Outcome.Done({
+        at,
+        runner: { _tag: "Job", provider: "gemini", jobId: "j_123", costUsd: 0.0042 },
+        durationMs: 41_000
+      })
     )
     expect(footer).toContain("provider gemini · job j_123 · cost $0.0042 · took 41s")
     expect(renderResult("gemini", "All fixed.\n\n")).toBe("\n\n## Result (gemini)\n\nAll fixed.")

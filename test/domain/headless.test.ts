@@ -30,7 +30,8 @@ const AUTH_SESSION = "76f3b99f-3c47-4efa-b3a1-f1d25661a509"
 const BUSY_SESSION = "5b0e7a52-6a8c-4d3e-9f0e-2c1d6b7a9e10"
 const FIVE_HOUR_TEXT = "You've hit your 5-hour limit · resets 10:59pm (UTC)"
 const WEEKLY_TEXT = "You've hit your weekly limit · resets Nov 28, 8:59pm (UTC)"
-const OVERLOADED_TEXT = "API Error: 529 Overloaded. This is a server-side issue, usually temporary — try again in a moment."
+const OVERLOADED_TEXT =
+  "API Error: 529 Overloaded. This is a server-side issue, usually temporary — try again in a moment."
 /** The `resetsAt` of the recorded limits, unix seconds: 2026-11-25 22:59 UTC and 2026-11-28 20:59 UTC. */
 const FIVE_HOUR_RESET_S = 1795647540
 const WEEKLY_RESET_S = 1795899540
@@ -79,7 +80,13 @@ const Runs = {
   fiveHour: [Recorded.fiveHourEvent, Recorded.fiveHourAnswer, Recorded.fiveHourResult],
   weekly: [Recorded.weeklyEvent, Recorded.weeklyAnswer, Recorded.weeklyResult],
   auth: [Recorded.authAnswer, Recorded.authResult],
-  overloaded: [Recorded.retry(1), Recorded.retry(2), Recorded.retry(3), Recorded.overloadedAnswer, Recorded.overloadedResult]
+  overloaded: [
+    Recorded.retry(1),
+    Recorded.retry(2),
+    Recorded.retry(3),
+    Recorded.overloadedAnswer,
+    Recorded.overloadedResult
+  ]
 } as const
 
 const ALL_RECORDED: ReadonlyArray<string> = Object.values(Runs).flat()
@@ -130,10 +137,17 @@ const sessionId = fc.oneof(fc.uuid(), fc.jsonValue())
 
 /** Objects that look like lines: a known or random type, known fields of any JSON type, random extras. */
 const lineLike = fc.record({
-  type: fc.oneof(fc.constantFrom("system", "assistant", "user", "rate_limit_event", "result", "stream_event"), fc.string(), fc.jsonValue()),
+  type: fc.oneof(
+    fc.constantFrom("system", "assistant", "user", "rate_limit_event", "result", "stream_event"),
+    fc.string(),
+    fc.jsonValue()
+  ),
   subtype: fc.oneof(fc.constantFrom("init", "api_retry", "success", "error_max_turns"), fc.jsonValue()),
   session_id: sessionId,
-  error: fc.oneof(fc.constantFrom("rate_limit", "authentication_failed", "billing_error", "server_error"), fc.jsonValue()),
+  error: fc.oneof(
+    fc.constantFrom("rate_limit", "authentication_failed", "billing_error", "server_error"),
+    fc.jsonValue()
+  ),
   api_error_status: fc.oneof(fc.constantFrom(401, 403, 429, 529), fc.jsonValue()),
   is_error: fc.oneof(fc.boolean(), fc.jsonValue()),
   result: fc.oneof(fc.string(), fc.jsonValue()),
@@ -148,11 +162,20 @@ const lineLike = fc.record({
 const garbage = fc.oneof(
   fc.string().filter((text) => !isJsonObject(text)),
   fc.tuple(fc.constantFrom(...ALL_RECORDED), fc.nat()).map(([text, cut]) => text.slice(0, cut % text.length)),
-  fc.jsonValue().filter((json) => typeof json !== "object" || json === null || Array.isArray(json)).map((json) => JSON.stringify(json))
+  fc.jsonValue().filter((json) => typeof json !== "object" || json === null || Array.isArray(json)).map((json) =>
+    JSON.stringify(json)
+  )
 )
 
 /** Any text a process could print on a line. */
-const anyText = fc.oneof(fc.string(), fc.string({ unit: "grapheme" }), fc.string({ unit: "binary" }), fc.json(), garbage, lineLike.map(line))
+const anyText = fc.oneof(
+  fc.string(),
+  fc.string({ unit: "grapheme" }),
+  fc.string({ unit: "binary" }),
+  fc.json(),
+  garbage,
+  lineLike.map(line)
+)
 
 /** Lines that are no result: whatever they say, a run made of them has not ended its turn. */
 const notResult = fc.oneof(
@@ -164,11 +187,18 @@ const notResult = fc.oneof(
 /** Lines a usage limit leaves as it is: allowed rate-limit events, answers (even with an error), retries, others. */
 const noise = fc.oneof(
   garbage,
-  fc.constantFrom(Recorded.init, Recorded.answer, Recorded.allowed, Recorded.retry(1), Recorded.overloadedAnswer, Recorded.authAnswer),
+  fc.constantFrom(
+    Recorded.init,
+    Recorded.answer,
+    Recorded.allowed,
+    Recorded.retry(1),
+    Recorded.overloadedAnswer,
+    Recorded.authAnswer
+  ),
   lineLike.filter((fields) => fields.type !== "result" && fields.type !== "rate_limit_event").map(line),
-  fc.record({ status: fc.constantFrom("allowed", "allowed_warning"), resetsAt: fc.integer({ min: 0, max: 2e9 }) }).map((info) =>
-    line({ type: "rate_limit_event", rate_limit_info: info })
-  )
+  fc.record({ status: fc.constantFrom("allowed", "allowed_warning"), resetsAt: fc.integer({ min: 0, max: 2e9 }) }).map((
+    info
+  ) => line({ type: "rate_limit_event", rate_limit_info: info }))
 )
 
 const processEnd: fc.Arbitrary<ProcessEnd> = fc.oneof(
@@ -218,7 +248,12 @@ describe("lines from the real Claude Code", () => {
 
   it("an allowed rate-limit event → RateLimit allowed, no reset", () => {
     expect(decodeLine(Recorded.allowed)).toStrictEqual(
-      HeadlessLine.RateLimit({ sessionId: Option.some(OK_SESSION), status: "allowed", resetAt: Option.none(), kind: "" })
+      HeadlessLine.RateLimit({
+        sessionId: Option.some(OK_SESSION),
+        status: "allowed",
+        resetAt: Option.none(),
+        kind: ""
+      })
     )
   })
 
@@ -247,7 +282,10 @@ describe("lines from the real Claude Code", () => {
         kind: "five_hour"
       })
     )
-    expect(decodeLine(Recorded.weeklyEvent)).toMatchObject({ resetAt: Option.some(WEEKLY_RESET_S * 1000), kind: "seven_day" })
+    expect(decodeLine(Recorded.weeklyEvent)).toMatchObject({
+      resetAt: Option.some(WEEKLY_RESET_S * 1000),
+      kind: "seven_day"
+    })
   })
 
   it("the limit's answer → Assistant with error rate_limit, status 429 and the limit text", () => {
@@ -302,14 +340,21 @@ describe("lines from the real Claude Code", () => {
   })
 
   it("a result whose subtype is not success is an error even when is_error says false", () => {
-    expect(decodeLine(line({ type: "result", subtype: "error_max_turns", is_error: false }))).toMatchObject({ isError: true })
+    expect(decodeLine(line({ type: "result", subtype: "error_max_turns", is_error: false }))).toMatchObject({
+      isError: true
+    })
     expect(decodeLine(line({ type: "result" }))).toMatchObject({ isError: false, text: "" })
   })
 
   it("only the text blocks of an answer count, joined by newlines", () => {
     const answer = line({
       type: "assistant",
-      message: { content: [{ type: "text", text: "one" }, { type: "tool_use", name: "Bash" }, "two", { type: "text", text: "three" }] }
+      message: {
+        content: [{ type: "text", text: "one" }, { type: "tool_use", name: "Bash" }, "two", {
+          type: "text",
+          text: "three"
+        }]
+      }
     })
     expect(decodeLine(answer)).toMatchObject({ _tag: "Assistant", text: "one\nthree" })
   })
@@ -319,7 +364,7 @@ describe("decoding never throws and never loses a JSON object", () => {
   it("any text decodes, and is Malformed exactly when it is not a JSON object", () => {
     fc.assert(
       fc.property(anyText, (text) => {
-        expect((decodeLine(text)._tag === "Malformed")).toBe(!isJsonObject(text))
+        expect(decodeLine(text)._tag === "Malformed").toBe(!isJsonObject(text))
       }),
       RUNS
     )
@@ -338,20 +383,30 @@ describe("decoding never throws and never loses a JSON object", () => {
 
   it("a real line with a character changed still decodes, Malformed exactly when it no longer is a JSON object", () => {
     fc.assert(
-      fc.property(fc.constantFrom(...ALL_RECORDED), fc.nat(), fc.string({ unit: "binary", maxLength: 3 }), (text, at, by) => {
-        const i = at % text.length
-        const mutated = `${text.slice(0, i)}${by}${text.slice(i + 1)}`
-        expect(decodeLine(mutated)._tag === "Malformed").toBe(!isJsonObject(mutated))
-      }),
+      fc.property(
+        fc.constantFrom(...ALL_RECORDED),
+        fc.nat(),
+        fc.string({ unit: "binary", maxLength: 3 }),
+        (text, at, by) => {
+          const i = at % text.length
+          const mutated = `${text.slice(0, i)}${by}${text.slice(i + 1)}`
+          expect(decodeLine(mutated)._tag === "Malformed").toBe(!isJsonObject(mutated))
+        }
+      ),
       RUNS
     )
   })
 
   it("any JSON value that is not an object is Malformed: not a JSON object", () => {
     fc.assert(
-      fc.property(fc.jsonValue().filter((json) => typeof json !== "object" || json === null || Array.isArray(json)), (json) => {
-        expect(decodeLine(JSON.stringify(json))).toStrictEqual(HeadlessLine.Malformed({ problem: "not a JSON object" }))
-      }),
+      fc.property(
+        fc.jsonValue().filter((json) => typeof json !== "object" || json === null || Array.isArray(json)),
+        (json) => {
+          expect(decodeLine(JSON.stringify(json))).toStrictEqual(
+            HeadlessLine.Malformed({ problem: "not a JSON object" })
+          )
+        }
+      ),
       RUNS
     )
   })
@@ -373,7 +428,9 @@ describe("decoding never throws and never loses a JSON object", () => {
         extraFields,
         (type, id, extra) => {
           const fields = id === undefined ? { ...extra, type } : { ...extra, type, session_id: id }
-          expect(decodeLine(line(fields))).toStrictEqual(HeadlessLine.Other({ sessionId: Option.fromUndefinedOr(id), type }))
+          expect(decodeLine(line(fields))).toStrictEqual(
+            HeadlessLine.Other({ sessionId: Option.fromUndefinedOr(id), type })
+          )
         }
       ),
       RUNS
@@ -383,7 +440,10 @@ describe("decoding never throws and never loses a JSON object", () => {
       HeadlessLine.Other({ sessionId: Option.some("s"), type: "(no type)" })
     )
     // A system line of a subtype it does not know is no Init and no Retry.
-    expect(decodeLine(line({ type: "system", subtype: "compact_boundary" }))).toMatchObject({ _tag: "Other", type: "system" })
+    expect(decodeLine(line({ type: "system", subtype: "compact_boundary" }))).toMatchObject({
+      _tag: "Other",
+      type: "system"
+    })
   })
 
   it("fields it does not know never change what a real line decodes to", () => {
@@ -436,7 +496,8 @@ const LENIENT: Array<[field: string, kind: "string" | "number" | "boolean" | "ob
   ["duration_ms", "number", Recorded.success]
 ]
 
-const without = (fields: Record<string, unknown>, key: string) => Object.fromEntries(Object.entries(fields).filter(([k]) => k !== key))
+const without = (fields: Record<string, unknown>, key: string) =>
+  Object.fromEntries(Object.entries(fields).filter(([k]) => k !== key))
 
 describe("every field is lenient: the wrong type, or null, reads as absent", () => {
   it.each(LENIENT)("%s sent as another type than %s reads exactly as if it were left out", (field, kind, text) => {
@@ -453,10 +514,19 @@ describe("every field is lenient: the wrong type, or null, reads as absent", () 
     const event = object(Recorded.fiveHourEvent)
     fc.assert(
       fc.property(notA("string"), notA("number"), notA("string"), notA("array"), (status, resetsAt, kind, content) => {
-        expect(decodeLine(line({ ...event, rate_limit_info: { status, resetsAt, rateLimitType: kind } }))).toStrictEqual(
-          HeadlessLine.RateLimit({ sessionId: Option.some(LIMIT_SESSION), status: "", resetAt: Option.none(), kind: "" })
-        )
-        expect(decodeLine(line({ type: "assistant", message: { content } }))).toMatchObject({ _tag: "Assistant", text: "" })
+        expect(decodeLine(line({ ...event, rate_limit_info: { status, resetsAt, rateLimitType: kind } })))
+          .toStrictEqual(
+            HeadlessLine.RateLimit({
+              sessionId: Option.some(LIMIT_SESSION),
+              status: "",
+              resetAt: Option.none(),
+              kind: ""
+            })
+          )
+        expect(decodeLine(line({ type: "assistant", message: { content } }))).toMatchObject({
+          _tag: "Assistant",
+          text: ""
+        })
       }),
       RUNS
     )
@@ -474,15 +544,19 @@ describe("every field is lenient: the wrong type, or null, reads as absent", () 
       durationMs: Option.none(),
       costUsd: Option.none()
     })
-    expect(decodeLine(line({ type: "rate_limit_event", rate_limit_info: { status: "rejected", resetsAt: null } }))).toMatchObject({
-      status: "rejected",
-      resetAt: Option.none()
-    })
-    expect(decodeLine(line({ ...object(Recorded.init), session_id: 5 }))).toStrictEqual(HeadlessLine.Init({ sessionId: Option.none() }))
+    expect(decodeLine(line({ type: "rate_limit_event", rate_limit_info: { status: "rejected", resetsAt: null } })))
+      .toMatchObject({
+        status: "rejected",
+        resetAt: Option.none()
+      })
+    expect(decodeLine(line({ ...object(Recorded.init), session_id: 5 }))).toStrictEqual(
+      HeadlessLine.Init({ sessionId: Option.none() })
+    )
     // JSON numbers too large for a double parse to Infinity: no finite reset, so none.
-    expect(decodeLine(`{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1e999}}`)).toMatchObject({
-      resetAt: Option.none()
-    })
+    expect(decodeLine(`{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1e999}}`))
+      .toMatchObject({
+        resetAt: Option.none()
+      })
   })
 })
 
@@ -535,10 +609,13 @@ describe("a run's report: its lines folded", () => {
 
   it("the result kept is the last result line", () => {
     fc.assert(
-      fc.property(fc.array(fc.oneof(notResult, fc.constantFrom(Recorded.success, Recorded.fiveHourResult, Recorded.authResult))), (lines) => {
-        const last = lines.filter((text) => decodeLine(text)._tag === "Result").at(-1)
-        expect(fold(lines).result).toStrictEqual(Option.map(Option.fromUndefinedOr(last), decodeLine))
-      }),
+      fc.property(
+        fc.array(fc.oneof(notResult, fc.constantFrom(Recorded.success, Recorded.fiveHourResult, Recorded.authResult))),
+        (lines) => {
+          const last = lines.filter((text) => decodeLine(text)._tag === "Result").at(-1)
+          expect(fold(lines).result).toStrictEqual(Option.map(Option.fromUndefinedOr(last), decodeLine))
+        }
+      ),
       RUNS
     )
   })
@@ -567,7 +644,12 @@ describe("a run's outcome from the recorded runs", () => {
         text: FIVE_HOUR_TEXT,
         resetAt: Option.some(Date.UTC(2026, 10, 25, 22, 59)),
         kind: "five_hour",
-        facts: { sessionId: Option.some(LIMIT_SESSION), costUsd: Option.some(0), turns: Option.some(1), durationMs: Option.some(113) }
+        facts: {
+          sessionId: Option.some(LIMIT_SESSION),
+          costUsd: Option.some(0),
+          turns: Option.some(1),
+          durationMs: Option.some(113)
+        }
       })
     )
   })
@@ -585,13 +667,21 @@ describe("a run's outcome from the recorded runs", () => {
     expect(outcomeOf(fold(Runs.auth), exited(1), clock)).toStrictEqual(
       Outcome.NeedsPerson({
         text: "Not logged in · Please run /login",
-        facts: { sessionId: Option.some(AUTH_SESSION), costUsd: Option.some(0), turns: Option.some(1), durationMs: Option.some(1789) }
+        facts: {
+          sessionId: Option.some(AUTH_SESSION),
+          costUsd: Option.some(0),
+          turns: Option.some(1),
+          durationMs: Option.some(1789)
+        }
       })
     )
   })
 
   it("a 529 that outlasted the retries → ApiError with Claude Code's text (another try may do better)", () => {
-    expect(outcomeOf(fold(Runs.overloaded), exited(1), clock)).toMatchObject({ _tag: "ApiError", text: OVERLOADED_TEXT })
+    expect(outcomeOf(fold(Runs.overloaded), exited(1), clock)).toMatchObject({
+      _tag: "ApiError",
+      text: OVERLOADED_TEXT
+    })
   })
 
   it("the process died before its result → Fault naming how it ended", () => {
@@ -599,14 +689,22 @@ describe("a run's outcome from the recorded runs", () => {
     expect(outcomeOf(fold(lines), exited(3), clock)).toStrictEqual(
       Outcome.Fault({
         reason: "exited: its process ended with code 3 and no result",
-        facts: { sessionId: Option.some(OK_SESSION), costUsd: Option.none(), turns: Option.none(), durationMs: Option.none() }
+        facts: {
+          sessionId: Option.some(OK_SESSION),
+          costUsd: Option.none(),
+          turns: Option.none(),
+          durationMs: Option.none()
+        }
       })
     )
     expect(outcomeOf(fold(lines), { _tag: "Signalled", signal: "SIGKILL" }, clock)).toMatchObject({
       _tag: "Fault",
       reason: "exited: its process was killed by SIGKILL"
     })
-    expect(outcomeOf(emptyReport, exited(0), clock)).toMatchObject({ _tag: "Fault", reason: "exited: its process ended with code 0 and no result" })
+    expect(outcomeOf(emptyReport, exited(0), clock)).toMatchObject({
+      _tag: "Fault",
+      reason: "exited: its process ended with code 0 and no result"
+    })
   })
 })
 
@@ -627,7 +725,10 @@ describe("the result decides; without one the process failed", () => {
   it("a command that could not be started ⇒ NeedsPerson with the reason: no task can run in that slot until it is fixed", () => {
     fc.assert(
       fc.property(fc.array(notResult), fc.string({ minLength: 1 }), (lines, reason) => {
-        expect(outcomeOf(fold(lines), { _tag: "NotStarted", reason }, clock)).toMatchObject({ _tag: "NeedsPerson", text: reason })
+        expect(outcomeOf(fold(lines), { _tag: "NotStarted", reason }, clock)).toMatchObject({
+          _tag: "NeedsPerson",
+          text: reason
+        })
       }),
       RUNS
     )
@@ -666,12 +767,24 @@ describe("the result decides; without one the process failed", () => {
         fc.double({ min: 0, max: 100, noNaN: true }),
         fc.nat({ max: 500 }),
         (before, end, text, cost, turns) => {
-          const result = line({ type: "result", subtype: "success", is_error: false, result: text, total_cost_usd: cost, num_turns: turns })
+          const result = line({
+            type: "result",
+            subtype: "success",
+            is_error: false,
+            result: text,
+            total_cost_usd: cost,
+            num_turns: turns
+          })
           const lines = [...before, result]
           expect(outcomeOf(fold(lines), end, clock)).toStrictEqual(
             Outcome.Finished({
               text,
-              facts: { sessionId: lastSessionId(lines), costUsd: Option.some(cost), turns: Option.some(turns), durationMs: Option.none() }
+              facts: {
+                sessionId: lastSessionId(lines),
+                costUsd: Option.some(cost),
+                turns: Option.some(turns),
+                durationMs: Option.none()
+              }
             })
           )
         }
@@ -690,7 +803,8 @@ describe("the result decides; without one the process failed", () => {
           const report = fold([...before, line(result)])
           const outcome = outcomeOf(report, end, clock)
           const decoded = Option.getOrThrow(report.result)
-          const ownStop = Option.isNone(decoded.apiError) && Option.isNone(decoded.status) && Option.isNone(report.error) &&
+          const ownStop = Option.isNone(decoded.apiError) && Option.isNone(decoded.status) &&
+            Option.isNone(report.error) &&
             decoded.subtype !== "" && decoded.subtype !== "success"
           expect(ownStop ? ["Fault"] : ["Limited", "NeedsPerson", "ApiError"]).toContain(outcome._tag)
           expect(outcome._tag === "Fault" ? outcome.reason : outcome.text).not.toBe("")
@@ -727,7 +841,12 @@ describe("a usage limit rests its account until the reset of its event", () => {
               text: limit.text,
               resetAt: Option.some(limit.reset * 1000),
               kind: limit.kind,
-              facts: { sessionId: lastSessionId(lines), costUsd: Option.some(0), turns: Option.some(1), durationMs: Option.some(113) }
+              facts: {
+                sessionId: lastSessionId(lines),
+                costUsd: Option.some(0),
+                turns: Option.some(1),
+                durationMs: Option.some(113)
+              }
             })
           )
         }
@@ -749,13 +868,27 @@ describe("a usage limit rests its account until the reset of its event", () => {
 
   it("of several rejected events the newest counts", () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 1_600_000_000, max: 2_000_000_000 }), { minLength: 1, maxLength: 5 }), (resets) => {
-        const events = resets.map((resetsAt, i) =>
-          line({ type: "rate_limit_event", rate_limit_info: { status: "rejected", resetsAt, rateLimitType: `kind${i}` } })
-        )
-        const outcome = outcomeOf(fold([...events, Recorded.fiveHourAnswer, Recorded.fiveHourResult]), exited(1), clock)
-        expect(outcome).toMatchObject({ _tag: "Limited", resetAt: Option.some((resets.at(-1) ?? 0) * 1000), kind: `kind${resets.length - 1}` })
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 1_600_000_000, max: 2_000_000_000 }), { minLength: 1, maxLength: 5 }),
+        (resets) => {
+          const events = resets.map((resetsAt, i) =>
+            line({
+              type: "rate_limit_event",
+              rate_limit_info: { status: "rejected", resetsAt, rateLimitType: `kind${i}` }
+            })
+          )
+          const outcome = outcomeOf(
+            fold([...events, Recorded.fiveHourAnswer, Recorded.fiveHourResult]),
+            exited(1),
+            clock
+          )
+          expect(outcome).toMatchObject({
+            _tag: "Limited",
+            resetAt: Option.some((resets.at(-1) ?? 0) * 1000),
+            kind: `kind${resets.length - 1}`
+          })
+        }
+      ),
       RUNS
     )
   })
@@ -774,10 +907,17 @@ describe("a usage limit rests its account until the reset of its event", () => {
         text: FIVE_HOUR_TEXT,
         resetAt: Option.some(Date.UTC(2026, 10, 25, 22, 59)),
         kind: "",
-        facts: { sessionId: Option.some(LIMIT_SESSION), costUsd: Option.some(0), turns: Option.some(1), durationMs: Option.some(113) }
+        facts: {
+          sessionId: Option.some(LIMIT_SESSION),
+          costUsd: Option.some(0),
+          turns: Option.some(1),
+          durationMs: Option.some(113)
+        }
       })
     )
-    expect(outcomeOf(fold(Runs.weekly.slice(1)), exited(1), { now: Date.UTC(2026, 10, 26, 9, 0), timeZone: "Europe/Berlin" }))
+    expect(
+      outcomeOf(fold(Runs.weekly.slice(1)), exited(1), { now: Date.UTC(2026, 10, 26, 9, 0), timeZone: "Europe/Berlin" })
+    )
       .toMatchObject({ _tag: "Limited", resetAt: Option.some(Date.UTC(2026, 10, 28, 20, 59)) })
     // An allowed event is no limit: the text still decides.
     expect(outcomeOf(fold([Recorded.allowed, ...Runs.fiveHour.slice(1)]), exited(1), clock)).toMatchObject({
@@ -786,7 +926,13 @@ describe("a usage limit rests its account until the reset of its event", () => {
   })
 
   it("a limit whose text names no time has no reset (the configured cool-down applies); no text at all still reads as a limit", () => {
-    expect(outcomeOf(errorRun([], { api_error: "usage_limit_reached", result: "Claude AI usage limit reached" }), exited(1), clock))
+    expect(
+      outcomeOf(
+        errorRun([], { api_error: "usage_limit_reached", result: "Claude AI usage limit reached" }),
+        exited(1),
+        clock
+      )
+    )
       .toStrictEqual(
         Outcome.Limited({
           text: "Claude AI usage limit reached",
@@ -803,45 +949,62 @@ describe("a usage limit rests its account until the reset of its event", () => {
   })
 
   it("the newest rejected event counts even without a resetsAt: the text then decides, not an older event", () => {
-    const undated = line({ type: "rate_limit_event", rate_limit_info: { status: "rejected", rateLimitType: "five_hour" } })
+    const undated = line({
+      type: "rate_limit_event",
+      rate_limit_info: { status: "rejected", rateLimitType: "five_hour" }
+    })
     const now = Date.UTC(2026, 10, 25, 12, 0)
-    expect(outcomeOf(fold([Recorded.weeklyEvent, undated, ...Runs.fiveHour.slice(1)]), exited(1), { now, timeZone: "UTC" }))
+    expect(
+      outcomeOf(fold([Recorded.weeklyEvent, undated, ...Runs.fiveHour.slice(1)]), exited(1), { now, timeZone: "UTC" })
+    )
       .toMatchObject({ _tag: "Limited", resetAt: Option.some(Date.UTC(2026, 10, 25, 22, 59)), kind: "five_hour" })
   })
 
   it("a plain 429 (rate_limit without a rejected event or usage_limit_reached) is an ApiError: it is no usage limit", () => {
-    const answer = line({ type: "assistant", error: "rate_limit", api_error_status: 429, message: { content: [{ type: "text", text: "API Error: 429" }] } })
-    expect(outcomeOf(errorRun([answer], { api_error_status: 429, result: "API Error: 429" }), exited(1), clock)).toMatchObject({
-      _tag: "ApiError",
-      text: "API Error: 429"
+    const answer = line({
+      type: "assistant",
+      error: "rate_limit",
+      api_error_status: 429,
+      message: { content: [{ type: "text", text: "API Error: 429" }] }
     })
+    expect(outcomeOf(errorRun([answer], { api_error_status: 429, result: "API Error: 429" }), exited(1), clock))
+      .toMatchObject({
+        _tag: "ApiError",
+        text: "API Error: 429"
+      })
   })
 })
 
 describe("errors a person must fix, and errors another try may fix", () => {
   it.each([401, 403])("status %i ⇒ NeedsPerson, whatever the answer said", (status) => {
-    expect(outcomeOf(errorRun([Recorded.overloadedAnswer], { api_error_status: status, result: "nope" }), exited(1), clock))
+    expect(
+      outcomeOf(errorRun([Recorded.overloadedAnswer], { api_error_status: status, result: "nope" }), exited(1), clock)
+    )
       .toMatchObject({ _tag: "NeedsPerson", text: "nope" })
   })
 
-  it.each(["authentication_failed", "billing_error", "oauth_org_not_allowed"])("an answer with %s ⇒ NeedsPerson", (error) => {
-    const answer = line({ type: "assistant", error, message: { content: [{ type: "text", text: `${error} text` }] } })
-    expect(outcomeOf(errorRun([answer], {}), exited(1), clock)).toStrictEqual(
-      Outcome.NeedsPerson({
-        text: `${error} text`,
-        facts: { sessionId: Option.none(), costUsd: Option.none(), turns: Option.none(), durationMs: Option.none() }
-      })
-    )
-  })
+  it.each(["authentication_failed", "billing_error", "oauth_org_not_allowed"])(
+    "an answer with %s ⇒ NeedsPerson",
+    (error) => {
+      const answer = line({ type: "assistant", error, message: { content: [{ type: "text", text: `${error} text` }] } })
+      expect(outcomeOf(errorRun([answer], {}), exited(1), clock)).toStrictEqual(
+        Outcome.NeedsPerson({
+          text: `${error} text`,
+          facts: { sessionId: Option.none(), costUsd: Option.none(), turns: Option.none(), durationMs: Option.none() }
+        })
+      )
+    }
+  )
 
   it("NeedsPerson with no text at all names the status or the error", () => {
     expect(outcomeOf(errorRun([], { api_error_status: 403 }), exited(1), clock)).toMatchObject({
       text: "authentication failed (403)"
     })
-    expect(outcomeOf(errorRun([line({ type: "assistant", error: "billing_error" })], {}), exited(1), clock)).toMatchObject({
-      _tag: "NeedsPerson",
-      text: "authentication failed (billing_error)"
-    })
+    expect(outcomeOf(errorRun([line({ type: "assistant", error: "billing_error" })], {}), exited(1), clock))
+      .toMatchObject({
+        _tag: "NeedsPerson",
+        text: "authentication failed (billing_error)"
+      })
   })
 
   it("401/403 or a login/billing error ⇒ NeedsPerson, whatever came before, unless it is a usage limit", () => {
@@ -849,7 +1012,10 @@ describe("errors a person must fix, and errors another try may fix", () => {
       fc.property(
         fc.array(notResult),
         fc.oneof(
-          fc.constantFrom(401, 403).map((status) => ({ answer: [] as Array<string>, result: { api_error_status: status } })),
+          fc.constantFrom(401, 403).map((status) => ({
+            answer: [] as Array<string>,
+            result: { api_error_status: status }
+          })),
           fc.constantFrom("authentication_failed", "billing_error", "oauth_org_not_allowed").map((error) => ({
             answer: [line({ type: "assistant", error })],
             result: {}
@@ -872,11 +1038,19 @@ describe("errors a person must fix, and errors another try may fix", () => {
   })
 
   it("any other error ⇒ ApiError with the result's text, else the answer's, else the status and error", () => {
-    expect(outcomeOf(errorRun([Recorded.overloadedAnswer], { api_error_status: 529 }), exited(1), clock)).toMatchObject({
-      _tag: "ApiError",
-      text: OVERLOADED_TEXT
-    })
-    expect(outcomeOf(errorRun([line({ type: "assistant", error: "server_error" })], { api_error_status: 529 }), exited(1), clock))
+    expect(outcomeOf(errorRun([Recorded.overloadedAnswer], { api_error_status: 529 }), exited(1), clock)).toMatchObject(
+      {
+        _tag: "ApiError",
+        text: OVERLOADED_TEXT
+      }
+    )
+    expect(
+      outcomeOf(
+        errorRun([line({ type: "assistant", error: "server_error" })], { api_error_status: 529 }),
+        exited(1),
+        clock
+      )
+    )
       .toMatchObject({ _tag: "ApiError", text: "API error 529 server_error" })
     expect(outcomeOf(errorRun([], { api_error_status: 500, api_error: "internal" }), exited(1), clock)).toMatchObject({
       text: "API error 500 internal"
@@ -903,14 +1077,20 @@ describe("HEADLESS_SLOTS as slot names", () => {
   it("account=N,… ⇒ headless-<account>-1 … -N per account, as many as the counts add up to, every name unique", () => {
     fc.assert(
       fc.property(
-        fc.uniqueArray(fc.tuple(fc.stringMatching(/^[a-z0-9-]{0,6}$/), fc.nat({ max: 12 })), { selector: ([account]) => account, maxLength: 6 }),
+        fc.uniqueArray(fc.tuple(fc.stringMatching(/^[a-z0-9-]{0,6}$/), fc.nat({ max: 12 })), {
+          selector: ([account]) => account,
+          maxLength: 6
+        }),
         (entries) => {
           const slots = slotNames(new Map(entries))
           expect(slots.length).toBe(entries.reduce((sum, [, count]) => sum + count, 0))
           expect(new Set(slots.map((slot) => slot.name)).size).toBe(slots.length)
           expect(slots).toStrictEqual(
             entries.flatMap(([account, count]) =>
-              Array.from({ length: count }, (_, i) => ({ name: `headless-${account}-${i + 1}`, account: Option.some(account) }))
+              Array.from(
+                { length: count },
+                (_, i) => ({ name: `headless-${account}-${i + 1}`, account: Option.some(account) })
+              )
             )
           )
         }
@@ -960,7 +1140,13 @@ describe("a slot as the session book sees it", () => {
     fc.assert(
       fc.property(fc.nat(), fc.nat(), fc.option(fc.uuid(), { nil: undefined }), instant, (a, b, id, now) => {
         const running = (bytes: number) =>
-          SlotState.Running({ task: TASK, run: "r1", startedAt: now - 1000, bytes, sessionId: Option.fromUndefinedOr(id) })
+          SlotState.Running({
+            task: TASK,
+            run: "r1",
+            startedAt: now - 1000,
+            bytes,
+            sessionId: Option.fromUndefinedOr(id)
+          })
         const seenA = sightingOfSlot(SLOT, running(a), now)
         const seenB = sightingOfSlot(SLOT, running(b), now)
         expect(seenA.state).toBe("busy")
@@ -994,7 +1180,13 @@ describe("a slot as the session book sees it", () => {
   })
 
   it("Ended Fault ⇒ exited with the reason as detail; Ended Finished ⇒ idle like a free slot", () => {
-    expect(sightingOfSlot(SLOT, ended(Outcome.Fault({ reason: "exited: its process was killed by SIGKILL", facts: noFacts })), clock.now))
+    expect(
+      sightingOfSlot(
+        SLOT,
+        ended(Outcome.Fault({ reason: "exited: its process was killed by SIGKILL", facts: noFacts })),
+        clock.now
+      )
+    )
       .toMatchObject({ state: "exited", detail: Option.some("exited: its process was killed by SIGKILL") })
     expect(sightingOfSlot(SLOT, ended(outcomeOf(fold(Runs.ok), exited(0), clock)), clock.now)).toStrictEqual(
       sightingOfSlot(SLOT, SlotState.Free(), clock.now)
@@ -1024,7 +1216,11 @@ describe("a slot as the session book sees it", () => {
       SlotState.Running({ task: TASK, run: "r1", startedAt: 0, bytes: 0, sessionId: Option.none() }),
       ended(Outcome.ApiError({ text: "x", facts: noFacts }))
     ]
-    for (const state of states) expect(sightingOfSlot("headless-work-3", state, clock.now)).toMatchObject({ session: "headless-work-3", signal: "process" })
+    for (const state of states)
+      expect(sightingOfSlot("headless-work-3", state, clock.now)).toMatchObject({
+        session: "headless-work-3",
+        signal: "process"
+      })
   })
 })
 
@@ -1033,23 +1229,43 @@ describe("what a version of Claude Code might say differently", () => {
     for (const resetsAt of [1e308, -5, 0, 1795647540000]) {
       const event = line({ type: "rate_limit_event", rate_limit_info: { status: "rejected", resetsAt } })
       expect(decodeLine(event), String(resetsAt)).toMatchObject({ _tag: "RateLimit", resetAt: Option.none() })
-      const outcome = outcomeOf(errorRun([event], { api_error: "usage_limit_reached", result: FIVE_HOUR_TEXT }), exited(1), clock)
+      const outcome = outcomeOf(
+        errorRun([event], { api_error: "usage_limit_reached", result: FIVE_HOUR_TEXT }),
+        exited(1),
+        clock
+      )
       expect(outcome).toMatchObject({ _tag: "Limited", resetAt: Option.some(Date.UTC(2026, 10, 25, 22, 59)) })
     }
   })
 
   it("a limit said once — a rate_limit answer with the limit's words, no api_error, no event — is still a limit", () => {
-    const answer = line({ type: "assistant", error: "rate_limit", api_error_status: 429, message: { content: [{ type: "text", text: FIVE_HOUR_TEXT }] } })
-    const outcome = outcomeOf(errorRun([answer], { api_error: null, api_error_status: 429, result: FIVE_HOUR_TEXT }), exited(1), clock)
+    const answer = line({
+      type: "assistant",
+      error: "rate_limit",
+      api_error_status: 429,
+      message: { content: [{ type: "text", text: FIVE_HOUR_TEXT }] }
+    })
+    const outcome = outcomeOf(
+      errorRun([answer], { api_error: null, api_error_status: 429, result: FIVE_HOUR_TEXT }),
+      exited(1),
+      clock
+    )
     expect(outcome).toMatchObject({ _tag: "Limited", resetAt: Option.some(Date.UTC(2026, 10, 25, 22, 59)) })
     // A plain 429 with no limit's words stays an API error another try may fix.
-    const plain = outcomeOf(errorRun([], { api_error_status: 429, result: "API Error: 429 rate_limit_error" }), exited(1), clock)
+    const plain = outcomeOf(
+      errorRun([], { api_error_status: 429, result: "API Error: 429 rate_limit_error" }),
+      exited(1),
+      clock
+    )
     expect(plain._tag).toBe("ApiError")
   })
 
   it("a run Claude Code stopped for a reason of its own (max turns) is a fault of the run, counted; API errors say so without stray blanks", () => {
     expect(outcomeOf(errorRun([], { subtype: "error_max_turns", is_error: false, num_turns: 30 }), exited(1), clock))
       .toMatchObject({ _tag: "Fault", reason: "ended: Claude Code stopped the run (error_max_turns)" })
-    expect(outcomeOf(errorRun([], { api_error: "internal" }), exited(1), clock)).toMatchObject({ _tag: "ApiError", text: "API error internal" })
+    expect(outcomeOf(errorRun([], { api_error: "internal" }), exited(1), clock)).toMatchObject({
+      _tag: "ApiError",
+      text: "API error internal"
+    })
   })
 })

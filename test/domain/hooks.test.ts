@@ -26,7 +26,13 @@ const common = {
 
 /** Bodies as the real Claude Code sent them (2.1.332 unless said), trimmed of paths only. */
 const Observed = {
-  sessionStart: { ...common, scratchpad_dir: "/tmp/claude-0/x/scratchpad", hook_event_name: "SessionStart", source: "startup", model: "claude-sonnet-5-5" },
+  sessionStart: {
+    ...common,
+    scratchpad_dir: "/tmp/claude-0/x/scratchpad",
+    hook_event_name: "SessionStart",
+    source: "startup",
+    model: "claude-sonnet-5-5"
+  },
   userPromptSubmit: {
     ...common,
     scratchpad_dir: "/tmp/claude-0/x/scratchpad",
@@ -99,10 +105,16 @@ describe("hook events from the real Claude Code", () => {
   it("StopFailure rate_limit → TurnFailed limit with the limit text, whose reset time reads back (2.1.332 and 2.1.197)", () => {
     const failed = fact(Observed.stopFailure)
     expect(failed).toStrictEqual(
-      HookFact.TurnFailed({ kind: "limit", error: "rate_limit", text: "You've hit your 5-hour limit · resets 8:56pm (UTC)" })
+      HookFact.TurnFailed({
+        kind: "limit",
+        error: "rate_limit",
+        text: "You've hit your 5-hour limit · resets 8:56pm (UTC)"
+      })
     )
     const now = Date.UTC(2026, 10, 25, 18, 56, 30)
-    expect(limitResetAt(failed, { now, timeZone: "America/New_York" })).toStrictEqual(Option.some(Date.UTC(2026, 10, 25, 20, 56)))
+    expect(limitResetAt(failed, { now, timeZone: "America/New_York" })).toStrictEqual(
+      Option.some(Date.UTC(2026, 10, 25, 20, 56))
+    )
     expect(fact(Observed.stopFailure197)).toMatchObject({ _tag: "TurnFailed", kind: "limit" })
   })
 
@@ -121,20 +133,23 @@ describe("hook events from the real Claude Code", () => {
 })
 
 describe("StopFailure errors and notifications as facts", () => {
-  const failure = (error: string, text = "API Error") => fact({ hook_event_name: "StopFailure", error, last_assistant_message: text })
+  const failure = (error: string, text = "API Error") =>
+    fact({ hook_event_name: "StopFailure", error, last_assistant_message: text })
 
-  it.each([
-    ["rate_limit", "limit"],
-    ["authentication_failed", "auth"],
-    ["oauth_org_not_allowed", "auth"],
-    ["billing_error", "billing"],
-    ["account_on_hold", "billing"],
-    ["overloaded", "overloaded"],
-    ["server_error", "other"],
-    ["invalid_request", "other"],
-    ["max_output_tokens", "other"],
-    ["model_not_found", "other"]
-  ] as const)("error %s → TurnFailed %s", (error, kind) => {
+  it.each(
+    [
+      ["rate_limit", "limit"],
+      ["authentication_failed", "auth"],
+      ["oauth_org_not_allowed", "auth"],
+      ["billing_error", "billing"],
+      ["account_on_hold", "billing"],
+      ["overloaded", "overloaded"],
+      ["server_error", "other"],
+      ["invalid_request", "other"],
+      ["max_output_tokens", "other"],
+      ["model_not_found", "other"]
+    ] as const
+  )("error %s → TurnFailed %s", (error, kind) => {
     expect(failure(error)).toMatchObject({ _tag: "TurnFailed", kind, error })
   })
 
@@ -144,31 +159,46 @@ describe("StopFailure errors and notifications as facts", () => {
     expect(failureKind("", "Your org is out of usage · add funds to continue")).toBe("limit")
   })
 
-  it.each([
-    ["quota_auto_resume_fired", "fired"],
-    ["quota_auto_resume_stale", "stale"],
-    ["quota_auto_resume_disabled", "disabled"]
-  ] as const)("Notification %s → AutoResume %s", (type, kind) => {
-    expect(fact({ hook_event_name: "Notification", notification_type: type, message: "…" })).toStrictEqual(HookFact.AutoResume({ kind }))
+  it.each(
+    [
+      ["quota_auto_resume_fired", "fired"],
+      ["quota_auto_resume_stale", "stale"],
+      ["quota_auto_resume_disabled", "disabled"]
+    ] as const
+  )("Notification %s → AutoResume %s", (type, kind) => {
+    expect(fact({ hook_event_name: "Notification", notification_type: type, message: "…" })).toStrictEqual(
+      HookFact.AutoResume({ kind })
+    )
   })
 
   it("idle_prompt and auth_success are Other (the daemon does not act on them)", () => {
     expect(fact({ hook_event_name: "Notification", notification_type: "idle_prompt" })).toStrictEqual(
       HookFact.Other({ event: "Notification", detail: "idle_prompt" })
     )
-    expect(fact({ hook_event_name: "Notification", notification_type: "auth_success" })).toMatchObject({ _tag: "Other" })
+    expect(fact({ hook_event_name: "Notification", notification_type: "auth_success" })).toMatchObject({
+      _tag: "Other"
+    })
   })
 
   it("PermissionRequest and an MCP input dialog need a person", () => {
-    expect(fact({ hook_event_name: "PermissionRequest", tool_name: "Bash", tool_input: { command: "rm -rf x" } })).toStrictEqual(
-      HookFact.NeedsPerson({ reason: "permission to use Bash" })
+    expect(fact({ hook_event_name: "PermissionRequest", tool_name: "Bash", tool_input: { command: "rm -rf x" } }))
+      .toStrictEqual(
+        HookFact.NeedsPerson({ reason: "permission to use Bash" })
+      )
+    expect(
+      fact({
+        hook_event_name: "Notification",
+        notification_type: "elicitation_dialog",
+        message: "An MCP server needs your input"
+      })
     )
-    expect(fact({ hook_event_name: "Notification", notification_type: "elicitation_dialog", message: "An MCP server needs your input" }))
       .toStrictEqual(HookFact.NeedsPerson({ reason: "An MCP server needs your input" }))
   })
 
   it("an unknown event is Other, named", () => {
-    expect(fact({ hook_event_name: "PreToolUse", tool_name: "Bash" })).toStrictEqual(HookFact.Other({ event: "PreToolUse", detail: "" }))
+    expect(fact({ hook_event_name: "PreToolUse", tool_name: "Bash" })).toStrictEqual(
+      HookFact.Other({ event: "PreToolUse", detail: "" })
+    )
     expect(fact({})).toStrictEqual(HookFact.Other({ event: "", detail: "" }))
   })
 
@@ -184,7 +214,9 @@ describe("StopFailure errors and notifications as facts", () => {
   it("text that is not JSON, or JSON that is not an object, is refused with the reason", () => {
     expect(Result.isFailure(parseHookEvent("{not json"))).toBe(true)
     const refused = parseHookEvent("[1,2]")
-    expect(Result.isFailure(refused) && refused.failure.message).toBe("not a Claude Code hook event: expected a JSON object, got an array")
+    expect(Result.isFailure(refused) && refused.failure.message).toBe(
+      "not a Claude Code hook event: expected a JSON object, got an array"
+    )
   })
 })
 
@@ -199,7 +231,9 @@ describe("the prompt header names the run", () => {
   })
 
   it("only the first line counts: a header quoted further down names no run", () => {
-    expect(promptRun("Please look at this:\nTask a.md from the claude-failover queue (run r1):")).toStrictEqual(Option.none())
+    expect(promptRun("Please look at this:\nTask a.md from the claude-failover queue (run r1):")).toStrictEqual(
+      Option.none()
+    )
   })
 })
 
@@ -208,17 +242,30 @@ const TAGS = ["PromptSubmitted", "TurnEnded", "TurnFailed", "NeedsPerson", "Auto
 /** Objects that look like hook inputs: a known or random event name, known fields of any JSON type, random extras. */
 const hookLike = fc.record({
   hook_event_name: fc.oneof(
-    fc.constantFrom("SessionStart", "UserPromptSubmit", "Stop", "StopFailure", "Notification", "PermissionRequest", "SessionEnd"),
+    fc.constantFrom(
+      "SessionStart",
+      "UserPromptSubmit",
+      "Stop",
+      "StopFailure",
+      "Notification",
+      "PermissionRequest",
+      "SessionEnd"
+    ),
     fc.string(),
     fc.jsonValue()
   ),
   session_id: fc.jsonValue(),
   prompt: fc.oneof(fc.string(), fc.jsonValue()),
   error: fc.oneof(fc.constantFrom("rate_limit", "billing_error", "overloaded"), fc.jsonValue()),
-  notification_type: fc.oneof(fc.constantFrom("permission_prompt", "quota_auto_resume_fired", "idle_prompt"), fc.jsonValue()),
+  notification_type: fc.oneof(
+    fc.constantFrom("permission_prompt", "quota_auto_resume_fired", "idle_prompt"),
+    fc.jsonValue()
+  ),
   last_assistant_message: fc.oneof(fc.string(), fc.jsonValue()),
   reason: fc.jsonValue()
-}, { requiredKeys: [] }).chain((known) => fc.dictionary(fc.string(), fc.jsonValue()).map((extra) => ({ ...extra, ...known })))
+}, { requiredKeys: [] }).chain((known) =>
+  fc.dictionary(fc.string(), fc.jsonValue()).map((extra) => ({ ...extra, ...known }))
+)
 
 describe("decoding never fails on an object and never throws on any JSON", () => {
   it("any JSON value: an event (objects) or a HookInputInvalid (the rest), never a throw", () => {
@@ -233,9 +280,12 @@ describe("decoding never fails on an object and never throws on any JSON", () =>
   })
 
   it("any text: parseHookEvent answers without throwing", () => {
-    fc.assert(fc.property(fc.oneof(fc.string(), fc.json()), (text) => {
-      expect(["Success", "Failure"]).toContain(parseHookEvent(text)._tag)
-    }), RUNS)
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.json()), (text) => {
+        expect(["Success", "Failure"]).toContain(parseHookEvent(text)._tag)
+      }),
+      RUNS
+    )
   })
 
   it("every event maps to exactly one fact, and its description names that fact", () => {
@@ -254,10 +304,16 @@ describe("decoding never fails on an object and never throws on any JSON", () =>
 
   it("fields it does not know are kept with their values", () => {
     fc.assert(
-      fc.property(fc.dictionary(fc.string().map((key) => `x_${key}`), fc.jsonValue()), fc.constantFrom("Stop", "Weird"), (extra, name) => {
-        const event = Result.getOrThrow(decodeHookEvent({ ...extra, hook_event_name: name }))
-        for (const [key, value] of Object.entries(extra)) expect((event as Record<string, unknown>)[key]).toStrictEqual(value)
-      }),
+      fc.property(
+        fc.dictionary(fc.string().map((key) => `x_${key}`), fc.jsonValue()),
+        fc.constantFrom("Stop", "Weird"),
+        (extra, name) => {
+          const event = Result.getOrThrow(decodeHookEvent({ ...extra, hook_event_name: name }))
+          for (const [key, value] of Object.entries(extra))
+            expect((event as Record<string, unknown>)[key])
+              .toStrictEqual(value)
+        }
+      ),
       RUNS
     )
   })

@@ -96,7 +96,11 @@ describe("large inputs are refused by a limit, with a clear error", () => {
     expect(new TextEncoder().encode(source).length).toBeLessThanOrEqual(MAX_FRONTMATTER_BYTES)
     const error = errorOf("keys.md", `---\n${source}---\n`)
     expect(error.message).toMatch(
-      new RegExp(`^keys\\.md:${MAX_FRONTMATTER_KEYS + 2}:1: frontmatter has 1\\d{4} keys of its own \\(besides the daemon's fields\\); the limit is 256$`)
+      new RegExp(
+        `^keys\\.md:${
+          MAX_FRONTMATTER_KEYS + 2
+        }:1: frontmatter has 1\\d{4} keys of its own \\(besides the daemon's fields\\); the limit is 256$`
+      )
     )
   })
 
@@ -117,15 +121,27 @@ describe("large inputs are refused by a limit, with a clear error", () => {
 
   it("64 KiB of '[': refused as nested too deep, not as the parser's stack overflow", () => {
     const error = errorOf("deep.md", `---\nx: ${"[".repeat(MAX_FRONTMATTER_BYTES - 10)}\n---\n`)
-    expect(error).toMatchObject({ field: "x", line: 2, problem: "a value nests lists or maps more than 16 levels deep" })
+    expect(error).toMatchObject({
+      field: "x",
+      line: 2,
+      problem: "a value nests lists or maps more than 16 levels deep"
+    })
   })
 
   it("an alias bomb as large as the limit allows: refused at its first alias", () => {
-    const levels = Array.from({ length: 30 }, (_, i) =>
-      i === 0 ? "l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]" : `l${i}: &l${i} [${`*l${i - 1}, `.repeat(99)}*l${i - 1}]`
+    const levels = Array.from(
+      { length: 30 },
+      (_, i) =>
+        i === 0
+          ? "l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"
+          : `l${i}: &l${i} [${`*l${i - 1}, `.repeat(99)}*l${i - 1}]`
     )
     const error = errorOf("bomb.md", `---\n${levels.join("\n")}\n---\n`)
-    expect(error).toMatchObject({ field: "l1", line: 3, problem: "YAML aliases (*l0) are not allowed in task frontmatter" })
+    expect(error).toMatchObject({
+      field: "l1",
+      line: 3,
+      problem: "YAML aliases (*l0) are not allowed in task frontmatter"
+    })
   })
 
   it("a 1 MB name, a NUL at the end of 1 MB, invalid UTF-8 at the end of 1 MB", () => {
@@ -139,22 +155,79 @@ describe("large inputs are refused by a limit, with a clear error", () => {
 
 /** Pieces of YAML that have broken parsers: aliases, tags, flow and block nesting, markers, control characters. */
 const fragment = fc.oneof(
-  { weight: 4, arbitrary: fc.constantFrom("x", "3", "-1.5", "true", "null", "~", "''", "\"a\\x07\"", "2026-01-01T00:00:00Z") },
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom("x", "3", "-1.5", "true", "null", "~", "''", "\"a\\x07\"", "2026-01-01T00:00:00Z")
+  },
   { weight: 4, arbitrary: fc.string({ unit: "binary", maxLength: 12 }) },
   {
     weight: 3,
-    arbitrary: fc.constantFrom("*a", "*nope", "&a x", "&a", "&a [*a]", "<<: *a", "!!binary aGk=", "!custom x", "!!str 1", "! x",
-      "!<tag:yaml.org,2002:int> 3", "!!set {a}", "!!omap [a: 1]", "%YAML 1.1")
+    arbitrary: fc.constantFrom(
+      "*a",
+      "*nope",
+      "&a x",
+      "&a",
+      "&a [*a]",
+      "<<: *a",
+      "!!binary aGk=",
+      "!custom x",
+      "!!str 1",
+      "! x",
+      "!<tag:yaml.org,2002:int> 3",
+      "!!set {a}",
+      "!!omap [a: 1]",
+      "%YAML 1.1"
+    )
   },
   {
     weight: 3,
-    arbitrary: fc.constantFrom("\0", "\x07", "\x1b[31m", "\r", "\r\n", "\n", "\t", "\u2028", "\uFEFF", "\ud800", "---", "...",
-      "#", "|", ">-", "{", "}", "[", "]", ",", "?", ": ", "- ", "\"", "'", "\\")
+    arbitrary: fc.constantFrom(
+      "\0",
+      "\x07",
+      "\x1b[31m",
+      "\r",
+      "\r\n",
+      "\n",
+      "\t",
+      "\u2028",
+      "\uFEFF",
+      "\ud800",
+      "---",
+      "...",
+      "#",
+      "|",
+      ">-",
+      "{",
+      "}",
+      "[",
+      "]",
+      ",",
+      "?",
+      ": ",
+      "- ",
+      "\"",
+      "'",
+      "\\"
+    )
   },
   { weight: 1, arbitrary: fc.nat({ max: 20 }).map((n) => `${"[".repeat(n)}${"]".repeat(n)}`) }
 )
 const key = fc.oneof(
-  fc.constantFrom("title", "priority", "state", "history", "created", "cost_usd", "id", "__proto__", "<<", "1", "? [a]", "*a", "&k key"),
+  fc.constantFrom(
+    "title",
+    "priority",
+    "state",
+    "history",
+    "created",
+    "cost_usd",
+    "id",
+    "__proto__",
+    "<<",
+    "1",
+    "? [a]",
+    "*a",
+    "&k key"
+  ),
   fc.string({ unit: "binary", minLength: 1, maxLength: 10 })
 )
 const hostileLine = fc.tuple(
@@ -167,8 +240,28 @@ const hostileLine = fc.tuple(
 const plainLine = fc.tuple(
   key,
   fc.oneof(
-    fc.constantFrom("x", "3", "-0", "0x1F", "1e400", ".nan", "true", "~", "[a, 1]", "{a: {b: [1]}}", "&a x", "!!str 1", "!!int 7",
-      "*a", "[1, *a]", "!!binary aGk=", "!custom x", "!!set {a}", "{<<: *a}", "!<tag:yaml.org,2002:str> x"),
+    fc.constantFrom(
+      "x",
+      "3",
+      "-0",
+      "0x1F",
+      "1e400",
+      ".nan",
+      "true",
+      "~",
+      "[a, 1]",
+      "{a: {b: [1]}}",
+      "&a x",
+      "!!str 1",
+      "!!int 7",
+      "*a",
+      "[1, *a]",
+      "!!binary aGk=",
+      "!custom x",
+      "!!set {a}",
+      "{<<: *a}",
+      "!<tag:yaml.org,2002:str> x"
+    ),
     fc.string({ unit: "binary", maxLength: 20 }).map((text) => JSON.stringify(text))
   )
 ).map(([k, v]) => `${JSON.stringify(k)}: ${v}`)
@@ -188,7 +281,10 @@ const yamlishFile = fc.tuple(
   rarely(deepLine, 5),
   rarely(fc.nat({ max: 400 }), 5),
   fc.constantFrom("\n", "\r\n"),
-  fc.oneof({ weight: 6, arbitrary: fc.constantFrom("---\n", "...\n", "--- \r\n") }, { weight: 1, arbitrary: fc.constant("") }),
+  fc.oneof({ weight: 6, arbitrary: fc.constantFrom("---\n", "...\n", "--- \r\n") }, {
+    weight: 1,
+    arbitrary: fc.constant("")
+  }),
   fc.string({ unit: "binary", maxLength: 40 })
 ).map(([bom, lines, huge, deep, repeated, eol, closing, body]) => {
   const many = Array.from({ length: repeated ?? 0 }, (_, i) => `k${i % 300}: v`)
@@ -222,8 +318,19 @@ describe("parsing never throws", () => {
     const chunk = fc.oneof(
       fc.uint8Array({ maxLength: 16 }),
       fc.constantFrom(
-        [0xef, 0xbb, 0xbf], [0x2d, 0x2d, 0x2d, 0x0a], [0xc3, 0xa9], [0xe2, 0x82, 0xac], [0xf0, 0x9f, 0x98, 0x80],
-        [0xc3], [0xe2, 0x82], [0xed, 0xa0, 0x80], [0xc0, 0xaf], [0xf4, 0x90, 0x80, 0x80], [0x80], [0xff], [0x00]
+        [0xef, 0xbb, 0xbf],
+        [0x2d, 0x2d, 0x2d, 0x0a],
+        [0xc3, 0xa9],
+        [0xe2, 0x82, 0xac],
+        [0xf0, 0x9f, 0x98, 0x80],
+        [0xc3],
+        [0xe2, 0x82],
+        [0xed, 0xa0, 0x80],
+        [0xc0, 0xaf],
+        [0xf4, 0x90, 0x80, 0x80],
+        [0x80],
+        [0xff],
+        [0x00]
       ).map((values) => Uint8Array.from(values))
     )
     const bytes = fc.array(chunk, { maxLength: 12 }).map((chunks) => Uint8Array.from(chunks.flatMap((c) => [...c])))
@@ -286,16 +393,48 @@ const breaksNameRules = (name: string): boolean =>
 const nameLike = fc.tuple(
   fc.array(
     fc.oneof(
-      fc.constantFrom("a", "Z", "é", "😀", ".", "-", "_", " ", "/", "\\", "\0", "\n", "\x1f", "\x7f", "\x80", "\x85", "\x9f",
-        "\xa0", "\ud800", "\udc00", "md", ".md", "x".repeat(60), "é".repeat(40), "😀".repeat(30)),
+      fc.constantFrom(
+        "a",
+        "Z",
+        "é",
+        "😀",
+        ".",
+        "-",
+        "_",
+        " ",
+        "/",
+        "\\",
+        "\0",
+        "\n",
+        "\x1f",
+        "\x7f",
+        "\x80",
+        "\x85",
+        "\x9f",
+        "\xa0",
+        "\ud800",
+        "\udc00",
+        "md",
+        ".md",
+        "x".repeat(60),
+        "é".repeat(40),
+        "😀".repeat(30)
+      ),
       fc.string({ unit: "binary", maxLength: 3 })
     ),
     { maxLength: 8 }
   ),
-  fc.oneof({ weight: 4, arbitrary: fc.constant(".md") }, { weight: 1, arbitrary: fc.constantFrom("", ".MD", ".md.tmp") })
+  fc.oneof({ weight: 4, arbitrary: fc.constant(".md") }, {
+    weight: 1,
+    arbitrary: fc.constantFrom("", ".MD", ".md.tmp")
+  })
 ).map(([parts, extension]) => `${parts.join("")}${extension}`)
 /** Names around the byte limit, with 1-, 2-, 3- and 4-byte characters. */
-const nearTheLimit = fc.tuple(fc.integer({ min: 190, max: 210 }), fc.constantFrom("a", "é", "€", "😀"), fc.nat({ max: 60 })).map(
+const nearTheLimit = fc.tuple(
+  fc.integer({ min: 190, max: 210 }),
+  fc.constantFrom("a", "é", "€", "😀"),
+  fc.nat({ max: 60 })
+).map(
   ([bytes, wide, count]) => {
     const wideBytes = new TextEncoder().encode(wide).length
     const n = Math.min(count, Math.floor((bytes - 3) / wideBytes))

@@ -25,7 +25,15 @@ import { RUNS, taskFields } from "./arbitraries.ts"
 
 const at = "2026-11-24T10:00:00.000Z"
 
-const causes = ["usage_limit", "session_exited", "session_gone", "not_accepted", "stale", "never_typed", "operator"] as const
+const causes = [
+  "usage_limit",
+  "session_exited",
+  "session_gone",
+  "not_accepted",
+  "stale",
+  "never_typed",
+  "operator"
+] as const
 
 const taskEvent: fc.Arbitrary<TaskEvent> = fc.oneof(
   fc.tuple(fc.string({ minLength: 1, maxLength: 10 }), fc.string({ minLength: 1, maxLength: 8 }))
@@ -33,11 +41,17 @@ const taskEvent: fc.Arbitrary<TaskEvent> = fc.oneof(
   fc.tuple(fc.constantFrom(...Providers), fc.string({ minLength: 1, maxLength: 8 }))
     .map(([provider, run]) => TaskEvent.Delegate({ provider, at, run })),
   fc.string({ minLength: 1, maxLength: 8 }).map((jobId) => TaskEvent.Submitted({ jobId })),
-  fc.record({ costUsd: fc.double({ min: 0, max: 10, noNaN: true }) }).map(({ costUsd }) => TaskEvent.Complete({ at, costUsd })),
+  fc.record({ costUsd: fc.double({ min: 0, max: 10, noNaN: true }) }).map(({ costUsd }) =>
+    TaskEvent.Complete({ at, costUsd })
+  ),
   fc.constant(TaskEvent.Fail({ at })),
   fc.constant(TaskEvent.Start({ at })),
-  fc.tuple(fc.constantFrom(...causes), fc.string({ maxLength: 20 })).map(([cause, reason]) => TaskEvent.Requeue({ at, cause, reason })),
-  fc.tuple(fc.constantFrom(...causes), fc.string({ maxLength: 20 })).map(([cause, reason]) => TaskEvent.Retry({ at, cause, reason })),
+  fc.tuple(fc.constantFrom(...causes), fc.string({ maxLength: 20 })).map(([cause, reason]) =>
+    TaskEvent.Requeue({ at, cause, reason })
+  ),
+  fc.tuple(fc.constantFrom(...causes), fc.string({ maxLength: 20 })).map(([cause, reason]) =>
+    TaskEvent.Retry({ at, cause, reason })
+  ),
   fc.string({ maxLength: 20 }).map((reason) => TaskEvent.Cancel({ at, reason }))
 )
 
@@ -63,7 +77,8 @@ const allTaskEvents: ReadonlyArray<TaskEvent> = [
 
 /** The fields a user writes: no state and no run fields. */
 const userFields = taskFields.map((fields): TaskFields => {
-  const { assigned_at, cost_usd, finished_at, history, job_id, provider, run, session, started_at, state, ...user } = fields
+  const { assigned_at, cost_usd, finished_at, history, job_id, provider, run, session, started_at, state, ...user } =
+    fields
   void [assigned_at, cost_usd, finished_at, history, job_id, provider, run, session, started_at, state]
   return user
 })
@@ -74,7 +89,9 @@ const RUN_FIELD_NAMES = ["run", "session", "assigned_at", "started_at", "provide
  * Restated from the DESIGN, independently of the code: which run fields a file in each state may carry (`required`
  * must be there, `allowed` may be). A finished task keeps the fields of the run that finished it.
  */
-const runFieldsAllowed = (fields: TaskFields): { readonly required: ReadonlyArray<string>; readonly allowed: ReadonlyArray<string> } => {
+const runFieldsAllowed = (
+  fields: TaskFields
+): { readonly required: ReadonlyArray<string>; readonly allowed: ReadonlyArray<string> } => {
   const local = ["run", "session", "assigned_at"]
   const delegated = ["run", "provider"]
   switch (stateOf(fields)) {
@@ -103,7 +120,9 @@ describe("task lifecycle", () => {
       fc.property(userFields, fc.array(taskEvent, { maxLength: 30 }), (fields, events) => {
         for (const step of run(fields, events)) {
           // On the written bytes: render the task, read it back, and look at the frontmatter keys.
-          const written = Result.getOrThrow(parseTask("t.md", renderTask(withFields(makeTask({ name: TaskName.make("t.md") }), step))))
+          const written = Result.getOrThrow(
+            parseTask("t.md", renderTask(withFields(makeTask({ name: TaskName.make("t.md") }), step)))
+          )
           const keys = written.order.filter((key) => RUN_FIELD_NAMES.includes(key))
           const { allowed, required } = runFieldsAllowed(written.fields)
           for (const key of keys) expect(allowed).toContain(key)
@@ -209,7 +228,9 @@ describe("task lifecycle", () => {
   })
 
   it("assign records the session, run and time; requeue sheds them into a history line", () => {
-    const assigned = Result.getOrThrow(transition({ attempts: 2 }, TaskEvent.Assign({ session: "claude-2", at, run: "r1" })))
+    const assigned = Result.getOrThrow(
+      transition({ attempts: 2 }, TaskEvent.Assign({ session: "claude-2", at, run: "r1" }))
+    )
     expect(assigned).toStrictEqual({ state: "assigned", run: "r1", session: "claude-2", assigned_at: at, attempts: 3 })
     const started = Result.getOrThrow(transition(assigned, TaskEvent.Start({ at })))
     const requeued = Result.getOrThrow(
@@ -218,7 +239,14 @@ describe("task lifecycle", () => {
     expect(requeued).toStrictEqual({
       state: "pending",
       attempts: 3,
-      history: [{ at, event: "requeued", cause: "usage_limit", run: "r1", session: "claude-2", reason: "claude-2 hit its usage limit" }]
+      history: [{
+        at,
+        event: "requeued",
+        cause: "usage_limit",
+        run: "r1",
+        session: "claude-2",
+        reason: "claude-2 hit its usage limit"
+      }]
     })
   })
 
@@ -229,12 +257,18 @@ describe("task lifecycle", () => {
         TaskEvent.Requeue({ at, cause, reason: cause })
       ))
     let fields: TaskFields = {}
-    for (const cause of ["session_exited", "usage_limit", "stale", "never_typed", "session_gone"] as const) fields = requeue(fields, cause)
+    for (const cause of ["session_exited", "usage_limit", "stale", "never_typed", "session_gone"] as const)
+      fields = requeue(fields, cause)
     expect(unfinishedRuns(fields)).toBe(3)
     expect(afterUnfinishedRun(fields, "session_exited", 4)).toBe("fail")
     expect(afterUnfinishedRun(fields, "usage_limit", 4)).toBe("requeue")
     expect(afterUnfinishedRun(fields, "session_exited", 5)).toBe("requeue")
-    const failed = Result.getOrThrow(transition(Result.getOrThrow(transition(fields, TaskEvent.Assign({ session: "s", at, run: "r" }))), TaskEvent.Fail({ at })))
+    const failed = Result.getOrThrow(
+      transition(
+        Result.getOrThrow(transition(fields, TaskEvent.Assign({ session: "s", at, run: "r" }))),
+        TaskEvent.Fail({ at })
+      )
+    )
     const retried = Result.getOrThrow(transition(failed, TaskEvent.Retry({ at, cause: "operator", reason: "again" })))
     expect(unfinishedRuns(retried)).toBe(0)
   })
@@ -294,7 +328,9 @@ describe("delegated job lifecycle", () => {
     fc.assert(
       fc.property(fc.array(jobEvent, { maxLength: 20 }), (events) => {
         const trail = runJob(events)
-        const firstObserved = trail.findIndex((state) => ["queued", "running", "completed", "failed", "cancelled"].includes(state))
+        const firstObserved = trail.findIndex((state) =>
+          ["queued", "running", "completed", "failed", "cancelled"].includes(state)
+        )
         if (firstObserved > 0) expect(trail.slice(0, firstObserved)).toContain("submitted")
       }),
       RUNS

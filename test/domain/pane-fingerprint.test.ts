@@ -25,8 +25,12 @@ describe("watchdogFingerprint", () => {
     expect(later).not.toBe(busy)
     expect(watchdogFingerprint(later)).toBe(watchdogFingerprint(busy))
     expect(watchdogFingerprint(busy.replace("1.2k tokens", "1.3k tokens"))).not.toBe(watchdogFingerprint(busy))
-    expect(watchdogFingerprint("✻ Mulling… (2s · ↓ 2 tokens)")).toBe(watchdogFingerprint("· Mulling… (9s · ↓ 2 tokens)"))
-    expect(watchdogFingerprint("✻ Mulling… (2s · ↓ 2 tokens)")).not.toBe(watchdogFingerprint("✻ Mulling… (2s · ↓ 3 tokens)"))
+    expect(watchdogFingerprint("✻ Mulling… (2s · ↓ 2 tokens)")).toBe(
+      watchdogFingerprint("· Mulling… (9s · ↓ 2 tokens)")
+    )
+    expect(watchdogFingerprint("✻ Mulling… (2s · ↓ 2 tokens)")).not.toBe(
+      watchdogFingerprint("✻ Mulling… (2s · ↓ 3 tokens)")
+    )
   })
 
   it("screens that differ only in the spinner's seconds and frame have one fingerprint", () => {

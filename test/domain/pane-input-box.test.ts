@@ -22,7 +22,12 @@ const drawBox = (style: "boxed" | "ruled", lines: ReadonlyArray<string>, width =
       `╰${"─".repeat(width - 2)}╯`,
       "  ? for shortcuts"
     ]
-    : ["─".repeat(width), ...lines.map((line, i) => `${i === 0 ? "❯" : " "} ${line}`), "─".repeat(width), "  ? for shortcuts"]
+    : [
+      "─".repeat(width),
+      ...lines.map((line, i) => `${i === 0 ? "❯" : " "} ${line}`),
+      "─".repeat(width),
+      "  ? for shortcuts"
+    ]
 
 const history = ["> Fix the failing test", "", "● The test passes now.", ""]
 
@@ -34,7 +39,9 @@ describe("inputBoxText", () => {
 
   it("reads single-line and multi-line input in both box styles", () => {
     for (const style of ["boxed", "ruled"] as const) {
-      expect(inputBoxText([...history, ...drawBox(style, ["hello world"])].join("\n"))).toStrictEqual(Option.some("hello world"))
+      expect(inputBoxText([...history, ...drawBox(style, ["hello world"])].join("\n"))).toStrictEqual(
+        Option.some("hello world")
+      )
       expect(inputBoxText([...history, ...drawBox(style, ["first line", "  second line", "third"])].join("\n")))
         .toStrictEqual(Option.some("first line\nsecond line\nthird"))
     }
@@ -42,7 +49,9 @@ describe("inputBoxText", () => {
 
   it("the grey placeholder of an empty box is not input", () => {
     expect(inputBoxText(drawBox("boxed", ["Try \"refactor payments.ts\""]).join("\n"))).toStrictEqual(Option.some(""))
-    expect(inputBoxText(drawBox("ruled", ["Resend your message to try again"]).join("\n"))).toStrictEqual(Option.some(""))
+    expect(inputBoxText(drawBox("ruled", ["Resend your message to try again"]).join("\n"))).toStrictEqual(
+      Option.some("")
+    )
   })
 
   it("the last frame of a session that ended is no input box", () => {
@@ -67,10 +76,15 @@ describe("inputBoxText", () => {
       !/^(?:Try "[^"]*"|Resend your message to try again)$/.test(text.trim())
     )
     fc.assert(
-      fc.property(typed, fc.constantFrom("boxed" as const, "ruled" as const), fc.boolean(), (text, style, withHistory) => {
-        const lines = [...(withHistory ? history : []), ...drawBox(style, [text], Math.max(100, text.length + 6))]
-        expect(inputBoxText(lines.join("\n"))).toStrictEqual(Option.some(text.trim()))
-      }),
+      fc.property(
+        typed,
+        fc.constantFrom("boxed" as const, "ruled" as const),
+        fc.boolean(),
+        (text, style, withHistory) => {
+          const lines = [...(withHistory ? history : []), ...drawBox(style, [text], Math.max(100, text.length + 6))]
+          expect(inputBoxText(lines.join("\n"))).toStrictEqual(Option.some(text.trim()))
+        }
+      ),
       RUNS
     )
   })

@@ -25,7 +25,9 @@ describe("classifyPane on screens of the real Claude Code", () => {
     expect(new Set(cases.map((c) => c.version))).toStrictEqual(new Set(["2.1.197", "2.1.332"]))
     expect(new Set(cases.map((c) => c.width))).toStrictEqual(new Set([80, 200]))
     for (const version of ["2.1.197", "2.1.332"]) {
-      const dialogs = new Set(cases.filter((c) => c.version === version && c.expect === "setup_dialog").map((c) => c.scenario))
+      const dialogs = new Set(
+        cases.filter((c) => c.version === version && c.expect === "setup_dialog").map((c) => c.scenario)
+      )
       expect([...dialogs].sort()).toEqual(expect.arrayContaining(["api-key", "onboarding", "trust"]))
     }
   })
@@ -43,12 +45,19 @@ describe("classifyPane on screens of the real Claude Code", () => {
   })
 
   it("a limit whose banner names its zone resets at the same instant whatever the daemon's own zone", () => {
-    const named = cases.filter((c) => c.expect === "usage_limited" && typeof c.resetAt === "string" && /\(America\/New_York\)/.test(screen(c.file)))
+    const named = cases.filter((c) =>
+      c.expect === "usage_limited" && typeof c.resetAt === "string" && /\(America\/New_York\)/.test(screen(c.file))
+    )
     expect(named.length).toBeGreaterThan(20)
     for (const c of named) {
       for (const timeZone of ["UTC", "Asia/Tokyo", "America/Los_Angeles"]) {
         const result = classifyPane(screen(c.file), { now: Date.parse(c.recordedAt), timeZone })
-        expect(result._tag === "usage_limited" ? Option.map(result.resetAt, (ms) => new Date(ms).toISOString()) : result._tag, `${c.file} in ${timeZone}`)
+        expect(
+          result._tag === "usage_limited"
+            ? Option.map(result.resetAt, (ms) => new Date(ms).toISOString())
+            : result._tag,
+          `${c.file} in ${timeZone}`
+        )
           .toStrictEqual(Option.some(new Date(c.resetAt ?? "").toISOString()))
       }
     }
@@ -61,7 +70,9 @@ describe("classifyPane on screens of the real Claude Code", () => {
       return result._tag === "usage_limited" && result.autoContinue
     }
     // The menu's "Wait here, then continue automatically at …" is an offer, not a continue under way.
-    const continuing = limited.filter((c) => /set to continue automatically at|Continuing (?:automatically at|shortly)/.test(screen(c.file)))
+    const continuing = limited.filter((c) =>
+      /set to continue automatically at|Continuing (?:automatically at|shortly)/.test(screen(c.file))
+    )
       .filter((c) => !/Automatic continue cancelled/.test(screen(c.file)))
     const cancelled = limited.filter((c) => /Automatic continue cancelled/.test(screen(c.file)))
     expect(continuing.length).toBeGreaterThan(0)

@@ -38,7 +38,9 @@ describe("classifyPane on recorded screens", () => {
     expect(result._tag).toBe(state)
     if (result._tag === "usage_limited") {
       const expected = reset === undefined ? undefined : expectedReset[reset]
-      expect(Option.map(result.resetAt, (ms) => new Date(ms).toISOString())).toStrictEqual(Option.fromNullishOr(expected))
+      expect(Option.map(result.resetAt, (ms) => new Date(ms).toISOString())).toStrictEqual(
+        Option.fromNullishOr(expected)
+      )
     }
   })
 
@@ -90,8 +92,29 @@ const newWork = fc.tuple(glyph, fc.constantFrom("answer", "tool", "prompt")).map
 )
 
 /** Words of an answer, some of them the words banners are made of. */
-const word = fc.constantFrom("the", "log", "says", "run", "stopped", "at", "3pm", "limit", "reached", "reset", "usage",
-  "your", "hit", "You've", "session", "·", "resets", "Claude", "—", "yesterday.", "(America/Chicago).")
+const word = fc.constantFrom(
+  "the",
+  "log",
+  "says",
+  "run",
+  "stopped",
+  "at",
+  "3pm",
+  "limit",
+  "reached",
+  "reset",
+  "usage",
+  "your",
+  "hit",
+  "You've",
+  "session",
+  "·",
+  "resets",
+  "Claude",
+  "—",
+  "yesterday.",
+  "(America/Chicago)."
+)
 const words = fc.array(word, { minLength: 1, maxLength: 8 }).map((ws) => ws.join(" "))
 /** How an answer may go on after its first line: indented, as Claude Code wraps and indents it. */
 const answerLine = fc.tuple(fc.constantFrom("  ", "    "), words).map(([indent, text]) => `${indent}${text}`)
@@ -125,12 +148,24 @@ const answerQuotingBanner = fc
 /** A permission dialog as 1.x boxes it, or as 2.x draws it under a rule. */
 const permissionDialog = fc
   .tuple(
-    fc.constantFrom("Do you want to proceed?", "Do you want to create notes.md?", "Do you want to make this edit to cart.ts?"),
+    fc.constantFrom(
+      "Do you want to proceed?",
+      "Do you want to create notes.md?",
+      "Do you want to make this edit to cart.ts?"
+    ),
     fc.boolean()
   )
   .map(([question, boxed]) => {
-    const body = ["Bash command", "", "  rm -rf node_modules && npm ci", "", question, "❯ 1. Yes",
-      "  2. Yes, and don't ask again for rm commands in /home/dev/shop-api", "  3. No"]
+    const body = [
+      "Bash command",
+      "",
+      "  rm -rf node_modules && npm ci",
+      "",
+      question,
+      "❯ 1. Yes",
+      "  2. Yes, and don't ask again for rm commands in /home/dev/shop-api",
+      "  3. No"
+    ]
     return boxed
       ? [`╭${"─".repeat(60)}╮`, ...body.map((line) => `│ ${line.padEnd(58)} │`), `╰${"─".repeat(60)}╯`]
       : ["─".repeat(60), ...body.map((line) => ` ${line}`), "", " Esc to cancel · Tab to amend"]
@@ -146,32 +181,83 @@ const historyItem = fc.oneof(
 
 /** The dialogs before any work, as 2.1.197 and 2.1.332 draw them (texts from the recorded screens). */
 const setupDialog = fc.constantFrom(
-  ["Accessing workspace:", "", " /home/dev/shop-api", "", " Quick safety check: Is this a project you created or one you trust?",
-    " Claude Code'll be able to read, edit, and execute files here.", "", " ❯ No, exit", "   Yes, I trust this folder", "",
-    " Enter to confirm · Esc to cancel"],
-  ["Accessing workspace:", "", " /home/dev/shop-api", "", " ❯ 1. Yes, I trust this folder", "   2. No, exit", "",
-    " Enter to confirm · Esc to cancel"],
-  [" Detected a custom API key in your environment", "", " ANTHROPIC_API_KEY: sk-ant-...00000000000000000000", "",
-    " Do you want to use this API key?", "", "   1. Yes", " ❯ 2. No (recommended)", "", " Enter to confirm · Esc to cancel"],
-  [" Let's get started.", "", " Choose the text style that looks best with your terminal", " To change this later, run /theme", "",
-    " ❯ ✔ Auto (match terminal)", "   Dark mode", "   Light mode"],
+  [
+    "Accessing workspace:",
+    "",
+    " /home/dev/shop-api",
+    "",
+    " Quick safety check: Is this a project you created or one you trust?",
+    " Claude Code'll be able to read, edit, and execute files here.",
+    "",
+    " ❯ No, exit",
+    "   Yes, I trust this folder",
+    "",
+    " Enter to confirm · Esc to cancel"
+  ],
+  [
+    "Accessing workspace:",
+    "",
+    " /home/dev/shop-api",
+    "",
+    " ❯ 1. Yes, I trust this folder",
+    "   2. No, exit",
+    "",
+    " Enter to confirm · Esc to cancel"
+  ],
+  [
+    " Detected a custom API key in your environment",
+    "",
+    " ANTHROPIC_API_KEY: sk-ant-...00000000000000000000",
+    "",
+    " Do you want to use this API key?",
+    "",
+    "   1. Yes",
+    " ❯ 2. No (recommended)",
+    "",
+    " Enter to confirm · Esc to cancel"
+  ],
+  [
+    " Let's get started.",
+    "",
+    " Choose the text style that looks best with your terminal",
+    " To change this later, run /theme",
+    "",
+    " ❯ ✔ Auto (match terminal)",
+    "   Dark mode",
+    "   Light mode"
+  ],
   [" Security notes:", "", " 1. Claude can make mistakes", "", " Press Enter to continue…"]
 )
 
 /** An API error that ended a turn, as the two versions print it. */
-const turnErrorLines = fc.tuple(glyph, fc.constantFrom(
-  "API Error: 529 Overloaded. This is a server-side issue, usually temporary — try again in a moment.",
-  "API Error: Server is temporarily limiting requests (not your usage limit) · Number of request tokens has exceeded your per-minute rate limit",
-  "API Error: Request rejected (429) · this may be a temporary capacity issue"
-), fc.boolean()).map(([g, error, underPrompt]) =>
-  underPrompt ? ["  ⎿  Not logged in · Please run /login", "", "✻ Brewed for 1s"] : [`${g} ${error}`, "", "✻ Baked for 3m 4s"]
+const turnErrorLines = fc.tuple(
+  glyph,
+  fc.constantFrom(
+    "API Error: 529 Overloaded. This is a server-side issue, usually temporary — try again in a moment.",
+    "API Error: Server is temporarily limiting requests (not your usage limit) · Number of request tokens has exceeded your per-minute rate limit",
+    "API Error: Request rejected (429) · this may be a temporary capacity issue"
+  ),
+  fc.boolean()
+).map(([g, error, underPrompt]) =>
+  underPrompt
+    ? ["  ⎿  Not logged in · Please run /login", "", "✻ Brewed for 1s"]
+    : [`${g} ${error}`, "", "✻ Baked for 3m 4s"]
 )
 
 describe("classifyPane invariants", () => {
   it("is total: any text gets exactly one state", () => {
     fc.assert(
       fc.property(fc.string({ unit: "binary", maxLength: 2000 }), (text) => {
-        expect(["idle", "busy", "permission_prompt", "setup_dialog", "turn_error", "usage_limited", "exited", "unknown"]).toContain(
+        expect([
+          "idle",
+          "busy",
+          "permission_prompt",
+          "setup_dialog",
+          "turn_error",
+          "usage_limited",
+          "exited",
+          "unknown"
+        ]).toContain(
           classifyPane(text, clock)._tag
         )
       }),
@@ -181,14 +267,18 @@ describe("classifyPane invariants", () => {
 
   it("text inside a tool's output never decides the state", () => {
     fc.assert(
-      fc.property(fc.constantFrom(...banners, "✻ Working… (esc to interrupt)", "Do you want to proceed?\n❯ 1. Yes"),
-        fc.array(fc.string({ maxLength: 30 }), { maxLength: 3 }), glyph, (quoted, noise, g) => {
+      fc.property(
+        fc.constantFrom(...banners, "✻ Working… (esc to interrupt)", "Do you want to proceed?\n❯ 1. Yes"),
+        fc.array(fc.string({ maxLength: 30 }), { maxLength: 3 }),
+        glyph,
+        (quoted, noise, g) => {
           const output = [...noise, ...quoted.split("\n")].map((line, i) => `${i === 0 ? "  ⎿  " : "     "}${line}`)
           const lines = idleScreen.trimEnd().split("\n")
           const at = lines.findIndex((line) => line.startsWith("⏺ The test passes"))
           const withTool = [...lines.slice(0, at), `${g} Bash(cat notes.md)`, ...output, "", ...lines.slice(at)]
           expect(classifyPane(withTool.join("\n"), clock)._tag).toBe("idle")
-        }),
+        }
+      ),
       RUNS
     )
   })
@@ -237,24 +327,47 @@ describe("classifyPane invariants", () => {
 
   it("a setup dialog is never idle, whatever came before it: the daemon never types into one", () => {
     fc.assert(
-      fc.property(fc.array(historyItem, { maxLength: 6 }), setupDialog, fc.constantFrom("", "─".repeat(80)), (history, dialog, rule) => {
-        const text = ["╭─── Claude Code ───╮", "╰───────────────────╯", ...history.flatMap((item) => [...item.lines, ""]), rule, ...dialog]
-        const state = classifyPane(text.join("\n"), clock)
-        expect(state._tag).toBe("setup_dialog")
-        expect(inputBoxText(text.join("\n"))).toStrictEqual(Option.none())
-      }),
+      fc.property(
+        fc.array(historyItem, { maxLength: 6 }),
+        setupDialog,
+        fc.constantFrom("", "─".repeat(80)),
+        (history, dialog, rule) => {
+          const text = [
+            "╭─── Claude Code ───╮",
+            "╰───────────────────╯",
+            ...history.flatMap((item) => [...item.lines, ""]),
+            rule,
+            ...dialog
+          ]
+          const state = classifyPane(text.join("\n"), clock)
+          expect(state._tag).toBe("setup_dialog")
+          expect(inputBoxText(text.join("\n"))).toStrictEqual(Option.none())
+        }
+      ),
       RUNS
     )
   })
 
   it("an API error after the last work is a turn that ended; new work after it is not", () => {
     fc.assert(
-      fc.property(fc.array(historyItem, { maxLength: 4 }), turnErrorLines, fc.option(newWork, { nil: undefined }), inputBox,
+      fc.property(
+        fc.array(historyItem, { maxLength: 4 }),
+        turnErrorLines,
+        fc.option(newWork, { nil: undefined }),
+        inputBox,
         (history, error, work, box) => {
-          const text = [...history.flatMap((item) => [...item.lines, ""]), "❯ Fix the failing test", ...error, "",
-            ...(work ?? []), "", ...box].join("\n")
+          const text = [
+            ...history.flatMap((item) => [...item.lines, ""]),
+            "❯ Fix the failing test",
+            ...error,
+            "",
+            ...(work ?? []),
+            "",
+            ...box
+          ].join("\n")
           expect(classifyPane(text, clock)._tag).toBe(work === undefined ? "turn_error" : "idle")
-        }),
+        }
+      ),
       RUNS
     )
   })
@@ -274,7 +387,13 @@ describe("classifyPane invariants", () => {
 
   it("a banner counts only where it starts a line: quoted in a prompt, typed in the box, or mid-sentence it does not", () => {
     const rules = (typed: ReadonlyArray<string>) => ["─".repeat(40), ...typed, "─".repeat(40), "  ? for shortcuts"]
-    const quotedInPrompt = ["> Why does it say \"You've hit your limit · resets 3pm\"?", "", "● Because.", "", ...rules(["❯"])]
+    const quotedInPrompt = [
+      "> Why does it say \"You've hit your limit · resets 3pm\"?",
+      "",
+      "● Because.",
+      "",
+      ...rules(["❯"])
+    ]
     const typedInBox = ["● Done.", "", ...rules(["❯ note:", "  You've hit your limit · resets 3pm"])]
     const midSentence = ["● Done.", "", "  ⎿  The run said Claude usage limit reached at 3pm", "", ...rules(["❯"])]
     for (const text of [quotedInPrompt, typedInBox, midSentence]) {
@@ -293,9 +412,11 @@ describe("classifyPane invariants", () => {
   it("the Linux glyph reads like the macOS one: a tool call masks its output, an answer is activity", () => {
     const linux = screen("idle--boxed-prompt-after-work.txt").replaceAll("⏺", "●")
     expect(classifyPane(linux, clock)._tag).toBe("idle")
-    const rule = "─".repeat(100)
     // A recorded 2.1.332 limit (80 columns), with an answer after it.
-    const real = readFileSync(join(SCREENS, "../real-screens/usage_limited--limit-overage-esc--2.1.332--80.txt"), "utf8")
+    const real = readFileSync(
+      join(SCREENS, "../real-screens/usage_limited--limit-overage-esc--2.1.332--80.txt"),
+      "utf8"
+    )
     const limitedThenWork = real.replace("─".repeat(80), `● Retrying now.\n\n${"─".repeat(80)}`)
     expect(classifyPane(real, clock)._tag).toBe("usage_limited")
     expect(classifyPane(limitedThenWork, clock)._tag).toBe("idle")
@@ -314,7 +435,9 @@ describe("parseResetTime", () => {
         fc.constantFrom("am", "pm"),
         fc.constantFrom(...zones),
         (now, hour, minute, meridiem, zone) => {
-          const text = `You've hit your limit · resets ${hour}${minute === 0 ? "" : `:${String(minute).padStart(2, "0")}`}${meridiem} (${zone})`
+          const text = `You've hit your limit · resets ${hour}${
+            minute === 0 ? "" : `:${String(minute).padStart(2, "0")}`
+          }${meridiem} (${zone})`
           const reset = Option.getOrThrow(parseResetTime(text, { now, timeZone: "UTC" }))
           expect(Math.abs(reset - now)).toBeLessThanOrEqual(12 * 3_600_000 + 3_600_000)
           const wallClock = (at: number) => DateTime.toParts(DateTime.makeZonedUnsafe(at, { timeZone: zone }))

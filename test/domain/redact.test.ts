@@ -20,8 +20,16 @@ const wireForms = (secret: string): ReadonlyArray<string> => {
 
 // Small alphabets make secrets overlap, contain each other and touch; `<`, `>` and the letters of "redacted" make them
 // collide with the marker itself.
-const tight = fc.string({ unit: fc.constantFrom("a", "b", "c", "d", "e", "<", ">", "%", "="), minLength: 1, maxLength: 6 })
-const anySecret = fc.oneof(tight, fc.string({ unit: "binary", minLength: 1, maxLength: 12 }), fc.string({ minLength: 1 }))
+const tight = fc.string({
+  unit: fc.constantFrom("a", "b", "c", "d", "e", "<", ">", "%", "="),
+  minLength: 1,
+  maxLength: 6
+})
+const anySecret = fc.oneof(
+  tight,
+  fc.string({ unit: "binary", minLength: 1, maxLength: 12 }),
+  fc.string({ minLength: 1 })
+)
 
 /** Text made of random pieces, whole secrets and the halves of secrets, in any order. */
 const textWith = (secrets: ReadonlyArray<string>) =>
@@ -48,7 +56,8 @@ describe("makeRedactor", () => {
       fc.property(secretsAndText, ([secrets, text]) => {
         const out = makeRedactor(secrets)(text)
         for (const secret of secrets) {
-          for (const form of wireForms(secret)) expect(out.includes(form), `${JSON.stringify(form)} in ${JSON.stringify(out)}`).toBe(false)
+          for (const form of wireForms(secret))
+            expect(out.includes(form), `${JSON.stringify(form)} in ${JSON.stringify(out)}`).toBe(false)
         }
       }),
       PROPERTY_RUNS
@@ -57,10 +66,14 @@ describe("makeRedactor", () => {
 
   it("text with no secret in it comes back unchanged", () => {
     fc.assert(
-      fc.property(fc.array(anySecret, { maxLength: 4 }), fc.string({ unit: "binary", maxLength: 40 }), (secrets, text) => {
-        fc.pre(secrets.every((secret) => wireForms(secret).every((form) => !text.includes(form))))
-        expect(makeRedactor(secrets)(text)).toBe(text)
-      }),
+      fc.property(
+        fc.array(anySecret, { maxLength: 4 }),
+        fc.string({ unit: "binary", maxLength: 40 }),
+        (secrets, text) => {
+          fc.pre(secrets.every((secret) => wireForms(secret).every((form) => !text.includes(form))))
+          expect(makeRedactor(secrets)(text)).toBe(text)
+        }
+      ),
       PROPERTY_RUNS
     )
   })
@@ -72,10 +85,12 @@ describe("makeRedactor", () => {
   })
 
   it("finds the URL-encoded, JSON-escaped and base64 forms, Basic auth included", () => {
-    const redact = makeRedactor(["p@ss/wörd", "alice:s3cret", 'q"uote'])
+    const redact = makeRedactor(["p@ss/wörd", "alice:s3cret", "q\"uote"])
     expect(redact("u=p%40ss%2Fw%C3%B6rd")).toBe("u=<redacted>")
-    expect(redact(`Authorization: Basic ${Buffer.from("alice:s3cret").toString("base64")}`)).toBe("Authorization: Basic <redacted>")
-    expect(redact(JSON.stringify({ echo: 'q"uote' }))).toBe('{"echo":"<redacted>"}')
+    expect(redact(`Authorization: Basic ${Buffer.from("alice:s3cret").toString("base64")}`)).toBe(
+      "Authorization: Basic <redacted>"
+    )
+    expect(redact(JSON.stringify({ echo: "q\"uote" }))).toBe("{\"echo\":\"<redacted>\"}")
   })
 
   it("ignores empty secrets; with none, it is the identity", () => {

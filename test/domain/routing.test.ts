@@ -4,9 +4,9 @@ import fc from "fast-check"
 import { LimitPolicies } from "../../src/domain/limit-policy.ts"
 import { Providers } from "../../src/domain/provider.ts"
 import {
-  DEFAULT_COMPLEXITY_MAP,
-  type Decision,
   decide,
+  type Decision,
+  DEFAULT_COMPLEXITY_MAP,
   parseComplexityMap,
   type Reason,
   type RoutingFields,
@@ -118,22 +118,35 @@ describe("routing invariants", () => {
   })
 
   it("the limit policy delegate sends a task on after a usage limit, to the failover provider, and only then", () => {
-    const limited = { at: "2026-11-24T19:00:00Z", event: "requeued", cause: "usage_limit", reason: "session claude-1 hit its usage limit" }
+    const limited = {
+      at: "2026-11-24T19:00:00Z",
+      event: "requeued",
+      cause: "usage_limit",
+      reason: "session claude-1 hit its usage limit"
+    }
     fc.assert(
       fc.property(routingFields, situations, fc.constantFrom(...LimitPolicies), (t, s, policy) => {
         // A task no earlier rule decides: local by default, delegation neither asked for nor refused.
-        const plain: RoutingFields = { ...(t.complexity_hint === undefined ? {} : { complexity_hint: t.complexity_hint }) }
+        const plain: RoutingFields = {
+          ...(t.complexity_hint === undefined ? {} : { complexity_hint: t.complexity_hint })
+        }
         const delegates = { route: "delegate", provider: s.failoverProvider, reason: "usage_limit" }
         const disabled = { route: "local", reason: "delegation_disabled" }
-        expect(decide({ ...plain, on_limit: "delegate", history: [limited] }, s)).toStrictEqual(s.delegationEnabled ? delegates : disabled)
+        expect(decide({ ...plain, on_limit: "delegate", history: [limited] }, s)).toStrictEqual(
+          s.delegationEnabled ? delegates : disabled
+        )
         // The daemon's LIMIT_POLICY stands in for a missing on_limit.
         expect(decide({ ...plain, history: [limited] }, { ...s, limitPolicy: policy }).route).toBe(
           s.delegationEnabled && policy === "delegate" ? "delegate" : "local"
         )
         // Another policy, a last run that ended otherwise, or allow_delegation: false keeps it local.
         expect(decide({ ...plain, on_limit: "wait", history: [limited] }, s).route).toBe("local")
-        expect(decide({ ...plain, on_limit: "delegate", history: [{ ...limited, cause: "stale" }] }, s).route).toBe("local")
-        expect(decide({ ...plain, on_limit: "delegate", allow_delegation: false, history: [limited] }, s).route).toBe("local")
+        expect(decide({ ...plain, on_limit: "delegate", history: [{ ...limited, cause: "stale" }] }, s).route).toBe(
+          "local"
+        )
+        expect(decide({ ...plain, on_limit: "delegate", allow_delegation: false, history: [limited] }, s).route).toBe(
+          "local"
+        )
       }),
       RUNS
     )

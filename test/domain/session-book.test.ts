@@ -68,7 +68,9 @@ const sighting: fc.Arbitrary<Sighting> = fc.record({
   banner: s.state === "usage_limited" ? s.banner : Option.none(),
   resetAt: s.state === "usage_limited" ? s.resetAt : Option.none(),
   autoContinue: s.state === "usage_limited" && s.autoContinue,
-  question: s.state === "permission_prompt" ? Option.orElse(s.question, () => Option.some("Do you want to proceed?")) : Option.none()
+  question: s.state === "permission_prompt"
+    ? Option.orElse(s.question, () => Option.some("Do you want to proceed?"))
+    : Option.none()
 }))
 
 /** Facts at non-decreasing instants. */
@@ -77,16 +79,39 @@ const facts: fc.Arbitrary<ReadonlyArray<Fact>> = fc.array(
     fc.integer({ min: 0, max: 20 * 60_000 }),
     fc.oneof(
       sighting.map((s) => ({ kind: "Seen" as const, s })),
-      fc.tuple(sighting, fc.constantFrom(...TASKS), fc.constantFrom(...LimitPolicies), fc.constantFrom(...IdlePolicies), fc.boolean())
-        .map(([s, task, policy, idlePolicy, started]) => ({ kind: "Supervised" as const, s, task, policy, idlePolicy, started })),
+      fc.tuple(
+        sighting,
+        fc.constantFrom(...TASKS),
+        fc.constantFrom(...LimitPolicies),
+        fc.constantFrom(...IdlePolicies),
+        fc.boolean()
+      )
+        .map(([s, task, policy, idlePolicy, started]) => ({
+          kind: "Supervised" as const,
+          s,
+          task,
+          policy,
+          idlePolicy,
+          started
+        })),
       fc.constantFrom(...TASKS).map((task) => ({ kind: "CancelFailed" as const, task })),
-      fc.tuple(fc.constantFrom(...TASKS), fc.boolean()).map(([task, taken]) => ({ kind: "ContinueTyped" as const, task, taken })),
-      fc.tuple(fc.constantFrom(...SESSIONS), fc.option(fc.constantFrom("limit A"), { nil: undefined })).map(([session, banner]) => ({
+      fc.tuple(fc.constantFrom(...TASKS), fc.boolean()).map(([task, taken]) => ({
+        kind: "ContinueTyped" as const,
+        task,
+        taken
+      })),
+      fc.tuple(fc.constantFrom(...SESSIONS), fc.option(fc.constantFrom("limit A"), { nil: undefined })).map((
+        [session, banner]
+      ) => ({
         kind: "Dispatched" as const,
         session,
         banner
       })),
-      fc.tuple(fc.constantFrom(...SESSIONS), fc.boolean()).map(([session, blocked]) => ({ kind: "NotTaken" as const, session, blocked })),
+      fc.tuple(fc.constantFrom(...SESSIONS), fc.boolean()).map(([session, blocked]) => ({
+        kind: "NotTaken" as const,
+        session,
+        blocked
+      })),
       fc.constantFrom(...TASKS).map((task) => ({ kind: "TaskLeft" as const, task }))
     )
   ),
@@ -99,7 +124,16 @@ const facts: fc.Arbitrary<ReadonlyArray<Fact>> = fc.array(
       case "Seen":
         return { _tag: "Seen", at, sighting: step.s }
       case "Supervised":
-        return { _tag: "Supervised", at, task: step.task, run: "r1", policy: step.policy, idlePolicy: step.idlePolicy, started: step.started, sighting: step.s }
+        return {
+          _tag: "Supervised",
+          at,
+          task: step.task,
+          run: "r1",
+          policy: step.policy,
+          idlePolicy: step.idlePolicy,
+          started: step.started,
+          sighting: step.s
+        }
       case "CancelFailed":
         return { _tag: "CancelFailed", at, task: step.task, reason: "Esc did not cancel it" }
       case "ContinueTyped":
@@ -107,75 +141,128 @@ const facts: fc.Arbitrary<ReadonlyArray<Fact>> = fc.array(
       case "Dispatched":
         return { _tag: "Dispatched", at, session: step.session, banner: Option.fromNullishOr(step.banner) }
       case "NotTaken":
-        return { _tag: "NotTaken", at, session: step.session, reason: "did not take it", restMs: 60_000, blocked: step.blocked }
+        return {
+          _tag: "NotTaken",
+          at,
+          session: step.session,
+          reason: "did not take it",
+          restMs: 60_000,
+          blocked: step.blocked
+        }
       case "TaskLeft":
         return { _tag: "TaskLeft", task: step.task }
     }
   })
 })
 
-const run = (all: ReadonlyArray<Fact>, bookSettings: BookSettings = settings()) => applyAll(emptyBook, bookSettings, all)
+const run = (all: ReadonlyArray<Fact>, bookSettings: BookSettings = settings()) =>
+  applyAll(emptyBook, bookSettings, all)
 const lastAt = (all: ReadonlyArray<Fact>) => all.reduce((at, fact) => ("at" in fact ? fact.at : at), 1_000_000)
 
 describe("session book", () => {
   it("a free session is idle (or shows a limit its account no longer rests for), has an empty input box, no task, and nothing holding it back", () => {
     fc.assert(
-      fc.property(facts, sighting, fc.boolean(), fc.integer({ min: 0, max: 10 * 3_600_000 }), (all, look, hasTask, later) => {
-        const { book } = run(all)
-        const at = lastAt(all) + later
-        if (!isFree(book, settings(), look, at, hasTask)) return
-        const state = effectiveState(book, settings(), look, at)
-        expect(["idle", "usage_limited"]).toContain(state)
-        expect(hasTask).toBe(false)
-        expect(Option.getOrUndefined(look.inputBox)).toBe("")
-        expect(Option.isNone(coolingUntil(book, settings(), look.session, at))).toBe(true)
-        expect((book.resting.get(look.session)?.until ?? 0) <= at).toBe(true)
-        expect(book.questions.has(look.session) || book.blocked.has(look.session) || book.troubled.has(look.session)).toBe(false)
-      }),
+      fc.property(
+        facts,
+        sighting,
+        fc.boolean(),
+        fc.integer({ min: 0, max: 10 * 3_600_000 }),
+        (all, look, hasTask, later) => {
+          const { book } = run(all)
+          const at = lastAt(all) + later
+          if (!isFree(book, settings(), look, at, hasTask)) return
+          const state = effectiveState(book, settings(), look, at)
+          expect(["idle", "usage_limited"]).toContain(state)
+          expect(hasTask).toBe(false)
+          expect(Option.getOrUndefined(look.inputBox)).toBe("")
+          expect(Option.isNone(coolingUntil(book, settings(), look.session, at))).toBe(true)
+          expect((book.resting.get(look.session)?.until ?? 0) <= at).toBe(true)
+          expect(book.questions.has(look.session) || book.blocked.has(look.session) || book.troubled.has(look.session))
+            .toBe(false)
+        }
+      ),
       RUNS
     )
   })
 
   it("a usage limit rests every session of the account until its reset (never before now), and no other account", () => {
     fc.assert(
-      fc.property(facts, fc.constantFrom(...SESSIONS), fc.option(fc.integer({ min: 0, max: 40_000_000 }), { nil: undefined }), (all, session, resetAt) => {
-        const at = lastAt(all) + 1
-        const limit = aSighting({
-          session,
-          state: "usage_limited",
-          banner: Option.some("a brand new limit"),
-          resetAt: Option.fromNullishOr(resetAt)
-        })
-        const { book } = apply(run(all).book, settings(), { _tag: "Seen", at, sighting: limit })
-        for (const other of SESSIONS) {
-          const until = coolingUntil(book, settings(), other, at)
-          if (accountOf(other) === accountOf(session)) {
-            const expected = resetAt === undefined ? at + settings().limitCooldownMs : Math.max(resetAt, at)
-            // A reset time already past means "try again now": no rest at all.
-            if (expected > at) expect(Option.getOrUndefined(until)).toBe(expected)
-            else expect(Option.isNone(until)).toBe(true)
-            // Resting means not free, whatever its screen says, until the reset.
-            const idle: Sighting = { ...limit, session: other, state: "idle", banner: Option.none(), resetAt: Option.none() }
-            if (expected > at + 1) expect(isFree(book, settings(), idle, at + 1, false)).toBe(false)
+      fc.property(
+        facts,
+        fc.constantFrom(...SESSIONS),
+        fc.option(fc.integer({ min: 0, max: 40_000_000 }), { nil: undefined }),
+        (all, session, resetAt) => {
+          const at = lastAt(all) + 1
+          const limit = aSighting({
+            session,
+            state: "usage_limited",
+            banner: Option.some("a brand new limit"),
+            resetAt: Option.fromNullishOr(resetAt)
+          })
+          const { book } = apply(run(all).book, settings(), { _tag: "Seen", at, sighting: limit })
+          for (const other of SESSIONS) {
+            const until = coolingUntil(book, settings(), other, at)
+            if (accountOf(other) === accountOf(session)) {
+              const expected = resetAt === undefined ? at + settings().limitCooldownMs : Math.max(resetAt, at)
+              // A reset time already past means "try again now": no rest at all.
+              if (expected > at) expect(Option.getOrUndefined(until)).toBe(expected)
+              else expect(Option.isNone(until)).toBe(true)
+              // Resting means not free, whatever its screen says, until the reset.
+              const idle: Sighting = {
+                ...limit,
+                session: other,
+                state: "idle",
+                banner: Option.none(),
+                resetAt: Option.none()
+              }
+              if (expected > at + 1) expect(isFree(book, settings(), idle, at + 1, false)).toBe(false)
+            }
           }
         }
-      }),
+      ),
       RUNS
     )
   })
 
   it("the banner that was on screen when a prompt was typed, seen again within the grace, neither rests the account nor ends the run", () => {
     const at = 1_000_000
-    const limited: Sighting = aSighting({ session: "claude-3", state: "usage_limited", banner: Option.some("old banner") })
-    const dispatched = apply(emptyBook, settings(), { _tag: "Dispatched", at, session: "claude-3", banner: Option.some("old banner") })
+    const limited: Sighting = aSighting({
+      session: "claude-3",
+      state: "usage_limited",
+      banner: Option.some("old banner")
+    })
+    const dispatched = apply(emptyBook, settings(), {
+      _tag: "Dispatched",
+      at,
+      session: "claude-3",
+      banner: Option.some("old banner")
+    })
     const seen = applyAll(dispatched.book, settings(), [
       { _tag: "Seen", at: at + 5_000, sighting: limited },
-      { _tag: "Supervised", at: at + 5_000, task: TASKS[0] ?? TaskName.make("a.md"), run: "r1", policy: "requeue", idlePolicy: "attention", started: true, sighting: limited }
+      {
+        _tag: "Supervised",
+        at: at + 5_000,
+        task: TASKS[0] ?? TaskName.make("a.md"),
+        run: "r1",
+        policy: "requeue",
+        idlePolicy: "attention",
+        started: true,
+        sighting: limited
+      }
     ])
     expect(seen.decisions).toStrictEqual([])
     expect(Option.isNone(coolingUntil(seen.book, settings(), "claude-3", at + 5_000))).toBe(true)
     // After the grace, the same banner is a limit: the run ends.
-    const later = apply(seen.book, settings(), { _tag: "Supervised", at: at + 20_000, task: TaskName.make("a.md"), run: "r1", policy: "requeue", idlePolicy: "attention", started: true, sighting: limited })
+    const later = apply(seen.book, settings(), {
+      _tag: "Supervised",
+      at: at + 20_000,
+      task: TaskName.make("a.md"),
+      run: "r1",
+      policy: "requeue",
+      idlePolicy: "attention",
+      started: true,
+      sighting: limited
+    })
     expect(later.decisions).toMatchObject([{ _tag: "EndRun", cause: "usage_limit" }])
   })
 
@@ -185,7 +272,16 @@ describe("session book", () => {
         const before = run(all).book
         const at = lastAt(all) + 60_000
         const task = TaskName.make("a.md")
-        const step = apply(before, settings(), { _tag: "Supervised", at, task, run: "r1", policy, idlePolicy: "attention", started: true, sighting: look })
+        const step = apply(before, settings(), {
+          _tag: "Supervised",
+          at,
+          task,
+          run: "r1",
+          policy,
+          idlePolicy: "attention",
+          started: true,
+          sighting: look
+        })
         const ends = step.decisions.filter((decision) => decision._tag === "EndRun")
         const state = effectiveState(before, settings(), look, at)
         // Where Esc failed to cancel the automatic continue often enough, the task waits instead.
@@ -224,9 +320,17 @@ describe("session book", () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 0, max: 4 * 3_600_000 }),
-        fc.array(fc.tuple(fc.integer({ min: 1_000, max: 40 * 60_000 }), fc.boolean(), fc.constantFrom("", "", "typed", undefined), fc.boolean()), {
-          maxLength: 40
-        }),
+        fc.array(
+          fc.tuple(
+            fc.integer({ min: 1_000, max: 40 * 60_000 }),
+            fc.boolean(),
+            fc.constantFrom("", "", "typed", undefined),
+            fc.boolean()
+          ),
+          {
+            maxLength: 40
+          }
+        ),
         (resetIn, steps) => {
           const start = 1_000_000
           const resetAt = start + resetIn
@@ -256,7 +360,13 @@ describe("session book", () => {
               expect(box).toBe("")
               if (lastContinue !== undefined) expect(at - lastContinue).toBeGreaterThanOrEqual(RETRY_AFTER_MS)
               lastContinue = at
-              const typed = apply(book, settings(), { _tag: "ContinueTyped", at, task, taken, reason: taken ? "" : "not taken" })
+              const typed = apply(book, settings(), {
+                _tag: "ContinueTyped",
+                at,
+                task,
+                taken,
+                reason: taken ? "" : "not taken"
+              })
               book = typed.book
               if (!taken) refused++
             }
@@ -281,7 +391,10 @@ describe("session book", () => {
     const look = (state: SessionState): Sighting => aSighting({ state, fingerprint: state })
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(fc.integer({ min: 1_000, max: 90_000 }), fc.constantFrom<SessionState>("idle", "idle", "busy")), { maxLength: 30 }),
+        fc.array(
+          fc.tuple(fc.integer({ min: 1_000, max: 90_000 }), fc.constantFrom<SessionState>("idle", "idle", "busy")),
+          { maxLength: 30 }
+        ),
         fc.constantFrom(...IdlePolicies),
         fc.boolean(),
         (looks, idlePolicy, started) => {
@@ -291,7 +404,16 @@ describe("session book", () => {
           let notes = 0
           for (const [gap, state] of looks) {
             at += gap
-            const step = apply(book, settings(), { _tag: "Supervised", at, task, run: "r1", policy: "requeue", idlePolicy, started, sighting: look(state) })
+            const step = apply(book, settings(), {
+              _tag: "Supervised",
+              at,
+              task,
+              run: "r1",
+              policy: "requeue",
+              idlePolicy,
+              started,
+              sighting: look(state)
+            })
             book = step.book
             idleSince = state === "idle" ? idleSince ?? at : undefined
             const idleFor = idleSince === undefined ? 0 : at - idleSince
@@ -317,44 +439,73 @@ describe("session book", () => {
 
   it("requeue with an automatic continue: Esc first; after CANCEL_TRIES failed presses the task waits for the reset instead of running twice", () => {
     const task = TaskName.make("a.md")
-    const limited: Sighting = aSighting({ state: "usage_limited", banner: Option.some("You've hit your 5-hour limit · resets 3pm"), resetAt: Option.some(9_000_000), autoContinue: true })
+    const limited: Sighting = aSighting({
+      state: "usage_limited",
+      banner: Option.some("You've hit your 5-hour limit · resets 3pm"),
+      resetAt: Option.some(9_000_000),
+      autoContinue: true
+    })
     let book: Book = emptyBook
     for (let tries = 0; tries < CANCEL_TRIES; tries++) {
-      const step = apply(book, settings(), { _tag: "Supervised", at: 1_000 + tries, task, run: "r1", policy: "requeue", idlePolicy: "attention", started: true, sighting: limited })
+      const step = apply(book, settings(), {
+        _tag: "Supervised",
+        at: 1_000 + tries,
+        task,
+        run: "r1",
+        policy: "requeue",
+        idlePolicy: "attention",
+        started: true,
+        sighting: limited
+      })
       expect(step.decisions).toMatchObject([{ _tag: "EndRun", cancelAutoContinue: true }])
       book = apply(step.book, settings(), { _tag: "CancelFailed", at: 1_000 + tries, task, reason: "no" }).book
     }
-    const after = apply(book, settings(), { _tag: "Supervised", at: 2_000, task, run: "r1", policy: "requeue", idlePolicy: "attention", started: true, sighting: limited })
+    const after = apply(book, settings(), {
+      _tag: "Supervised",
+      at: 2_000,
+      task,
+      run: "r1",
+      policy: "requeue",
+      idlePolicy: "attention",
+      started: true,
+      sighting: limited
+    })
     expect(after.decisions.filter((d) => d._tag === "EndRun")).toStrictEqual([])
     expect(after.book.waits.get(task)).toMatchObject({ auto: true, until: 9_000_000 })
   })
 
   it("a limit menu (no input box) is closed with one Esc per banner, tried again no sooner than RETRY_AFTER_MS and at most DISMISS_TRIES times, then listed for a person", () => {
-    const menu = (banner: string): Sighting => aSighting({ session: "claude-2", state: "usage_limited", banner: Option.some(banner), inputBox: Option.none() })
+    const menu = (banner: string): Sighting =>
+      aSighting({ session: "claude-2", state: "usage_limited", banner: Option.some(banner), inputBox: Option.none() })
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.integer({ min: 100, max: 60_000 }), fc.constantFrom("limit A", "limit B")), { maxLength: 40 }), (looks) => {
-        let book: Book = emptyBook
-        let at = 0
-        const presses = new Map<string, Array<number>>()
-        let previous: string | undefined
-        for (const [gap, banner] of looks) {
-          at += gap
-          if (banner !== previous) presses.set(banner, [])
-          previous = banner
-          const step = apply(book, settings(), { _tag: "Seen", at, sighting: menu(banner) })
-          book = step.book
-          const times = presses.get(banner) ?? []
-          for (const d of step.decisions) if (d._tag === "DismissMenu") times.push(at)
-          presses.set(banner, times)
-          expect(times.length).toBeLessThanOrEqual(DISMISS_TRIES)
-          times.slice(1).forEach((time, i) => expect(time - (times[i] ?? 0)).toBeGreaterThanOrEqual(RETRY_AFTER_MS))
-          // A new banner is closed at once.
-          expect(times.length).toBeGreaterThanOrEqual(1)
-          // Seen again after the last press it may make: a person must close it.
-          const pressedNow = step.decisions.some((d) => d._tag === "DismissMenu")
-          expect(book.troubled.has("claude-2")).toBe(times.length === DISMISS_TRIES && !pressedNow)
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 100, max: 60_000 }), fc.constantFrom("limit A", "limit B")), {
+          maxLength: 40
+        }),
+        (looks) => {
+          let book: Book = emptyBook
+          let at = 0
+          const presses = new Map<string, Array<number>>()
+          let previous: string | undefined
+          for (const [gap, banner] of looks) {
+            at += gap
+            if (banner !== previous) presses.set(banner, [])
+            previous = banner
+            const step = apply(book, settings(), { _tag: "Seen", at, sighting: menu(banner) })
+            book = step.book
+            const times = presses.get(banner) ?? []
+            for (const d of step.decisions) if (d._tag === "DismissMenu") times.push(at)
+            presses.set(banner, times)
+            expect(times.length).toBeLessThanOrEqual(DISMISS_TRIES)
+            times.slice(1).forEach((time, i) => expect(time - (times[i] ?? 0)).toBeGreaterThanOrEqual(RETRY_AFTER_MS))
+            // A new banner is closed at once.
+            expect(times.length).toBeGreaterThanOrEqual(1)
+            // Seen again after the last press it may make: a person must close it.
+            const pressedNow = step.decisions.some((d) => d._tag === "DismissMenu")
+            expect(book.troubled.has("claude-2")).toBe(times.length === DISMISS_TRIES && !pressedNow)
+          }
         }
-      }),
+      ),
       RUNS
     )
   })
@@ -364,31 +515,51 @@ describe("session book", () => {
     const busy = (fingerprint: string): Sighting => aSighting({ state: "busy", fingerprint })
     const task = TaskName.make("a.md")
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 1_000, max: 120_000 }), { minLength: 1, maxLength: 60 }), fc.boolean(), (gaps, changing) => {
-        let at = 0
-        let book: Book = emptyBook
-        const ends: Array<unknown> = []
-        gaps.forEach((gap, index) => {
-          at += gap
-          const step = apply(book, requeueAfter, { _tag: "Supervised", at, task, run: "r1", policy: "requeue", idlePolicy: "attention", started: true, sighting: busy(changing ? `s${index}` : "same") })
-          book = step.book
-          ends.push(...step.decisions.filter((decision) => decision._tag === "EndRun"))
-        })
-        const span = gaps.slice(1).reduce((a, b) => a + b, 0)
-        if (changing) expect(ends).toStrictEqual([])
-        else if (span < 10 * 60_000) expect(ends).toStrictEqual([])
-        else {
-          expect(ends.length).toBeGreaterThanOrEqual(1)
-          expect(ends[0]).toMatchObject({ cause: "stale", interrupt: true })
+      fc.property(
+        fc.array(fc.integer({ min: 1_000, max: 120_000 }), { minLength: 1, maxLength: 60 }),
+        fc.boolean(),
+        (gaps, changing) => {
+          let at = 0
+          let book: Book = emptyBook
+          const ends: Array<unknown> = []
+          gaps.forEach((gap, index) => {
+            at += gap
+            const step = apply(book, requeueAfter, {
+              _tag: "Supervised",
+              at,
+              task,
+              run: "r1",
+              policy: "requeue",
+              idlePolicy: "attention",
+              started: true,
+              sighting: busy(changing ? `s${index}` : "same")
+            })
+            book = step.book
+            ends.push(...step.decisions.filter((decision) => decision._tag === "EndRun"))
+          })
+          const span = gaps.slice(1).reduce((a, b) => a + b, 0)
+          if (changing) expect(ends).toStrictEqual([])
+          else if (span < 10 * 60_000) expect(ends).toStrictEqual([])
+          else {
+            expect(ends.length).toBeGreaterThanOrEqual(1)
+            expect(ends[0]).toMatchObject({ cause: "stale", interrupt: true })
+          }
         }
-      }),
+      ),
       RUNS
     )
   })
 
   it("a session that did not take a prompt rests, and one that kept text in its box stays blocked until its box is seen empty", () => {
     const at = 1_000
-    const blocked = apply(emptyBook, settings(), { _tag: "NotTaken", at, session: "claude-1", reason: "kept it", restMs: 60_000, blocked: true }).book
+    const blocked = apply(emptyBook, settings(), {
+      _tag: "NotTaken",
+      at,
+      session: "claude-1",
+      reason: "kept it",
+      restMs: 60_000,
+      blocked: true
+    }).book
     const look = (inputBox: string): Sighting => aSighting({ inputBox: Option.some(inputBox) })
     expect(isFree(blocked, settings(), look(""), at + 30_000, false)).toBe(false)
     const stillFull = apply(blocked, settings(), { _tag: "Seen", at: at + 90_000, sighting: look("leftover") }).book
@@ -403,7 +574,9 @@ describe("session book", () => {
         let book: Book = emptyBook
         for (const fact of all) {
           const step = apply(book, settings(Option.some(60_000)), fact)
-          expect(step.decisions.filter((decision) => decision._tag === "EndRun").length).toBeLessThanOrEqual(fact._tag === "Supervised" ? 1 : 0)
+          expect(step.decisions.filter((decision) => decision._tag === "EndRun").length).toBeLessThanOrEqual(
+            fact._tag === "Supervised" ? 1 : 0
+          )
           book = step.book
         }
         // The watchdog keeps only tasks supervised and not left since.

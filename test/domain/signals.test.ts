@@ -12,12 +12,24 @@ const NOW = Date.parse("2026-11-25T12:00:00Z")
 const options = { now: NOW, timeZone: "America/New_York" }
 const pane = (state: SessionState): Sighting => aSighting({ state })
 const STATES: ReadonlyArray<SessionState> = [
-  "idle", "busy", "permission_prompt", "usage_limited", "setup_dialog", "turn_error", "exited", "unknown", "missing"
+  "idle",
+  "busy",
+  "permission_prompt",
+  "usage_limited",
+  "setup_dialog",
+  "turn_error",
+  "exited",
+  "unknown",
+  "missing"
 ]
 const facts: ReadonlyArray<HookFact> = [
   HookFact.PromptSubmitted({ run: Option.some("r1"), task: Option.some("t.md") }),
   HookFact.TurnEnded(),
-  HookFact.TurnFailed({ kind: "limit", error: "rate_limit", text: "You've hit your 5-hour limit · resets 1:11pm (America/New_York)" }),
+  HookFact.TurnFailed({
+    kind: "limit",
+    error: "rate_limit",
+    text: "You've hit your 5-hour limit · resets 1:11pm (America/New_York)"
+  }),
   HookFact.TurnFailed({ kind: "overloaded", error: "overloaded", text: "API Error: Repeated 529 Overloaded errors" }),
   HookFact.TurnFailed({ kind: "auth", error: "authentication_failed", text: "Not logged in" }),
   HookFact.NeedsPerson({ reason: "Claude needs your permission" }),
@@ -30,11 +42,16 @@ const facts: ReadonlyArray<HookFact> = [
 describe("hooks and screen together", () => {
   it("liveness is the screen's: gone or exited stays so whatever the hooks said", () => {
     fc.assert(
-      fc.property(fc.constantFrom<SessionState>("missing", "exited"), fc.array(fc.constantFrom(...facts)), fc.nat({ max: 600_000 }), (state, said, age) => {
-        const merged = mergeSignals(pane(state), said.map((fact) => ({ fact, at: NOW - age })), options)
-        expect(merged.state).toBe(state)
-        expect(merged.signal).toBe("pane")
-      }),
+      fc.property(
+        fc.constantFrom<SessionState>("missing", "exited"),
+        fc.array(fc.constantFrom(...facts)),
+        fc.nat({ max: 600_000 }),
+        (state, said, age) => {
+          const merged = mergeSignals(pane(state), said.map((fact) => ({ fact, at: NOW - age })), options)
+          expect(merged.state).toBe(state)
+          expect(merged.signal).toBe("pane")
+        }
+      ),
       RUNS
     )
   })
@@ -45,9 +62,13 @@ describe("hooks and screen together", () => {
 
   it("a dialog on screen is never hidden by a hook", () => {
     fc.assert(
-      fc.property(fc.constantFrom<SessionState>("permission_prompt", "setup_dialog"), fc.array(fc.constantFrom(...facts)), (state, said) => {
-        expect(mergeSignals(pane(state), said.map((fact) => ({ fact, at: NOW - 1_000 })), options).state).toBe(state)
-      }),
+      fc.property(
+        fc.constantFrom<SessionState>("permission_prompt", "setup_dialog"),
+        fc.array(fc.constantFrom(...facts)),
+        (state, said) => {
+          expect(mergeSignals(pane(state), said.map((fact) => ({ fact, at: NOW - 1_000 })), options).state).toBe(state)
+        }
+      ),
       RUNS
     )
   })
@@ -61,14 +82,23 @@ describe("hooks and screen together", () => {
 
   it("an error that ended the turn reads as a turn error; the screen's new work after it wins", () => {
     const error = facts[3] ?? HookFact.TurnEnded()
-    expect(mergeSignals(pane("idle"), [{ fact: error, at: NOW - 2_000 }], options)).toMatchObject({ state: "turn_error", signal: "hook" })
+    expect(mergeSignals(pane("idle"), [{ fact: error, at: NOW - 2_000 }], options)).toMatchObject({
+      state: "turn_error",
+      signal: "hook"
+    })
     expect(mergeSignals(pane("busy"), [{ fact: error, at: NOW - 2_000 }], options).state).toBe("busy")
   })
 
   it("a submitted prompt is busy even on an idle-looking screen — until the screen has disagreed longer than a hook is trusted", () => {
     const submitted = facts[0] ?? HookFact.TurnEnded()
-    expect(mergeSignals(pane("idle"), [{ fact: submitted, at: NOW - 1_000 }], options)).toMatchObject({ state: "busy", signal: "hook" })
-    expect(mergeSignals(pane("idle"), [{ fact: submitted, at: NOW - HOOK_TRUST_MS - 1 }], options)).toMatchObject({ state: "idle", signal: "pane" })
+    expect(mergeSignals(pane("idle"), [{ fact: submitted, at: NOW - 1_000 }], options)).toMatchObject({
+      state: "busy",
+      signal: "hook"
+    })
+    expect(mergeSignals(pane("idle"), [{ fact: submitted, at: NOW - HOOK_TRUST_MS - 1 }], options)).toMatchObject({
+      state: "idle",
+      signal: "pane"
+    })
   })
 
   it("the newest fact about the turn counts; Other and Started say nothing about it", () => {

@@ -11,8 +11,8 @@ import {
   parseTask,
   parseTaskBytes,
   quarantineNameFor,
-  QueueOrder,
   queueKey,
+  QueueOrder,
   renderTask,
   type Task,
   TaskName,
@@ -148,15 +148,22 @@ describe("parseTask", () => {
     )
     expect(parseError("a.md", "---\nx: !!binary aGk=\n---\n").problem).toContain("YAML tag !!binary is not allowed")
     expect(parseError("a.md", "---\nx: !mine y\n---\n").problem).toContain("YAML tag !mine is not allowed")
-    expect(parsed("a.md", "---\ntitle: !!str 12\npriority: !!int 3\n---\n").fields).toStrictEqual({ title: "12", priority: 3 })
+    expect(parsed("a.md", "---\ntitle: !!str 12\npriority: !!int 3\n---\n").fields).toStrictEqual({
+      title: "12",
+      priority: 3
+    })
   })
 
   it("rejects NUL bytes anywhere in the file, naming their line", () => {
-    expect(parseError("a.md", "no frontmatter\nbut a \0 here").message).toBe("a.md:2:7: contains NUL bytes; task files are text")
+    expect(parseError("a.md", "no frontmatter\nbut a \0 here").message).toBe(
+      "a.md:2:7: contains NUL bytes; task files are text"
+    )
   })
 
   it("refuses names that are not plain task file names", () => {
-    for (const name of [".hidden.md", "notes.txt", "dir/x.md", "x.md.tmp", "-x.md", "a\tb.md", `${"x".repeat(198)}.md`]) {
+    for (
+      const name of [".hidden.md", "notes.txt", "dir/x.md", "x.md.tmp", "-x.md", "a\tb.md", `${"x".repeat(198)}.md`]
+    ) {
       expect(parseError(name, "body").problem).toContain("not a task file name: ")
     }
   })
@@ -167,13 +174,17 @@ describe("frontmatter limits", () => {
 
   it(`accepts ${MAX_FRONTMATTER_BYTES} bytes of frontmatter and refuses one more, counting UTF-8 bytes`, () => {
     const line = (bytes: number) => `title: ${"x".repeat(bytes - "title: \n".length)}\n`
-    expect(parsed("a.md", frontmatterOf(line(MAX_FRONTMATTER_BYTES))).fields.title).toHaveLength(MAX_FRONTMATTER_BYTES - 8)
+    expect(parsed("a.md", frontmatterOf(line(MAX_FRONTMATTER_BYTES))).fields.title).toHaveLength(
+      MAX_FRONTMATTER_BYTES - 8
+    )
     expect(parseError("a.md", frontmatterOf(line(MAX_FRONTMATTER_BYTES + 1))).message).toBe(
       "a.md:1: frontmatter is 65537 bytes; the limit is 65536 (64 KiB)"
     )
     // 21,851 characters, but 65,537 bytes.
     expect(Result.isSuccess(parseTask("a.md", frontmatterOf(`title: ${"€".repeat(21_842)}\n`)))).toBe(true)
-    expect(parseError("a.md", frontmatterOf(`title: ${"€".repeat(21_843)}\n`)).problem).toContain("frontmatter is 65537 bytes")
+    expect(parseError("a.md", frontmatterOf(`title: ${"€".repeat(21_843)}\n`)).problem).toContain(
+      "frontmatter is 65537 bytes"
+    )
   })
 
   it(`accepts ${MAX_FRONTMATTER_KEYS} keys and refuses one more, at the first key too many`, () => {
@@ -228,7 +239,9 @@ describe("decodeTaskBytes", () => {
     ["a sequence cut short by the end", [0x61, 0xf0, 0x9f, 0x98], 1],
     ["Latin-1 text", [0x63, 0x61, 0x66, 0xe9, 0x0a], 3]
   ])("refuses %s, naming the offset where valid text stops", (_, values, offset) => {
-    expect(decodeTaskBytes(bytes(...values))).toStrictEqual(Result.fail(`not UTF-8 text (invalid byte at offset ${offset})`))
+    expect(decodeTaskBytes(bytes(...values))).toStrictEqual(
+      Result.fail(`not UTF-8 text (invalid byte at offset ${offset})`)
+    )
   })
 
   it("turns undecodable bytes into a TaskParseError naming the file", () => {
@@ -251,7 +264,10 @@ describe("task names", () => {
     ["a\nb.md", "must not contain control characters (U+000A at character 2)"],
     ["a\u009bb.md", "must not contain control characters (U+009B at character 2)"],
     ["a\udfffb.md", "must be valid Unicode (lone surrogate U+DFFF at character 2)"],
-    [`${"é".repeat(99)}.md`, "must be at most 200 bytes in UTF-8, so NAME.md.delegated and temporary names fit in 255 (it is 201)"]
+    [
+      `${"é".repeat(99)}.md`,
+      "must be at most 200 bytes in UTF-8, so NAME.md.delegated and temporary names fit in 255 (it is 201)"
+    ]
   ])("%j: %s", (name, problem) => {
     expect(taskNameProblem(name)).toBe(problem)
     expect(Schema.is(TaskName)(name)).toBe(problem === undefined)

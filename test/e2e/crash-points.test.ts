@@ -24,7 +24,11 @@ afterEach(async () => {
 })
 const summary: Array<string> = []
 afterAll(() => {
-  console.log(`crash points: ${summary.length} walked (all ${Failpoints.length}, and ${HEADLESS_POINTS.length} of them again on a headless run); nothing lost, nothing run twice\n${summary.map((line) => `  ${line}`).join("\n")}`)
+  console.log(
+    `crash points: ${summary.length} walked (all ${Failpoints.length}, and ${HEADLESS_POINTS.length} of them again on a headless run); nothing lost, nothing run twice\n${
+      summary.map((line) => `  ${line}`).join("\n")
+    }`
+  )
 })
 
 type Scenario = "local" | "local-session-exits" | "delegated" | "retry" | "quarantine"
@@ -66,7 +70,12 @@ const setUp = async (scenario: Scenario): Promise<World> => {
   const logDir = mkdtempSync(join(tmpdir(), "cf-crash-log-"))
   const log = join(logDir, "standins.jsonl")
   const server = await startFakeSecutools({ apiKey: KEY, durationMs: 400, seed: 3 })
-  cleanups.push(() => tmux.kill(), () => queue.remove(), () => rmSync(logDir, { recursive: true, force: true }), () => server.close())
+  cleanups.push(
+    () => tmux.kill(),
+    () => queue.remove(),
+    () => rmSync(logDir, { recursive: true, force: true }),
+    () => server.close()
+  )
   const standin = (session: string, env: Record<string, string> = {}) =>
     tmux.startStandin(session, { STANDIN_WORK_MS: "800", STANDIN_LOG: log, STANDIN_NAME: session, ...env })
   const drop = (name: string, text: string) => writeFileSync(join(queue.root, "pending", name), text)
@@ -94,9 +103,12 @@ const setUp = async (scenario: Scenario): Promise<World> => {
       break
   }
   if (scenario !== "delegated") {
-    await waitFor("the stand-ins to show their input box", () =>
-      tmux.socket !== "" && spawnSync("tmux", ["-L", tmux.socket, "list-sessions"]).status === 0 &&
-      tmux.capture("claude-1").includes("? for shortcuts"))
+    await waitFor(
+      "the stand-ins to show their input box",
+      () =>
+        tmux.socket !== "" && spawnSync("tmux", ["-L", tmux.socket, "list-sessions"]).status === 0 &&
+        tmux.capture("claude-1").includes("? for shortcuts")
+    )
   }
   return { queue, tmux, log, server, names: scenario === "quarantine" ? ["t.md", "bad.md"] : ["t.md"] }
 }
@@ -178,8 +190,10 @@ describe("every crash point of docs/crash-states.md", () => {
           expect(world.queue.list("failed")).toContain("bad.md.error")
           break
       }
-      summary.push(`${point.padEnd(17)} at crash: ${atCrash || "(empty)"} → ${outcome}, attempts ${fields.attempts ?? 0}, ` +
-        `runs submitted ${census.runsSubmitted}, jobs ${Object.keys(world.server.counters().jobsByKey).length}`)
+      summary.push(
+        `${point.padEnd(17)} at crash: ${atCrash || "(empty)"} → ${outcome}, attempts ${fields.attempts ?? 0}, ` +
+          `runs submitted ${census.runsSubmitted}, jobs ${Object.keys(world.server.counters().jobsByKey).length}`
+      )
     }, 90_000)
   }
 })
@@ -195,7 +209,6 @@ const HEADLESS_POINTS: ReadonlyArray<readonly [Failpoint, string]> = [
   ["requeue:written", "crash,ok"],
   ["requeue:moved", "crash,ok"]
 ]
-
 
 describe("every crash point a headless run passes", () => {
   for (const [point, modes] of HEADLESS_POINTS) {
@@ -229,25 +242,38 @@ describe("every crash point a headless run passes", () => {
       // Finished, and its run over: the result's facts are in the done file (the completion line came first) — except
       // when the daemon died applying that line: the run's result then went to no one (docs/crash-states.md).
       const lostFacts = point.startsWith("complete:")
-      await waitFor(`t.md finished after the restart (crashed at ${point}: ${atCrash})`, () =>
-        queue.tasks("done").includes("t.md") && queue.tasks("active").length === 0 &&
-        (lostFacts || taskFields("t.md", queue.read("done", "t.md")).transcript !== undefined), 40_000)
+      await waitFor(
+        `t.md finished after the restart (crashed at ${point}: ${atCrash})`,
+        () =>
+          queue.tasks("done").includes("t.md") && queue.tasks("active").length === 0 &&
+          (lostFacts || taskFields("t.md", queue.read("done", "t.md")).transcript !== undefined),
+        40_000
+      )
       expect(await restarted.stop()).toBe(0)
       const { problems } = checkInvariants(queue.root, { names: ["t.md"], allFinished: true })
       expect(problems, `crashed at ${point} (${atCrash})`).toStrictEqual([])
-      const events = readStandinLog(log) as ReadonlyArray<{ readonly event: string; readonly pid?: number; readonly command?: string }>
+      const events = readStandinLog(log) as ReadonlyArray<
+        { readonly event: string; readonly pid?: number; readonly command?: string }
+      >
       // Every stand-in process is gone, and the task's completion line ran for one run only.
       const pids = events.flatMap((e) => (e.event === "started" && e.pid !== undefined ? [e.pid] : []))
       expect(pids.filter(isRunning), "stand-in processes left").toStrictEqual([])
-      const completedRuns = new Set(events.flatMap((e) => (e.event === "completion" ? [/--run (\S+)/.exec(e.command ?? "")?.[1]] : [])))
+      const completedRuns = new Set(
+        events.flatMap((e) => (e.event === "completion" ? [/--run (\S+)/.exec(e.command ?? "")?.[1]] : []))
+      )
       // (A run stopped as an orphan right after its completion line may not have logged it.)
-      expect(completedRuns.size, `completions: ${[...completedRuns].join(", ")}`).toBe(lostFacts ? Math.min(completedRuns.size, 1) : 1)
+      expect(completedRuns.size, `completions: ${[...completedRuns].join(", ")}`).toBe(
+        lostFacts ? Math.min(completedRuns.size, 1) : 1
+      )
       const fields = taskFields("t.md", queue.read("done", "t.md"))
       if (point === "type:started") expect(fields.history?.at(-1)?.cause).toBe("orphaned")
       // The line was applied (by the daemon, or by the command once the daemon had died): one run, never repeated.
       if (lostFacts) expect([fields.attempts, fields.history ?? []]).toStrictEqual([1, []])
-      if (point.startsWith("requeue")) expect(fields.history?.some((entry) => entry.cause === "session_exited")).toBe(true)
-      summary.push(`headless ${point.padEnd(17)} at crash: ${atCrash || "(empty)"} → done, attempts ${fields.attempts ?? 0}`)
+      if (point.startsWith("requeue"))
+        expect(fields.history?.some((entry) => entry.cause === "session_exited")).toBe(true)
+      summary.push(
+        `headless ${point.padEnd(17)} at crash: ${atCrash || "(empty)"} → done, attempts ${fields.attempts ?? 0}`
+      )
     }, 90_000)
   }
 })

@@ -5,7 +5,11 @@
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { type FakeSecutools, type FakeSecutoolsOptions, startFakeSecutools } from "../../src/adapters/fake-secutools/server.ts"
+import {
+  type FakeSecutools,
+  type FakeSecutoolsOptions,
+  startFakeSecutools
+} from "../../src/adapters/fake-secutools/server.ts"
 import { Daemon, frontmatter, Queue, TmuxServer, waitFor } from "./support.ts"
 
 const KEY = "sk-e2e-3b1f8a-do-not-log"
@@ -88,7 +92,9 @@ const expectTerminal = (queue: Queue, names: ReadonlyArray<string>) => {
       expect(fields.state).toBe("done")
       expect(Number(fields.cost_usd)).toBeGreaterThan(0)
       expect(text).toContain(`## Result (${provider})`)
-      expect(text).toMatch(new RegExp(`claude-failover: done · \\S+ · provider ${provider} · job j_\\d+ · cost \\$[\\d.]+ · took `))
+      expect(text).toMatch(
+        new RegExp(`claude-failover: done · \\S+ · provider ${provider} · job j_\\d+ · cost \\$[\\d.]+ · took `)
+      )
     }
   }
 }
@@ -120,20 +126,25 @@ describe("delegation end to end", () => {
   })
 
   it("killed with SIGKILL at random moments and restarted each time: every task ends once, one job per task", async () => {
-    const server = await serve({ burst5xx: { every: 11, length: 2 }, ratio429: 0.05, retryAfter: 1, lostAnswerRatio: 0.15 })
+    const server = await serve({
+      burst5xx: { every: 11, length: 2 },
+      ratio429: 0.05,
+      retryAfter: 1,
+      lostAnswerRatio: 0.15
+    })
     const queue = newQueue()
     const names = writeTwenty(queue)
     const kills: Array<number> = []
     for (let round = 0; round < 6 && finished(queue).length < 20; round++) {
       const daemon = startDaemon(queue, server)
-      await waitFor("the daemon to start", () => daemon.output.includes("claude-failover starting"), 20_000)
+      await waitFor("the daemon to start", () => daemon.output.includes(" started on "), 20_000)
       const after = 100 + Math.floor(Math.random() * 900)
       kills.push(after)
       await new Promise((resolve) => setTimeout(resolve, after))
       await daemon.stop("SIGKILL")
     }
     const last = startDaemon(queue, server)
-    await waitFor("the last daemon to start", () => last.output.includes("claude-failover starting"), 20_000)
+    await waitFor("the last daemon to start", () => last.output.includes(" started on "), 20_000)
     await waitFor(`20 tasks finished (kills after ${kills.join(", ")} ms)`, () => finished(queue).length === 20, 90_000)
     await waitFor("markers removed", () => visible(queue, "pending").length === 0, 10_000)
     expect(await last.stop()).toBe(0)
@@ -152,7 +163,10 @@ describe("delegation end to end", () => {
     cleanups.push(() => tmux.kill())
     tmux.startStandin("claude-1")
     await waitFor("the stand-in's input box", () => tmux.capture("claude-1").includes("? for shortcuts"))
-    writeFileSync(join(queue.root, "pending", "gpu.md"), "---\npreferred_ai: gpu\nallow_delegation: true\n---\nRender.\n")
+    writeFileSync(
+      join(queue.root, "pending", "gpu.md"),
+      "---\npreferred_ai: gpu\nallow_delegation: true\n---\nRender.\n"
+    )
     writeFileSync(join(queue.root, "pending", "auto.md"), "---\npreferred_ai: auto\n---\nSort.\n")
 
     const daemon = startDaemon(queue, undefined, { TMUX_SOCKET: tmux.socket, SECUTOOLS_URL: server.url })

@@ -25,7 +25,8 @@ describe("npm run demo", () => {
   afterEach(() => {
     // The demo cleans up after itself on SIGINT; the queue it keeps on purpose is the test's to remove.
     if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill("SIGINT")
-    if (queueDir !== undefined && queueDir.includes("claude-failover-demo-")) rmSync(queueDir, { recursive: true, force: true })
+    if (queueDir !== undefined && queueDir.includes("claude-failover-demo-"))
+      rmSync(queueDir, { recursive: true, force: true })
     if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true })
     queueDir = undefined
     scratch = undefined
@@ -33,7 +34,11 @@ describe("npm run demo", () => {
 
   /** Runs the demo to its end; resolves to its exit code and everything it printed. */
   const runDemo = async (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = process.env) => {
-    const demo = spawn(process.execPath, [join(ROOT, "demo/run.ts"), ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] })
+    const demo = spawn(process.execPath, [join(ROOT, "demo/run.ts"), ...args], {
+      cwd: ROOT,
+      env,
+      stdio: ["ignore", "pipe", "pipe"]
+    })
     child = demo
     let output = ""
     demo.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()))
@@ -70,55 +75,70 @@ describe("npm run demo", () => {
     const dir = queueDir ?? ""
     expect(existsSync(dir)).toBe(true)
     expect(readdirSync(join(dir, "done")).filter((name) => name.endsWith(".md"))).toHaveLength(10)
-    expect(readdirSync(join(dir, "failed")).sort()).toStrictEqual(["malformed.md", "malformed.md.error", "provider-fails.md"])
+    expect(readdirSync(join(dir, "failed")).sort()).toStrictEqual([
+      "malformed.md",
+      "malformed.md.error",
+      "provider-fails.md"
+    ])
   }, 90_000)
 
-  it("--headless: slots on two accounts, a limit that fails over to the other account, a crash retried, no tmux", async () => {
-    // Any tmux server started by the demo or the daemon would put its socket here.
-    scratch = mkdtempSync(join(tmpdir(), "cf-demo-test-tmux-"))
-    const started = Date.now()
-    const { code, output } = await runDemo(["--headless"], { ...process.env, TMUX_TMPDIR: scratch })
+  it(
+    "--headless: slots on two accounts, a limit that fails over to the other account, a crash retried, no tmux",
+    async () => {
+      // Any tmux server started by the demo or the daemon would put its socket here.
+      scratch = mkdtempSync(join(tmpdir(), "cf-demo-test-tmux-"))
+      const started = Date.now()
+      const { code, output } = await runDemo(["--headless"], { ...process.env, TMUX_TMPDIR: scratch })
 
-    expect(code, output).toBe(0)
-    expect(Date.now() - started).toBeLessThan(45_000)
-    expect(output).toContain("claude-failover demo (headless)")
-    expect(output).toContain("Every task ended where expected.")
-    expect(output).toContain("daemon stopped by SIGTERM: exit code 0")
+      expect(code, output).toBe(0)
+      expect(Date.now() - started).toBeLessThan(45_000)
+      expect(output).toContain("claude-failover demo (headless)")
+      expect(output).toContain("Every task ended where expected.")
+      expect(output).toContain("daemon stopped by SIGTERM: exit code 0")
 
-    const rows = tableRows(output)
-    expect(rows.map((row) => row[0])).toStrictEqual(SAMPLE_TASKS.map((sample) => sample.name))
-    const local = rows.filter((row) => row[1] === "local")
-    expect(local.map((row) => row[0])).toStrictEqual(
-      SAMPLE_TASKS.filter((sample) => sample.expected.ranOn.includes("local")).map((sample) => sample.name)
-    )
-    for (const row of local) {
-      expect(row[3], row.join("  ")).toMatch(/^headless-[ab]-1 · claude [0-9a-f]{8}$/)
-      expect(row[6], row.join("  ")).toBe("done ($0.012)")
-    }
-    expect(output).toMatch(/✓ \S+\.md done by headless-[ab]-1 \(took \d+s, cost \$0\.012, claude session [0-9a-f-]{36}\)/)
+      const rows = tableRows(output)
+      expect(rows.map((row) => row[0])).toStrictEqual(SAMPLE_TASKS.map((sample) => sample.name))
+      const local = rows.filter((row) => row[1] === "local")
+      expect(local.map((row) => row[0])).toStrictEqual(
+        SAMPLE_TASKS.filter((sample) => sample.expected.ranOn.includes("local")).map((sample) => sample.name)
+      )
+      for (const row of local) {
+        expect(row[3], row.join("  ")).toMatch(/^headless-[ab]-1 · claude [0-9a-f]{8}$/)
+        expect(row[6], row.join("  ")).toBe("done ($0.012)")
+      }
+      expect(output).toMatch(
+        /✓ \S+\.md done by headless-[ab]-1 \(took \d+s, cost \$0\.012, claude session [0-9a-f-]{36}\)/
+      )
 
-    // The limit: its run's end, the account resting to the second, the task failing over to the other account's slot.
-    const limited = /⚠ headless-([ab])-1 hit its usage limit: no new tasks for account \1 until \d\d:\d\d(:\d\d)? UTC/.exec(output)
-    expect(limited, output).not.toBeNull()
-    const [rested, other] = limited?.[1] === "a" ? ["a", "b"] : ["b", "a"]
-    expect(output).toMatch(new RegExp(`⏹ \\S+\\.md: its run in headless-${rested}-1 stopped at a usage limit`))
-    const failover = new RegExp(`⇄ failover: (\\S+\\.md) back to pending \\(session headless-${rested}-1 hit its usage limit\\)`).exec(output)
-    expect(failover, output).not.toBeNull()
-    expect(rows.find((row) => row[0] === failover?.[1])?.[3]).toMatch(new RegExp(`^headless-${other}-1 `))
+      // The limit: its run's end, the account resting to the second, the task failing over to the other account's slot.
+      const limited = /⚠ headless-([ab])-1 hit its usage limit: no new tasks for account \1 until \d\d:\d\d(:\d\d)? UTC/
+        .exec(output)
+      expect(limited, output).not.toBeNull()
+      const [rested, other] = limited?.[1] === "a" ? ["a", "b"] : ["b", "a"]
+      expect(output).toMatch(new RegExp(`⏹ \\S+\\.md: its run in headless-${rested}-1 stopped at a usage limit`))
+      const failover = new RegExp(
+        `⇄ failover: (\\S+\\.md) back to pending \\(session headless-${rested}-1 hit its usage limit\\)`
+      ).exec(output)
+      expect(failover, output).not.toBeNull()
+      expect(rows.find((row) => row[0] === failover?.[1])?.[3]).toMatch(new RegExp(`^headless-${other}-1 `))
 
-    // The crash: the run's end, the task back to pending, done on its next run.
-    expect(output).toMatch(/✗ plain\.md: its run in headless-[ab]-1 ended without a result \(exit code 3, stderr "stand-in crashed"\)/)
-    expect(output).toMatch(/⇄ retry: plain\.md back to pending \(session headless-[ab]-1 exited\)/)
-    expect(rows.find((row) => row[0] === "plain.md")?.[5]).toBe("2")
-    expect(output).toContain("1 failover, 1 retry")
+      // The crash: the run's end, the task back to pending, done on its next run.
+      expect(output).toMatch(
+        /✗ plain\.md: its run in headless-[ab]-1 ended without a result \(exit code 3, stderr "stand-in crashed"\)/
+      )
+      expect(output).toMatch(/⇄ retry: plain\.md back to pending \(session headless-[ab]-1 exited\)/)
+      expect(rows.find((row) => row[0] === "plain.md")?.[5]).toBe("2")
+      expect(output).toContain("1 failover, 1 retry")
 
-    expect(output).toMatch(/^Cleaned up: 7 headless runs started, none left running, secutools stand-in closed\.$/m)
-    expect(output).not.toContain("tmux -L")
-    expect(readdirSync(scratch).flatMap((dir) => readdirSync(join(scratch ?? "", dir)))).toStrictEqual([])
+      expect(output).toMatch(/^Cleaned up: 7 headless runs started, none left running, secutools stand-in closed\.$/m)
+      expect(output).not.toContain("tmux -L")
+      expect(readdirSync(scratch).flatMap((dir) => readdirSync(join(scratch ?? "", dir)))).toStrictEqual([])
 
-    expect(queueDir, output).toBeDefined()
-    const dir = queueDir ?? ""
-    expect(readdirSync(join(dir, "done")).filter((name) => name.endsWith(".md"))).toHaveLength(10)
-    expect(readdirSync(join(dir, "transcripts"))).toHaveLength(7)
-  }, 90_000)
+      expect(queueDir, output).toBeDefined()
+      const dir = queueDir ?? ""
+      expect(readdirSync(join(dir, "done")).filter((name) => name.endsWith(".md"))).toHaveLength(10)
+      expect(readdirSync(join(dir, "transcripts"))).toHaveLength(7)
+    },
+    90_000
+  )
 })

@@ -50,7 +50,9 @@ afterAll(() => {
 /** The environment without any secutools setting of the caller's: delegation only where a test asks for it. */
 const cleanEnv = (): Record<string, string> =>
   Object.fromEntries(
-    Object.entries(process.env).flatMap(([key, value]) => key.startsWith("SECUTOOLS_") || value === undefined ? [] : [[key, value]])
+    Object.entries(process.env).flatMap(([key, value]) =>
+      key.startsWith("SECUTOOLS_") || value === undefined ? [] : [[key, value]]
+    )
   )
 /** The caller's secutools settings blanked (blank counts as unset), for support's Daemon, which starts from process.env. */
 const noSecutools = (): Record<string, string> =>
@@ -100,7 +102,9 @@ const inside = (daemon: WrappedDaemon, path: string) => `/proc/${daemon.pid}/roo
 
 /** Runs a shell command in the daemon's user and mount namespace (mount changes there). */
 const nsenter = (daemon: WrappedDaemon, command: string) =>
-  execFileSync("nsenter", ["-t", String(daemon.pid), "-U", "-m", "--preserve-credentials", "sh", "-c", command], { encoding: "utf8" })
+  execFileSync("nsenter", ["-t", String(daemon.pid), "-U", "-m", "--preserve-credentials", "sh", "-c", command], {
+    encoding: "utf8"
+  })
 
 /** utime + stime of a process, in seconds. */
 const cpuSeconds = (pid: number): number => {
@@ -120,16 +124,23 @@ interface CliResult {
 /** `claude-failover ARGS` as an agent runs it: this Node, this checkout. */
 const cli = (args: ReadonlyArray<string>): Promise<CliResult> =>
   new Promise((resolve) => {
-    execFile(process.execPath, [DAEMON, ...args], { cwd: ROOT, env: cleanEnv(), timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === "number" ? error.code : null
-      resolve({ code, stdout, stderr })
-    })
+    execFile(
+      process.execPath,
+      [DAEMON, ...args],
+      { cwd: ROOT, env: cleanEnv(), timeout: 60_000 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : null
+        resolve({ code, stdout, stderr })
+      }
+    )
   })
 
 const withDeadline = <A>(what: string, promise: Promise<A>, ms: number): Promise<A> =>
   Promise.race([
     promise,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms}ms waiting for ${what}`)), ms))
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`timed out after ${ms}ms waiting for ${what}`)), ms)
+    )
   ])
 
 const apiUrl = (output: string): string | undefined => /status API listening on (http:\/\/[\d.:]+)/.exec(output)?.[1]
@@ -141,7 +152,13 @@ const newQueue = () => {
 }
 
 const dryRunDaemon = (root: string, env: Readonly<Record<string, string>> = {}) => {
-  const daemon = new Daemon({ ...noSecutools(), QUEUE_DIR: root, SESSIONS_MODE: "dry-run", DRY_RUN_DELAY: "300ms", ...env })
+  const daemon = new Daemon({
+    ...noSecutools(),
+    QUEUE_DIR: root,
+    SESSIONS_MODE: "dry-run",
+    DRY_RUN_DELAY: "300ms",
+    ...env
+  })
   cleanups.push(() => daemon.stop("SIGKILL"))
   showOnFailure(`dry-run daemon ${daemon.process.pid}`, daemon)
   return daemon
@@ -158,7 +175,9 @@ const census = (root: string) => {
   return where
 }
 const tasksIn = (root: string, stage: string) =>
-  existsSync(join(root, stage)) ? readdirSync(join(root, stage)).filter((f) => f.endsWith(".md") && !f.startsWith(".")).sort() : []
+  existsSync(join(root, stage))
+    ? readdirSync(join(root, stage)).filter((f) => f.endsWith(".md") && !f.startsWith(".")).sort()
+    : []
 
 /** `.cf-*.tmp` files anywhere in the queue: the root, the stages and requests/. */
 const tempFiles = (root: string) =>
@@ -175,10 +194,14 @@ const showOnFailure = (label: string, daemon: { readonly output: string }) =>
 /** GET /healthz on a fresh connection (no pooled keep-alive one that would dodge a full server): answered 200 in time? */
 const healthz = (url: string, timeoutMs = 2_000): Promise<boolean> =>
   new Promise((resolve) => {
-    const request = get(`${url}/healthz`, { agent: false, headers: { connection: "close" }, timeout: timeoutMs }, (response) => {
-      response.resume()
-      resolve(response.statusCode === 200)
-    })
+    const request = get(
+      `${url}/healthz`,
+      { agent: false, headers: { connection: "close" }, timeout: timeoutMs },
+      (response) => {
+        response.resume()
+        resolve(response.statusCode === 200)
+      }
+    )
     request.on("timeout", () => request.destroy())
     request.on("error", () => resolve(false))
   })
@@ -213,7 +236,11 @@ describe("faults", () => {
 
     // SIGKILL: no finalizer runs, .lock.json stays behind naming A. Two daemons started at the same instant on it.
     // First A's dry-run session must have noted that it is idle again, or the next daemon finds it still "working".
-    await waitFor("A's dry-run sessions idle", () => readIfThere(join(queue.root, ".dry-run-sessions.json")) === "{}", 10_000)
+    await waitFor(
+      "A's dry-run sessions idle",
+      () => readIfThere(join(queue.root, ".dry-run-sessions.json")) === "{}",
+      10_000
+    )
     a.process.kill("SIGKILL")
     await a.exited
     expect(existsSync(join(queue.root, ".lock.json"))).toBe(true)
@@ -237,13 +264,19 @@ describe("faults", () => {
 
     // `task done --run` while a daemon runs: through requests/, applied and logged by the daemon.
     for (const name of ["one.md", "two.md"]) writeFileSync(join(queue.root, "pending", name), `Task ${name}.\n`)
-    await waitFor("both tasks active and started", () =>
-      ["one.md", "two.md"].every((name) =>
-        queue.tasks("active").includes(name) && frontmatter(queue.read("active", name)).started_at !== undefined), 20_000)
+    await waitFor(
+      "both tasks active and started",
+      () =>
+        ["one.md", "two.md"].every((name) =>
+          queue.tasks("active").includes(name) && frontmatter(queue.read("active", name)).started_at !== undefined
+        ),
+      20_000
+    )
     const runOne = frontmatter(queue.read("active", "one.md")).run ?? ""
     const runTwo = frontmatter(queue.read("active", "two.md")).run ?? ""
     const through = await cli(["task", "done", "one.md", "--run", runOne, "--queue-dir", queue.root])
-    expect(through).toMatchObject({ code: 0, stdout: "one.md done\n" })
+    expect(through.code).toBe(0)
+    expect(through.stdout).toMatch(/^one\.md done \(session claude-1, took \d+m?s\)\n$/)
     expect(queue.tasks("done")).toContain("one.md")
     await waitFor("the daemon to log the completion", () => winner.output.includes("one.md done"), 5_000)
 
@@ -270,11 +303,22 @@ describe("faults", () => {
     // claude-1 works longer than REQUEUE_AFTER, claude-2 less: long enough to send a completion while its run is active.
     tmux.startStandin("claude-1", { STANDIN_WORK_MS: "8000", STANDIN_NAME: "claude-1", STANDIN_LOG: log })
     tmux.startStandin("claude-2", { STANDIN_WORK_MS: "2500", STANDIN_NAME: "claude-2", STANDIN_LOG: log })
-    await waitFor("the stand-ins to show their input box", () =>
-      ["claude-1", "claude-2"].every((s) => tmux.currentCommand(s) === "node" && tmux.capture(s).includes("? for shortcuts")))
+    await waitFor(
+      "the stand-ins to show their input box",
+      () =>
+        ["claude-1", "claude-2"].every((s) =>
+          tmux.currentCommand(s) === "node" && tmux.capture(s).includes("? for shortcuts")
+        )
+    )
 
     writeFileSync(join(queue.root, "pending", "late.md"), "A task whose first session is slow.\n")
-    const daemon = new Daemon({ ...noSecutools(), QUEUE_DIR: queue.root, TMUX_SOCKET: tmux.socket, STALE_AFTER: "1s", REQUEUE_AFTER: "4s" })
+    const daemon = new Daemon({
+      ...noSecutools(),
+      QUEUE_DIR: queue.root,
+      TMUX_SOCKET: tmux.socket,
+      STALE_AFTER: "1s",
+      REQUEUE_AFTER: "4s"
+    })
     cleanups.push(() => daemon.stop("SIGKILL"))
     showOnFailure("daemon", daemon)
     onTestFailed(() => console.log(`--- stand-in log ---\n${readIfThere(log) ?? "(none)"}`))
@@ -302,8 +346,14 @@ describe("faults", () => {
     // The new run's own completion, repeated (a retry after a lost answer): "already done", exit 0, nothing changed.
     const repeated = await cli(["task", "done", "late.md", "--run", newRun, "--queue-dir", queue.root])
     expect(repeated).toMatchObject({ code: 0, stdout: `late.md was already done (run ${newRun}); nothing changed\n` })
-    await waitFor("claude-1 to end its turn", () =>
-      readStandinLog(log).find((e) => e.session === "claude-1" && (e.event === "interrupted" || e.event === "completion")), 10_000)
+    await waitFor(
+      "claude-1 to end its turn",
+      () =>
+        readStandinLog(log).find((e) =>
+          e.session === "claude-1" && (e.event === "interrupted" || e.event === "completion")
+        ),
+      10_000
+    )
     expect(await daemon.stop()).toBe(0)
 
     const text = queue.read("done", "late.md")
@@ -317,11 +367,17 @@ describe("faults", () => {
     const refusals = linesMatching(daemon.output, /refused/)
     expect(refusals.filter((line) => line.includes(`run ${oldRun}`) && line.includes("late.md"))).toHaveLength(2)
 
-    const { census: counted, problems } = checkInvariants(queue.root, { names: ["late.md"], allFinished: true, standinLog: events })
+    const { census: counted, problems } = checkInvariants(queue.root, {
+      names: ["late.md"],
+      allFinished: true,
+      standinLog: events
+    })
     expect(problems).toStrictEqual([])
     expect(counted.completionsApplied).toBe(1)
     summary.push(
-      `late completion: requeued from claude-1 by the watchdog (claude-1's turn: ${oldTurn.map((e) => e.event).join(", ") || "none"}), ` +
+      `late completion: requeued from claude-1 by the watchdog (claude-1's turn: ${
+        oldTurn.map((e) => e.event).join(", ") || "none"
+      }), ` +
         `done by claude-2; old run's completion exit ${whileActive.code} while the new run was active and exit ${afterDone.code} ` +
         `after it was done, the new run's repeated exit ${repeated.code}; ${refusals.length} refusal lines logged, e.g. ` +
         `"${refusals[0]?.trim().slice(0, 150)}"`
@@ -373,8 +429,11 @@ describe("faults", () => {
 
     unlinkSync(join(queue, "filler"))
     const freedAt = Date.now()
-    await waitFor("the 4 tasks in done/, none elsewhere", () =>
-      tasksIn(queue, "done").length === 4 && tasksIn(queue, "active").length === 0, 40_000)
+    await waitFor(
+      "the 4 tasks in done/, none elsewhere",
+      () => tasksIn(queue, "done").length === 4 && tasksIn(queue, "active").length === 0,
+      40_000
+    )
     const resumedAfter = Date.now() - freedAt
     expect(daemon.output).toContain("queue writes work again; dispatch resumes")
     expect(tempFiles(queue)).toStrictEqual([])
@@ -386,7 +445,9 @@ describe("faults", () => {
     expect(failureLines.length).toBeGreaterThanOrEqual(1)
     expect(failureLines.length).toBeLessThanOrEqual(6)
     summary.push(
-      `disk full: ${names.length} tasks, ${failureLines.length} failure line(s) logged in ${(fullFor / 1000).toFixed(1)} s full, ` +
+      `disk full: ${names.length} tasks, ${failureLines.length} failure line(s) logged in ${
+        (fullFor / 1000).toFixed(1)
+      } s full, ` +
         `CPU ${cpuWhileFull.toFixed(2)} s while full, ${seenTemps.size} temp file(s) seen while full, 0 left; ` +
         `all done ${(resumedAfter / 1000).toFixed(1)} s after space returned`
     )
@@ -421,7 +482,9 @@ describe("faults", () => {
     }
     const roLines = linesMatching(daemon.output, /EROFS|read-only/i)
     // No session is held for it.
-    const { sessions } = await (await fetch(`${url}/api/sessions`)).json() as { sessions: ReadonlyArray<{ task: string | null }> }
+    const { sessions } = await (await fetch(`${url}/api/sessions`)).json() as {
+      sessions: ReadonlyArray<{ task: string | null }>
+    }
     expect(sessions.map((session) => session.task)).toStrictEqual([null, null])
 
     // Writable again by removing the read-only bind mount. (`mount -o remount,bind,rw` would leave pending/ a mount
@@ -483,22 +546,31 @@ describe("faults", () => {
     expect(historyLines).toBe(0)
     // Put back, the task runs.
     nsenter(daemon, `umount '${pending}'`)
-    await waitFor("bound.md done after the mount is gone", () => tasksIn(queue.root, "done").includes("bound.md"), 90_000)
+    await waitFor(
+      "bound.md done after the mount is gone",
+      () => tasksIn(queue.root, "done").includes("bound.md"),
+      90_000
+    )
   })
 
   it("staging restart: SIGTERM with local tasks typed and delegated jobs running; the next daemon finishes every task", async () => {
     const queue = newQueue()
     const local = [1, 2, 3, 4].map((i) => `local-${i}.md`)
     const remote = [1, 2, 3].map((i) => `remote-${i}.md`)
-    for (const name of remote) writeFileSync(join(queue.root, "pending", name), `---\npreferred_ai: gemini\n---\nRemote task ${name}.\n`)
+    for (const name of remote)
+      writeFileSync(join(queue.root, "pending", name), `---\npreferred_ai: gemini\n---\nRemote task ${name}.\n`)
     const env = { SECUTOOLS_MODE: "fake", DRY_RUN_DELAY: "3s", REAP_INTERVAL: "200ms" }
     const markers = () =>
       queue.list("pending").filter((f) => f.endsWith(".md.delegated")).flatMap((f) => {
         const text = readIfThere(join(queue.root, "pending", f))
-        return text === undefined ? [] : [JSON.parse(text) as { readonly state: string; readonly job_id: string | null }]
+        return text === undefined
+          ? []
+          : [JSON.parse(text) as { readonly state: string; readonly job_id: string | null }]
       })
     const started = () =>
-      queue.tasks("active").filter((name) => readIfThere(join(queue.root, "active", name))?.includes("\nstarted_at: ") === true)
+      queue.tasks("active").filter((name) =>
+        readIfThere(join(queue.root, "active", name))?.includes("\nstarted_at: ") === true
+      )
 
     const first = dryRunDaemon(queue.root, env)
     // One local task at a time until both sessions are busy: two typed at the same instant hit the race of the
@@ -506,24 +578,36 @@ describe("faults", () => {
     writeFileSync(join(queue.root, "pending", "local-1.md"), "Local task local-1.md.\n")
     await waitFor("local-1.md typed", () => started().length === 1, 20_000)
     for (const name of local.slice(1)) writeFileSync(join(queue.root, "pending", name), `Local task ${name}.\n`)
-    await waitFor("2 local tasks typed and 3 jobs submitted", () =>
-      started().length === 2 && markers().length === 3 && markers().every((m) => m.state === "submitted"), 20_000)
+    await waitFor(
+      "2 local tasks typed and 3 jobs submitted",
+      () => started().length === 2 && markers().length === 3 && markers().every((m) => m.state === "submitted"),
+      20_000
+    )
     const stoppedAt = Date.now()
     expect(await first.stop()).toBe(0)
     const stopTook = Date.now() - stoppedAt
-    const atStop = { active: queue.tasks("active").length, jobs: markers().filter((m) => m.state === "submitted").length, done: queue.tasks("done").length }
+    const atStop = {
+      active: queue.tasks("active").length,
+      jobs: markers().filter((m) => m.state === "submitted").length,
+      done: queue.tasks("done").length
+    }
     expect(checkInvariants(queue.root, { names: [...local, ...remote], allFinished: false }).problems).toStrictEqual([])
 
     const second = dryRunDaemon(queue.root, env)
     const restartedAt = Date.now()
-    await waitFor("all 7 tasks in done/, nothing elsewhere", () =>
-      queue.tasks("done").length === 7 && queue.tasks("active").length === 0 && queue.tasks("pending").length === 0, 40_000)
+    await waitFor(
+      "all 7 tasks in done/, nothing elsewhere",
+      () =>
+        queue.tasks("done").length === 7 && queue.tasks("active").length === 0 && queue.tasks("pending").length === 0,
+      40_000
+    )
     const finishedAfter = Date.now() - restartedAt
     expect(await second.stop()).toBe(0)
 
     expect(queue.tasks("failed")).toStrictEqual([])
     expect(second.output).not.toMatch(/\b404\b/)
-    for (const name of remote) expect(frontmatter(queue.read("done", name))).toMatchObject({ state: "done", provider: "gemini" })
+    for (const name of remote)
+      expect(frontmatter(queue.read("done", name))).toMatchObject({ state: "done", provider: "gemini" })
     // The stand-in's jobs, kept across the restart beside the queue: one job per task and per idempotency key.
     const jobs = (JSON.parse(queue.read("", ".fake-secutools.json")) as {
       readonly jobs: ReadonlyArray<{ readonly idempotencyKey: string; readonly body: { readonly task_id: string } }>
@@ -539,7 +623,9 @@ describe("faults", () => {
     expect(problems).toStrictEqual([])
     summary.push(
       `staging restart: stopped in ${stopTook} ms with ${atStop.active} local tasks typed, ${atStop.jobs} jobs submitted, ` +
-        `${atStop.done} done; after the restart all 7 done in ${(finishedAfter / 1000).toFixed(1)} s, ${jobs.length} secutools jobs, 0 failed`
+        `${atStop.done} done; after the restart all 7 done in ${
+          (finishedAfter / 1000).toFixed(1)
+        } s, ${jobs.length} secutools jobs, 0 failed`
     )
   })
 
@@ -573,8 +659,11 @@ describe("faults", () => {
     })
     cleanups.push(() => clients.forEach((client) => client.socket.destroy()))
     const held = () => clients.filter((client) => client.connected && !client.closed).length
-    await waitFor("every flood connection to be held or turned away", () =>
-      clients.every((client) => client.closed || client.connected) && held() > 0, 15_000)
+    await waitFor(
+      "every flood connection to be held or turned away",
+      () => clients.every((client) => client.closed || client.connected) && held() > 0,
+      15_000
+    )
     const heldAtStart = held()
     let maxFds = descriptors()
     expect(await healthz(url)).toBe(false)
@@ -599,7 +688,9 @@ describe("faults", () => {
     expect(await daemon.stop()).toBe(0)
     summary.push(
       `API flood: 1500 stalled clients, ${heldAtStart} held by the server (the rest turned away), daemon fds ${fdsBefore} → max ` +
-        `${maxFds} of 1024; 6 tasks done ${(tasksDoneAt / 1000).toFixed(1)} s into the flood with ${heldWhenDone} still held; ` +
+        `${maxFds} of 1024; 6 tasks done ${
+          (tasksDoneAt / 1000).toFixed(1)
+        } s into the flood with ${heldWhenDone} still held; ` +
         `/healthz back after ${(healthyAfter / 1000).toFixed(1)} s; no EMFILE`
     )
   })
@@ -612,14 +703,22 @@ describe("faults", () => {
     /** Types 8 tasks at once into 8 sessions, stops the daemon: which sessions does the state file still call busy? */
     const round = async () => {
       const queue = newQueue()
-      for (let i = 1; i <= sessions.length; i++) writeFileSync(join(queue.root, "pending", `same-instant-${i}.md`), "Local task.\n")
+      for (let i = 1; i <= sessions.length; i++)
+        writeFileSync(join(queue.root, "pending", `same-instant-${i}.md`), "Local task.\n")
       const daemon = dryRunDaemon(queue.root, env)
-      await waitFor("8 tasks typed", () =>
-        queue.tasks("active").filter((name) => readIfThere(join(queue.root, "active", name))?.includes("\nstarted_at: ") === true)
-          .length === 8, 20_000)
+      await waitFor(
+        "8 tasks typed",
+        () =>
+          queue.tasks("active").filter((name) =>
+            readIfThere(join(queue.root, "active", name))?.includes("\nstarted_at: ") === true
+          )
+            .length === 8,
+        20_000
+      )
       expect(await daemon.stop()).toBe(0)
       const saved = Object.keys(JSON.parse(queue.read("", ".dry-run-sessions.json")) as Record<string, unknown>).sort()
-      const typedInto = queue.tasks("active").map((name) => frontmatter(queue.read("active", name)).session ?? "?").sort()
+      const typedInto = queue.tasks("active").map((name) => frontmatter(queue.read("active", name)).session ?? "?")
+        .sort()
       return { queue, saved, typedInto }
     }
     // The race does not lose a session every time: up to 5 rounds.
@@ -640,8 +739,11 @@ describe("faults", () => {
     const again = dryRunDaemon(last.queue.root, env)
     // A healthy restart finishes them all ~3 s (DRY_RUN_DELAY) after the stop.
     await waitFor("every task in done/", () => last.queue.tasks("done").length === 8, 15_000).catch(() => undefined)
-    const stuck = last.queue.tasks("active").map((name) => `${name} (${frontmatter(last.queue.read("active", name)).session ?? "?"})`)
+    const stuck = last.queue.tasks("active").map((name) =>
+      `${name} (${frontmatter(last.queue.read("active", name)).session ?? "?"})`
+    )
     expect(await again.stop()).toBe(0)
-    expect(stuck, `typed tasks stuck in active/ after the restart; the state file kept ${last.saved.join(", ")}`).toStrictEqual([])
+    expect(stuck, `typed tasks stuck in active/ after the restart; the state file kept ${last.saved.join(", ")}`)
+      .toStrictEqual([])
   })
 })

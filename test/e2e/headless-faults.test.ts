@@ -36,7 +36,6 @@ interface StandinEvent {
   readonly at: number
 }
 
-
 /** Waiting until nothing happens has no condition to wait on: these tests look for a bounded time, said where used. */
 const quietFor = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -53,7 +52,9 @@ const setUp = () => {
   const logFile = join(logs, "standin.jsonl")
   const events = (kind?: StandinEvent["event"]): ReadonlyArray<StandinEvent> =>
     existsSync(logFile)
-      ? readFileSync(logFile, "utf8").split("\n").filter((line) => line !== "").map((line): StandinEvent => JSON.parse(line))
+      ? readFileSync(logFile, "utf8").split("\n").filter((line) => line !== "").map((line): StandinEvent =>
+        JSON.parse(line)
+      )
         .filter((e) => kind === undefined || e.event === kind)
       : []
   const pids = () => events("started").flatMap((e) => e.pid === undefined ? [] : [e.pid])
@@ -77,21 +78,26 @@ const setUp = () => {
     onTestFailed(() => console.log(`--- ${label} output ---\n${started.output}--- end of ${label} output ---`))
     return started
   }
-  const transcripts = () => existsSync(join(queue.root, "transcripts")) ? readdirSync(join(queue.root, "transcripts")).sort() : []
+  const transcripts = () =>
+    existsSync(join(queue.root, "transcripts")) ? readdirSync(join(queue.root, "transcripts")).sort() : []
   /** A transcript's lines that are JSON (a garbage run's others are kept in the file, skipped here). */
   const transcript = (file: string): ReadonlyArray<Record<string, unknown>> =>
     readFileSync(join(queue.root, "transcripts", file), "utf8").split("\n").flatMap((line) => {
       try {
         const value: unknown = JSON.parse(line)
-        return typeof value === "object" && value !== null && !Array.isArray(value) ? [value as Record<string, unknown>] : []
+        return typeof value === "object" && value !== null && !Array.isArray(value)
+          ? [value as Record<string, unknown>]
+          : []
       } catch {
         return []
       }
     })
   /** Resolves once some run's init line has reached the transcript: the stand-in has read its prompt and is running. */
   const runStarted = (count: number) =>
-    waitFor(`run ${count} to print its init line`, () =>
-      transcripts().filter((file) => transcript(file).some((line) => line.subtype === "init")).length >= count)
+    waitFor(
+      `run ${count} to print its init line`,
+      () => transcripts().filter((file) => transcript(file).some((line) => line.subtype === "init")).length >= count
+    )
   /** The task in done/ with the run's facts written (a result's, or added after the agent's completion line). */
   const doneWithFacts = (timeoutMs = 30_000) =>
     waitFor("the task done with its run's facts", () => {
@@ -122,7 +128,12 @@ const FAULTS: ReadonlyArray<{
 }> = [
   { mode: "crash", env: {}, cause: "session_exited", reason: /ended with code 3 and no result: stand-in crashed/ },
   { mode: "signal", env: {}, cause: "session_exited", reason: /was killed by SIGKILL/ },
-  { mode: "hang", env: { STALE_AFTER: "2s" }, cause: "session_exited", reason: /printed nothing for [23]s \(STALE_AFTER\)/ },
+  {
+    mode: "hang",
+    env: { STALE_AFTER: "2s" },
+    cause: "session_exited",
+    reason: /printed nothing for [23]s \(STALE_AFTER\)/
+  },
   {
     mode: "huge",
     env: { HEADLESS_MAX_LINE: "1MB", STANDIN_HUGE_BYTES: "3000000" },
@@ -130,33 +141,41 @@ const FAULTS: ReadonlyArray<{
     reason: /printed a line over 1048576 bytes/
   },
   // A process that closed its output has min(10 s, STALE_AFTER / 3) to exit: 2 s here, well before STALE_AFTER.
-  { mode: "close-stdout", env: { STALE_AFTER: "6s" }, cause: "session_exited", reason: /closed its output but did not exit/ },
+  {
+    mode: "close-stdout",
+    env: { STALE_AFTER: "6s" },
+    cause: "session_exited",
+    reason: /closed its output but did not exit/
+  },
   { mode: "overloaded", env: {}, cause: "api_error", reason: /API Error: 529 Overloaded/ }
 ]
 
 describe("headless slots: faults end to end", () => {
-  it.each(FAULTS)("$mode, then ok: the task is done once, the history says why the first run ended, no process is left", async ({ cause, env, mode, reason }) => {
-    const { daemon, doneWithFacts, events, pids, stagesOf, transcripts } = setUp()
-    const running = daemon({ STANDIN_MODES: `${mode},ok`, ...env })
-    await waitFor("the second run to start", () => events("started").length >= 2)
-    // The faulty run was over before the next one started: it cannot go on beside it.
-    const [faulty = -1] = pids()
-    expect(isRunning(faulty), `${mode} run (pid ${faulty}) still alive when the next started`).toBe(false)
+  it.each(FAULTS)(
+    "$mode, then ok: the task is done once, the history says why the first run ended, no process is left",
+    async ({ cause, env, mode, reason }) => {
+      const { daemon, doneWithFacts, events, pids, stagesOf, transcripts } = setUp()
+      const running = daemon({ STANDIN_MODES: `${mode},ok`, ...env })
+      await waitFor("the second run to start", () => events("started").length >= 2)
+      // The faulty run was over before the next one started: it cannot go on beside it.
+      const [faulty = -1] = pids()
+      expect(isRunning(faulty), `${mode} run (pid ${faulty}) still alive when the next started`).toBe(false)
 
-    const fields = await doneWithFacts()
-    expect(await running.stop()).toBe(0)
-    expect(stagesOf()).toStrictEqual(["done"])
-    expect(events("started").map((e) => e.mode)).toStrictEqual([mode, "ok"])
-    expect(events("completion")).toHaveLength(1)
-    expect(fields.attempts).toBe(2)
-    expect(fields.history).toHaveLength(1)
-    const [requeued] = fields.history ?? []
-    expect(requeued).toMatchObject({ event: "requeued", cause, session: "headless-1" })
-    expect(requeued?.reason).toMatch(reason)
-    // Both runs kept a transcript, named by the task and the run.
-    expect(transcripts()).toStrictEqual([`${TASK}.${requeued?.run}.jsonl`, `${TASK}.${fields.run}.jsonl`].sort())
-    for (const pid of pids()) expect(isRunning(pid), `stand-in pid ${pid}`).toBe(false)
-  })
+      const fields = await doneWithFacts()
+      expect(await running.stop()).toBe(0)
+      expect(stagesOf()).toStrictEqual(["done"])
+      expect(events("started").map((e) => e.mode)).toStrictEqual([mode, "ok"])
+      expect(events("completion")).toHaveLength(1)
+      expect(fields.attempts).toBe(2)
+      expect(fields.history).toHaveLength(1)
+      const [requeued] = fields.history ?? []
+      expect(requeued).toMatchObject({ event: "requeued", cause, session: "headless-1" })
+      expect(requeued?.reason).toMatch(reason)
+      // Both runs kept a transcript, named by the task and the run.
+      expect(transcripts()).toStrictEqual([`${TASK}.${requeued?.run}.jsonl`, `${TASK}.${fields.run}.jsonl`].sort())
+      for (const pid of pids()) expect(isRunning(pid), `stand-in pid ${pid}`).toBe(false)
+    }
+  )
 
   it("garbage: malformed and unknown lines are logged and skipped, the run finishes normally", async () => {
     const { daemon, doneWithFacts, events, pids, stagesOf } = setUp()
@@ -194,7 +213,10 @@ describe("headless slots: faults end to end", () => {
     const { daemon, events, queue, transcript, transcripts } = setUp()
     const port = await freePort()
     const running = daemon({ STANDIN_MODES: "limit", STANDIN_RESET_S: "3600", API_PORT: String(port) })
-    await waitFor("the task back in pending/", () => queue.tasks("pending").includes(TASK) && lastRequeue(TASK, queue.read("pending", TASK)))
+    await waitFor(
+      "the task back in pending/",
+      () => queue.tasks("pending").includes(TASK) && lastRequeue(TASK, queue.read("pending", TASK))
+    )
     const requeued = taskFields(TASK, queue.read("pending", TASK)).history?.at(-1)
     expect(requeued).toMatchObject({ event: "requeued", cause: "usage_limit", session: "headless-1" })
     expect(requeued?.reason).toMatch(/You've hit your 5-hour limit/)
@@ -225,7 +247,8 @@ describe("headless slots: faults end to end", () => {
     const [requeued] = fields.history ?? []
     expect(requeued).toMatchObject({ event: "requeued", cause: "usage_limit", session: "headless-1" })
     const event = transcript(`${TASK}.${requeued?.run}.jsonl`).find((line) => line.type === "rate_limit_event")
-    const resetsAt = ((event?.rate_limit_info as { readonly resetsAt?: number } | undefined)?.resetsAt ?? Infinity) * 1000
+    const resetsAt = ((event?.rate_limit_info as { readonly resetsAt?: number } | undefined)?.resetsAt ?? Infinity) *
+      1000
     const [limited, again] = events("started")
     expect([limited?.mode, again?.mode]).toStrictEqual(["limit", "ok"])
     expect(again?.at).toBeGreaterThanOrEqual(resetsAt)
@@ -236,12 +259,17 @@ describe("headless slots: faults end to end", () => {
     const { daemon, events, queue } = setUp()
     const port = await freePort()
     const running = daemon({ STANDIN_MODES: "auth", API_PORT: String(port) })
-    await waitFor("the task back in pending/", () => queue.tasks("pending").includes(TASK) && lastRequeue(TASK, queue.read("pending", TASK)))
+    await waitFor(
+      "the task back in pending/",
+      () => queue.tasks("pending").includes(TASK) && lastRequeue(TASK, queue.read("pending", TASK))
+    )
     const requeued = taskFields(TASK, queue.read("pending", TASK)).history?.at(-1)
     expect(requeued).toMatchObject({ event: "requeued", cause: "api_error", session: "headless-1" })
     expect(requeued?.reason).toMatch(/Not logged in/)
     const attention = await waitFor("headless-1 in the watchdog's attention list", async () => {
-      const status = await getJson<{ readonly attention: ReadonlyArray<{ readonly session: string; readonly reason: string }> }>(port, "/watchdog/status")
+      const status = await getJson<
+        { readonly attention: ReadonlyArray<{ readonly session: string; readonly reason: string }> }
+      >(port, "/watchdog/status")
       return status.attention.find((entry) => entry.session === "headless-1")
     })
     // The slot rests: it is tried again after 10 minutes, not at the next poll.
@@ -258,12 +286,20 @@ describe("headless slots: faults end to end", () => {
     const { daemon, queue } = setUp()
     const port = await freePort()
     const missing = daemon({ CLAUDE_COMMAND: "/nonexistent/claude", API_PORT: String(port) })
-    await waitFor("the task back in pending/", () => queue.tasks("pending").includes(TASK) && lastRequeue(TASK, queue.read("pending", TASK)))
+    await waitFor(
+      "the task back in pending/",
+      () => queue.tasks("pending").includes(TASK) && lastRequeue(TASK, queue.read("pending", TASK))
+    )
     const requeued = taskFields(TASK, queue.read("pending", TASK)).history?.at(-1)
     // Not the task's fault: not counted towards MAX_ATTEMPTS.
-    expect(requeued).toMatchObject({ cause: "api_error", reason: expect.stringContaining("did not start: CLAUDE_COMMAND /nonexistent/claude: NotFound") })
+    expect(requeued).toMatchObject({
+      cause: "api_error",
+      reason: expect.stringContaining("did not start: CLAUDE_COMMAND /nonexistent/claude: NotFound")
+    })
     const attention = await waitFor("headless-1 in the watchdog's attention list", async () => {
-      const status = await getJson<{ readonly attention: ReadonlyArray<{ readonly session: string; readonly reason: string }> }>(port, "/watchdog/status")
+      const status = await getJson<
+        { readonly attention: ReadonlyArray<{ readonly session: string; readonly reason: string }> }
+      >(port, "/watchdog/status")
       return status.attention.find((entry) => entry.session === "headless-1")
     })
     expect(attention.reason).toContain("did not start: CLAUDE_COMMAND /nonexistent/claude")
@@ -274,7 +310,9 @@ describe("headless slots: faults end to end", () => {
     rmSync(join(queue.root, "pending", TASK))
     const running = daemon({ MAX_ATTEMPTS: "2" })
     await waitFor("lost.md in failed/", () => queue.tasks("failed").includes("lost.md"))
-    expect(queue.read("failed", "lost.md")).toMatch(/gave up after 2 runs .*its working directory \/nonexistent\/dir is not a directory/)
+    expect(queue.read("failed", "lost.md")).toMatch(
+      /gave up after 2 runs .*its working directory \/nonexistent\/dir is not a directory/
+    )
     expect(await running.stop()).toBe(0)
   })
 
@@ -298,7 +336,9 @@ describe("headless slots: faults end to end", () => {
     expect(events("completion")).toHaveLength(1)
     expect(fields.attempts).toBe(2)
     expect(fields.history?.map((entry) => [entry.event, entry.cause])).toStrictEqual([["requeued", "orphaned"]])
-    expect(fields.history?.[0]?.reason).toMatch(/daemon stopped during its headless run in headless-1.*\(recovered at start-up\)/)
+    expect(fields.history?.[0]?.reason).toMatch(
+      /daemon stopped during its headless run in headless-1.*\(recovered at start-up\)/
+    )
     expect(transcripts()).toHaveLength(2)
     const [, again] = events("started")
     expect(again?.mode).toBe("ok")
@@ -356,12 +396,22 @@ describe("headless slots: faults end to end", () => {
     expect(await running.stop()).toBe(0)
     const [started] = events("started")
     expect(events("completion")).toStrictEqual([])
-    expect(fields).toMatchObject({ state: "done", claude_session: started?.session, cost_usd: 0.0123, turns: 2, attempts: 1 })
+    expect(fields).toMatchObject({
+      state: "done",
+      claude_session: started?.session,
+      cost_usd: 0.0123,
+      turns: 2,
+      attempts: 1
+    })
     const text = queue.read("done", TASK)
-    expect(text).toMatch(new RegExp(
-      `\\n---\\nclaude-failover: done · \\S+ · session headless-1 · claude session ${started?.session} · cost \\$0\\.012 · 2 turns · ` +
-        `transcript transcripts/${TASK.replace(".", "\\.")}\\.${fields.run}\\.jsonl · took [^\\n]+\\n\\nSaid hello, twice\\.\\n$`
-    ))
+    expect(text).toMatch(
+      new RegExp(
+        `\\n---\\nclaude-failover: done · \\S+ · session headless-1 · claude session ${started?.session} · cost \\$0\\.012 · 2 turns · ` +
+          `transcript transcripts/${
+            TASK.replace(".", "\\.")
+          }\\.${fields.run}\\.jsonl · took [^\\n]+\\n\\nSaid hello, twice\\.\\n$`
+      )
+    )
     expect(text).not.toContain("Headless run:")
   })
 })

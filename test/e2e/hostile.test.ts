@@ -47,7 +47,9 @@ afterEach(async () => {
 /** What the whole file tried, for the summary line. */
 const tally = { tried: 0, quarantined: 0, ignored: 0, ran: 0, problems: [] as Array<string> }
 afterAll(() => {
-  const verdict = tally.problems.length === 0 ? "nothing lost, nothing run twice" : `PROBLEMS: ${tally.problems.join("; ")}`
+  const verdict = tally.problems.length === 0
+    ? "nothing lost, nothing run twice"
+    : `PROBLEMS: ${tally.problems.join("; ")}`
   console.log(
     `hostile input: ${tally.tried} files tried, ${tally.quarantined} quarantined, ` +
       `${tally.ignored} ignored (not regular files, hidden or not .md), ` +
@@ -84,8 +86,11 @@ const startDaemon = (queue: Queue, tmux: TmuxServer, env: Record<string, string>
 }
 
 const waitForStandins = (tmux: TmuxServer, sessions: ReadonlyArray<string>) =>
-  waitFor("the stand-ins to show their input box", () =>
-    sessions.every((s) => tmux.currentCommand(s) === "node" && tmux.capture(s).includes("? for shortcuts")), 20_000)
+  waitFor(
+    "the stand-ins to show their input box",
+    () => sessions.every((s) => tmux.currentCommand(s) === "node" && tmux.capture(s).includes("? for shortcuts")),
+    20_000
+  )
 
 const apiUrl = (daemon: Daemon) =>
   waitFor("the status API's address", () => /status API listening on (http:\/\/\S+)/.exec(daemon.output)?.[1], 20_000)
@@ -145,7 +150,8 @@ describe("hostile input against the running daemon", () => {
     const { logDir, queue, standinLog, tmux } = setUp({ "claude-1": {}, "claude-2": {} })
     await waitForStandins(tmux, ["claude-1", "claude-2"])
     const normal = ["normal-1.md", "normal-2.md", "normal-3.md"]
-    for (const [i, name] of normal.entries()) writeFileSync(pendingPath(queue, name), `---\npriority: ${i + 1}\n---\nNormal task ${i}.\n`)
+    for (const [i, name] of normal.entries())
+      writeFileSync(pendingPath(queue, name), `---\npriority: ${i + 1}\n---\nNormal task ${i}.\n`)
     const daemon = startDaemon(queue, tmux)
     const url = await apiUrl(daemon)
     const stopPolling = pollApi(url)
@@ -154,15 +160,22 @@ describe("hostile input against the running daemon", () => {
     // fixture names they are ordinary tasks, so they are not dropped here.
     // keys-256-ok.md has its own test below (it must keep parsing once the daemon adds its fields).
     const corpus = cases.filter((c) => c.name === undefined && c.file !== "keys-256-ok.md")
-    const expected = new Map<string, { readonly bytes: Buffer; readonly outcome: "error" | "task"; readonly problems: ReadonlyArray<string> }>()
+    const expected = new Map<
+      string,
+      { readonly bytes: Buffer; readonly outcome: "error" | "task"; readonly problems: ReadonlyArray<string> }
+    >()
     for (const c of corpus) {
       const bytes = readFileSync(join(HOSTILE, c.file))
-      const problems = [c.problem ?? "", ...(c.field === undefined ? [] : [`field '${c.field}'`])].filter((p) => p !== "")
+      const problems = [c.problem ?? "", ...(c.field === undefined ? [] : [`field '${c.field}'`])].filter((p) =>
+        p !== ""
+      )
       expected.set(c.file, { bytes, outcome: c.outcome, problems })
     }
 
     // Generated ones.
-    const manyKeys = `---\n${Array.from({ length: 50_000 }, (_, i) => `key${i}: ${i}`).join("\n")}\n---\nFifty thousand keys.\n`
+    const manyKeys = `---\n${
+      Array.from({ length: 50_000 }, (_, i) => `key${i}: ${i}`).join("\n")
+    }\n---\nFifty thousand keys.\n`
     const levels = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     for (let i = 1; i < 10; i++) {
       const prev = String.fromCharCode(96 + i)
@@ -170,7 +183,11 @@ describe("hostile input against the running daemon", () => {
       levels.push(`${next}: &${next} [${Array(9).fill(`*${prev}`).join(", ")}]`)
     }
     const aliasBomb = `---\n${levels.join("\n")}\n---\nBillion laughs.\n`
-    const twoMb = Buffer.concat([Buffer.from("---\ntitle: huge\n---\n"), Buffer.alloc(2 * 1024 * 1024, "x"), Buffer.from("\n")])
+    const twoMb = Buffer.concat([
+      Buffer.from("---\ntitle: huge\n---\n"),
+      Buffer.alloc(2 * 1024 * 1024, "x"),
+      Buffer.from("\n")
+    ])
     const png = Buffer.concat([
       Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52]),
       Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 151 + 7) % 256))
@@ -180,7 +197,9 @@ describe("hostile input against the running daemon", () => {
       ["gen-alias-bomb.md", Buffer.from(aliasBomb), "error", ["YAML aliases (*a) are not allowed", "field 'b'"]],
       ["gen-2mb.md", twoMb, "error", [`is ${twoMb.length} bytes; task files may have at most`, "MAX_TASK_SIZE"]],
       ["gen-png.md", png, "error", ["not UTF-8 text (invalid byte at offset 0)"]],
-      ["gen-invalid-utf8.md", Buffer.from("---\ntitle: caf\xe9\n---\nbody\n", "latin1"), "error", ["not UTF-8 text (invalid byte at offset 14)"]],
+      ["gen-invalid-utf8.md", Buffer.from("---\ntitle: caf\xe9\n---\nbody\n", "latin1"), "error", [
+        "not UTF-8 text (invalid byte at offset 14)"
+      ]],
       ["gen-nul.md", Buffer.from("---\ntitle: x\n---\nbody\0with a NUL\n"), "error", ["contains NUL bytes"]],
       ["gen-crlf.md", Buffer.from("---\r\ntitle: crlf\r\npriority: 50\r\n---\r\nline one\r\nline two\r\n"), "task", []]
     ]
@@ -193,7 +212,9 @@ describe("hostile input against the running daemon", () => {
       renameSync(pendingPath(queue, `.tmp-${name}`), pendingPath(queue, name))
     }
     // And 500 KB copied in by cp, which writes it in pieces.
-    const bigBody = `${Array.from({ length: 6000 }, (_, i) => `Line ${i} of a long task: ${"lorem ipsum ".repeat(6)}`).join("\n")}\nEND OF BIG TASK\n`
+    const bigBody = `${
+      Array.from({ length: 6000 }, (_, i) => `Line ${i} of a long task: ${"lorem ipsum ".repeat(6)}`).join("\n")
+    }\nEND OF BIG TASK\n`
     const bigSource = join(logDir, "big.md")
     writeFileSync(bigSource, `---\ntitle: big\n---\n${bigBody}`)
     expect(statSync(bigSource).size).toBeGreaterThan(500_000)
@@ -201,7 +222,11 @@ describe("hostile input against the running daemon", () => {
     tally.tried += expected.size + 1
 
     const all = [...normal, ...expected.keys(), "gen-500kb-cp.md"]
-    await waitFor("every task to finish or be quarantined", () => all.every((name) => finished(queue).has(name)), 60_000)
+    await waitFor(
+      "every task to finish or be quarantined",
+      () => all.every((name) => finished(queue).has(name)),
+      60_000
+    )
     // Every run's completion reached the daemon (the last one may still be on its way when the file lands).
     await waitFor("no task in active/", () => queue.tasks("active").length === 0, 10_000)
     const answers = await stopPolling()
@@ -211,7 +236,8 @@ describe("hostile input against the running daemon", () => {
     const wrong: Array<string> = []
     for (const [name, { bytes, outcome, problems }] of expected) {
       if (outcome === "task") {
-        if (queue.tasks("failed").includes(name)) wrong.push(`${name}: expected done/, is in failed/: ${queue.read("failed", `${name}.error`)}`)
+        if (queue.tasks("failed").includes(name))
+          wrong.push(`${name}: expected done/, is in failed/: ${queue.read("failed", `${name}.error`)}`)
         continue
       }
       if (!queue.tasks("failed").includes(name)) {
@@ -219,8 +245,11 @@ describe("hostile input against the running daemon", () => {
         continue
       }
       if (!readFileSync(join(queue.root, "failed", name)).equals(bytes)) wrong.push(`${name}: bytes changed in failed/`)
-      const error = existsSync(join(queue.root, "failed", `${name}.error`)) ? queue.read("failed", `${name}.error`) : "(no .error)"
-      for (const problem of problems) if (!error.includes(problem)) wrong.push(`${name}.error lacks ${JSON.stringify(problem)}: ${error}`)
+      const error = existsSync(join(queue.root, "failed", `${name}.error`))
+        ? queue.read("failed", `${name}.error`)
+        : "(no .error)"
+      for (const problem of problems)
+        if (!error.includes(problem)) wrong.push(`${name}.error lacks ${JSON.stringify(problem)}: ${error}`)
       const lines = occurrences(daemon.output, `pending/${name} cannot be run:`)
       if (lines !== 1) wrong.push(`${name}: ${lines} quarantine lines in the daemon's output, expected 1`)
     }
@@ -235,7 +264,9 @@ describe("hostile input against the running daemon", () => {
     expect(answers.filter((a) => a.path === "/api/tasks").length).toBeGreaterThan(10)
     expect(daemon.output).not.toMatch(LOOP_TROUBLE)
 
-    const result = record(checkInvariants(queue.root, { names: all, allFinished: true, standinLog: readStandinLog(standinLog) }))
+    const result = record(
+      checkInvariants(queue.root, { names: all, allFinished: true, standinLog: readStandinLog(standinLog) })
+    )
     expect(result.problems).toStrictEqual([])
     const ran = [...expected.values()].filter((e) => e.outcome === "task").length + 1
     tally.quarantined += expected.size + 1 - ran
@@ -276,16 +307,27 @@ describe("hostile input against the running daemon", () => {
     tally.tried += bad.size + ignoredNames.length + 1
 
     const daemon = startDaemon(queue, tmux)
-    await waitFor("normal.md and a..b.md in done/", () => ["normal.md", "a..b.md"].every((n) => queue.tasks("done").includes(n)), 30_000)
-    await waitFor("every bad name out of pending/", () =>
-      readdirSync(join(queue.root, "pending"), { encoding: "buffer" }).every((raw) => !bad.has(raw.toString("utf8"))), 15_000)
+    await waitFor(
+      "normal.md and a..b.md in done/",
+      () => ["normal.md", "a..b.md"].every((n) => queue.tasks("done").includes(n)),
+      30_000
+    )
+    await waitFor(
+      "every bad name out of pending/",
+      () =>
+        readdirSync(join(queue.root, "pending"), { encoding: "buffer" }).every((raw) => !bad.has(raw.toString("utf8"))),
+      15_000
+    )
     // A few more ticks and a full scan (SCAN_INTERVAL=1s) pass while a later task runs: nothing is repeated.
     writeFileSync(pendingPath(queue, "later.md"), "A later task.\n")
     await waitFor("later.md in done/", () => queue.tasks("done").includes("later.md"), 30_000)
     await waitFor("no task in active/", () => queue.tasks("active").length === 0, 10_000)
     expect(await daemon.stop()).toBe(0)
 
-    const errors = queue.list("failed").filter((n) => n.endsWith(".md.error")).map((n) => ({ n, text: queue.read("failed", n) }))
+    const errors = queue.list("failed").filter((n) => n.endsWith(".md.error")).map((n) => ({
+      n,
+      text: queue.read("failed", n)
+    }))
     const wrong: Array<string> = []
     const quarantinedAs: Array<string> = []
     for (const [display, { problem }] of bad) {
@@ -297,7 +339,8 @@ describe("hostile input against the running daemon", () => {
       }
       const target = notes[0]?.n.slice(0, -".error".length) ?? ""
       quarantinedAs.push(target)
-      if (!notes[0]?.text.includes(problem)) wrong.push(`${target}.error lacks ${JSON.stringify(problem)}: ${notes[0]?.text}`)
+      if (!notes[0]?.text.includes(problem))
+        wrong.push(`${target}.error lacks ${JSON.stringify(problem)}: ${notes[0]?.text}`)
       if (!readFileSync(join(queue.root, "failed", target)).equals(content)) wrong.push(`${target}: bytes changed`)
       const lines = occurrences(daemon.output, `moved to failed/${target}`)
       if (lines !== 1) wrong.push(`${quoted}: ${lines} lines in the daemon's output, expected 1`)
@@ -321,7 +364,10 @@ describe("hostile input against the running daemon", () => {
 
   it("a directory, a symlink out of the queue and FIFOs are ignored with one line each; nothing hangs or follows", async () => {
     // Slow sessions: both are busy while tasks turn into FIFOs, so none of those is dispatched before its swap.
-    const { logDir, queue, standinLog, tmux } = setUp({ "claude-1": { STANDIN_WORK_MS: "2000" }, "claude-2": { STANDIN_WORK_MS: "2000" } })
+    const { logDir, queue, standinLog, tmux } = setUp({
+      "claude-1": { STANDIN_WORK_MS: "2000" },
+      "claude-2": { STANDIN_WORK_MS: "2000" }
+    })
     await waitForStandins(tmux, ["claude-1", "claude-2"])
     const secret = `secret-${process.pid}-${Math.random().toString(36).slice(2)}`
     const target = join(logDir, "outside.md")
@@ -339,7 +385,11 @@ describe("hostile input against the running daemon", () => {
     const daemon = startDaemon(queue, tmux)
     const url = await apiUrl(daemon)
     const stopPolling = pollApi(url)
-    await waitFor("both sessions working", () => readStandinLog(standinLog).filter((e) => e.event === "submitted").length === 2, 15_000)
+    await waitFor(
+      "both sessions working",
+      () => readStandinLog(standinLog).filter((e) => e.event === "submitted").length === 2,
+      15_000
+    )
     // Tasks that turn into FIFOs: each written as a task, then replaced by a FIFO under its name a moment later, so the
     // daemon lists a file and opens a FIFO, or lists a FIFO outright.
     const swapped: Array<string> = []
@@ -390,7 +440,8 @@ describe("hostile input against the running daemon", () => {
     // The symlink's target was never read: its text is nowhere in the queue or the output, and its atime did not move.
     const everyFile = (dir: string): ReadonlyArray<string> =>
       readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-        e.isDirectory() ? everyFile(join(dir, e.name)) : e.isFile() ? [join(dir, e.name)] : [])
+        e.isDirectory() ? everyFile(join(dir, e.name)) : e.isFile() ? [join(dir, e.name)] : []
+      )
     for (const file of everyFile(queue.root)) expect(readFileSync(file, "utf8"), file).not.toContain(secret)
     expect(daemon.output).not.toContain(secret)
     expect(statSync(target).atimeMs).toBe(new Date("2001-01-01T00:00:00Z").getTime())
@@ -415,11 +466,17 @@ describe("hostile input against the running daemon", () => {
     const pwned = join(tmpdir(), `cf-pwned-${process.pid}-${Date.now()}`)
     // A name cannot hold '/': this one's shell tricks would touch a file in $HOME if the completion line were not quoted.
     const inHome = `cf-pwned-${process.pid}-${Date.now()}-name`
-    cleanups.push(() => rmSync(join(homedir(), inHome), { force: true }), () => rmSync(join(homedir(), `${inHome}-b`), { force: true }))
+    cleanups.push(
+      () => rmSync(join(homedir(), inHome), { force: true }),
+      () => rmSync(join(homedir(), `${inHome}-b`), { force: true })
+    )
     const bodies: ReadonlyArray<readonly [string, string]> = [
       ["paste-end.md", `Summarise this.\x1b[201~\n!touch ${pwned}-1\n/exit\n\x1b[200~and more text\n`],
       ["paste-end-cr.md", `First line\r\x1b[201~\r!touch ${pwned}-2\r/exit\r`],
-      ["control-bytes.md", `\x03\x03 stop \x04\x04 end of file \x1a suspend \x1b[2J\x1b]0;evil title\x07 \x9b31m C1 CSI \x7f delete\n`],
+      [
+        "control-bytes.md",
+        `\x03\x03 stop \x04\x04 end of file \x1a suspend \x1b[2J\x1b]0;evil title\x07 \x9b31m C1 CSI \x7f delete\n`
+      ],
       ["bang.md", `!touch ${pwned}-3\n`],
       ["slash.md", "/exit\n"],
       [`it's $(cd;touch ${inHome}) \`cd;touch ${inHome}-b\`.md`, "A name full of shell.\n"]
@@ -465,14 +522,21 @@ describe("hostile input against the running daemon", () => {
     writeFileSync(pendingPath(queue, "y.md"), "Task y.\n")
     const daemon = startDaemon(queue, tmux)
     const url = await apiUrl(daemon)
-    await waitFor("x.md and y.md in done/", () => ["x.md", "y.md"].every((n) => queue.tasks("done").includes(n)), 30_000)
+    await waitFor(
+      "x.md and y.md in done/",
+      () => ["x.md", "y.md"].every((n) => queue.tasks("done").includes(n)),
+      30_000
+    )
     const yBefore = readFileSync(join(queue.root, "done", "y.md"))
 
     renameSync(join(queue.root, "done", "x.md"), pendingPath(queue, "x.md"))
     copyFileSync(join(queue.root, "done", "y.md"), pendingPath(queue, "y.md"))
     tally.tried += 2
-    await waitFor("x.md back in done/ and the copy of y.md done as y-2.md", () =>
-      queue.tasks("done").includes("x.md") && queue.tasks("done").includes("y-2.md"), 30_000)
+    await waitFor(
+      "x.md back in done/ and the copy of y.md done as y-2.md",
+      () => queue.tasks("done").includes("x.md") && queue.tasks("done").includes("y-2.md"),
+      30_000
+    )
     // A later task runs on a free session after several ticks and a full scan: the put-back files hold nothing.
     writeFileSync(pendingPath(queue, "sentinel.md"), "A later task.\n")
     await waitFor("sentinel.md in done/", () => queue.tasks("done").includes("sentinel.md"), 30_000)
@@ -493,7 +557,8 @@ describe("hostile input against the running daemon", () => {
     expect(readFileSync(join(queue.root, "done", "y.md")).equals(yBefore)).toBe(true)
     expect(queue.read("done", "y-2.md")).toContain("Task y.\n")
     expect(occurrences(daemon.output, "x.md: a done task put back into pending/; runs again")).toBe(1)
-    expect(occurrences(daemon.output, "y.md: done/y.md is another task with this name; the new one runs as y-2.md")).toBe(1)
+    expect(occurrences(daemon.output, "y.md: done/y.md is another task with this name; the new one runs as y-2.md"))
+      .toBe(1)
     expect(occurrences(daemon.output, "y-2.md: a done task put back into pending/; runs again")).toBe(1)
     expect(daemon.output).not.toMatch(LOOP_TROUBLE)
 
@@ -512,7 +577,10 @@ describe("hostile input against the running daemon", () => {
 
   it("a reused name runs under a free one; the task that had the name is untouched, done or active", async () => {
     // Slow sessions: a task stays active long enough to drop its namesake and see it renamed.
-    const { queue, standinLog, tmux } = setUp({ "claude-1": { STANDIN_WORK_MS: "1500" }, "claude-2": { STANDIN_WORK_MS: "1500" } })
+    const { queue, standinLog, tmux } = setUp({
+      "claude-1": { STANDIN_WORK_MS: "1500" },
+      "claude-2": { STANDIN_WORK_MS: "1500" }
+    })
     await waitForStandins(tmux, ["claude-1", "claude-2"])
     writeFileSync(pendingPath(queue, "report.md"), "---\npriority: 1\n---\nThe first report.\n")
     const daemon = startDaemon(queue, tmux)
@@ -521,25 +589,48 @@ describe("hostile input against the running daemon", () => {
 
     writeFileSync(pendingPath(queue, "report.md"), "The second report.\n")
     tally.tried += 1
-    await waitFor("the second report in done/ as report-2.md", () => queue.tasks("done").includes("report-2.md"), 30_000)
+    await waitFor(
+      "the second report in done/ as report-2.md",
+      () => queue.tasks("done").includes("report-2.md"),
+      30_000
+    )
     expect(readFileSync(join(queue.root, "done", "report.md")).equals(reportBefore)).toBe(true)
     expect(queue.read("done", "report-2.md")).toContain("The second report.\n")
 
     // While busy.md is active, another busy.md arrives.
     writeFileSync(pendingPath(queue, "busy.md"), "The first busy task.\n")
-    await waitFor("busy.md active", () =>
-      queue.tasks("active").includes("busy.md") && frontmatter(queue.read("active", "busy.md")).started_at !== undefined, 15_000)
+    await waitFor(
+      "busy.md active",
+      () =>
+        queue.tasks("active").includes("busy.md") &&
+        frontmatter(queue.read("active", "busy.md")).started_at !== undefined,
+      15_000
+    )
     writeFileSync(pendingPath(queue, "busy.md"), "The second busy task.\n")
     tally.tried += 1
-    await waitFor("both busy tasks in done/", () => ["busy.md", "busy-2.md"].every((n) => queue.tasks("done").includes(n)), 30_000)
+    await waitFor(
+      "both busy tasks in done/",
+      () => ["busy.md", "busy-2.md"].every((n) => queue.tasks("done").includes(n)),
+      30_000
+    )
     await waitFor("no task in active/", () => queue.tasks("active").length === 0, 10_000)
     expect(await daemon.stop()).toBe(0)
 
     expect(queue.read("done", "busy.md")).toContain("The first busy task.\n")
     expect(frontmatter(queue.read("done", "busy.md")).attempts).toBe("1")
     expect(queue.read("done", "busy-2.md")).toContain("The second busy task.\n")
-    expect(occurrences(daemon.output, "report.md: done/report.md is another task with this name; the new one runs as report-2.md")).toBe(1)
-    expect(occurrences(daemon.output, "busy.md: active/busy.md is another task with this name; the new one runs as busy-2.md")).toBe(1)
+    expect(
+      occurrences(
+        daemon.output,
+        "report.md: done/report.md is another task with this name; the new one runs as report-2.md"
+      )
+    ).toBe(1)
+    expect(
+      occurrences(
+        daemon.output,
+        "busy.md: active/busy.md is another task with this name; the new one runs as busy-2.md"
+      )
+    ).toBe(1)
     expect(daemon.output).not.toMatch(LOOP_TROUBLE)
     const result = record(checkInvariants(queue.root, {
       names: ["report.md", "report-2.md", "busy.md", "busy-2.md"],
@@ -583,11 +674,19 @@ describe("regressions found by hostile input", () => {
     await waitForStandins(tmux, ["claude-1"])
     writeFileSync(pendingPath(queue, "busy.md"), "A task that takes a moment.\n")
     const daemon = startDaemon(queue, tmux)
-    await waitFor("busy.md started", () =>
-      queue.tasks("active").includes("busy.md") && frontmatter(queue.read("active", "busy.md")).started_at !== undefined, 15_000)
+    await waitFor(
+      "busy.md started",
+      () =>
+        queue.tasks("active").includes("busy.md") &&
+        frontmatter(queue.read("active", "busy.md")).started_at !== undefined,
+      15_000
+    )
     mkdirSync(pendingPath(queue, "busy.md"))
-    const completion = await waitFor("the stand-in's completion command", () =>
-      readStandinLog(standinLog).find((e) => e.event === "completion"), 15_000)
+    const completion = await waitFor(
+      "the stand-in's completion command",
+      () => readStandinLog(standinLog).find((e) => e.event === "completion"),
+      15_000
+    )
     expect(completion.exit).toBe(0) // it is 1: "pending/busy.md: … is not a regular file; nothing changed"
     await waitFor("busy.md in done/", () => queue.tasks("done").includes("busy.md"), 5_000)
     expect(await daemon.stop()).toBe(0)
@@ -606,8 +705,11 @@ describe("regressions found by hostile input", () => {
     mkdirSync(pendingPath(queue, "-dir.md"))
     writeFileSync(pendingPath(queue, "normal.md"), "A normal task.\n")
     const daemon = startDaemon(queue, tmux)
-    await waitFor("normal.md done, or the ticks failing", () =>
-      queue.tasks("done").includes("normal.md") || occurrences(daemon.output, "dispatcher tick failed") >= 3, 20_000)
+    await waitFor(
+      "normal.md done, or the ticks failing",
+      () => queue.tasks("done").includes("normal.md") || occurrences(daemon.output, "dispatcher tick failed") >= 3,
+      20_000
+    )
     expect(await daemon.stop()).toBe(0)
     expect(occurrences(daemon.output, "dispatcher tick failed")).toBe(0)
     expect(queue.tasks("done")).toStrictEqual(["normal.md"])
@@ -672,8 +774,11 @@ describe("regressions found by hostile input", () => {
     await waitFor("y.md in done/", () => queue.tasks("done").includes("y.md"), 15_000)
     writeFileSync(pendingPath(queue, "y-2.md.delegated"), "not a marker\n")
     writeFileSync(pendingPath(queue, "y.md"), "Task y, again.\n")
-    await waitFor("the new y.md out of pending/, or the rename failing", () =>
-      !queue.tasks("pending").includes("y.md") || daemon.output.includes("pending/y.md: decode"), 10_000)
+    await waitFor(
+      "the new y.md out of pending/, or the rename failing",
+      () => !queue.tasks("pending").includes("y.md") || daemon.output.includes("pending/y.md: decode"),
+      10_000
+    )
     expect(daemon.output).not.toContain("pending/y.md: decode")
     await waitFor("the new y.md done under a free name", () => queue.tasks("done").length === 2, 10_000)
     expect(await daemon.stop()).toBe(0)

@@ -42,12 +42,19 @@ const start = async (env: Record<string, string> = {}) => {
     ...env
   })
   cleanups.push(() => daemon.stop("SIGKILL"))
-  const url = await waitFor("the API's address", () => /status API listening on (http:\/\/\S+)/.exec(daemon.output)?.[1], 20_000)
+  const url = await waitFor(
+    "the API's address",
+    () => /status API listening on (http:\/\/\S+)/.exec(daemon.output)?.[1],
+    20_000
+  )
   return { daemon, queue, url }
 }
 
 const get = async (url: string, path: string, token?: string) => {
-  const response = await fetch(`${url}${path}`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } })
+  const response = await fetch(
+    `${url}${path}`,
+    token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } }
+  )
   return { status: response.status, type: response.headers.get("content-type") ?? "", text: await response.text() }
 }
 
@@ -68,9 +75,21 @@ describe("status API of the running daemon", () => {
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
     expect(url).not.toBe("http://127.0.0.1:0")
 
-    const sessions = await until(url, Paths.sessions, SessionsStatus, (body) => body.sessions.some((s) => s.task === "local.md" && s.state === "busy"))
+    const sessions = await until(
+      url,
+      Paths.sessions,
+      SessionsStatus,
+      (body) => body.sessions.some((s) => s.task === "local.md" && s.state === "busy")
+    )
     expect(sessions.sessions).toStrictEqual([
-      { session: "claude-1", state: "busy", signal: "pane", account: "claude-1", task: "local.md", cooldown_until: null },
+      {
+        session: "claude-1",
+        state: "busy",
+        signal: "pane",
+        account: "claude-1",
+        task: "local.md",
+        cooldown_until: null
+      },
       { session: "claude-2", state: "idle", signal: "pane", account: "claude-2", task: null, cooldown_until: null }
     ])
 
@@ -99,8 +118,11 @@ describe("status API of the running daemon", () => {
     expect(valueOf(families, "claude_failover_tasks", "claude_failover_tasks", { stage: "active" })).toBe(1)
     expect(valueOf(families, "claude_failover_tasks", "claude_failover_tasks", { stage: "done" })).toBe(1)
     expect(valueOf(families, "claude_failover_dispatches_total", "claude_failover_dispatches_total")).toBe(1)
-    expect(valueOf(families, "claude_failover_delegation_completed_total", "claude_failover_delegation_completed_total")).toBe(1)
-    expect(valueOf(families, "claude_failover_reap_latency_seconds", "claude_failover_reap_latency_seconds_count")).toBe(1)
+    expect(
+      valueOf(families, "claude_failover_delegation_completed_total", "claude_failover_delegation_completed_total")
+    ).toBe(1)
+    expect(valueOf(families, "claude_failover_reap_latency_seconds", "claude_failover_reap_latency_seconds_count"))
+      .toBe(1)
     expect(valueOf(families, "claude_failover_sessions", "claude_failover_sessions", { state: "busy" })).toBe(1)
 
     expect(await daemon.stop()).toBe(0)

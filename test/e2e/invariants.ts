@@ -22,7 +22,9 @@ export interface StandinEvent {
 
 export const readStandinLog = (file: string): ReadonlyArray<StandinEvent> =>
   existsSync(file)
-    ? readFileSync(file, "utf8").split("\n").filter((line) => line.trim() !== "").map((line) => JSON.parse(line) as StandinEvent)
+    ? readFileSync(file, "utf8").split("\n").filter((line) => line.trim() !== "").map((line) =>
+      JSON.parse(line) as StandinEvent
+    )
     : []
 
 export interface FakeCounters {
@@ -47,7 +49,10 @@ export interface Census {
   readonly completionsApplied: number
 }
 
-export const checkInvariants = (root: string, options: InvariantOptions): { readonly problems: ReadonlyArray<string>; readonly census: Census } => {
+export const checkInvariants = (
+  root: string,
+  options: InvariantOptions
+): { readonly problems: ReadonlyArray<string>; readonly census: Census } => {
   const problems: Array<string> = []
   const where = new Map<string, Array<string>>()
   const inodes = new Map<string, string>()
@@ -89,7 +94,9 @@ export const checkInvariants = (root: string, options: InvariantOptions): { read
     retriesOf.set(name, (fields.history ?? []).filter((entry) => entry.event === "retried").length)
     const expected = ended.length + (fields.run === undefined ? 0 : 1)
     if ((fields.attempts ?? 0) !== expected) {
-      problems.push(`${stage}/${name}: attempts ${fields.attempts ?? 0}, but its history and state account for ${expected} runs`)
+      problems.push(
+        `${stage}/${name}: attempts ${fields.attempts ?? 0}, but its history and state account for ${expected} runs`
+      )
     }
     if (runs.size !== expected) problems.push(`${stage}/${name}: a run token was used twice`)
   }

@@ -27,8 +27,10 @@ const startDaemon = (queue: Queue, tmux: TmuxServer, env: Record<string, string>
 }
 
 const waitForStandins = (tmux: TmuxServer, sessions: ReadonlyArray<string>) =>
-  waitFor("the stand-ins to show their input box", () =>
-    sessions.every((s) => tmux.currentCommand(s) === "node" && tmux.capture(s).includes("? for shortcuts")))
+  waitFor(
+    "the stand-ins to show their input box",
+    () => sessions.every((s) => tmux.currentCommand(s) === "node" && tmux.capture(s).includes("? for shortcuts"))
+  )
 
 describe("local dispatch end to end", () => {
   it("runs 9 tasks on 3 sessions, fails over a usage limit, quarantines a bad file, types text literally", async () => {
@@ -67,7 +69,9 @@ describe("local dispatch end to end", () => {
     const failedOver = done.filter(({ name, text }) => lastRequeue(name, text) !== undefined)
     expect(failedOver).toHaveLength(1)
     const moved = frontmatter(failedOver[0]?.text ?? "")
-    expect(lastRequeue(failedOver[0]?.name ?? "", failedOver[0]?.text ?? "")).toContain("session claude-2 hit its usage limit")
+    expect(lastRequeue(failedOver[0]?.name ?? "", failedOver[0]?.text ?? "")).toContain(
+      "session claude-2 hit its usage limit"
+    )
     expect(moved.session).not.toBe("claude-2")
     expect(moved.attempts).toBe("2")
     expect(tmux.capture("claude-2")).toContain("Claude usage limit reached")
@@ -102,8 +106,12 @@ describe("local dispatch end to end", () => {
     expect(queue.tasks("pending")).toStrictEqual([])
     const fields = frontmatter(queue.read("done", "crash.md"))
     expect(fields.attempts).toBe("2")
-    expect(lastRequeue("crash.md", queue.read("done", "crash.md"))).toContain("the daemon stopped before typing it into claude-1")
-    expect(restarted.output).toContain("recovery: crash.md: back to pending: the daemon stopped before typing it into claude-1")
+    expect(lastRequeue("crash.md", queue.read("done", "crash.md"))).toContain(
+      "the daemon stopped before typing it into claude-1"
+    )
+    expect(restarted.output).toContain(
+      "recovery: crash.md: back to pending: the daemon stopped before typing it into claude-1"
+    )
   })
 
   it("a session that exits mid-task gives its task to another session; nothing is typed into its shell", async () => {

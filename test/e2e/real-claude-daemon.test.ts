@@ -10,7 +10,12 @@ import { spawnSync } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { answersToolResult, type AnthropicApi, latestUserText, startAnthropicApi } from "../../stand-ins/anthropic-api.ts"
+import {
+  answersToolResult,
+  type AnthropicApi,
+  latestUserText,
+  startAnthropicApi
+} from "../../stand-ins/anthropic-api.ts"
 import { freePort } from "../free-port.ts"
 import { API_KEY, claudeAccount, killClaudes, OAUTH, startClaude } from "./real-claude.ts"
 import { Daemon, Queue, ROOT, taskFields, TmuxServer, waitFor } from "./support.ts"
@@ -55,7 +60,10 @@ const setUp = async (options: { readonly hooks: boolean }) => {
     slowSeconds: 3,
     rule: (request) => {
       if (answersToolResult(request.body)) return "slow"
-      const run = new RegExp(`^Task ${LIMITED.replace(".", "\\.")} from the claude-failover queue \\(run (\\S+)\\):`, "m")
+      const run = new RegExp(
+        `^Task ${LIMITED.replace(".", "\\.")} from the claude-failover queue \\(run (\\S+)\\):`,
+        "m"
+      )
         .exec(latestUserText(request.body))?.[1]
       if (run === undefined) return undefined
       if (limitedRuns.size === 0) limitedRuns.add(run)
@@ -88,13 +96,19 @@ const setUp = async (options: { readonly hooks: boolean }) => {
   for (const session of WORKERS) startClaude(tmux, session, accounts[session], api.url, OAUTH)
   startClaude(tmux, "claude-4", accounts["claude-4"], api.url, OAUTH)
   startClaude(tmux, "claude-5", accounts["claude-5"], api.url, API_KEY)
-  await waitFor("the workers' empty input boxes and the two dialogs", () =>
-    WORKERS.every((s) => /^❯\s*$/m.test(tmux.capture(s))) &&
-    tmux.capture("claude-4").includes("Quick safety check") &&
-    tmux.capture("claude-5").includes("Detected a custom API key"), 60_000)
+  await waitFor(
+    "the workers' empty input boxes and the two dialogs",
+    () =>
+      WORKERS.every((s) => /^❯\s*$/m.test(tmux.capture(s))) &&
+      tmux.capture("claude-4").includes("Quick safety check") &&
+      tmux.capture("claude-5").includes("Detected a custom API key"),
+    60_000
+  )
   const dialogs = { trust: tmux.capture("claude-4"), apiKey: tmux.capture("claude-5") }
 
-  TASKS.forEach((name, i) => writeFileSync(join(queue.root, "pending", name), `---\npriority: ${i + 1}\n---\nSay hello (${name}).\n`))
+  TASKS.forEach((name, i) =>
+    writeFileSync(join(queue.root, "pending", name), `---\npriority: ${i + 1}\n---\nSay hello (${name}).\n`)
+  )
   return { api, tmux, queue, port, dialogs }
 }
 
@@ -104,12 +118,20 @@ const watchSessions = (port: number) => {
   let stopped = false
   const loop = (async () => {
     while (!stopped) {
-      const sessions = await getJson<{ readonly sessions: ReadonlyArray<SessionView> }>(port, "/api/sessions").catch(() => undefined)
+      const sessions = await getJson<{ readonly sessions: ReadonlyArray<SessionView> }>(port, "/api/sessions").catch(
+        () => undefined
+      )
       if (sessions !== undefined) seen.push(...sessions.sessions)
       await new Promise((resolve) => setTimeout(resolve, 150))
     }
   })()
-  return { seen, stop: async () => { stopped = true; await loop } }
+  return {
+    seen,
+    stop: async () => {
+      stopped = true
+      await loop
+    }
+  }
 }
 
 const runAndCheck = async (options: { readonly hooks: boolean }) => {
@@ -127,14 +149,20 @@ const runAndCheck = async (options: { readonly hooks: boolean }) => {
   const started = Date.now()
   await daemon.ready()
   const watch = watchSessions(port)
-  await waitFor("every task done", () => queue.tasks("done").length === TASKS.length, 150_000).catch((error: unknown) => {
-    // What a person would look at first: the daemon's log and the five screens.
-    const screens = ["claude-1", "claude-2", "claude-3", "claude-4", "claude-5"].map((s) => `--- ${s}\n${tmux.capture(s)}`)
-    throw new Error(`${String(error)}\n--- daemon\n${daemon.output.slice(-6000)}\n${screens.join("\n")}`)
-  })
+  await waitFor("every task done", () => queue.tasks("done").length === TASKS.length, 150_000).catch(
+    (error: unknown) => {
+      // What a person would look at first: the daemon's log and the five screens.
+      const screens = ["claude-1", "claude-2", "claude-3", "claude-4", "claude-5"].map((s) =>
+        `--- ${s}\n${tmux.capture(s)}`
+      )
+      throw new Error(`${String(error)}\n--- daemon\n${daemon.output.slice(-6000)}\n${screens.join("\n")}`)
+    }
+  )
   const took = Date.now() - started
   // The dialogs stay on the watch a moment longer: they must still be listed for a person.
-  const watchdog = await getJson<{ readonly attention: ReadonlyArray<{ readonly session: string; readonly reason: string }> }>(port, "/watchdog/status")
+  const watchdog = await getJson<
+    { readonly attention: ReadonlyArray<{ readonly session: string; readonly reason: string }> }
+  >(port, "/watchdog/status")
   await watch.stop()
   expect(await daemon.stop()).toBe(0)
 
@@ -168,7 +196,8 @@ const runAndCheck = async (options: { readonly hooks: boolean }) => {
   expect(tmux.currentCommand("claude-4")).not.toMatch(/^(?:bash|sh)$/)
   for (const name of TASKS) {
     const fields = taskFields(name, queue.read("done", name))
-    for (const entry of [fields.session, ...(fields.history ?? []).map((h) => h.session)]) expect(entry).not.toMatch(/claude-[45]/)
+    for (const entry of [fields.session, ...(fields.history ?? []).map((h) => h.session)])
+      expect(entry).not.toMatch(/claude-[45]/)
   }
   expect(daemon.output).not.toMatch(/→ session claude-[45]/)
   expect(watchdog.attention).toEqual(expect.arrayContaining([
@@ -182,19 +211,27 @@ const runAndCheck = async (options: { readonly hooks: boolean }) => {
 }
 
 describe("the daemon with real Claude Code sessions", () => {
-  it("from the screens alone: tasks done, a 5-hour limit fails over with its reset time, dialogs untouched and listed", async () => {
-    const { seen } = await runAndCheck({ hooks: false })
-    // No hooks installed: every state came from a screen.
-    expect(seen.filter((s) => WORKERS.includes(s.session as never)).every((s) => s.signal === "pane")).toBe(true)
-  }, 240_000)
+  it(
+    "from the screens alone: tasks done, a 5-hour limit fails over with its reset time, dialogs untouched and listed",
+    async () => {
+      const { seen } = await runAndCheck({ hooks: false })
+      // No hooks installed: every state came from a screen.
+      expect(seen.filter((s) => WORKERS.includes(s.session as never)).every((s) => s.signal === "pane")).toBe(true)
+    },
+    240_000
+  )
 
-  it("with the hooks installed the same run takes its states from them: done before a single poll would have seen it", async () => {
-    const { pollMs, seen, took } = await runAndCheck({ hooks: true })
-    // Four tasks on three sessions need a session seen idle again after a turn. Each turn's last answer streams for
-    // 3 s after its completion line changed the queue, so no wake-up on a queue change sees the session idle: with
-    // the screens polled once a minute, only the Stop hook can have freed one in less than a minute. (Without the
-    // hooks installed, the same run takes over a minute.)
-    expect(took).toBeLessThan(pollMs)
-    expect(seen.some((s) => WORKERS.includes(s.session as never) && s.signal === "hook")).toBe(true)
-  }, 240_000)
+  it(
+    "with the hooks installed the same run takes its states from them: done before a single poll would have seen it",
+    async () => {
+      const { pollMs, seen, took } = await runAndCheck({ hooks: true })
+      // Four tasks on three sessions need a session seen idle again after a turn. Each turn's last answer streams for
+      // 3 s after its completion line changed the queue, so no wake-up on a queue change sees the session idle: with
+      // the screens polled once a minute, only the Stop hook can have freed one in less than a minute. (Without the
+      // hooks installed, the same run takes over a minute.)
+      expect(took).toBeLessThan(pollMs)
+      expect(seen.some((s) => WORKERS.includes(s.session as never) && s.signal === "hook")).toBe(true)
+    },
+    240_000
+  )
 })

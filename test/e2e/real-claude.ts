@@ -40,7 +40,11 @@ export const claudeAccount = (
   name: string,
   options: { readonly trusted?: boolean; readonly allow?: ReadonlyArray<string> } = {}
 ): ClaudeAccount => {
-  const account = { home: join(root, name, "home"), configDir: join(root, name, "config"), work: join(root, name, "work") }
+  const account = {
+    home: join(root, name, "home"),
+    configDir: join(root, name, "config"),
+    work: join(root, name, "work")
+  }
   for (const dir of Object.values(account)) mkdirSync(dir, { recursive: true })
   const projects = options.trusted === false ? {} : { [account.work]: { hasTrustDialogAccepted: true } }
   const seeded = JSON.stringify({ hasCompletedOnboarding: true, projects })
@@ -48,7 +52,10 @@ export const claudeAccount = (
   writeFileSync(join(account.home, ".claude.json"), seeded)
   writeFileSync(join(account.configDir, ".claude.json"), seeded)
   if (options.allow !== undefined) {
-    writeFileSync(join(account.configDir, "settings.json"), JSON.stringify({ permissions: { allow: options.allow } }, null, 2))
+    writeFileSync(
+      join(account.configDir, "settings.json"),
+      JSON.stringify({ permissions: { allow: options.allow } }, null, 2)
+    )
   }
   return account
 }

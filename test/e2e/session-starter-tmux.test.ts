@@ -42,7 +42,9 @@ const setUp = (overrides: Partial<StarterSettings> = {}) => {
     height: 40,
     ...overrides
   }
-  const tmuxLayer = CliTmuxLayer({ socket: server.socket, withholdEnv: [SECRET] }).pipe(Layer.provide(NodeServices.layer))
+  const tmuxLayer = CliTmuxLayer({ socket: server.socket, withholdEnv: [SECRET] }).pipe(
+    Layer.provide(NodeServices.layer)
+  )
   const runtime = ManagedRuntime.make(SessionStarterLayer(settings).pipe(Layer.provideMerge(tmuxLayer)))
   cleanups.push(() => runtime.dispose())
   const ensure = () => runtime.runPromise(SessionStarter.use((starter) => starter.ensure))
@@ -88,10 +90,15 @@ describe("SessionStarter on a real tmux server", () => {
     const first = await ensure()
     expect(Object.fromEntries(first.map((a) => [a.session, a.action])))
       .toStrictEqual({ "cf-1": "created", "cf-2": "created", "cf-3": "present" })
-    await waitFor("the stand-in's input box in cf-1 and cf-2", () => showsInputBox(server, "cf-1") && showsInputBox(server, "cf-2"))
+    await waitFor(
+      "the stand-in's input box in cf-1 and cf-2",
+      () => showsInputBox(server, "cf-1") && showsInputBox(server, "cf-2")
+    )
 
     // The session's name and account directory are in its environment: tmux's and the program's.
-    expect(server.tmux("show-environment", "-t", "=cf-1", "CLAUDE_FAILOVER_SESSION").trim()).toBe("CLAUDE_FAILOVER_SESSION=cf-1")
+    expect(server.tmux("show-environment", "-t", "=cf-1", "CLAUDE_FAILOVER_SESSION").trim()).toBe(
+      "CLAUDE_FAILOVER_SESSION=cf-1"
+    )
     const env = processEnv(panePid(server, "cf-1"))
     expect(env).toMatchObject({ CLAUDE_FAILOVER_SESSION: "cf-1", CLAUDE_CONFIG_DIR: join(cwd, "claude-work") })
     expect(processEnv(panePid(server, "cf-2")).CLAUDE_FAILOVER_SESSION).toBe("cf-2")
@@ -105,8 +112,11 @@ describe("SessionStarter on a real tmux server", () => {
     await waitFor("cf-1 to end with its program", () => !hasSession(server, "cf-1"))
     const waiting = (await ensure()).find((a) => a.session === "cf-1")
     expect(waiting).toMatchObject({ action: "backing-off", detail: "the session is gone; restart in 1s" })
-    const restarted = await waitFor("cf-1 to be restarted", async () =>
-      (await ensure()).find((a) => a.session === "cf-1" && a.action === "restarted"), 10_000)
+    const restarted = await waitFor(
+      "cf-1 to be restarted",
+      async () => (await ensure()).find((a) => a.session === "cf-1" && a.action === "restarted"),
+      10_000
+    )
     expect(restarted.detail).toContain("restart 1")
     await waitFor("the stand-in's input box in cf-1 again", () => showsInputBox(server, "cf-1"))
     expect(panePid(server, "cf-1")).not.toBe(oldPid)
@@ -115,8 +125,11 @@ describe("SessionStarter on a real tmux server", () => {
     // The operator's Claude Code exits to its shell: the pane is respawned in place, running CLAUDE_COMMAND.
     await exitStandin(server, "cf-3")
     await waitFor("cf-3 back at its shell", () => server.currentCommand("cf-3") === "bash")
-    await waitFor("cf-3 to be respawned", async () =>
-      (await ensure()).find((a) => a.session === "cf-3" && a.action === "restarted"), 10_000)
+    await waitFor(
+      "cf-3 to be respawned",
+      async () => (await ensure()).find((a) => a.session === "cf-3" && a.action === "restarted"),
+      10_000
+    )
     await waitFor("the stand-in's input box in cf-3", () => showsInputBox(server, "cf-3"))
     expect(processEnv(panePid(server, "cf-3")).CLAUDE_FAILOVER_SESSION).toBe("cf-3")
   })
@@ -130,11 +143,15 @@ describe("SessionStarter on a real tmux server", () => {
     const script = join(cwd, "dump-argv.js")
     writeFileSync(
       script,
-      `require("fs").writeFileSync(${JSON.stringify(out)}, JSON.stringify({ argv: process.argv.slice(2), env: process.env }))\n` +
+      `require("fs").writeFileSync(${
+        JSON.stringify(out)
+      }, JSON.stringify({ argv: process.argv.slice(2), env: process.env }))\n` +
         "setTimeout(() => {}, 30_000)\n"
     )
     const args = ["a;", ";", "b\\;", "$HOME", "`id`", "#{session_name}", "~", "x y", "", "'\"", "-c", "--"]
-    await tmux((t) => t.newSession("odd#{pid};", { command: [process.execPath, script, ...args], env: { V: "v;#{pid}" }, cwd }))
+    await tmux((t) =>
+      t.newSession("odd#{pid};", { command: [process.execPath, script, ...args], env: { V: "v;#{pid}" }, cwd })
+    )
     const written = await waitFor("the script's argv", () => {
       try {
         return JSON.parse(readFileSync(out, "utf8")) as { argv: ReadonlyArray<string>; env: Record<string, string> }
@@ -159,11 +176,17 @@ describe("SessionStarter on a real tmux server", () => {
       }
     }, 10_000)
     // A taken name is SessionExists; a missing directory is refused (tmux would start the pane elsewhere).
-    const exists = await tmux((t) => Effect.flip(t.newSession("cf-x", { command: ["sleep", "30"], env: {}, cwd }).pipe(
-      Effect.andThen(t.newSession("cf-x", { command: ["sleep", "30"], env: {}, cwd }))
-    )))
+    const exists = await tmux((t) =>
+      Effect.flip(
+        t.newSession("cf-x", { command: ["sleep", "30"], env: {}, cwd }).pipe(
+          Effect.andThen(t.newSession("cf-x", { command: ["sleep", "30"], env: {}, cwd }))
+        )
+      )
+    )
     expect(exists._tag).toBe("SessionExists")
-    const noDir = await tmux((t) => Effect.flip(t.newSession("cf-y", { command: ["sleep", "30"], env: {}, cwd: join(cwd, "nope") })))
+    const noDir = await tmux((t) =>
+      Effect.flip(t.newSession("cf-y", { command: ["sleep", "30"], env: {}, cwd: join(cwd, "nope") }))
+    )
     expect(noDir.message).toContain("nope")
     expect(await tmux((t) => t.version())).toMatch(/^tmux \d/)
     expect(hasSession(server, "cf-y")).toBe(false)

@@ -32,120 +32,141 @@ afterEach(async () => {
 })
 
 describe("soak", () => {
-  it(`${TASKS} mixed tasks, ${KILLS} SIGKILLs at random, second daemons refused: nothing lost, nothing twice`, async () => {
-    const seed = Number(process.env.SOAK_SEED ?? Date.now() % 100_000)
-    const random = prng(seed)
-    const queue = new Queue()
-    const tmux = new TmuxServer()
-    const logDir = mkdtempSync(join(tmpdir(), "cf-soak-"))
-    const log = join(logDir, "standins.jsonl")
-    const server = await startFakeSecutools({
-      apiKey: KEY,
-      durationMs: 300,
-      seed,
-      ratio5xx: 0.08,
-      ratio429: 0.04,
-      retryAfter: 1,
-      dropRatio: 0.03,
-      lostAnswerRatio: 0.08
-    })
-    cleanups.push(() => tmux.kill(), () => queue.remove(), () => rmSync(logDir, { recursive: true, force: true }), () => server.close())
-    for (const [session, extra] of [["claude-1", {}], ["claude-2", {}], ["claude-3", { STANDIN_LIMIT_AFTER: "15" }]] as const) {
-      tmux.startStandin(session, { STANDIN_WORK_MS: "250", STANDIN_LOG: log, STANDIN_NAME: session, ...extra })
-    }
-    await waitFor("the stand-ins", () => ["claude-1", "claude-2", "claude-3"].every((s) => tmux.capture(s).includes("? for shortcuts")))
-
-    // The tasks: local ones, delegated ones to each provider, some that fail at the provider, some that may fail over.
-    const names: Array<string> = []
-    const failing = new Set<string>()
-    const taskText = (i: number): string => {
-      const kind = i % 6
-      if (kind === 0) return `---\npreferred_ai: gpu\n---\nRender frame ${i}.\n`
-      if (kind === 1) return `---\npreferred_ai: gemini\n---\nSummarise chapter ${i}.\n`
-      if (kind === 2) return `---\npreferred_ai: auto\ncomplexity_hint: ${["low", "medium", "high"][i % 3]}\n---\nSort list ${i}.\n`
-      if (kind === 3) return `---\nallow_delegation: true\n---\nTidy module ${i}; may fail over.\n`
-      return `Fix bug ${i} locally.\n`
-    }
-    const drop = (i: number) => {
-      const name = `s-${String(i).padStart(4, "0")}.md`
-      let text = taskText(i)
-      if (i % 6 === 1 && i % 5 === 0) {
-        text = text.replace("Summarise", "[fail] Summarise")
-        failing.add(name)
+  it(
+    `${TASKS} mixed tasks, ${KILLS} SIGKILLs at random, second daemons refused: nothing lost, nothing twice`,
+    async () => {
+      const seed = Number(process.env.SOAK_SEED ?? Date.now() % 100_000)
+      const random = prng(seed)
+      const queue = new Queue()
+      const tmux = new TmuxServer()
+      const logDir = mkdtempSync(join(tmpdir(), "cf-soak-"))
+      const log = join(logDir, "standins.jsonl")
+      const server = await startFakeSecutools({
+        apiKey: KEY,
+        durationMs: 300,
+        seed,
+        ratio5xx: 0.08,
+        ratio429: 0.04,
+        retryAfter: 1,
+        dropRatio: 0.03,
+        lostAnswerRatio: 0.08
+      })
+      cleanups.push(
+        () => tmux.kill(),
+        () => queue.remove(),
+        () => rmSync(logDir, { recursive: true, force: true }),
+        () => server.close()
+      )
+      for (
+        const [session, extra] of [["claude-1", {}], ["claude-2", {}], ["claude-3", {
+          STANDIN_LIMIT_AFTER: "15"
+        }]] as const
+      ) {
+        tmux.startStandin(session, { STANDIN_WORK_MS: "250", STANDIN_LOG: log, STANDIN_NAME: session, ...extra })
       }
-      writeFileSync(join(queue.root, "pending", name), text)
-      names.push(name)
-    }
+      await waitFor(
+        "the stand-ins",
+        () => ["claude-1", "claude-2", "claude-3"].every((s) => tmux.capture(s).includes("? for shortcuts"))
+      )
 
-    const env = {
-      QUEUE_DIR: queue.root,
-      TMUX_SOCKET: tmux.socket,
-      SECUTOOLS_API_KEY: KEY,
-      SECUTOOLS_URL: server.url,
-      REAP_INTERVAL: "200ms",
-      SECUTOOLS_RETRY_BASE: "50ms",
-      SECUTOOLS_RETRY_MAX_DELAY: "400ms",
-      SECUTOOLS_RETRY_ATTEMPTS: "8",
-      SECUTOOLS_TIMEOUT: "2s",
-      SETTLE_AFTER: "200ms"
-    }
-    const daemons: Array<Daemon> = []
-    const start = () => {
-      const daemon = new Daemon(env)
-      daemons.push(daemon)
-      cleanups.push(() => daemon.stop("SIGKILL"))
-      return daemon
-    }
-
-    let current = start()
-    await current.ready()
-    let dropped = 0
-    let kills = 0
-    const refused: Array<number | null> = []
-    const deadline = Date.now() + (LONG ? 20 : 2.5) * 60_000
-    // Drop the tasks in bursts while killing the daemon at random moments.
-    while (kills < KILLS || dropped < TASKS) {
-      if (Date.now() > deadline) throw new Error(`soak ran out of time: ${dropped} dropped, ${kills} kills (seed ${seed})`)
-      const burst = Math.min(TASKS - dropped, 10 + Math.floor(random() * 25))
-      for (let i = 0; i < burst; i++) drop(++dropped)
-      await new Promise((resolve) => setTimeout(resolve, 1500 + random() * 3500))
-      if (kills < KILLS) {
-        if (random() < 0.3) {
-          const second = start()
-          refused.push(await second.exited)
-          expect(second.output, `seed ${seed}`).toContain("is locked by a daemon")
+      // The tasks: local ones, delegated ones to each provider, some that fail at the provider, some that may fail over.
+      const names: Array<string> = []
+      const failing = new Set<string>()
+      const taskText = (i: number): string => {
+        const kind = i % 6
+        if (kind === 0)
+          return `---\npreferred_ai: gpu\n---\nRender frame ${i}.\n`
+        if (kind === 1) return `---\npreferred_ai: gemini\n---\nSummarise chapter ${i}.\n`
+        if (kind === 2)
+          return `---\npreferred_ai: auto\ncomplexity_hint: ${["low", "medium", "high"][i % 3]}\n---\nSort list ${i}.\n`
+        if (kind === 3) return `---\nallow_delegation: true\n---\nTidy module ${i}; may fail over.\n`
+        return `Fix bug ${i} locally.\n`
+      }
+      const drop = (i: number) => {
+        const name = `s-${String(i).padStart(4, "0")}.md`
+        let text = taskText(i)
+        if (i % 6 === 1 && i % 5 === 0) {
+          text = text.replace("Summarise", "[fail] Summarise")
+          failing.add(name)
         }
-        current.process.kill("SIGKILL")
-        await current.exited
-        kills++
-        current = start()
-        await current.ready()
+        writeFileSync(join(queue.root, "pending", name), text)
+        names.push(name)
       }
-    }
 
-    const finishedAll = () =>
-      names.every((name) => queue.tasks("done").includes(name) || queue.tasks("failed").includes(name)) &&
-      queue.tasks("active").length === 0 && queue.list("pending").length === 0
-    await waitFor(`all ${TASKS} tasks finished (seed ${seed})`, finishedAll, (LONG ? 10 : 2) * 60_000)
-    expect(await current.stop()).toBe(0)
+      const env = {
+        QUEUE_DIR: queue.root,
+        TMUX_SOCKET: tmux.socket,
+        SECUTOOLS_API_KEY: KEY,
+        SECUTOOLS_URL: server.url,
+        REAP_INTERVAL: "200ms",
+        SECUTOOLS_RETRY_BASE: "50ms",
+        SECUTOOLS_RETRY_MAX_DELAY: "400ms",
+        SECUTOOLS_RETRY_ATTEMPTS: "8",
+        SECUTOOLS_TIMEOUT: "2s",
+        SETTLE_AFTER: "200ms"
+      }
+      const daemons: Array<Daemon> = []
+      const start = () => {
+        const daemon = new Daemon(env)
+        daemons.push(daemon)
+        cleanups.push(() => daemon.stop("SIGKILL"))
+        return daemon
+      }
 
-    const events = readStandinLog(log)
-    const { census, problems } = checkInvariants(queue.root, {
-      names,
-      allFinished: true,
-      standinLog: events,
-      secutools: server.counters()
-    })
-    expect(problems, `seed ${seed}`).toStrictEqual([])
-    expect(refused.every((code) => code === 2), `seed ${seed}`).toBe(true)
-    expect([...queue.tasks("failed")].sort(), `seed ${seed}`).toStrictEqual([...failing].sort())
-    const counters = server.counters()
-    const injected = Object.values(counters.injected).reduce((a, b) => a + b, 0)
-    console.log(
-      `soak (seed ${seed}): ${TASKS} tasks (${census.done} done, ${census.failed} failed as their provider said), ` +
-        `${kills} SIGKILLs, ${refused.length} second daemons refused with exit 2, ` +
-        `${census.runsSubmitted} local runs submitted (none twice), ${Object.keys(counters.jobsByKey).length} secutools jobs ` +
-        `(one per key) through ${injected} injected faults; nothing lost, nothing run twice`
-    )
-  }, (LONG ? 35 : 4.5) * 60_000)
+      let current = start()
+      await current.ready()
+      let dropped = 0
+      let kills = 0
+      const refused: Array<number | null> = []
+      const deadline = Date.now() + (LONG ? 20 : 2.5) * 60_000
+      // Drop the tasks in bursts while killing the daemon at random moments.
+      while (kills < KILLS || dropped < TASKS) {
+        if (Date.now() > deadline)
+          throw new Error(`soak ran out of time: ${dropped} dropped, ${kills} kills (seed ${seed})`)
+        const burst = Math.min(TASKS - dropped, 10 + Math.floor(random() * 25))
+        for (let i = 0; i < burst; i++) drop(++dropped)
+        await new Promise((resolve) => setTimeout(resolve, 1500 + random() * 3500))
+        if (kills < KILLS) {
+          if (random() < 0.3) {
+            const second = start()
+            refused.push(await second.exited)
+            expect(second.output, `seed ${seed}`).toContain("is locked by a daemon")
+          }
+          current.process.kill("SIGKILL")
+          await current.exited
+          kills++
+          current = start()
+          await current.ready()
+        }
+      }
+
+      const finishedAll = () =>
+        names.every((name) => queue.tasks("done").includes(name) || queue.tasks("failed").includes(name)) &&
+        queue.tasks("active").length === 0 && queue.list("pending").length === 0
+      await waitFor(`all ${TASKS} tasks finished (seed ${seed})`, finishedAll, (LONG ? 10 : 2) * 60_000)
+      expect(await current.stop()).toBe(0)
+
+      const events = readStandinLog(log)
+      const { census, problems } = checkInvariants(queue.root, {
+        names,
+        allFinished: true,
+        standinLog: events,
+        secutools: server.counters()
+      })
+      expect(problems, `seed ${seed}`).toStrictEqual([])
+      expect(refused.every((code) => code === 2), `seed ${seed}`).toBe(true)
+      expect([...queue.tasks("failed")].sort(), `seed ${seed}`).toStrictEqual([...failing].sort())
+      const counters = server.counters()
+      const injected = Object.values(counters.injected).reduce((a, b) => a + b, 0)
+      console.log(
+        `soak (seed ${seed}): ${TASKS} tasks (${census.done} done, ${census.failed} failed as their provider said), ` +
+          `${kills} SIGKILLs, ${refused.length} second daemons refused with exit 2, ` +
+          `${census.runsSubmitted} local runs submitted (none twice), ${
+            Object.keys(counters.jobsByKey).length
+          } secutools jobs ` +
+          `(one per key) through ${injected} injected faults; nothing lost, nothing run twice`
+      )
+    },
+    (LONG ? 35 : 4.5) * 60_000
+  )
 })

@@ -34,23 +34,47 @@ const newQueue = () => {
 }
 
 /** Every file of every stage, hidden ones included. */
-const everything = (queue: Queue) => ["pending", "active", "done", "failed"].flatMap((stage) => queue.list(stage).map((f) => `${stage}/${f}`))
+const everything = (queue: Queue) =>
+  ["pending", "active", "done", "failed"].flatMap((stage) => queue.list(stage).map((f) => `${stage}/${f}`))
 
 describe("staging", () => {
   it("dry-run sessions and the in-process secutools finish local and delegated tasks without a key", async () => {
     const queue = newQueue()
     for (let i = 1; i <= 4; i++) writeFileSync(join(queue.root, "pending", `local-${i}.md`), `Local task ${i}.\n`)
     for (const provider of ["gpu", "gemini"]) {
-      writeFileSync(join(queue.root, "pending", `remote-${provider}.md`), `---\npreferred_ai: ${provider}\n---\nRemote.\n`)
+      writeFileSync(
+        join(queue.root, "pending", `remote-${provider}.md`),
+        `---\npreferred_ai: ${provider}\n---\nRemote.\n`
+      )
     }
     const daemon = staging(queue)
     await waitFor("6 tasks in done/", () => queue.tasks("done").length === 6, 40_000)
     expect(await daemon.stop()).toBe(0)
 
-    for (let i = 1; i <= 4; i++) expect(frontmatter(queue.read("done", `local-${i}.md`)).session).toMatch(/^claude-[12]$/)
+    for (let i = 1; i <= 4; i++)
+      expect(frontmatter(queue.read("done", `local-${i}.md`)).session).toMatch(/^claude-[12]$/)
     expect(frontmatter(queue.read("done", "remote-gpu.md"))).toMatchObject({ provider: "gpu", state: "done" })
     expect(daemon.output).toContain("dry run: would type into claude-")
     expect(daemon.output).toContain("SECUTOOLS_MODE=fake: secutools stand-in at http://127.0.0.1:")
+
+    // What an operator reads: one start line, where each task went and why, when it finished and how long it took, the stop.
+    const started = daemon.output.split("\n").filter((line) => line.includes("started on"))
+    expect(started).toHaveLength(1)
+    expect(started[0]).toMatch(
+      new RegExp(
+        `claude-failover \\S+ started on ${queue.root}; dry-run sessions claude-1, claude-2; ` +
+          "delegation on \\(the in-process secutools stand-in\\); status page http://127\\.0\\.0\\.1:\\d+/; no configuration file$"
+      )
+    )
+    expect(daemon.output).not.toContain("SECUTOOLS_RETRY_BASE")
+    expect(daemon.output).toMatch(
+      /local-1\.md → session claude-[12] \(run r[0-9a-f]{12}; no rule sends it to secutools\)/
+    )
+    expect(daemon.output).toContain("remote-gemini.md → secutools gemini (it names this provider)")
+    expect(daemon.output).toMatch(/local-1\.md done \(session claude-[12], took \d+(ms|s)\)/)
+    expect(daemon.output).toMatch(/remote-gpu\.md done by secutools gpu \(job \S+, took \d+(ms|s)\)/)
+    expect(daemon.output.trimEnd().split("\n").filter((line) => line.includes("claude-failover stopped on")))
+      .toHaveLength(1)
   })
 
   it("SIGTERM mid-run exits 0 within seconds; no temporary file, no task in two places, none lost", async () => {

@@ -96,7 +96,14 @@ export class Daemon {
   constructor(env: Readonly<Record<string, string>>) {
     this.process = spawn(process.execPath, [DAEMON], {
       cwd: ROOT,
-      env: { ...process.env, POLL_INTERVAL: "250ms", SCAN_INTERVAL: "1s", SETTLE_AFTER: "300ms", API_PORT: "0", ...env },
+      env: {
+        ...process.env,
+        POLL_INTERVAL: "250ms",
+        SCAN_INTERVAL: "1s",
+        SETTLE_AFTER: "300ms",
+        API_PORT: "0",
+        ...env
+      },
       stdio: ["ignore", "pipe", "pipe"]
     })
     this.process.stdout?.on("data", (chunk: Buffer) => (this.output += chunk.toString()))
@@ -110,7 +117,9 @@ export class Daemon {
       if (this.output.includes("status API listening on")) return true
       // A daemon that exited will not start: say so now, with what it printed, rather than after the deadline.
       if (this.process.exitCode !== null || this.process.signalCode !== null) {
-        throw new Error(`the daemon exited (${this.process.exitCode ?? this.process.signalCode}) before it started:\n${this.output}`)
+        throw new Error(
+          `the daemon exited (${this.process.exitCode ?? this.process.signalCode}) before it started:\n${this.output}`
+        )
       }
       return false
     }, timeoutMs)

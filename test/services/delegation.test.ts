@@ -52,13 +52,21 @@ describe("delegation", () => {
       const delegation = yield* Delegation
       const secutools = yield* MemorySecutoolsControl
       yield* store.create("pending", name, "Summarise the logs.\n")
-      yield* delegation.start(Result.getOrThrow(parseTask(name, "Summarise the logs.\n")), "gemini", "preferred_provider")
+      yield* delegation.start(
+        Result.getOrThrow(parseTask(name, "Summarise the logs.\n")),
+        "gemini",
+        "preferred_provider"
+      )
 
       // Nothing has been sent yet, and everything needed to resume is on disk.
       expect(yield* secutools.jobs).toStrictEqual([])
       const written = Option.getOrThrow(yield* markerOf)
       expect(written).toMatchObject({ task: "job.md", provider: "gemini", state: "submitting", job_id: null, polls: 0 })
-      expect((yield* taskIn("pending")).fields).toMatchObject({ state: "delegated_to_secutools", provider: "gemini", attempts: 1 })
+      expect((yield* taskIn("pending")).fields).toMatchObject({
+        state: "delegated_to_secutools",
+        provider: "gemini",
+        attempts: 1
+      })
 
       yield* Effect.forkChild(delegation.run)
       yield* TestClock.adjust(Duration.millis(10))
@@ -73,7 +81,11 @@ describe("delegation", () => {
       ])
       expect((yield* taskIn("pending")).fields.run).toBe(written.run)
       const submitted = Option.getOrThrow(yield* markerOf)
-      expect(submitted).toMatchObject({ state: "submitted", job_id: jobs[0]?.job_id, idempotency_key: written.idempotency_key })
+      expect(submitted).toMatchObject({
+        state: "submitted",
+        job_id: jobs[0]?.job_id,
+        idempotency_key: written.idempotency_key
+      })
       expect((yield* taskIn("pending")).fields.job_id).toBe(jobs[0]?.job_id)
       expect((yield* delegation.status).counters).toMatchObject({ submitted: 1, active: 1 })
     }).pipe(Effect.provide(testLayer())))
@@ -92,7 +104,13 @@ describe("delegation", () => {
       expect(yield* store.list("pending")).toStrictEqual([])
       expect(Option.isNone(yield* markerOf)).toBe(true)
       const done = yield* taskIn("done")
-      expect(done.fields).toMatchObject({ state: "done", provider: "gemini", job_id: "j_1", cost_usd: 0.0042, complexity_hint: "high" })
+      expect(done.fields).toMatchObject({
+        state: "done",
+        provider: "gemini",
+        job_id: "j_1",
+        cost_usd: 0.0042,
+        complexity_hint: "high"
+      })
       expect(done.extra).toStrictEqual([["owner", "ops"]])
       expect(done.body).toMatch(/^Summarise the logs.\n\n+## Result \(gemini\)\n\nAll quiet.\n/)
       expect(done.body).toMatch(/claude-failover: done · \S+ · provider gemini · job j_1 · cost \$0\.0042 · took 40s/)
@@ -158,7 +176,10 @@ describe("delegation", () => {
         polls: 0
       }
       yield* store.writeMarker(name, marker)
-      const first = yield* secutools.submit({ task_id: "job", provider: "gpu", prompt: "Summarise the logs.\n" }, "job-key-1")
+      const first = yield* secutools.submit(
+        { task_id: "job", provider: "gpu", prompt: "Summarise the logs.\n" },
+        "job-key-1"
+      )
 
       yield* delegation.resume
       yield* Effect.forkChild(delegation.run)
@@ -166,7 +187,11 @@ describe("delegation", () => {
       expect((yield* (yield* MemorySecutoolsControl).jobs).map((job) => job.job_id)).toStrictEqual([first.job_id])
       expect(Option.getOrThrow(yield* markerOf)).toMatchObject({ state: "submitted", job_id: first.job_id })
       // The state the crash kept from being written is written now, attempts counted once.
-      expect((yield* taskIn("pending")).fields).toMatchObject({ state: "delegated_to_secutools", provider: "gpu", attempts: 1 })
+      expect((yield* taskIn("pending")).fields).toMatchObject({
+        state: "delegated_to_secutools",
+        provider: "gpu",
+        attempts: 1
+      })
     }).pipe(Effect.provide(testLayer())))
 })
 
@@ -195,7 +220,12 @@ describe("a submission that fails for good", () => {
 
       expect(yield* store.listMarkers()).toStrictEqual([])
       const task = yield* taskIn("pending")
-      expect(task.fields).toMatchObject({ state: "pending", allow_delegation: false, attempts: 1, preferred_ai: "gemini" })
+      expect(task.fields).toMatchObject({
+        state: "pending",
+        allow_delegation: false,
+        attempts: 1,
+        preferred_ai: "gemini"
+      })
       expect(task.fields.provider).toBeUndefined()
       expect(task.fields.history?.at(-1)).toMatchObject({
         event: "requeued",
@@ -207,7 +237,9 @@ describe("a submission that fails for good", () => {
     }).pipe(
       Effect.provide(
         DelegationLayer(delegationSettings()).pipe(
-          Layer.provideMerge(Layer.mergeAll(rejecting, DelegationCountersRef.layer, MemoryTaskStoreLayer, TaskLocks.layer))
+          Layer.provideMerge(
+            Layer.mergeAll(rejecting, DelegationCountersRef.layer, MemoryTaskStoreLayer, TaskLocks.layer)
+          )
         )
       )
     ))
@@ -219,7 +251,13 @@ describe("the reaper", () => {
     get: (jobId) =>
       jobId === "slow"
         ? Effect.never
-        : Effect.succeed({ job_id: jobId, status: "completed", provider: "gpu", created_at: "2026-11-25T08:00:00Z", result: "ok" })
+        : Effect.succeed({
+          job_id: jobId,
+          status: "completed",
+          provider: "gpu",
+          created_at: "2026-11-25T08:00:00Z",
+          result: "ok"
+        })
   })
 
   it.effect("a job whose poll hangs holds back no job submitted later, and is not polled twice at once", () =>
@@ -245,7 +283,9 @@ describe("the reaper", () => {
     }).pipe(
       Effect.provide(
         DelegationLayer(delegationSettings({ reapConcurrency: 2 })).pipe(
-          Layer.provideMerge(Layer.mergeAll(slowAndFast, DelegationCountersRef.layer, MemoryTaskStoreLayer, TaskLocks.layer))
+          Layer.provideMerge(
+            Layer.mergeAll(slowAndFast, DelegationCountersRef.layer, MemoryTaskStoreLayer, TaskLocks.layer)
+          )
         )
       )
     ))
@@ -256,7 +296,9 @@ const flaky = (state: { down: boolean; jobs: Map<string, string>; polls: number;
   Layer.succeed(Secutools, {
     submit: (request, key) => {
       if (state.down) {
-        return Effect.fail(new SecutoolsError({ operation: `submit ${request.task_id}`, reason: { _tag: "Timeout", afterMs: 10_000 } }))
+        return Effect.fail(
+          new SecutoolsError({ operation: `submit ${request.task_id}`, reason: { _tag: "Timeout", afterMs: 10_000 } })
+        )
       }
       const jobId = state.jobs.get(key) ?? `j_${state.jobs.size + 1}`
       state.jobs.set(key, jobId)
@@ -265,12 +307,21 @@ const flaky = (state: { down: boolean; jobs: Map<string, string>; polls: number;
     get: (jobId) => {
       state.polls++
       if (state.poll === "401") {
-        return Effect.fail(new SecutoolsError({ operation: `get ${jobId}`, reason: { _tag: "Status", status: 401, body: "bad key" } }))
+        return Effect.fail(
+          new SecutoolsError({ operation: `get ${jobId}`, reason: { _tag: "Status", status: 401, body: "bad key" } })
+        )
       }
       if (state.poll === "huge") {
-        return Effect.fail(new SecutoolsError({ operation: `get ${jobId}`, reason: { _tag: "TooLarge", limitBytes: 8 * 1024 * 1024 } }))
+        return Effect.fail(
+          new SecutoolsError({ operation: `get ${jobId}`, reason: { _tag: "TooLarge", limitBytes: 8 * 1024 * 1024 } })
+        )
       }
-      return Effect.succeed({ job_id: jobId, status: "running" as const, provider: "gpu", created_at: "2026-11-25T08:00:00Z" })
+      return Effect.succeed({
+        job_id: jobId,
+        status: "running" as const,
+        provider: "gpu",
+        created_at: "2026-11-25T08:00:00Z"
+      })
     }
   })
 
@@ -285,7 +336,11 @@ describe("a submission whose answer may have been lost", () => {
     return Effect.gen(function*() {
       const delegation = yield* delegated("Summarise the logs.\n")
       const first = Option.getOrThrow(yield* markerOf)
-      expect(first).toMatchObject({ state: "submitting", submit_attempts: 1, last_error: "submit job: no answer within 10000ms" })
+      expect(first).toMatchObject({
+        state: "submitting",
+        submit_attempts: 1,
+        last_error: "submit job: no answer within 10000ms"
+      })
       expect((yield* taskIn("pending")).fields).toMatchObject({ state: "delegated_to_secutools", provider: "gemini" })
       // Still unreachable at the second try (30 s later); the third (60 s after that) finds it back.
       yield* TestClock.adjust(Duration.seconds(31))

@@ -16,7 +16,12 @@ export const dispatchSettingsForTests = (overrides: Partial<DispatchSettings> = 
   timeZone: "UTC",
   queueDir: "/q",
   command: { program: ["/usr/bin/node", "/app/bin/claude-failover.js"], queueDir: "/q" },
-  routing: { delegationEnabled: false, complexityMap: DEFAULT_COMPLEXITY_MAP, failoverProvider: "claude-api", limitPolicy: "requeue" },
+  routing: {
+    delegationEnabled: false,
+    complexityMap: DEFAULT_COMPLEXITY_MAP,
+    failoverProvider: "claude-api",
+    limitPolicy: "requeue"
+  },
   enterDelay: Duration.millis(200),
   idle: { policy: "attention", grace: Duration.minutes(2) },
   ...overrides

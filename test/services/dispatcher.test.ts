@@ -2,7 +2,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { HookEvents } from "../../src/services/hook-events.ts"
 import { SessionStarterOff } from "../../src/services/session-starter.ts"
-import { Context, Duration, Effect, Fiber, Layer, Option, Result } from "effect"
+import { Context, Duration, Effect, Fiber, Layer, Logger, Option, Result } from "effect"
 import { TestClock } from "effect/testing"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
@@ -38,9 +38,12 @@ const testLayer = (overrides: Partial<DispatchSettings> = {}, store: Layer.Layer
     Layer.provideMerge(memoryDelegation()),
     Layer.provideMerge(Layer.mergeAll(
       OwnWrites.tracking.pipe(Layer.provide(store)),
-      Layer.effect(OutsideStore, Effect.gen(function*() {
-        return yield* TaskStore
-      })).pipe(Layer.provide(store)),
+      Layer.effect(
+        OutsideStore,
+        Effect.gen(function*() {
+          return yield* TaskStore
+        })
+      ).pipe(Layer.provide(store)),
       MemoryTmuxLayer,
       TaskLocks.layer
     ))
@@ -68,15 +71,23 @@ const fieldsOf = (stage: "pending" | "active" | "done" | "failed", name: string)
     return Result.getOrThrow(parseTask(name, stored.text)).fields
   })
 
-const lastReason = (fields: { readonly history?: ReadonlyArray<{ readonly reason: string }> }) => fields.history?.at(-1)?.reason ?? ""
+const lastReason = (fields: { readonly history?: ReadonlyArray<{ readonly reason: string }> }) =>
+  fields.history?.at(-1)?.reason ?? ""
 
-const idleSession = (session: string, pane: { readonly screenAfterEnter?: string; readonly dropsEnters?: number } = {}) =>
-  MemoryTmuxControl.use((tmux) => tmux.setPane(session, { screen: IDLE, command: "claude", screenAfterEnter: BUSY, ...pane }))
+const idleSession = (
+  session: string,
+  pane: { readonly screenAfterEnter?: string; readonly dropsEnters?: number } = {}
+) =>
+  MemoryTmuxControl.use((tmux) =>
+    tmux.setPane(session, { screen: IDLE, command: "claude", screenAfterEnter: BUSY, ...pane })
+  )
 
 /** Every paste typed into a session (Enters and clears left out). */
 const pastes = (session: string) =>
-  Effect.map(MemoryTmuxControl.use((tmux) => tmux.panes), (panes) =>
-    (panes.get(session)?.typed ?? []).filter((text) => text !== "\n" && text !== "^C"))
+  Effect.map(
+    MemoryTmuxControl.use((tmux) => tmux.panes),
+    (panes) => (panes.get(session)?.typed ?? []).filter((text) => text !== "\n" && text !== "^C")
+  )
 
 /** At START, job.md dispatched to an idle claude-1; returns the tmux control. */
 const jobRunningOnClaude1 = Effect.gen(function*() {
@@ -138,9 +149,10 @@ describe("dispatcher", () => {
       // all three have had their Enter only if they were typed into side by side.
       yield* TestClock.adjust(Duration.millis(500))
       const panes = yield* (yield* MemoryTmuxControl).panes
-      expect(["claude-1", "claude-2", "claude-3"].map((session) => panes.get(session)?.typed.includes("\n"))).toStrictEqual(
-        [true, true, true]
-      )
+      expect(["claude-1", "claude-2", "claude-3"].map((session) => panes.get(session)?.typed.includes("\n")))
+        .toStrictEqual(
+          [true, true, true]
+        )
       yield* TestClock.adjust(Duration.seconds(5))
       yield* Fiber.join(fiber)
       expect(yield* (yield* TaskStore).list("active")).toStrictEqual(["t-1.md", "t-2.md", "t-3.md"])
@@ -212,7 +224,12 @@ describe("dispatcher", () => {
       expect(yield* store.list("pending")).toStrictEqual(["job.md"])
       const requeued = yield* fieldsOf("pending", "job.md")
       expect(lastReason(requeued)).toContain("session claude-1 hit its usage limit")
-      expect(requeued.history?.at(-1)).toMatchObject({ event: "requeued", cause: "usage_limit", run, session: "claude-1" })
+      expect(requeued.history?.at(-1)).toMatchObject({
+        event: "requeued",
+        cause: "usage_limit",
+        run,
+        session: "claude-1"
+      })
       // The old run's fields are gone from the file, not just from memory.
       expect(requeued).not.toHaveProperty("session")
       expect(requeued).not.toHaveProperty("started_at")
@@ -238,7 +255,10 @@ describe("dispatcher", () => {
     Effect.gen(function*() {
       yield* TestClock.setTime(START)
       const tmux = yield* MemoryTmuxControl
-      yield* tmux.setPane("claude-1", { screen: screen("usage_limited--org-out-of-usage-no-reset.txt"), command: "claude" })
+      yield* tmux.setPane("claude-1", {
+        screen: screen("usage_limited--org-out-of-usage-no-reset.txt"),
+        command: "claude"
+      })
       yield* idleSession("claude-2")
       yield* tick
       const status = yield* (yield* Dispatcher).status
@@ -360,7 +380,9 @@ describe("watchdog", () => {
       yield* tick
       for (let minute = 1; minute <= 31; minute++) {
         const frame = minute % 2 === 0 ? "✶" : "✻"
-        yield* tmux.setPane("claude-1", { screen: BUSY.replace("✻ Cogitating… (12s ·", `${frame} Cogitating… (${minute}m 12s ·`) })
+        yield* tmux.setPane("claude-1", {
+          screen: BUSY.replace("✻ Cogitating… (12s ·", `${frame} Cogitating… (${minute}m 12s ·`)
+        })
         yield* TestClock.adjust(Duration.minutes(1))
         yield* tick
       }
@@ -371,23 +393,31 @@ describe("watchdog", () => {
 describe("queue writes that fail", () => {
   /** A store whose writes fail with ENOSPC while `full` is set, counting the failed tries. */
   const fullDisk = (full: { value: boolean; tries: number }) =>
-    Layer.effect(TaskStore, Effect.gen(function*() {
-      const inner = yield* TaskStore
-      const enospc = (operation: string) =>
-        Effect.fail(new StoreError({ operation, path: "/q", problem: "ENOSPC: no space left on device", code: "ENOSPC" }))
-      const guarded = <A, E, R>(operation: string, write: Effect.Effect<A, E, R>): Effect.Effect<A, E | StoreError, R> =>
-        Effect.suspend((): Effect.Effect<A, E | StoreError, R> => {
-          if (!full.value) return write
-          full.tries++
-          return enospc(operation)
+    Layer.effect(
+      TaskStore,
+      Effect.gen(function*() {
+        const inner = yield* TaskStore
+        const enospc = (operation: string) =>
+          Effect.fail(
+            new StoreError({ operation, path: "/q", problem: "ENOSPC: no space left on device", code: "ENOSPC" })
+          )
+        const guarded = <A, E, R>(
+          operation: string,
+          write: Effect.Effect<A, E, R>
+        ): Effect.Effect<A, E | StoreError, R> =>
+          Effect.suspend((): Effect.Effect<A, E | StoreError, R> => {
+            if (!full.value) return write
+            full.tries++
+            return enospc(operation)
+          })
+        return TaskStore.of({
+          ...inner,
+          replace: (stage, name, text) => guarded("write", inner.replace(stage, name, text)),
+          create: (stage, name, text) => guarded("create", inner.create(stage, name, text)),
+          move: (from, to, name, toName) => guarded("move", inner.move(from, to, name, toName))
         })
-      return TaskStore.of({
-        ...inner,
-        replace: (stage, name, text) => guarded("write", inner.replace(stage, name, text)),
-        create: (stage, name, text) => guarded("create", inner.create(stage, name, text)),
-        move: (from, to, name, toName) => guarded("move", inner.move(from, to, name, toName))
       })
-    })).pipe(Layer.provide(MemoryTaskStoreLayer))
+    ).pipe(Layer.provide(MemoryTaskStoreLayer))
 
   it.effect("a full disk pauses dispatch with a growing wait, tries rarely, and resumes when space returns", () => {
     const full = { value: true, tries: 0 }
@@ -416,7 +446,14 @@ describe("queue writes that fail", () => {
 })
 
 describe("routing to secutools", () => {
-  const delegating = { routing: { delegationEnabled: true, complexityMap: DEFAULT_COMPLEXITY_MAP, failoverProvider: "claude-api" as const, limitPolicy: "requeue" as const } }
+  const delegating = {
+    routing: {
+      delegationEnabled: true,
+      complexityMap: DEFAULT_COMPLEXITY_MAP,
+      failoverProvider: "claude-api" as const,
+      limitPolicy: "requeue" as const
+    }
+  }
 
   it.effect("a task routed to a provider gets a marker and is never typed into a session", () =>
     Effect.gen(function*() {
@@ -479,7 +516,11 @@ describe("limit policies, on screens of the real Claude Code", () => {
   const real = (file: string) => {
     const found = realCases.find((c) => c.file === file)
     if (found === undefined) throw new Error(`${file} is not in real-screens/cases.json`)
-    return { screen: readFileSync(join(REAL, file), "utf8"), recordedAt: Date.parse(found.recordedAt), resetAt: Date.parse(found.resetAt ?? "") }
+    return {
+      screen: readFileSync(join(REAL, file), "utf8"),
+      recordedAt: Date.parse(found.recordedAt),
+      resetAt: Date.parse(found.resetAt ?? "")
+    }
   }
   /** 2.1.332: the 5-hour limit it continues by itself, and the same screen after Esc cancelled that. */
   const AUTO = real("usage_limited--limit-5h--2.1.332--80.txt")
@@ -488,11 +529,19 @@ describe("limit policies, on screens of the real Claude Code", () => {
   const MENU = real("usage_limited--limit-5h--2.1.197--80.txt")
   const CLOSED = real("usage_limited--limit-5h-esc--2.1.197--80.txt")
   const escapes = (session: string) =>
-    Effect.map(MemoryTmuxControl.use((tmux) => tmux.panes), (panes) => (panes.get(session)?.typed ?? []).filter((key) => key === "Esc").length)
-  const withTimeZone = (overrides: Partial<DispatchSettings> = {}) => testLayer({ timeZone: "America/New_York", ...overrides })
+    Effect.map(
+      MemoryTmuxControl.use((tmux) => tmux.panes),
+      (panes) => (panes.get(session)?.typed ?? []).filter((key) => key === "Esc").length
+    )
+  const withTimeZone = (overrides: Partial<DispatchSettings> = {}) =>
+    testLayer({ timeZone: "America/New_York", ...overrides })
 
   /** job.md (with `fields`) running on claude-1, which then shows `limit` at the instant it was recorded. */
-  const limitedJob = (limit: { readonly screen: string; readonly recordedAt: number }, after: { readonly screen: string } | undefined, fields = "") =>
+  const limitedJob = (
+    limit: { readonly screen: string; readonly recordedAt: number },
+    after: { readonly screen: string } | undefined,
+    fields = ""
+  ) =>
     Effect.gen(function*() {
       yield* TestClock.setTime(limit.recordedAt - 60_000)
       yield* idleSession("claude-1")
@@ -500,7 +549,10 @@ describe("limit policies, on screens of the real Claude Code", () => {
       yield* tick
       expect(yield* (yield* TaskStore).list("active")).toStrictEqual(["job.md"])
       const tmux = yield* MemoryTmuxControl
-      yield* tmux.setPane("claude-1", { screen: limit.screen, ...(after === undefined ? {} : { screenAfterEscape: after.screen }) })
+      yield* tmux.setPane("claude-1", {
+        screen: limit.screen,
+        ...(after === undefined ? {} : { screenAfterEscape: after.screen })
+      })
       yield* TestClock.setTime(limit.recordedAt)
       return tmux
     })
@@ -511,7 +563,9 @@ describe("limit policies, on screens of the real Claude Code", () => {
       yield* tick
       expect(yield* escapes("claude-1")).toBe(1)
       expect(yield* (yield* TaskStore).list("pending")).toStrictEqual(["job.md"])
-      expect(lastReason(yield* fieldsOf("pending", "job.md"))).toContain(`it resets at ${new Date(AUTO.resetAt).toISOString()}`)
+      expect(lastReason(yield* fieldsOf("pending", "job.md"))).toContain(
+        `it resets at ${new Date(AUTO.resetAt).toISOString()}`
+      )
       // The cancelled screen is the same limit: no second Esc (a double Esc opens Claude Code's rewind menu).
       yield* tick
       expect(yield* escapes("claude-1")).toBe(1)
@@ -560,10 +614,18 @@ describe("limit policies, on screens of the real Claude Code", () => {
       yield* tick
       const store = yield* TaskStore
       expect(yield* store.listMarkers()).toStrictEqual(["job.md"])
-      expect(yield* fieldsOf("pending", "job.md")).toMatchObject({ state: "delegated_to_secutools", provider: "gemini" })
-      expect((yield* pastes("claude-2"))).toStrictEqual([])
+      expect(yield* fieldsOf("pending", "job.md")).toMatchObject({
+        state: "delegated_to_secutools",
+        provider: "gemini"
+      })
+      expect(yield* pastes("claude-2")).toStrictEqual([])
     }).pipe(Effect.provide(withTimeZone({
-      routing: { delegationEnabled: true, complexityMap: DEFAULT_COMPLEXITY_MAP, failoverProvider: "gemini", limitPolicy: "delegate" }
+      routing: {
+        delegationEnabled: true,
+        complexityMap: DEFAULT_COMPLEXITY_MAP,
+        failoverProvider: "gemini",
+        limitPolicy: "delegate"
+      }
     }))))
 })
 
@@ -579,7 +641,10 @@ describe("a turn that ended without a report", () => {
       yield* TestClock.adjust(Duration.minutes(1))
       yield* tick
       const status = yield* (yield* Dispatcher).status
-      expect(status.attention).toStrictEqual([{ session: "claude-1", reason: expect.stringContaining("job.md reported neither done nor failed") }])
+      expect(status.attention).toStrictEqual([{
+        session: "claude-1",
+        reason: expect.stringContaining("job.md reported neither done nor failed")
+      }])
       expect(yield* (yield* TaskStore).list("active")).toStrictEqual(["job.md"])
     }).pipe(Effect.provide(testLayer())))
 
@@ -598,4 +663,53 @@ describe("a turn that ended without a report", () => {
       expect(again.attempts).toBe(2)
       expect(again.history?.at(-1)).toMatchObject({ event: "requeued", cause: "turn_ended", session: "claude-1" })
     }).pipe(Effect.provide(testLayer())))
+})
+
+/** Every line logged while `effect` runs, as `LEVEL message`. */
+const capturingLogs = <A, E, R>(effect: (lines: ReadonlyArray<string>) => Effect.Effect<A, E, R>) => {
+  const lines: Array<string> = []
+  const logger = Logger.make(({ logLevel, message }) => {
+    lines.push(`${logLevel} ${(Array.isArray(message) ? message : [message]).map(String).join(" ")}`)
+  })
+  return effect(lines).pipe(Effect.provide(Logger.layer([logger])))
+}
+
+describe("dispatcher log lines", () => {
+  it.effect("a tick failing the same way is said once, again when it changes, and its end is said", () =>
+    capturingLogs((lines) =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(START)
+        const tmux = yield* MemoryTmuxControl
+        yield* tmux.setInstalled(false)
+        yield* addTask("job.md", "Do the job.\n")
+        for (let i = 0; i < 5; i++) yield* tick
+        const failures = () => lines.filter((line) => line.includes("dispatcher tick failed"))
+        expect(failures()).toHaveLength(1)
+        expect(failures()[0]).toMatch(/^Error dispatcher tick failed: .*ENOENT.*said again only if it changes/)
+        yield* tmux.setInstalled(true)
+        yield* idleSession("claude-1")
+        yield* tick
+        expect(lines.filter((line) => line.includes("the dispatcher works again"))).toHaveLength(1)
+        expect(yield* (yield* TaskStore).list("active")).toStrictEqual(["job.md"])
+        expect(failures()).toHaveLength(1)
+      })
+    ).pipe(Effect.provide(testLayer())))
+
+  it.effect("says once why a task waits, and with its dispatch where it went and why", () =>
+    capturingLogs((lines) =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(START)
+        yield* addTask("job.md", "---\nneeds_claude_code: true\n---\nDo the job.\n")
+        for (let i = 0; i < 4; i++) yield* tick
+        const waits = lines.filter((line) => line.includes("job.md waits"))
+        expect(waits).toStrictEqual([
+          "Info job.md waits for a local session (it needs Claude Code): no Claude Code session is up"
+        ])
+        yield* idleSession("claude-1")
+        yield* tick
+        expect(lines.filter((line) => line.includes("job.md → session claude-1"))[0]).toMatch(
+          /^Info job\.md → session claude-1 \(run r[0-9a-f]{12}; it needs Claude Code\)$/
+        )
+      })
+    ).pipe(Effect.provide(testLayer())))
 })

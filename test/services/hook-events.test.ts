@@ -10,7 +10,11 @@ import { HookEvents } from "../../src/services/hook-events.ts"
 import { RUNS } from "../domain/arbitraries.ts"
 
 const ended = HookFact.TurnEnded()
-const limit = HookFact.TurnFailed({ kind: "limit", error: "rate_limit", text: "You've hit your 5-hour limit · resets 1:22pm" })
+const limit = HookFact.TurnFailed({
+  kind: "limit",
+  error: "rate_limit",
+  text: "You've hit your 5-hour limit · resets 1:22pm"
+})
 const submitted = (run: string) => HookFact.PromptSubmitted({ run: Option.some(run), task: Option.some("a.md") })
 
 describe("HookEvents (memory)", () => {
@@ -59,7 +63,9 @@ describe("HookEvents (memory)", () => {
               }
             }
           })
-          await Effect.runPromise(Effect.scoped(program.pipe(Effect.provide(HookEvents.layerMemory({ keep, sessions })))))
+          await Effect.runPromise(
+            Effect.scoped(program.pipe(Effect.provide(HookEvents.layerMemory({ keep, sessions }))))
+          )
         }
       ),
       RUNS
@@ -75,7 +81,10 @@ describe("HookEvents (memory)", () => {
       yield* events.record("claude-1", submitted("r1"), 1)
       yield* events.record("claude-1", ended, 2)
       expect((yield* Fiber.join(seen)).map((r) => r.at)).toStrictEqual([1, 2])
-      expect((yield* PubSub.takeAll(subscription)).map((r) => r.fact._tag)).toStrictEqual(["PromptSubmitted", "TurnEnded"])
+      expect((yield* PubSub.takeAll(subscription)).map((r) => r.fact._tag)).toStrictEqual([
+        "PromptSubmitted",
+        "TurnEnded"
+      ])
     }).pipe(Effect.provide(HookEvents.layerMemory())))
 
   it.effect("a subscriber that never reads holds nothing up: it keeps only the newest `backlog` facts", () =>

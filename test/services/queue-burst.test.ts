@@ -32,7 +32,13 @@ it.live(`a burst of more than ${kernelQueue} files is fully picked up`, () => {
     Layer.provideMerge(SessionStarterOff),
     Layer.provideMerge(HookEvents.layerMemory()),
     Layer.provideMerge(memoryDelegation()),
-    Layer.provideMerge(Layer.mergeAll(OwnWrites.tracking.pipe(Layer.provide(FsTaskStoreLayer({ root }))), MemoryTmuxLayer, TaskLocks.layer))
+    Layer.provideMerge(
+      Layer.mergeAll(
+        OwnWrites.tracking.pipe(Layer.provide(FsTaskStoreLayer({ root }))),
+        MemoryTmuxLayer,
+        TaskLocks.layer
+      )
+    )
   )
 
   const burst = kernelQueue + 1000
@@ -50,5 +56,9 @@ it.live(`a burst of more than ${kernelQueue} files is fully picked up`, () => {
       seen = (yield* dispatcher.status).pending
     }
     expect(seen).toBe(burst)
-  }).pipe(Effect.scoped, Effect.provide(layer), Effect.ensuring(Effect.sync(() => rmSync(root, { recursive: true, force: true }))))
+  }).pipe(
+    Effect.scoped,
+    Effect.provide(layer),
+    Effect.ensuring(Effect.sync(() => rmSync(root, { recursive: true, force: true })))
+  )
 }, 120_000)

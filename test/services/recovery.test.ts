@@ -42,7 +42,12 @@ describe("start-up recovery: files", () => {
       yield* (yield* MemoryTmuxControl).setPane("claude-9", { screen: BUSY })
       put(root, "pending", "a.md", assigned("claude-9", "r1", STARTED))
       linkSync(join(root, "pending", "a.md"), join(root, "active", "a.md"))
-      put(root, "active", "b.md", "---\nstate: done\nrun: r2\nsession: claude-9\nassigned_at: 2026-11-24T10:00:00Z\nfinished_at: 2026-11-24T10:01:00Z\n---\nx")
+      put(
+        root,
+        "active",
+        "b.md",
+        "---\nstate: done\nrun: r2\nsession: claude-9\nassigned_at: 2026-11-24T10:00:00Z\nfinished_at: 2026-11-24T10:01:00Z\n---\nx"
+      )
       linkSync(join(root, "active", "b.md"), join(root, "done", "b.md"))
       yield* recover(options)
       expect(files(root, "pending")).toStrictEqual([])
@@ -55,7 +60,12 @@ describe("start-up recovery: files", () => {
     const { layer, root } = withQueue()
     return Effect.gen(function*() {
       // The daemon died applying b.md's completion: written `done`, linked into done/, not yet unlinked from active/.
-      put(root, "active", "b.md", "---\nstate: done\nrun: r2\nsession: claude-9\nassigned_at: 2026-11-24T10:00:00Z\nfinished_at: 2026-11-24T10:01:00Z\n---\nx")
+      put(
+        root,
+        "active",
+        "b.md",
+        "---\nstate: done\nrun: r2\nsession: claude-9\nassigned_at: 2026-11-24T10:00:00Z\nfinished_at: 2026-11-24T10:01:00Z\n---\nx"
+      )
       linkSync(join(root, "active", "b.md"), join(root, "done", "b.md"))
       // The agent's completion line, taken over by the command once the daemon is gone.
       const answer = yield* performOperation(TaskName.make("b.md"), { op: "done", task: "b.md", run: "r2" })
@@ -74,7 +84,12 @@ describe("start-up recovery: files", () => {
       linkSync(join(root, "pending", "x-2.md"), join(root, "pending", "x.md"))
       // A completion moved to a free name in done/ (done/y.md was taken), source not yet removed.
       put(root, "done", "y.md", "---\nstate: done\n---\nThe old y.\n")
-      put(root, "done", "y-2.md", "---\nstate: done\nrun: r1\nsession: s\nassigned_at: 2026-11-24T10:00:00Z\nfinished_at: 2026-11-24T10:01:00Z\n---\nThe new y.\n")
+      put(
+        root,
+        "done",
+        "y-2.md",
+        "---\nstate: done\nrun: r1\nsession: s\nassigned_at: 2026-11-24T10:00:00Z\nfinished_at: 2026-11-24T10:01:00Z\n---\nThe new y.\n"
+      )
       linkSync(join(root, "done", "y-2.md"), join(root, "active", "y.md"))
       yield* recover(options)
       expect(files(root, "pending")).toStrictEqual(["x-2.md"])
@@ -104,15 +119,37 @@ describe("start-up recovery: files", () => {
       // Requeue cut short: written as pending, still in active/.
       put(root, "active", "requeued.md", "---\nstate: pending\nattempts: 1\n---\nx")
       // Completion cut short: written as done, still in active/.
-      put(root, "active", "completed.md", "---\nstate: done\nrun: r1\nsession: s\nassigned_at: 2026-11-24T10:00:00Z\nfinished_at: 2026-11-24T10:01:00Z\n---\nx")
+      put(
+        root,
+        "active",
+        "completed.md",
+        "---\nstate: done\nrun: r1\nsession: s\nassigned_at: 2026-11-24T10:00:00Z\nfinished_at: 2026-11-24T10:01:00Z\n---\nx"
+      )
       // The reaper's finish cut short: written as done in pending/, its marker (same run) still there.
-      put(root, "pending", "reaped.md", "---\nstate: done\nrun: r7\nprovider: gemini\njob_id: j_1\nfinished_at: 2026-11-24T10:01:00Z\n---\nx")
+      put(
+        root,
+        "pending",
+        "reaped.md",
+        "---\nstate: done\nrun: r7\nprovider: gemini\njob_id: j_1\nfinished_at: 2026-11-24T10:01:00Z\n---\nx"
+      )
       yield* store.writeMarker(TaskName.make("reaped.md"), {
-        task: "reaped.md", provider: "gemini", run: "r7", idempotency_key: "k", state: "submitted", job_id: "j_1",
-        created_at: "2026-11-24T10:00:00Z", submitted_at: "2026-11-24T10:00:01Z", polls: 3
+        task: "reaped.md",
+        provider: "gemini",
+        run: "r7",
+        idempotency_key: "k",
+        state: "submitted",
+        job_id: "j_1",
+        created_at: "2026-11-24T10:00:00Z",
+        submitted_at: "2026-11-24T10:00:01Z",
+        polls: 3
       })
       // Put back by hand: a finished task in pending/ with no marker runs again.
-      put(root, "pending", "again.md", "---\nstate: failed\nrun: r3\nsession: s\nassigned_at: 2026-11-24T10:00:00Z\nfinished_at: 2026-11-24T10:01:00Z\n---\nDo it.\n\n\n---\nclaude-failover: failed · 2026-11-24T10:01:00Z · session s\n\nReason: boom\n")
+      put(
+        root,
+        "pending",
+        "again.md",
+        "---\nstate: failed\nrun: r3\nsession: s\nassigned_at: 2026-11-24T10:00:00Z\nfinished_at: 2026-11-24T10:01:00Z\n---\nDo it.\n\n\n---\nclaude-failover: failed · 2026-11-24T10:01:00Z · session s\n\nReason: boom\n"
+      )
       // An assignment found in pending/ (copied by hand, or cut short before its move): never typed.
       put(root, "pending", "assigned.md", assigned("s", "r4"))
       // Delegated without its marker.
@@ -123,11 +160,27 @@ describe("start-up recovery: files", () => {
       expect(files(root, "active")).toStrictEqual([])
       expect(files(root, "done")).toStrictEqual(["completed.md", "reaped.md"])
       expect(Option.isNone(yield* store.readMarker(TaskName.make("reaped.md")))).toBe(true)
-      expect(files(root, "pending")).toStrictEqual(["again.md", "assigned.md", "lost-marker.md", "requeued.md", "retried.md"])
-      expect(fieldsIn(root, "pending", "again.md").history?.at(-1)).toMatchObject({ event: "retried", cause: "put_back", run: "r3" })
+      expect(files(root, "pending")).toStrictEqual([
+        "again.md",
+        "assigned.md",
+        "lost-marker.md",
+        "requeued.md",
+        "retried.md"
+      ])
+      expect(fieldsIn(root, "pending", "again.md").history?.at(-1)).toMatchObject({
+        event: "retried",
+        cause: "put_back",
+        run: "r3"
+      })
       expect(readFileSync(join(root, "pending", "again.md"), "utf8")).not.toContain("claude-failover: failed")
-      expect(fieldsIn(root, "pending", "assigned.md").history?.at(-1)).toMatchObject({ cause: "never_typed", run: "r4" })
-      expect(fieldsIn(root, "pending", "lost-marker.md").history?.at(-1)).toMatchObject({ cause: "marker_missing", run: "r5" })
+      expect(fieldsIn(root, "pending", "assigned.md").history?.at(-1)).toMatchObject({
+        cause: "never_typed",
+        run: "r4"
+      })
+      expect(fieldsIn(root, "pending", "lost-marker.md").history?.at(-1)).toMatchObject({
+        cause: "marker_missing",
+        run: "r5"
+      })
       for (const name of ["again.md", "assigned.md", "lost-marker.md", "requeued.md", "retried.md"]) {
         expect(fieldsIn(root, "pending", name)).not.toHaveProperty("run")
       }
@@ -141,8 +194,15 @@ describe("start-up recovery: files", () => {
       put(root, "active", "broken.md", "---\ntitle: *nope\n---\nx")
       put(root, "pending", "bad.md", "---\nallow_delegation: yes please\n---\nx")
       yield* store.writeMarker(TaskName.make("gone.md"), {
-        task: "gone.md", provider: "gpu", run: "r", idempotency_key: "k", state: "submitting", job_id: null,
-        created_at: "2026-11-24T10:00:00Z", submitted_at: null, polls: 0
+        task: "gone.md",
+        provider: "gpu",
+        run: "r",
+        idempotency_key: "k",
+        state: "submitting",
+        job_id: null,
+        created_at: "2026-11-24T10:00:00Z",
+        submitted_at: null,
+        polls: 0
       })
       yield* recover(options)
       expect(files(root, "failed")).toStrictEqual(["bad.md", "bad.md.error", "broken.md", "broken.md.error"])
@@ -190,7 +250,9 @@ describe("start-up recovery: active tasks", () => {
       const tmux = yield* MemoryTmuxControl
       const header = (name: string, run: string) => promptHeader(TaskName.make(name), run)
       yield* tmux.setPane("pasted", { screen: IDLE, input: `${header("pasted.md", "rP")}\n\nWork.` })
-      yield* tmux.setPane("submitted", { screen: `${IDLE.replace("> Fix the failing test", `> ${header("submitted.md", "rS")}`)}` })
+      yield* tmux.setPane("submitted", {
+        screen: `${IDLE.replace("> Fix the failing test", `> ${header("submitted.md", "rS")}`)}`
+      })
       yield* tmux.setPane("fresh", { screen: IDLE })
       yield* tmux.setPane("other-work", { screen: BUSY })
       put(root, "active", "pasted.md", assigned("pasted", "rP"))
@@ -205,7 +267,8 @@ describe("start-up recovery: active tasks", () => {
       expect(fieldsIn(root, "active", "submitted.md").started_at).toBeDefined()
       expect(fieldsIn(root, "active", "unclear.md").started_at).toBeUndefined()
       // Nothing was typed into any session.
-      for (const session of ["submitted", "fresh", "other-work"]) expect((yield* tmux.panes).get(session)?.typed).toStrictEqual([])
+      for (const session of ["submitted", "fresh", "other-work"])
+        expect((yield* tmux.panes).get(session)?.typed).toStrictEqual([])
     }).pipe(Effect.provide(layer))
   })
 })

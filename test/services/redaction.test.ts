@@ -31,7 +31,9 @@ describe("Redaction", () => {
     Effect.gen(function*() {
       const redaction = yield* Redaction
       expect(redaction.secrets).toBe(4) // key, token, alice:s3cret, s3cret
-      expect(redaction.redact(`${KEY} ${TOKEN} alice:s3cret s3cret`)).toBe("<redacted> <redacted> <redacted> <redacted>")
+      expect(redaction.redact(`${KEY} ${TOKEN} alice:s3cret s3cret`)).toBe(
+        "<redacted> <redacted> <redacted> <redacted>"
+      )
     }).pipe(Effect.provide(Redaction.fromConfig(config))))
 
   it.effect("none changes nothing", () =>
@@ -51,7 +53,7 @@ describe("redactingLoggerLayer", () => {
       expect(output).toContain("retrying with Authorization: Bearer <redacted>")
       expect(output).toContain("Bearer <redacted>")
       expect(output).toContain("https://<redacted>@secutools.example.com")
-      expect(output).toContain('HTTP 400: {"authorization":"Bearer <redacted>"}')
+      expect(output).toContain("HTTP 400: {\"authorization\":\"Bearer <redacted>\"}")
       expect(output).toContain("nothing secret here")
       expect(output).toContain("fix-login.md")
     }))
@@ -67,7 +69,7 @@ describe("redactingLoggerLayer", () => {
         message: ["retrying with Authorization: Bearer <redacted>", { echoed: "Bearer <redacted>" }],
         annotations: { header: "Bearer <redacted>", url: "https://<redacted>@secutools.example.com", attempt: 2 }
       })
-      expect(error.cause).toContain('HTTP 400: {"authorization":"Bearer <redacted>"}')
+      expect(error.cause).toContain("HTTP 400: {\"authorization\":\"Bearer <redacted>\"}")
       expect(info).toMatchObject({ message: "nothing secret here", annotations: { task: "fix-login.md" } })
     }))
 

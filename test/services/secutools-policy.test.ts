@@ -4,7 +4,13 @@ import { Clock, Duration, Effect, Fiber, Random } from "effect"
 import { TestClock } from "effect/testing"
 import fc from "fast-check"
 import { type JobView, Secutools, SecutoolsError, type SecutoolsFailure } from "../../src/ports/secutools.ts"
-import { requestRetry, retryDelayMs, type RetryPolicy, waitForResult, withRetries } from "../../src/services/secutools-policy.ts"
+import {
+  requestRetry,
+  retryDelayMs,
+  type RetryPolicy,
+  waitForResult,
+  withRetries
+} from "../../src/services/secutools-policy.ts"
 import { RUNS } from "../domain/arbitraries.ts"
 
 const policy = (overrides: Partial<RetryPolicy> = {}): RetryPolicy => ({
@@ -117,11 +123,17 @@ describe("requestRetry under TestClock", () => {
   const notRetried = [400, 401, 403, 404, 409, 422, 501]
   for (const code of retried) {
     it.effect(`retries HTTP ${code}`, () =>
-      Effect.map(tryUnder(policy(), [status(code)]), (result) => expect(result).toMatchObject({ tries: 2, succeeded: true })))
+      Effect.map(
+        tryUnder(policy(), [status(code)]),
+        (result) => expect(result).toMatchObject({ tries: 2, succeeded: true })
+      ))
   }
   for (const code of notRetried) {
     it.effect(`never retries HTTP ${code}`, () =>
-      Effect.map(tryUnder(policy(), [status(code)]), (result) => expect(result).toMatchObject({ tries: 1, succeeded: false })))
+      Effect.map(
+        tryUnder(policy(), [status(code)]),
+        (result) => expect(result).toMatchObject({ tries: 1, succeeded: false })
+      ))
   }
   it.effect("retries network errors and timeouts, not undecodable answers", () =>
     Effect.gen(function*() {
@@ -156,7 +168,10 @@ describe("waitForResult under TestClock", () => {
     Effect.gen(function*() {
       const asked: Array<number> = []
       const fiber = yield* waitForResult("j_1", { interval: Duration.seconds(2), timeout: Duration.minutes(5) }).pipe(
-        Effect.provideService(Secutools, scripted(["queued", "running", "running", "running", "running", "completed"], asked)),
+        Effect.provideService(
+          Secutools,
+          scripted(["queued", "running", "running", "running", "running", "completed"], asked)
+        ),
         Effect.forkChild
       )
       yield* TestClock.adjust(Duration.minutes(1))
@@ -183,8 +198,11 @@ describe("waitForResult under TestClock", () => {
     Effect.gen(function*() {
       const asked: Array<number> = []
       const retries: Array<number> = []
-      const service = withRetries(scripted(["running", status(503), "completed"], asked), policy(), (error) =>
-        Effect.sync(() => retries.push(error.reason._tag === "Status" ? error.reason.status : 0)))
+      const service = withRetries(
+        scripted(["running", status(503), "completed"], asked),
+        policy(),
+        (error) => Effect.sync(() => retries.push(error.reason._tag === "Status" ? error.reason.status : 0))
+      )
       const fiber = yield* waitForResult("j_1", { interval: Duration.seconds(1), timeout: Duration.minutes(1) }).pipe(
         Effect.provideService(Secutools, service),
         Effect.forkChild

@@ -30,7 +30,9 @@ const mostlyDown = fc.oneof(
 /** A call: how long after the previous one, and what it saw (names may repeat: only the first counts). */
 const call = fc.record({
   gapMs: fc.oneof(fc.integer({ min: 0, max: 3_000 }), fc.integer({ min: 0, max: 400_000 })),
-  observed: fc.array(fc.record({ session: fc.constantFrom(...names), liveness: fc.oneof(liveness, mostlyDown) }), { maxLength: 5 })
+  observed: fc.array(fc.record({ session: fc.constantFrom(...names), liveness: fc.oneof(liveness, mostlyDown) }), {
+    maxLength: 5
+  })
 })
 const timeline = fc.array(call, { minLength: 10, maxLength: 150, size: "max" })
 
@@ -157,7 +159,8 @@ describe("decideStarts", () => {
   })
 
   it("a healthy run starts the wait over", () => {
-    const seen = (book: StartBook, now: number, l: Liveness) => decideStarts(book, [{ session: "s", liveness: l }], now, policy)
+    const seen = (book: StartBook, now: number, l: Liveness) =>
+      decideStarts(book, [{ session: "s", liveness: l }], now, policy)
     let state = seen(new Map(), 0, "missing") // created
     for (const [at, l] of [[1_000, "missing"], [7_000, "missing"], [8_000, "missing"], [20_000, "missing"]] as const) {
       state = seen(state.book, at, l)
@@ -223,7 +226,9 @@ describe("sessionAdvice", () => {
       "tmux is not installed: install it (apt-get install -y tmux), then start Claude Code sessions in it"
     )
     expect(advice({ sessionsStart: true })).toBeUndefined()
-    expect(advice({ sessionsStart: true, failing: ["claude-1"] })).toContain("claude-1 exit(s) right after SESSIONS_START starts them")
+    expect(advice({ sessionsStart: true, failing: ["claude-1"] })).toContain(
+      "claude-1 exit(s) right after SESSIONS_START starts them"
+    )
   })
 
   it("is always one line", () => {
@@ -231,10 +236,14 @@ describe("sessionAdvice", () => {
       fc.property(
         fc.array(fc.record({ session: fc.string({ minLength: 1, maxLength: 12 }), liveness }), { maxLength: 4 }),
         fc.boolean(),
-        fc.constantFrom<SessionFacts["tmux"]>({ _tag: "ok" }, { _tag: "missing" }, { _tag: "failing", problem: "boom" }),
+        fc.constantFrom<SessionFacts["tmux"]>({ _tag: "ok" }, { _tag: "missing" }, {
+          _tag: "failing",
+          problem: "boom"
+        }),
         (sessions, sessionsStart, tmux) => {
           const line = sessionAdvice({ ...base, sessions, sessionsStart, tmux, failing: sessionsStart ? ["x"] : [] })
-          if (Option.isSome(line)) expect(line.value.includes("\n") && !sessions.some((s) => s.session.includes("\n"))).toBe(false)
+          if (Option.isSome(line))
+            expect(line.value.includes("\n") && !sessions.some((s) => s.session.includes("\n"))).toBe(false)
         }
       ),
       RUNS
@@ -244,6 +253,11 @@ describe("sessionAdvice", () => {
 
 describe("the default policy", () => {
   it("is 5 s doubling to 5 min, 5 min up counting as healthy", () => {
-    expect(defaultStartPolicy).toStrictEqual({ firstDelayMs: 5_000, maxDelayMs: 300_000, stableAfterMs: 300_000, reportAfter: 3 })
+    expect(defaultStartPolicy).toStrictEqual({
+      firstDelayMs: 5_000,
+      maxDelayMs: 300_000,
+      stableAfterMs: 300_000,
+      reportAfter: 3
+    })
   })
 })

@@ -10,7 +10,8 @@ import { RUNS } from "../domain/arbitraries.ts"
 
 const config = (env: Record<string, string>) => Result.getOrThrow(resolveConfig(env))
 const split = (raw: string) => Result.getOrUndefined(splitCommandLine(raw))
-const refusal = (raw: string) => Result.isFailure(splitCommandLine(raw)) ? Result.merge(splitCommandLine(raw)) : undefined
+const refusal = (raw: string) =>
+  Result.isFailure(splitCommandLine(raw)) ? Result.merge(splitCommandLine(raw)) : undefined
 
 describe("CLAUDE_COMMAND", () => {
   it("defaults to claude; splits words, quotes and backslashes as sh does", () => {
@@ -23,8 +24,20 @@ describe("CLAUDE_COMMAND", () => {
   })
 
   it("refuses what only a shell would do, instead of passing it on as text", () => {
-    for (const raw of ["$HOME/bin/claude", "~/bin/claude", "claude; rm -rf x", "claude | tee log", "claude &", "claude > log",
-      "`which claude`", "claude \"$MODEL\"", "claude *", "# claude"]) {
+    for (
+      const raw of [
+        "$HOME/bin/claude",
+        "~/bin/claude",
+        "claude; rm -rf x",
+        "claude | tee log",
+        "claude &",
+        "claude > log",
+        "`which claude`",
+        "claude \"$MODEL\"",
+        "claude *",
+        "# claude"
+      ]
+    ) {
       expect(refusal(raw), raw).toMatch(/runs without one/)
     }
     expect(refusal("claude 'oops")).toMatch(/unterminated '/)
@@ -35,7 +48,10 @@ describe("CLAUDE_COMMAND", () => {
   })
 
   it("gives back any list of words quoted as sh would quote them", () => {
-    const word = fc.string({ unit: fc.constantFrom("a", " ", "'", '"', "\\", "$", ";", "é", "-", "~", "#", "*"), maxLength: 8 })
+    const word = fc.string({
+      unit: fc.constantFrom("a", " ", "'", "\"", "\\", "$", ";", "é", "-", "~", "#", "*"),
+      maxLength: 8
+    })
     fc.assert(
       fc.property(fc.array(word, { minLength: 1, maxLength: 5 }), (words) => {
         const quoted = words.map((w) => `'${w.replaceAll("'", `'\\''`)}'`).join(" ")
@@ -78,17 +94,20 @@ describe("SESSIONS_START, CLAUDE_CONFIG_DIRS, SESSIONS_CWD", () => {
   })
 
   it("refuse relative directories and accounts given twice; flag accounts TMUX_ACCOUNTS does not define", () => {
-    const problems = (env: Record<string, string>) => Result.match(resolveConfig(env), {
-      onFailure: (error) => error.problems,
-      onSuccess: () => []
-    })
+    const problems = (env: Record<string, string>) =>
+      Result.match(resolveConfig(env), {
+        onFailure: (error) => error.problems,
+        onSuccess: () => []
+      })
     expect(problems({ CLAUDE_CONFIG_DIRS: "work=.claude" })).toStrictEqual([
       `CLAUDE_CONFIG_DIRS="work=.claude": 'work=.claude': expected ACCOUNT=/absolute/path`
     ])
     expect(problems({ CLAUDE_CONFIG_DIRS: "a=/x,a=/y" })[0]).toContain("account 'a' is given twice")
     expect(problems({ SESSIONS_START: "maybe" })[0]).toContain("expected true or false")
     expect(sessionStartProblems(config({ TMUX_ACCOUNTS: "work:claude-1", CLAUDE_CONFIG_DIRS: "work=/a,wrok=/b" })))
-      .toStrictEqual(["CLAUDE_CONFIG_DIRS names account 'wrok', which neither TMUX_ACCOUNTS nor HEADLESS_SLOTS defines"])
+      .toStrictEqual([
+        "CLAUDE_CONFIG_DIRS names account 'wrok', which neither TMUX_ACCOUNTS nor HEADLESS_SLOTS defines"
+      ])
   })
 
   it("keep the daemon's secrets out of the sessions' environment", () => {
@@ -108,8 +127,12 @@ describe("the README's configuration table", () => {
     const readme = readFileSync(join(import.meta.dirname, "../../README.md"), "utf8")
     const table = readme.slice(readme.indexOf("| env | default | meaning |"))
     const rows = table.slice(0, table.indexOf("\n\n")).split("\n").slice(2)
-    const documented = new Set(rows.flatMap((row) => [...row.split("|")[1]?.matchAll(/`([A-Z_]+)`/g) ?? []].map((m) => m[1])))
-    const mine = [Settings.sessionsStart, Settings.claudeCommand, Settings.claudeConfigDirs, Settings.sessionsCwd].map((s) => s.env)
+    const documented = new Set(
+      rows.flatMap((row) => [...row.split("|")[1]?.matchAll(/`([A-Z_]+)`/g) ?? []].map((m) => m[1]))
+    )
+    const mine = [Settings.sessionsStart, Settings.claudeCommand, Settings.claudeConfigDirs, Settings.sessionsCwd].map((
+      s
+    ) => s.env)
     for (const env of mine) expect(documented.has(env), env).toBe(true)
     const row = (env: string) => rows.find((r) => r.startsWith(`| \`${env}\` |`))?.split("|")[2]?.trim()
     expect(row("SESSIONS_START")).toBe("`false`")

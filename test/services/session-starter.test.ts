@@ -36,8 +36,7 @@ const settings = (overrides: Partial<StarterSettings> = {}): StarterSettings => 
 
 const layer = (s: StarterSettings) => SessionStarterLayer(s).pipe(Layer.provideMerge(MemoryTmuxLayer))
 
-const byAction = (actions: ReadonlyArray<StartAction>) =>
-  Object.fromEntries(actions.map((a) => [a.session, a.action]))
+const byAction = (actions: ReadonlyArray<StartAction>) => Object.fromEntries(actions.map((a) => [a.session, a.action]))
 
 describe("SessionStarter.ensure", () => {
   it.effect("creates the missing sessions running CLAUDE_COMMAND, with their config dir and name in the environment", () =>
@@ -82,7 +81,10 @@ describe("SessionStarter.ensure", () => {
         expect(seen?.detail.startsWith(`the session is gone; restart in ${wait}s`)).toBe(true)
         const before = yield* restartsOf
         yield* TestClock.adjust(Duration.seconds(wait - 1))
-        expect((yield* starter.ensure).find((a) => a.session === "claude-1")).toMatchObject({ action: "backing-off", log: "none" })
+        expect((yield* starter.ensure).find((a) => a.session === "claude-1")).toMatchObject({
+          action: "backing-off",
+          log: "none"
+        })
         expect(yield* restartsOf).toBe(before)
         yield* TestClock.adjust(Duration.seconds(1))
         expect((yield* starter.ensure).find((a) => a.session === "claude-1")?.action).toBe("restarted")
@@ -118,7 +120,10 @@ describe("SessionStarter.ensure", () => {
       yield* starter.ensure
       yield* control.setPane("claude-2", { command: "zsh" })
       expect((yield* starter.ensure).find((a) => a.session === "claude-2")?.detail).toContain("restart in 5s")
-      expect((yield* starter.status).find((s) => s.session === "claude-2")).toMatchObject({ failures: 0, failing: false })
+      expect((yield* starter.status).find((s) => s.session === "claude-2")).toMatchObject({
+        failures: 0,
+        failing: false
+      })
     }).pipe(Effect.provide(layer(settings()))))
 
   it.effect("with only a prefix: starts PREFIX1 when no session exists, and keeps the ones it finds", () =>
@@ -172,7 +177,9 @@ describe("SessionStarter.advise", () => {
       expect(yield* starter.advise).toStrictEqual(Option.none())
       yield* control.setInstalled(false)
       expect(Option.map(yield* starter.advise, (a) => a.line)).toStrictEqual(
-        Option.some("tmux is not installed: install it (apt-get install -y tmux), then start Claude Code sessions in it")
+        Option.some(
+          "tmux is not installed: install it (apt-get install -y tmux), then start Claude Code sessions in it"
+        )
       )
     }).pipe(Effect.provide(layer(settings({ enabled: false })))))
 })

@@ -28,7 +28,7 @@ const layer = StatusReportLayer.pipe(
   Layer.provideMerge(DispatcherLayer(dispatchSettingsForTests())),
   Layer.provideMerge(memoryDelegation()),
   Layer.provideMerge(SessionStarterOff),
-    Layer.provideMerge(HookEvents.layerMemory()),
+  Layer.provideMerge(HookEvents.layerMemory()),
   Layer.provideMerge(Layer.mergeAll(OwnWrites.tracking.pipe(Layer.provide(MemoryTaskStoreLayer)), MemoryTmuxLayer))
 )
 

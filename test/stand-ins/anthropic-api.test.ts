@@ -105,7 +105,13 @@ describe("the Anthropic API stand-in", () => {
       expect(deltas(events, "text")).toBe("Hello from the stand-in.")
       const messageDelta = events.find((e) => e.event === "message_delta")
       expect(messageDelta?.data.delta).toMatchObject({ stop_reason: "end_turn" })
-      expect(api.requests()).toMatchObject([{ path: "/v1/messages", kind: "main", hasTools: true, status: 200, answer: "text" }])
+      expect(api.requests()).toMatchObject([{
+        path: "/v1/messages",
+        kind: "main",
+        hasTools: true,
+        status: 200,
+        answer: "text"
+      }])
     })
   })
 
@@ -125,14 +131,20 @@ describe("the Anthropic API stand-in", () => {
       const block = first[1]?.data.content_block as Record<string, unknown>
       expect(block).toMatchObject({ type: "tool_use", name: "Bash", input: {} })
       expect(String(block.id)).toMatch(/^toolu_/)
-      expect(first.filter((e) => e.event === "content_block_delta").every((e) =>
-        (e.data.delta as Record<string, unknown>).type === "input_json_delta")).toBe(true)
+      expect(
+        first.filter((e) => e.event === "content_block_delta").every((e) =>
+          (e.data.delta as Record<string, unknown>).type === "input_json_delta"
+        )
+      ).toBe(true)
       expect(JSON.parse(deltas(first, "partial_json"))).toMatchObject({
         command: "node /x/bin/claude-failover.js task done demo --run r-1 --queue-dir /q"
       })
       expect(first.find((e) => e.event === "message_delta")?.data.delta).toMatchObject({ stop_reason: "tool_use" })
 
-      const toolResult = { role: "user", content: [{ type: "tool_result", tool_use_id: String(block.id), content: "ok" }] }
+      const toolResult = {
+        role: "user",
+        content: [{ type: "tool_result", tool_use_id: String(block.id), content: "ok" }]
+      }
       const history = [userText(prompt), { role: "assistant", content: [block] }, toolResult]
       const second = await readSse(await postMessages(api, mainRequest(history)))
       expect(second[1]?.data.content_block).toStrictEqual({ type: "text", text: "" })
@@ -154,7 +166,9 @@ describe("the Anthropic API stand-in", () => {
   })
 
   it("finds the completion line: the last backticked `… task done NAME …` line", () => {
-    expect(completionCommand("a `x task done one` b\n`y task done two --run 2`\n`z task fail three`")).toBe("y task done two --run 2")
+    expect(completionCommand("a `x task done one` b\n`y task done two --run 2`\n`z task fail three`")).toBe(
+      "y task done two --run 2"
+    )
     expect(completionCommand("no command here")).toBeUndefined()
   })
 
@@ -233,8 +247,13 @@ describe("the Anthropic API stand-in", () => {
       const first = await readSse(await postMessages(api, mainRequest([userText("Print.")])))
       expect(JSON.parse(deltas(first, "partial_json"))).toMatchObject({ command: "printf 'x\\n'" })
       const block = first[1]?.data.content_block as Record<string, unknown>
-      const toolResult = { role: "user", content: [{ type: "tool_result", tool_use_id: String(block.id), content: "x" }] }
-      const second = await readSse(await postMessages(api, mainRequest([userText("Print."), { role: "assistant", content: [block] }, toolResult])))
+      const toolResult = {
+        role: "user",
+        content: [{ type: "tool_result", tool_use_id: String(block.id), content: "x" }]
+      }
+      const second = await readSse(
+        await postMessages(api, mainRequest([userText("Print."), { role: "assistant", content: [block] }, toolResult]))
+      )
       expect(deltas(second, "text")).toBe("Printed.")
     })
   })
@@ -243,10 +262,14 @@ describe("the Anthropic API stand-in", () => {
     const now = Date.UTC(2026, 10, 25, 18, 30, 42)
     await withApi({ scenario: "limit-5h", now: () => now }, async (api) => {
       const fiveHour = await postMessages(api, mainRequest([userText("Go.")]))
-      expect(Number(fiveHour.headers.get("anthropic-ratelimit-unified-reset"))).toBe(Date.UTC(2026, 10, 25, 20, 30) / 1000)
+      expect(Number(fiveHour.headers.get("anthropic-ratelimit-unified-reset"))).toBe(
+        Date.UTC(2026, 10, 25, 20, 30) / 1000
+      )
       api.setScenario("limit-weekly")
       const weekly = await postMessages(api, mainRequest([userText("Go.")]))
-      expect(Number(weekly.headers.get("anthropic-ratelimit-unified-reset"))).toBe(Date.UTC(2026, 10, 28, 18, 30) / 1000)
+      expect(Number(weekly.headers.get("anthropic-ratelimit-unified-reset"))).toBe(
+        Date.UTC(2026, 10, 28, 18, 30) / 1000
+      )
     })
   })
 
@@ -255,7 +278,9 @@ describe("the Anthropic API stand-in", () => {
       const plain = await postMessages(api, mainRequest([userText("Go.")]))
       expect(plain.status).toBe(429)
       expect(await plain.json()).toMatchObject({ type: "error", error: { type: "rate_limit_error" } })
-      expect([...plain.headers.keys()].filter((name) => name.startsWith("anthropic-ratelimit-unified"))).toStrictEqual([])
+      expect([...plain.headers.keys()].filter((name) => name.startsWith("anthropic-ratelimit-unified"))).toStrictEqual(
+        []
+      )
 
       api.setScenario("overloaded")
       const overloaded = await postMessages(api, mainRequest([userText("Go.")]))
@@ -273,18 +298,32 @@ describe("the Anthropic API stand-in", () => {
     await withApi({ scenario: "text" }, async (api) => {
       expect((await postMessages(api, mainRequest([userText("One.")]))).status).toBe(200)
 
-      const switched = await fetch(`${api.url}/_stand-in/scenario`, { method: "POST", body: JSON.stringify({ scenario: "limit-5h" }) })
+      const switched = await fetch(`${api.url}/_stand-in/scenario`, {
+        method: "POST",
+        body: JSON.stringify({ scenario: "limit-5h" })
+      })
       expect(await switched.json()).toStrictEqual({ scenario: "limit-5h" })
       expect(api.scenario()).toBe("limit-5h")
-      const refused = await fetch(`${api.url}/_stand-in/scenario`, { method: "POST", body: JSON.stringify({ scenario: "nope" }) })
+      const refused = await fetch(`${api.url}/_stand-in/scenario`, {
+        method: "POST",
+        body: JSON.stringify({ scenario: "nope" })
+      })
       expect(refused.status).toBe(400)
 
       expect((await postMessages(api, mainRequest([userText("Two.")]))).status).toBe(429)
       // A title request carries no tools: it is answered whatever the scenario.
-      const side = await postMessages(api, { model: "claude-haiku-4-5", max_tokens: 32, stream: true, messages: [userText("Title?")] })
+      const side = await postMessages(api, {
+        model: "claude-haiku-4-5",
+        max_tokens: 32,
+        stream: true,
+        messages: [userText("Title?")]
+      })
       expect(side.status).toBe(200)
       expect(deltas(await readSse(side), "text")).not.toBe("")
-      const count = await fetch(`${api.url}/v1/messages/count_tokens`, { method: "POST", body: JSON.stringify(mainRequest([])) })
+      const count = await fetch(`${api.url}/v1/messages/count_tokens`, {
+        method: "POST",
+        body: JSON.stringify(mainRequest([]))
+      })
       expect(await count.json()).toMatchObject({ input_tokens: expect.any(Number) })
       const other = await fetch(`${api.url}/api/hello`, { method: "HEAD" })
       expect(other.status).toBe(200)
@@ -293,7 +332,14 @@ describe("the Anthropic API stand-in", () => {
       expect(log).toMatchObject([
         { method: "POST", path: "/v1/messages", kind: "main", hasTools: true, scenario: "text", status: 200 },
         { path: "/_stand-in/scenario", kind: "control", scenario: "limit-5h" },
-        { path: "/v1/messages", kind: "main", hasTools: true, scenario: "limit-5h", status: 429, answer: "rate_limit_error" },
+        {
+          path: "/v1/messages",
+          kind: "main",
+          hasTools: true,
+          scenario: "limit-5h",
+          status: 429,
+          answer: "rate_limit_error"
+        },
         { path: "/v1/messages", kind: "side", hasTools: false, status: 200, answer: "text" },
         { path: "/v1/messages/count_tokens", kind: "count_tokens", status: 200 },
         { method: "HEAD", path: "/api/hello", kind: "other", status: 200 }
@@ -328,10 +374,13 @@ describe(`the real Claude Code ${VERSION} against the stand-in`, () => {
       mkdirSync(home)
       mkdirSync(work)
       // Onboarding done and the folder trusted, as on an operator's machine: no dialog stands in the way.
-      writeFileSync(join(home, ".claude.json"), JSON.stringify({
-        hasCompletedOnboarding: true,
-        projects: { [work]: { hasTrustDialogAccepted: true } }
-      }))
+      writeFileSync(
+        join(home, ".claude.json"),
+        JSON.stringify({
+          hasCompletedOnboarding: true,
+          projects: { [work]: { hasTrustDialogAccepted: true } }
+        })
+      )
       api = await startAnthropicApi({ scenario: "bash" })
       const flag = join(work, "task-done.flag")
       const env = {
@@ -344,7 +393,9 @@ describe(`the real Claude Code ${VERSION} against the stand-in`, () => {
         CLAUDE_CODE_OAUTH_TOKEN: "sk-ant-oat01-standin-0000000000000000000000"
       }
       // `env -i`: Claude Code sees only these variables, none of the machine's own.
-      const command = ["env", "-i", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), claude].map(shellQuote).join(" ")
+      const command = ["env", "-i", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), claude].map(shellQuote).join(
+        " "
+      )
       tmux.tmux("new-session", "-d", "-s", "claude", "-x", "200", "-y", "40", "-c", work, command)
       const screen = () => tmux.capture("claude")
       const box = () => Option.getOrUndefined(inputBoxText(screen()))
@@ -376,7 +427,8 @@ describe(`the real Claude Code ${VERSION} against the stand-in`, () => {
       await waitFor("the Bash tool call to create the file", () => existsSync(flag), 60_000)
       const idle = await waitFor("the final answer and an idle screen", () => {
         const now = screen()
-        return now.includes("The command ran. The task is complete.") && !/esc to interrupt/.test(now) && box() === "" && now
+        return now.includes("The command ran. The task is complete.") && !/esc to interrupt/.test(now) &&
+          box() === "" && now
       }, 30_000)
       expect(idle).toContain(`Bash(touch ${flag} # task done demo --run r-1)`)
       expect(classifyPane(idle, { now: Date.now(), timeZone: "UTC" })._tag).toBe("idle")

@@ -82,14 +82,19 @@ describe("the Claude Code stand-in", () => {
   it("shows a paste in its input box until Enter, then logs the submission and the completion with the run id", async () => {
     const pane = await start("paste", { STANDIN_WORK_MS: "300" })
     pane.paste(prompt("r-42"))
-    await waitFor("the paste in the input box", () =>
-      Option.getOrUndefined(pane.box()) === "Task demo.md from the claude-failover queue (run r-42): [+6 lines]")
+    await waitFor(
+      "the paste in the input box",
+      () => Option.getOrUndefined(pane.box()) === "Task demo.md from the claude-failover queue (run r-42): [+6 lines]"
+    )
     expect(pane.events()).toStrictEqual([])
 
     const submitted = await pane.submit()
     expect(submitted).toMatchObject({ event: "submitted", session: "paste", run: "r-42" })
     expect(pane.screen()).toContain("> Task demo.md from the claude-failover queue (run r-42):")
-    const completion = await waitFor("the completion command", () => pane.events().find((event) => event.event === "completion"))
+    const completion = await waitFor(
+      "the completion command",
+      () => pane.events().find((event) => event.event === "completion")
+    )
     // `true …` is the last completion line; the `false …` example above it is not run.
     expect(completion).toMatchObject({ run: "r-42", command: "done", exit: 0 })
     await waitFor("idle again", () => pane.state() === "idle")
@@ -113,7 +118,10 @@ describe("the Claude Code stand-in", () => {
     await waitFor("busy", () => pane.state() === "busy")
     pane.keys("C-c")
     await waitFor("the interruption", () => pane.screen().includes("⎿  Interrupted by user") && pane.state() === "idle")
-    expect(pane.events().map((event) => [event.event, event.run])).toStrictEqual([["submitted", "r-7"], ["interrupted", "r-7"]])
+    expect(pane.events().map((event) => [event.event, event.run])).toStrictEqual([["submitted", "r-7"], [
+      "interrupted",
+      "r-7"
+    ]])
     expect(pane.alive()).toBe(true)
   })
 

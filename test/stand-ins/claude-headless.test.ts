@@ -78,20 +78,23 @@ const start = (args: ReadonlyArray<string>, env: Readonly<Record<string, string>
   const stdout = () => Buffer.concat(out).toString()
   /** Resolves once `check` holds for what was printed, re-checked on every chunk. */
   const until = (what: string, check: () => boolean) =>
-    within(what, new Promise<void>((resolve, reject) => {
-      const watch = () => {
-        if (!check()) return
-        watchers.delete(watch)
-        resolve()
-      }
-      watchers.add(watch)
-      void exited.then(() => {
-        watchers.delete(watch)
-        if (check()) resolve()
-        else reject(new Error(`the stand-in exited before ${what}; stdout: ${stdout().slice(0, 500)}`))
+    within(
+      what,
+      new Promise<void>((resolve, reject) => {
+        const watch = () => {
+          if (!check()) return
+          watchers.delete(watch)
+          resolve()
+        }
+        watchers.add(watch)
+        void exited.then(() => {
+          watchers.delete(watch)
+          if (check()) resolve()
+          else reject(new Error(`the stand-in exited before ${what}; stdout: ${stdout().slice(0, 500)}`))
+        })
+        watch()
       })
-      watch()
-    }))
+    )
   return {
     child,
     stdout,
@@ -131,13 +134,24 @@ const prompt = [
 ].join("\n")
 
 /** The flags the daemon passes to the real Claude Code; the stand-in must skip them, values included. */
-const FLAGS = ["--output-format", "stream-json", "--verbose", "--permission-mode", "acceptEdits", "--allowedTools", "Bash Edit"]
+const FLAGS = [
+  "--output-format",
+  "stream-json",
+  "--verbose",
+  "--permission-mode",
+  "acceptEdits",
+  "--allowedTools",
+  "Bash Edit"
+]
 const args = (...extra: ReadonlyArray<string>) => [...FLAGS, "-p", prompt, ...extra]
 
-const types = (events: ReadonlyArray<Json>) => events.map((event) => event.subtype === undefined ? event.type : `${String(event.type)}/${String(event.subtype)}`)
+const types = (events: ReadonlyArray<Json>) =>
+  events.map((event) => event.subtype === undefined ? event.type : `${String(event.type)}/${String(event.subtype)}`)
 const sessions = (events: ReadonlyArray<Json>) => new Set(events.map((event) => event.session_id))
 const readLog = (file: string): ReadonlyArray<Json> =>
-  existsSync(file) ? readFileSync(file, "utf8").split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as Json) : []
+  existsSync(file)
+    ? readFileSync(file, "utf8").split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as Json)
+    : []
 const modesOf = (file: string) => readLog(file).filter((event) => event.event === "started").map((event) => event.mode)
 const textOf = (event: Json | undefined) => JSON.stringify(event?.message ?? null)
 
@@ -156,7 +170,13 @@ describe("claude-headless stand-in", () => {
     expect(types(events)).toEqual(["system/init", "assistant", "rate_limit_event", "result/success"])
     expect(events[0]).toMatchObject({ cwd, model: "claude-sonnet-5-5", claude_code_version: "2.1.332" })
     expect(events[2]).toMatchObject({ rate_limit_info: { status: "allowed" } })
-    expect(events[3]).toMatchObject({ is_error: false, result: "All done.", total_cost_usd: 0.5, num_turns: 2, terminal_reason: "completed" })
+    expect(events[3]).toMatchObject({
+      is_error: false,
+      result: "All done.",
+      total_cost_usd: 0.5,
+      num_turns: 2,
+      terminal_reason: "completed"
+    })
     const [session] = sessions(events)
     expect(sessions(events).size).toBe(1)
     expect(session).toMatch(UUID)
@@ -223,7 +243,9 @@ describe("claude-headless stand-in", () => {
     expect(Number.isInteger(resetsAt)).toBe(true)
     expect(resetsAt).toBeGreaterThanOrEqual(Math.floor(before + 7200))
     expect(resetsAt).toBeLessThanOrEqual(Math.ceil(after + 7200))
-    expect(events[1]).toMatchObject({ rate_limit_info: { status: "rejected", rateLimitType: "five_hour", isUsingOverage: false } })
+    expect(events[1]).toMatchObject({
+      rate_limit_info: { status: "rejected", rateLimitType: "five_hour", isUsingOverage: false }
+    })
     const text = `You've hit your 5-hour limit · resets ${utcClock(resetsAt)} (UTC)`
     expect(textOf(events[2])).toContain(JSON.stringify(text))
     expect(events[2]).toMatchObject({
@@ -250,7 +272,11 @@ describe("claude-headless stand-in", () => {
     const events = parse(result.stdout)
     expect(types(events)).toEqual(["system/init", "assistant", "result/success"])
     expect(textOf(events[1])).toContain("Not logged in · Please run /login")
-    expect(events[1]).toMatchObject({ error: "authentication_failed", is_api_error_message: true, api_error_status: 401 })
+    expect(events[1]).toMatchObject({
+      error: "authentication_failed",
+      is_api_error_message: true,
+      api_error_status: 401
+    })
     expect(events[2]).toMatchObject({
       is_error: true,
       result: "Not logged in · Please run /login",
@@ -264,7 +290,14 @@ describe("claude-headless stand-in", () => {
     const result = await run(args(), { STANDIN_MODES: "overloaded" })
     expect(result).toMatchObject({ code: 1, signal: null })
     const events = parse(result.stdout)
-    expect(types(events)).toEqual(["system/init", "system/api_retry", "system/api_retry", "system/api_retry", "assistant", "result/success"])
+    expect(types(events)).toEqual([
+      "system/init",
+      "system/api_retry",
+      "system/api_retry",
+      "system/api_retry",
+      "assistant",
+      "result/success"
+    ])
     expect(events.slice(1, 4).map((event) => [event.attempt, event.error_status, event.error])).toEqual([
       [1, 529, "overloaded"],
       [2, 529, "overloaded"],
@@ -306,7 +339,14 @@ describe("claude-headless stand-in", () => {
     }
     expect(junk.some(objects)).toBe(false)
     const events = parse(all.slice(5).join("\n") + "\n")
-    expect(types(events)).toEqual(["future_event", "system/something_new", "system/init", "assistant", "rate_limit_event", "result/success"])
+    expect(types(events)).toEqual([
+      "future_event",
+      "system/something_new",
+      "system/init",
+      "assistant",
+      "rate_limit_event",
+      "result/success"
+    ])
     expect(sessions(events.slice(2)).size).toBe(1)
     expect(readFileSync(join(cwd, "marker"), "utf8")).toBe("ran")
   })

@@ -1,18 +1,23 @@
 /**
  * `ccl-delegate`: the delegation contract for shell scripts. JSON on stdout, human errors (and retries) on stderr.
- * Easy to get wrong: delegation counts as enabled only when SECUTOOLS_API_KEY is set, exactly as in the daemon;
- * and a resubmission must reuse the printed idempotency key, or secutools runs the prompt twice.
+ * Easy to get wrong: delegation counts as enabled only when SECUTOOLS_API_KEY is set, exactly as in the daemon (the
+ * same settings lookup, `--config` included); a resubmission must reuse the printed idempotency key, or secutools
+ * runs the prompt twice; and `result`'s exit code is the contract scripts branch on (0 / 1 / 4, 2 for usage).
  */
 import { randomUUID } from "node:crypto"
-import { Console, Data, Duration, Effect, FileSystem, Layer, Option, Path, Result } from "effect"
+import { Console, Data, Duration, Effect, FileSystem, Layer, Option, Path, Result, Schedule } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import { Config, parseDuration, routingSettings } from "../../config.ts"
+import { isTerminalJob } from "../../domain/job.ts"
 import { parseProvider, Providers } from "../../domain/provider.ts"
 import { decide } from "../../domain/routing.ts"
 import { makeTask, parseTask, type Task, TaskName, withFieldPairs } from "../../domain/task.ts"
 import { type JobView, Secutools, type SubmitRequest } from "../../ports/secutools.ts"
-import { type OnRetry, waitForResult } from "../../services/secutools-policy.ts"
+import { JobWaitTimeout, type OnRetry, pollSchedule } from "../../services/secutools-policy.ts"
 import { SecutoolsFromConfig } from "../secutools-layer.ts"
+import { configFlag } from "./config-flag.ts"
+import { EXIT_FAILURE } from "./run-cli.ts"
+import { stderrWaitProgress, type WaitObserver } from "./wait-progress.ts"
 
 const FIELDS_SOURCE = "--field"
 
@@ -40,40 +45,45 @@ const loadTask = Effect.fn("ccl-delegate.loadTask")(function*(
   })
 })
 
-export const decideCommand = Command.make("decide", {
-  file: Argument.String("file").pipe(
-    Argument.withDescription("A task file (Markdown with YAML frontmatter)"),
-    Argument.optional
-  ),
-  fields: Flag.KeyValuePair("field").pipe(
-    Flag.withDescription("A frontmatter field as key=value (repeatable); overrides the file's"),
-    Flag.optional
-  ),
-  localUnavailable: Flag.Boolean("local-unavailable").pipe(
-    Flag.withDescription("Decide as if every local session were usage-limited or dead (routing rule 7)"),
-    Flag.withDefault(false)
+export const decideCommand = Command.make(
+  "decide",
+  {
+    file: Argument.String("file").pipe(
+      Argument.withDescription("A task file (Markdown with YAML frontmatter)"),
+      Argument.optional
+    ),
+    fields: Flag.KeyValuePair("field").pipe(
+      Flag.withDescription("A frontmatter field as key=value (repeatable); overrides the file's"),
+      Flag.optional
+    ),
+    localUnavailable: Flag.Boolean("local-unavailable").pipe(
+      Flag.withDescription("Decide as if every local session were usage-limited or dead (routing rule 7)"),
+      Flag.withDefault(false)
+    )
+  },
+  Effect.fn("ccl-delegate.decide")(function*({ fields, file, localUnavailable }) {
+    if (Option.isNone(file) && Option.isNone(fields)) {
+      return yield* new InputError({ message: "give a task file, --field key=value pairs, or both" })
+    }
+    const task = yield* loadTask(file, fields)
+    const config = yield* Config
+    const decision = decide(task.fields, { ...routingSettings(config), localAvailable: !localUnavailable })
+    yield* Console.log(JSON.stringify(decision))
+  })
+).pipe(
+  Command.withDescription(
+    "Print where a task would run, as the daemon would route it (same settings): {\"route\",\"provider\"?,\"reason\"}"
   )
-}, Effect.fn("ccl-delegate.decide")(function*({ fields, file, localUnavailable }) {
-  if (Option.isNone(file) && Option.isNone(fields)) {
-    return yield* new InputError({ message: "give a task file, --field key=value pairs, or both" })
-  }
-  const task = yield* loadTask(file, fields)
-  const config = yield* Config
-  const decision = decide(task.fields, { ...routingSettings(config), localAvailable: !localUnavailable })
-  yield* Console.log(JSON.stringify(decision))
-})).pipe(
-  Command.withDescription("Print where a task would run: {\"route\",\"provider\"?,\"reason\"}"),
-  Command.provide(Config.layer)
 )
 
 /** Each retry goes to stderr, so stdout stays one JSON line; the API key is only ever a header, never in a message. */
 const reportRetry: OnRetry = (error, delay) =>
   Console.error(`retrying: ${error.message}; next try in ${Duration.format(delay)}`)
 
-/** Secutools over HTTP as the environment configures it; without SECUTOOLS_API_KEY every call fails, nothing is sent. */
-const SecutoolsFromEnv = Layer.unwrap(Effect.gen(function*() {
+/** Secutools over HTTP as the settings configure it; without SECUTOOLS_API_KEY every call fails, nothing is sent. */
+const SecutoolsFromSettings = Layer.unwrap(Effect.gen(function*() {
   return SecutoolsFromConfig(yield* Config, reportRetry)
-})).pipe(Layer.provide(Config.layer))
+}))
 
 const nonEmpty = (name: string, description: string) =>
   Flag.String(name).pipe(
@@ -138,10 +148,20 @@ const draftFrom = Effect.fn("ccl-delegate.draftFrom")(function*({ prompt, prompt
     const text = yield* fs.readFileString(promptFile.value).pipe(
       Effect.mapError((error) => new InputError({ message: `${promptFile.value}: cannot read: ${error.message}` }))
     )
-    return { source: promptFile.value, prompt: text, taskId: CLI_TASK_ID, complexityHint: Option.none() } satisfies Draft
+    return {
+      source: promptFile.value,
+      prompt: text,
+      taskId: CLI_TASK_ID,
+      complexityHint: Option.none()
+    } satisfies Draft
   }
   if (Option.isSome(prompt)) {
-    return { source: "--prompt", prompt: prompt.value, taskId: CLI_TASK_ID, complexityHint: Option.none() } satisfies Draft
+    return {
+      source: "--prompt",
+      prompt: prompt.value,
+      taskId: CLI_TASK_ID,
+      complexityHint: Option.none()
+    } satisfies Draft
   }
   return yield* new InputError({ message: "no prompt given" })
 })
@@ -152,59 +172,68 @@ export class SubmitUnconfirmed extends Data.TaggedError("SubmitUnconfirmed")<{
   readonly idempotencyKey: string
 }> {}
 
-export const submitCommand = Command.make("submit", {
-  provider: Flag.String("provider").pipe(
-    Flag.withDescription(`The secutools provider: ${Providers.join(", ")}`),
-    Flag.filterMap(parseProvider, () => `one of ${Providers.join(", ")}`)
-  ),
-  prompt: Flag.String("prompt").pipe(Flag.withDescription("The prompt text"), Flag.optional),
-  promptFile: Flag.String("prompt-file").pipe(Flag.withDescription("A file whose whole text is the prompt"), Flag.optional),
-  task: Argument.String("task").pipe(
-    Argument.withDescription("A task file (TASK.md): its body is the prompt, its id (or file name) the task_id"),
-    Argument.optional
-  ),
-  idempotencyKey: nonEmpty(
-    "idempotency-key",
-    "Reuse the key a previous submit printed, to get its job instead of a new one (default: a fresh UUID)"
-  ).pipe(Flag.optional),
-  taskId: nonEmpty("task-id", "The task_id to report (default: the task file's id or name, else \"cli\")").pipe(
-    Flag.optional
-  ),
-  complexityHint: nonEmpty("complexity-hint", "The complexity_hint to send (default: the task file's)").pipe(
-    Flag.optional
-  )
-}, Effect.fn("ccl-delegate.submit")(function*(input) {
-  const draft = yield* draftFrom(input)
-  if (draft.prompt.trim() === "") return yield* new InputError({ message: `${draft.source}: the prompt is empty` })
-  const complexityHint = Option.orElse(input.complexityHint, () => draft.complexityHint)
-  const request: SubmitRequest = {
-    task_id: Option.getOrElse(input.taskId, () => draft.taskId),
-    provider: input.provider,
-    prompt: draft.prompt,
-    ...Option.match(complexityHint, { onNone: () => ({}), onSome: (hint) => ({ complexity_hint: hint }) })
-  }
-  const idempotencyKey = Option.isSome(input.idempotencyKey)
-    ? input.idempotencyKey.value
-    : yield* Effect.sync(() => randomUUID())
-  const secutools = yield* Secutools
-  const answer = yield* secutools.submit(request, idempotencyKey).pipe(
-    Effect.mapError((error) =>
-      error.retryable
-        ? new SubmitUnconfirmed({
-          message: `${error.message}; the job may exist: resubmit with --idempotency-key ${idempotencyKey}`,
-          idempotencyKey
-        })
-        : error
+export const submitCommand = Command.make(
+  "submit",
+  {
+    provider: Flag.String("provider").pipe(
+      Flag.withDescription(`The secutools provider: ${Providers.join(", ")}`),
+      Flag.filterMap(parseProvider, () => `one of ${Providers.join(", ")}`)
+    ),
+    prompt: Flag.String("prompt").pipe(Flag.withDescription("The prompt text"), Flag.optional),
+    promptFile: Flag.String("prompt-file").pipe(
+      Flag.withDescription("A file whose whole text is the prompt"),
+      Flag.optional
+    ),
+    task: Argument.String("task").pipe(
+      Argument.withDescription("A task file (TASK.md): its body is the prompt, its id (or file name) the task_id"),
+      Argument.optional
+    ),
+    idempotencyKey: nonEmpty(
+      "idempotency-key",
+      "Reuse the key a previous submit printed, to get its job instead of a new one (default: a fresh UUID)"
+    ).pipe(Flag.optional),
+    taskId: nonEmpty("task-id", "The task_id to report (default: the task file's id or name, else \"cli\")").pipe(
+      Flag.optional
+    ),
+    complexityHint: nonEmpty("complexity-hint", "The complexity_hint to send (default: the task file's)").pipe(
+      Flag.optional
     )
-  )
-  yield* Console.log(JSON.stringify({ job_id: answer.job_id, status: answer.status, idempotency_key: idempotencyKey }))
-})).pipe(
+  },
+  Effect.fn("ccl-delegate.submit")(function*(input) {
+    const draft = yield* draftFrom(input)
+    if (draft.prompt.trim() === "") return yield* new InputError({ message: `${draft.source}: the prompt is empty` })
+    const complexityHint = Option.orElse(input.complexityHint, () => draft.complexityHint)
+    const request: SubmitRequest = {
+      task_id: Option.getOrElse(input.taskId, () => draft.taskId),
+      provider: input.provider,
+      prompt: draft.prompt,
+      ...Option.match(complexityHint, { onNone: () => ({}), onSome: (hint) => ({ complexity_hint: hint }) })
+    }
+    const idempotencyKey = Option.isSome(input.idempotencyKey)
+      ? input.idempotencyKey.value
+      : yield* Effect.sync(() => randomUUID())
+    const secutools = yield* Secutools
+    const answer = yield* secutools.submit(request, idempotencyKey).pipe(
+      Effect.mapError((error) =>
+        error.retryable
+          ? new SubmitUnconfirmed({
+            message: `${error.message}; the job may exist: resubmit with --idempotency-key ${idempotencyKey}`,
+            idempotencyKey
+          })
+          : error
+      )
+    )
+    yield* Console.log(
+      JSON.stringify({ job_id: answer.job_id, status: answer.status, idempotency_key: idempotencyKey })
+    )
+  })
+).pipe(
   (command) => Command.validate(command, exactlyOnePromptSource),
   Command.withDescription(
     "Submit a prompt to secutools; print {\"job_id\",\"status\",\"idempotency_key\"}. The prompt is exactly one of " +
       "--prompt, --prompt-file or a TASK.md file"
   ),
-  Command.provide(SecutoolsFromEnv)
+  Command.provide(SecutoolsFromSettings)
 )
 
 export const getCommand = Command.make(
@@ -216,19 +245,36 @@ export const getCommand = Command.make(
   })
 ).pipe(
   Command.withDescription("Print a job as secutools reports it: {\"job_id\",\"status\",\"provider\",\"result\"?,...}"),
-  Command.provide(SecutoolsFromEnv)
+  Command.provide(SecutoolsFromSettings)
 )
 
-/** The job did not complete: failed, cancelled, or (without --wait) not finished yet. */
+/** `result`'s exit codes: what a script branches on. Usage and settings errors are 2, as for every command. */
+export const ResultExit = {
+  completed: 0,
+  /** Failed or cancelled: secutools gave its final answer, and it is not a result. */
+  failedOrCancelled: EXIT_FAILURE,
+  /** Queued or running: without --wait, or when --wait ran out of time; asking again later may succeed. */
+  notFinished: 4
+} as const
+
+/** The job did not complete; `exitCode` tells a failed or cancelled job (1) from an unfinished one (4). */
 export class JobNotCompleted extends Data.TaggedError("JobNotCompleted")<{
   readonly message: string
+  readonly exitCode: number
   readonly job: JobView
 }> {
-  static of(job: JobView): JobNotCompleted {
-    const message = job.status === "queued" || job.status === "running"
+  static of(job: JobView, waited?: Duration.Duration): JobNotCompleted {
+    if (isTerminalJob(job.status)) {
+      return new JobNotCompleted({
+        message: `job ${job.job_id} ${job.status}: ${job.error ?? "secutools gave no reason"}`,
+        exitCode: ResultExit.failedOrCancelled,
+        job
+      })
+    }
+    const message = waited === undefined
       ? `job ${job.job_id} is still ${job.status} (use --wait)`
-      : `job ${job.job_id} ${job.status}: ${job.error ?? "secutools gave no reason"}`
-    return new JobNotCompleted({ message, job })
+      : new JobWaitTimeout({ jobId: job.job_id, afterMs: Duration.toMillis(waited), lastStatus: job.status }).message
+    return new JobNotCompleted({ message, exitCode: ResultExit.notFinished, job })
   }
 }
 
@@ -244,37 +290,89 @@ const outcomeOf = (job: JobView) => ({
 const DEFAULT_INTERVAL = Duration.seconds(2)
 const DEFAULT_TIMEOUT = Duration.minutes(10)
 
-export const resultCommand = Command.make("result", {
-  jobId: jobIdArgument,
-  wait: Flag.Boolean("wait").pipe(
-    Flag.withDescription("Poll until the job is completed, failed or cancelled"),
-    Flag.withDefault(false)
-  ),
-  timeout: durationFlag("timeout", "With --wait: give up after this long (default 10m)"),
-  interval: durationFlag("interval", "With --wait: poll at most this far apart (default 2s)")
-}, Effect.fn("ccl-delegate.result")(function*({ interval, jobId, timeout, wait }) {
-  const job = wait
-    ? yield* waitForResult(jobId, {
-      interval: Option.getOrElse(interval, () => DEFAULT_INTERVAL),
-      timeout: Option.getOrElse(timeout, () => DEFAULT_TIMEOUT)
+/**
+ * Polls the job (pollSchedule: quickly at first, then every `interval`) until it is completed, failed or cancelled,
+ * telling `observer` each step; at the deadline it returns the last answer, unfinished. Only a first answer that
+ * never comes is an error (the request's own).
+ */
+const waitForJob = Effect.fn("ccl-delegate.waitForJob")(function*(
+  jobId: string,
+  options: { readonly interval: Duration.Duration; readonly timeout: Duration.Duration },
+  observer: WaitObserver
+) {
+  const secutools = yield* Secutools
+  let last: JobView | undefined
+  const poll = Effect.andThen(observer.polling, secutools.get(jobId)).pipe(
+    Effect.tap((job) => Effect.andThen(Effect.sync(() => (last = job)), observer.answered(job.status)))
+  )
+  return yield* poll.pipe(
+    Effect.repeat({
+      schedule: pollSchedule(options.interval).pipe(Schedule.tap(({ duration }) => observer.nextPollIn(duration))),
+      until: (job: JobView) => isTerminalJob(job.status)
+    }),
+    Effect.timeoutOrElse({
+      duration: options.timeout,
+      orElse: () =>
+        last === undefined
+          ? Effect.fail(
+            new JobWaitTimeout({ jobId, afterMs: Duration.toMillis(options.timeout), lastStatus: "unknown" })
+          )
+          : Effect.succeed(last)
     })
-    : yield* (yield* Secutools).get(jobId)
-  yield* Console.log(JSON.stringify(outcomeOf(job)))
-  if (job.status !== "completed") return yield* JobNotCompleted.of(job)
-})).pipe(
+  )
+})
+
+export const resultCommand = Command.make(
+  "result",
+  {
+    jobId: jobIdArgument,
+    wait: Flag.Boolean("wait").pipe(
+      Flag.withDescription(
+        "Poll until the job is completed, failed or cancelled; on a terminal, stderr shows the status, time waited " +
+          "and next poll"
+      ),
+      Flag.withDefault(false)
+    ),
+    timeout: durationFlag("timeout", "With --wait: give up after this long, exit 4 (default 10m)"),
+    interval: durationFlag("interval", "With --wait: poll at most this far apart (default 2s)")
+  },
+  Effect.fn("ccl-delegate.result")(function*({ interval, jobId, timeout, wait }) {
+    const waited = Option.getOrElse(timeout, () => DEFAULT_TIMEOUT)
+    const job = wait
+      ? yield* Effect.scoped(
+        Effect.flatMap(stderrWaitProgress(jobId), (observer) =>
+          waitForJob(jobId, {
+            interval: Option.getOrElse(interval, () => DEFAULT_INTERVAL),
+            timeout: waited
+          }, observer))
+      )
+      : yield* (yield* Secutools).get(jobId)
+    yield* Console.log(JSON.stringify(outcomeOf(job)))
+    if (job.status !== "completed")
+      return yield* JobNotCompleted.of(job, wait ? waited : undefined)
+  })
+).pipe(
   (command) =>
-    Command.validate(command, ({ interval, timeout, wait }) =>
-      !wait && (Option.isSome(timeout) || Option.isSome(interval))
-        ? Effect.fail(new CliError.ValidationError({ message: "--timeout and --interval apply only with --wait" }))
-        : Effect.void),
+    Command.validate(
+      command,
+      ({ interval, timeout, wait }) =>
+        !wait && (Option.isSome(timeout) || Option.isSome(interval))
+          ? Effect.fail(new CliError.ValidationError({ message: "--timeout and --interval apply only with --wait" }))
+          : Effect.void
+    ),
   Command.withDescription(
-    "Print {\"job_id\",\"status\",\"result\"?,\"error\"?,\"cost_usd\"?}; exit 0 only if the job completed " +
-      "(1 if it failed, was cancelled or, without --wait, is not finished)"
+    "Print {\"job_id\",\"status\",\"result\"?,\"error\"?,\"cost_usd\"?}. Exit 0: completed; 1: failed or " +
+      "cancelled; 4: not finished (queued or running, or --wait ran out of time); 2: usage or settings error"
   ),
-  Command.provide(SecutoolsFromEnv)
+  Command.provide(SecutoolsFromSettings)
 )
 
 export const cclDelegate = Command.make("ccl-delegate").pipe(
-  Command.withDescription("Delegate agent tasks to secutools from shell scripts"),
-  Command.withSubcommands([decideCommand, submitCommand, getCommand, resultCommand])
+  Command.withDescription(
+    "Delegate agent tasks to secutools from shell scripts: JSON on stdout, messages on stderr.\n" +
+      "  Reads the daemon's settings (env, or the config file: see --config), so decide answers as the daemon would."
+  ),
+  Command.withSharedFlags({ config: configFlag }),
+  Command.withSubcommands([decideCommand, submitCommand, getCommand, resultCommand]),
+  Command.provide(({ config }) => Config.layerWithFile(config))
 )

@@ -44,11 +44,15 @@ export const hostForUrl = (apiHost: string): string => {
 }
 
 /** Where and how our hooks deliver, from the configuration; API_PORT=0 cannot be pointed at by `http` hooks. */
-export const hookTarget = (config: AppConfig, transport: HookTransport): Result.Result<HookTarget, HooksCommandError> => {
+export const hookTarget = (
+  config: AppConfig,
+  transport: HookTransport
+): Result.Result<HookTarget, HooksCommandError> => {
   if (transport === "http" && config.apiPort === 0) {
     return Result.fail(
       new HooksCommandError({
-        message: "API_PORT=0 picks another port at every start, so http hooks cannot point at it: set a fixed API_PORT " +
+        message:
+          "API_PORT=0 picks another port at every start, so http hooks cannot point at it: set a fixed API_PORT " +
           "(the default is 7878), or use --transport command (the hooks then find the daemon through QUEUE_DIR/.lock.json)"
       })
     )
@@ -71,7 +75,9 @@ const transportFlag = Flag.Literals("transport", ["http", "command"]).pipe(
 )
 
 const configDirFlag = Flag.String("config-dir").pipe(
-  Flag.withDescription("Claude Code's configuration directory, holding settings.json (default: $CLAUDE_CONFIG_DIR, else ~/.claude)"),
+  Flag.withDescription(
+    "Claude Code's configuration directory, holding settings.json (default: $CLAUDE_CONFIG_DIR, else ~/.claude)"
+  ),
   Flag.optional
 )
 
@@ -102,31 +108,46 @@ const settingsFailure = (error: { readonly message: string }) => new HooksComman
 
 const describeUpdate = (update: SettingsUpdate, done: string, unchanged: string): string =>
   update.changed
-    ? `${done} ${update.file}${Option.match(update.backup, { onNone: () => " (it did not exist)", onSome: (b) => ` (backup: ${b})` })}`
+    ? `${done} ${update.file}${
+      Option.match(update.backup, { onNone: () => " (it did not exist)", onSome: (b) => ` (backup: ${b})` })
+    }`
     : `${unchanged} ${update.file}; nothing changed`
 
 const configDir = (flag: Option.Option<string>) => resolve(Option.getOrElse(flag, () => defaultClaudeConfigDir()))
 
-const installCommand = Command.make("install", { configDir: configDirFlag, transport: transportFlag }, (flags) =>
-  Effect.gen(function*() {
-    const target = yield* targetFrom(flags.transport)
-    const update = yield* updateClaudeSettings(configDir(flags.configDir), (settings) => installHooks(settings, target)).pipe(
-      Effect.mapError(settingsFailure)
-    )
-    yield* Console.log(describeUpdate(update, "installed claude-failover's hooks in", "claude-failover's hooks are already in"))
-    yield* tokenHint(target)
-  })).pipe(
-    Command.withDescription(
-      "Merge the hooks into DIR/settings.json: the user's own hooks and keys stay, a backup settings.json.bak-TIME is " +
-        "written first, installing again changes nothing"
-    )
+const installCommand = Command.make(
+  "install",
+  { configDir: configDirFlag, transport: transportFlag },
+  (flags) =>
+    Effect.gen(function*() {
+      const target = yield* targetFrom(flags.transport)
+      const update = yield* updateClaudeSettings(
+        configDir(flags.configDir),
+        (settings) => installHooks(settings, target)
+      ).pipe(
+        Effect.mapError(settingsFailure)
+      )
+      yield* Console.log(
+        describeUpdate(update, "installed claude-failover's hooks in", "claude-failover's hooks are already in")
+      )
+      yield* tokenHint(target)
+    })
+).pipe(
+  Command.withDescription(
+    "Merge the hooks into DIR/settings.json: the user's own hooks and keys stay, a backup settings.json.bak-TIME is " +
+      "written first, installing again changes nothing"
   )
+)
 
 const uninstallCommand = Command.make("uninstall", { configDir: configDirFlag }, (flags) =>
   Effect.gen(function*() {
-    const update = yield* updateClaudeSettings(configDir(flags.configDir), uninstallHooks).pipe(Effect.mapError(settingsFailure))
+    const update = yield* updateClaudeSettings(configDir(flags.configDir), uninstallHooks).pipe(
+      Effect.mapError(settingsFailure)
+    )
     yield* Console.log(describeUpdate(update, "removed claude-failover's hooks from", "no claude-failover hooks in"))
-  })).pipe(Command.withDescription("Remove claude-failover's hooks (only ours) from DIR/settings.json, with a backup first"))
+  })).pipe(
+    Command.withDescription("Remove claude-failover's hooks (only ours) from DIR/settings.json, with a backup first")
+  )
 
 // ---------------------------------------------------------------------------------------------------------------------
 // report
@@ -156,7 +177,9 @@ const paneSession = (pane: string) =>
 
 const reportCommand = Command.make("report", {
   queueDir: Flag.String("queue-dir").pipe(
-    Flag.withDescription("The daemon's queue directory; its .lock.json names the status API (default: QUEUE_DIR, then ./queue)"),
+    Flag.withDescription(
+      "The daemon's queue directory; its .lock.json names the status API (default: QUEUE_DIR, then ./queue)"
+    ),
     Flag.optional
   )
 }, ({ queueDir }) =>
@@ -165,7 +188,8 @@ const reportCommand = Command.make("report", {
     const root = resolve(Option.getOrElse(queueDir, () => config.queueDir))
     const body = yield* readStdin
     const api = Option.flatMap(readHolder(root), (holder) => Option.fromNullishOr(holder.api))
-    if (Option.isNone(api)) return yield* Console.error(`claude-failover hooks report: no daemon serves ${root}; event dropped`)
+    if (Option.isNone(api))
+      return yield* Console.error(`claude-failover hooks report: no daemon serves ${root}; event dropped`)
     const env = process.env
     const pane = env[HookEnv.pane]
     const tmux = env[HookEnv.tmux]
@@ -185,7 +209,9 @@ const reportCommand = Command.make("report", {
     )
     if (!response.ok) {
       const answer = yield* Effect.promise(() => response.text())
-      yield* Console.error(`claude-failover hooks report: ${api.value}${HOOKS_PATH} answered ${response.status}: ${answer}`)
+      yield* Console.error(
+        `claude-failover hooks report: ${api.value}${HOOKS_PATH} answered ${response.status}: ${answer}`
+      )
     }
   }).pipe(
     // Whatever went wrong, the session must go on: report on stderr, exit 0.
@@ -197,6 +223,8 @@ const reportCommand = Command.make("report", {
   )
 
 export const hooksCommand = Command.make("hooks").pipe(
-  Command.withDescription("Claude Code hooks that report each session's prompts, turns, limits and dialogs to the daemon"),
+  Command.withDescription(
+    "Claude Code hooks that report each session's prompts, turns, limits and dialogs to the daemon"
+  ),
   Command.withSubcommands([printCommand, installCommand, uninstallCommand, reportCommand])
 )

@@ -20,7 +20,15 @@ type NowSpec =
   | { readonly _tag: "instant"; readonly ms: number }
   | {
     readonly _tag: "wall"
-    readonly parts: { year: number; month: number; day: number; hours: number; minutes: number; seconds: number; millis: number }
+    readonly parts: {
+      year: number
+      month: number
+      day: number
+      hours: number
+      minutes: number
+      seconds: number
+      millis: number
+    }
   }
 
 const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3})\d*)?)?)?(Z|[+-]\d{2}:?\d{2})?$/i
@@ -42,11 +50,16 @@ export const parseNow = (raw: string): Option.Option<NowSpec> => {
   // Out-of-range fields (month 13, 25:00) are refused rather than rolled over.
   const check = new Date(Date.UTC(parts.year, parts.month - 1, parts.day, parts.hours, parts.minutes, parts.seconds))
   if (
-    check.getUTCMonth() !== parts.month - 1 || check.getUTCDate() !== parts.day || check.getUTCHours() !== parts.hours ||
+    check.getUTCMonth() !== parts.month - 1 || check.getUTCDate() !== parts.day ||
+    check.getUTCHours() !== parts.hours ||
     parts.minutes > 59 || parts.seconds > 59
   ) return Option.none()
   if (offset === undefined) return Option.some({ _tag: "wall", parts })
-  const ms = Date.parse(`${y}-${mo}-${d}T${h}:${mi}:${s}.${frac.padEnd(3, "0").slice(0, 3)}${offset.toUpperCase().replace(/^([+-]\d{2})(\d{2})$/, "$1:$2")}`)
+  const ms = Date.parse(
+    `${y}-${mo}-${d}T${h}:${mi}:${s}.${frac.padEnd(3, "0").slice(0, 3)}${
+      offset.toUpperCase().replace(/^([+-]\d{2})(\d{2})$/, "$1:$2")
+    }`
+  )
   return Number.isNaN(ms) ? Option.none() : Option.some({ _tag: "instant", ms })
 }
 
@@ -64,7 +77,8 @@ const resolveNow = (spec: NowSpec, timeZone: string): number => {
       millisecond: parts.millis
     }, { timeZone, adjustForTimeZone: true }),
     {
-      onNone: () => Date.UTC(parts.year, parts.month - 1, parts.day, parts.hours, parts.minutes, parts.seconds, parts.millis),
+      onNone: () =>
+        Date.UTC(parts.year, parts.month - 1, parts.day, parts.hours, parts.minutes, parts.seconds, parts.millis),
       onSome: DateTime.toEpochMillis
     }
   )
@@ -86,7 +100,11 @@ export interface PaneVerdict {
   readonly error?: string
 }
 
-export const verdictOf = (file: string, screen: string, options: { readonly now: number; readonly timeZone: string }): PaneVerdict => {
+export const verdictOf = (
+  file: string,
+  screen: string,
+  options: { readonly now: number; readonly timeZone: string }
+): PaneVerdict => {
   const pane = classifyPane(screen, options)
   const inputBox = Option.getOrNull(inputBoxText(screen))
   switch (pane._tag) {
@@ -129,7 +147,9 @@ const printable = (text: string): string => text.replace(/[\u0000-\u001f\u007f-\
 export const renderVerdict = (verdict: PaneVerdict, timeZone: string): string => {
   const parts = [`${printable(verdict.file)}: ${verdict.state}`]
   if (verdict.state === "usage_limited") {
-    parts[0] += verdict.resetAt === null ? " (no reset time on screen)" : ` (reset at ${wallClock(verdict.resetAt, timeZone)})`
+    parts[0] += verdict.resetAt === null
+      ? " (no reset time on screen)"
+      : ` (reset at ${wallClock(verdict.resetAt, timeZone)})`
   }
   if (verdict.autoContinue === true) parts[0] += ", continues by itself at the reset"
   if (verdict.question !== undefined) parts.push(`question: ${JSON.stringify(verdict.question)}`)
@@ -155,7 +175,10 @@ const whyUnreadable = (error: PlatformError.PlatformError): string => {
 }
 
 const nowFlag = Flag.String("now").pipe(
-  Flag.filterMap(parseNow, (raw) => `--now ${JSON.stringify(raw)}: expected an ISO-8601 time, e.g. 2026-11-24T18:00:00Z`),
+  Flag.filterMap(
+    parseNow,
+    (raw) => `--now ${JSON.stringify(raw)}: expected an ISO-8601 time, e.g. 2026-11-24T18:00:00Z`
+  ),
   Flag.withDescription(
     "The clock reset times without a date are read against (ISO-8601; without Z or an offset: in --time-zone); default now"
   ),
@@ -167,7 +190,9 @@ const timeZoneFlag = Flag.String("time-zone").pipe(
     (zone) => Option.isSome(DateTime.zoneMakeNamed(zone)),
     (zone) => `--time-zone ${JSON.stringify(zone)}: expected an IANA time zone, e.g. Europe/Berlin`
   ),
-  Flag.withDescription("The zone of reset times whose banner names none (Claude Code prints the host's); default the host's"),
+  Flag.withDescription(
+    "The zone of reset times whose banner names none (Claude Code prints the host's); default the host's"
+  ),
   Flag.optional
 )
 
@@ -194,7 +219,9 @@ export const classifyCommand = Command.make("classify", {
       const screen = yield* Effect.result(fs.readFileString(file))
       if (screen._tag === "Failure") {
         unreadable++
-        yield* Console.error(`claude-failover pane classify: ${printable(file)}: cannot read it (${whyUnreadable(screen.failure)})`)
+        yield* Console.error(
+          `claude-failover pane classify: ${printable(file)}: cannot read it (${whyUnreadable(screen.failure)})`
+        )
         continue
       }
       const verdict = verdictOf(file, screen.success, { now: clock, timeZone: zone })
@@ -206,7 +233,9 @@ export const classifyCommand = Command.make("classify", {
         exitCode: 1
       })
     }
-  })).pipe(Command.withDescription("Classify saved Claude Code screens as the daemon would: idle, busy, usage_limited, …"))
+  })).pipe(
+    Command.withDescription("Classify saved Claude Code screens as the daemon would: idle, busy, usage_limited, …")
+  )
 
 export const paneCommand = Command.make("pane").pipe(
   Command.withDescription("Look at Claude Code screens the way the daemon does"),

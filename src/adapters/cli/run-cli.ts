@@ -1,19 +1,23 @@
 /**
  * Runs a CLI command as a process: usage errors exit 2, failures print one line on stderr and exit 1.
- * Easy to get wrong: stdout carries only the command's data (JSON), so every diagnostic goes to stderr.
+ * Easy to get wrong: stdout carries only the command's data (JSON), so every diagnostic goes to stderr — including
+ * the usage printed for a bad command line (see usage-errors.ts).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Cause, Console, Effect, Exit, Option, Runtime } from "effect"
 import { Command } from "effect/cli"
+import { UsageOnStderr } from "./usage-errors.ts"
 
 export const EXIT_FAILURE = 1
 export const EXIT_USAGE = 2
 
-/** Effect's CLI has already printed help and the parse error for these; only the exit code is left to set. */
+/**
+ * The usage presenter has already printed the error and usage for these; only the exit code is left to set. With no
+ * errors it is a command group run without its subcommand (a requested `--help` succeeds instead).
+ */
 const isUsageError = (error: unknown): boolean =>
-  typeof error === "object" && error !== null && "_tag" in error && error._tag === "ShowHelp" &&
-  "errors" in error && Array.isArray(error.errors) && error.errors.length > 0
+  typeof error === "object" && error !== null && "_tag" in error && error._tag === "ShowHelp"
 
 /** Bad settings are a usage error too: exit 2, before anything has started. */
 const isConfigError = (error: unknown): boolean =>
@@ -51,7 +55,7 @@ export const runCli = <Name extends string, Input, CI, E>(
         onNone: () => Effect.andThen(Console.error(`${program}: ${Cause.pretty(cause)}`), setExitCode(EXIT_FAILURE))
       })
     ),
-    Effect.provide(NodeServices.layer),
+    Effect.provide([UsageOnStderr, NodeServices.layer]),
     (effect) => NodeRuntime.runMain(effect, { disableErrorReporting: true, teardown: stopCleanly })
   )
 

@@ -1,21 +1,16 @@
 /**
- * `claude-failover status`: asks a running daemon's status API and prints sessions, queue, delegated jobs and
- * watchdog findings as tables (or, with --json, the four answers as one object).
- * Easy to get wrong: API_HOST is where the daemon binds, not where to call it, so 0.0.0.0 / :: mean loopback here.
+ * `claude-failover status [--watch]`: asks a running daemon's status API and prints sessions, queue, delegated jobs
+ * and watchdog findings as tables (or, with --json, the four answers as one object), once or every --interval.
+ * Easy to get wrong: API_HOST is where the daemon binds, not where to call it, so 0.0.0.0 / :: mean loopback here;
+ * and --watch outlives the daemon: an unreachable daemon is a line in the display, never the end of the watch.
  */
 import { formatCost } from "../../domain/footer.ts"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Console, Data, Duration, Effect, Option, type Redacted, Schema } from "effect"
-import { Command, Flag } from "effect/cli"
+import { Console, Data, Duration, Effect, Option, type Redacted, Result, Schedule, Schema } from "effect"
+import { CliError, Command, Flag } from "effect/cli"
 import { HttpClient, HttpClientRequest } from "effect/http"
-import { Config } from "../../config.ts"
-import {
-  DelegatedStatus,
-  Paths,
-  SessionsStatus,
-  TasksStatus,
-  WatchdogStatus
-} from "../http-api/contract.ts"
+import { Config, parseDuration } from "../../config.ts"
+import { DelegatedStatus, Paths, SessionsStatus, TasksStatus, WatchdogStatus } from "../http-api/contract.ts"
 import { EXIT_FAILURE } from "./run-cli.ts"
 
 /** Why the status could not be shown; the message is the whole line after `claude-failover status: `. */
@@ -37,7 +32,10 @@ const transportDetail = (error: unknown): string => {
   for (let depth = 0; depth < 8 && typeof current === "object" && current !== null; depth++) {
     const code = "code" in current && typeof current.code === "string" ? current.code : undefined
     const message = "message" in current && typeof current.message === "string" ? current.message : undefined
-    if (message !== undefined && message !== "") detail = code !== undefined && !message.includes(code) ? `${code} ${message}` : message
+    if (message !== undefined && message !== "")
+      detail = code !== undefined && !message.includes(code)
+        ? `${code} ${message}`
+        : message
     current = "cause" in current ? current.cause : undefined
   }
   return detail
@@ -133,16 +131,23 @@ export const renderStatus = ({ delegated, sessions, tasks, watchdog }: Answers):
     "Sessions",
     ...table(
       ["NAME", "STATE", "FROM", "ACCOUNT", "TASK", "COOLDOWN UNTIL"],
-      sessions.sessions.map((s) => [s.session, s.state, s.signal ?? "pane", s.account, dash(s.task), dash(s.cooldown_until)])
+      sessions.sessions.map((
+        s
+      ) => [s.session, s.state, s.signal ?? "pane", s.account, dash(s.task), dash(s.cooldown_until)])
     ),
     "",
     "Queue",
-    ...table(["STAGE", "TASKS"], (["pending", "active", "done", "failed"] as const).map((stage) => [stage, String(tasks.counts[stage])])),
+    ...table(
+      ["STAGE", "TASKS"],
+      (["pending", "active", "done", "failed"] as const).map((stage) => [stage, String(tasks.counts[stage])])
+    ),
     "",
     "Delegated jobs",
     ...table(
       ["TASK", "PROVIDER", "JOB", "STATE", "POLLS", "SUBMITTED"],
-      delegated.active.map((job) => [job.task, job.provider, dash(job.job_id), job.state, String(job.polls), dash(job.submitted_at)])
+      delegated.active.map((
+        job
+      ) => [job.task, job.provider, dash(job.job_id), job.state, String(job.polls), dash(job.submitted_at)])
     ),
     `  submitted ${c.submitted} · completed ${c.completed} · failed ${c.failed} · retries ${c.retries} · rejected ${c.rejected} · active ${c.active}`,
     "",
@@ -169,7 +174,9 @@ export const renderStatus = ({ delegated, sessions, tasks, watchdog }: Answers):
     "Tasks waiting for a usage limit to reset",
     ...table(
       ["TASK", "SESSION", "UNTIL", "CONTINUED BY"],
-      (watchdog.waiting ?? []).map((w) => [w.task, w.session, w.until, w.continues === "claude-code" ? "Claude Code" : "the daemon"])
+      (watchdog.waiting ?? []).map((
+        w
+      ) => [w.task, w.session, w.until, w.continues === "claude-code" ? "Claude Code" : "the daemon"])
     ),
     "",
     "Sessions needing attention",
@@ -177,17 +184,75 @@ export const renderStatus = ({ delegated, sessions, tasks, watchdog }: Answers):
   ].join("\n")
 }
 
-const show = Effect.fn("status.show")(function*(url: Option.Option<string>, json: boolean) {
+/** The status API's base URL: --url, else where API_HOST:API_PORT is reached from this host. */
+const baseUrl = Effect.fn("status.baseUrl")(function*(url: Option.Option<string>) {
   const config = yield* Config
   if (Option.isNone(url) && config.apiPort === 0) {
     return yield* new StatusError({
       message: "API_PORT is 0 (the daemon picks a free port): give --url with the address the daemon logged"
     })
   }
-  const base = Option.getOrElse(url, () => daemonUrl(config.apiHost, config.apiPort)).replace(/\/+$/, "")
-  const answers = yield* fetchAnswers(base, config.apiToken)
+  return Option.getOrElse(url, () => daemonUrl(config.apiHost, config.apiPort)).replace(/\/+$/, "")
+})
+
+const show = Effect.fn("status.show")(function*(base: string, json: boolean) {
+  const answers = yield* fetchAnswers(base, (yield* Config).apiToken)
   yield* Console.log(json ? JSON.stringify(answers, null, 2) : renderStatus(answers))
 })
+
+/** Clear the screen and put the cursor top left: each draw replaces the last one on a terminal. */
+const CLEAR_SCREEN = "\u001b[2J\u001b[H"
+
+/** `claude-failover status · http://127.0.0.1:7878 · 2026-11-24T12:00:00.000Z · every 2s (Ctrl-C to stop)` */
+export const watchHeading = (base: string, at: Date, interval: Duration.Duration): string =>
+  `claude-failover status · ${base} · ${at.toISOString()} · every ${Duration.format(interval)} (Ctrl-C to stop)`
+
+/** The line shown while the daemon cannot be asked, saying since when, so a restart is easy to spot. */
+export const unreachableLine = (message: string, since: Date, interval: Duration.Duration): string =>
+  `${message} (since ${since.toISOString()}; trying again every ${Duration.format(interval)})`
+
+/**
+ * Draws the status every `interval` until the process is stopped (Ctrl-C, SIGTERM: exit 0). On a terminal each draw
+ * clears the screen first; elsewhere draws follow each other, each under its heading line. With --json each draw is
+ * one JSON line and problems go to stderr, so the output stays a stream of objects.
+ */
+const watch = Effect.fn("status.watch")(function*(base: string, json: boolean, interval: Duration.Duration) {
+  const token = (yield* Config).apiToken
+  const onTerminal = process.stdout.isTTY === true && !json
+  let failingSince: Date | undefined
+  const draw = Effect.gen(function*() {
+    const answers = yield* Effect.result(fetchAnswers(base, token))
+    const now = new Date()
+    if (Result.isFailure(answers)) failingSince ??= now
+    else failingSince = undefined
+    if (json) {
+      return yield* Result.isSuccess(answers)
+        ? Console.log(JSON.stringify(answers.success))
+        : Console.error(
+          `claude-failover status: ${unreachableLine(answers.failure.message, failingSince ?? now, interval)}`
+        )
+    }
+    const body = Result.isSuccess(answers)
+      ? renderStatus(answers.success)
+      : unreachableLine(answers.failure.message, failingSince ?? now, interval)
+    const frame = `${watchHeading(base, now, interval)}\n\n${body}\n`
+    yield* Effect.sync(() => process.stdout.write(onTerminal ? `${CLEAR_SCREEN}${frame}` : `${frame}\n`))
+  })
+  return yield* Effect.raceFirst(draw.pipe(Effect.repeat(Schedule.spaced(interval)), Effect.asVoid), stdoutClosed)
+})
+
+/**
+ * Completes when stdout fails (EPIPE: the reader, say `| head`, went away): the watch then ends quietly, as a
+ * pipeline expects, instead of dying on an unhandled stream error.
+ */
+const stdoutClosed = Effect.callback<void>((resume) => {
+  const onError = () => resume(Effect.void)
+  process.stdout.once("error", onError)
+  return Effect.sync(() => process.stdout.off("error", onError))
+})
+
+const DEFAULT_WATCH_INTERVAL = Duration.seconds(2)
+const MIN_WATCH_INTERVAL = Duration.millis(50)
 
 export const statusCommand = Command.make("status", {
   url: Flag.String("url").pipe(
@@ -196,11 +261,35 @@ export const statusCommand = Command.make("status", {
     Flag.optional
   ),
   json: Flag.Boolean("json").pipe(
-    Flag.withDescription("Print the four answers as one JSON object: {sessions, tasks, delegated, watchdog}"),
+    Flag.withDescription(
+      "Print the four answers as one JSON object: {sessions, tasks, delegated, watchdog} (with --watch: one per line)"
+    ),
     Flag.withDefault(false)
+  ),
+  watch: Flag.Boolean("watch").pipe(
+    Flag.withDescription(
+      "Redraw every --interval until Ctrl-C; a daemon that stops answering is shown as such, and the watch goes on"
+    ),
+    Flag.withDefault(false)
+  ),
+  interval: Flag.String("interval").pipe(
+    Flag.withDescription("With --watch: time between draws (default 2s)"),
+    // A floor, so a typo such as 1ms cannot turn the watch into a flood of requests to the daemon.
+    Flag.filterMap(
+      (raw) =>
+        Option.filter(
+          Result.getSuccess(parseDuration(raw)),
+          (d) => Duration.isGreaterThanOrEqualTo(d, MIN_WATCH_INTERVAL)
+        ),
+      () => "a duration of at least 50ms, such as 500ms, 2s or 1m"
+    ),
+    Flag.optional
   )
-}, ({ json, url }) =>
-  show(url, json).pipe(
+}, ({ interval, json, url, watch: watching }) =>
+  baseUrl(url).pipe(
+    Effect.flatMap((base) =>
+      watching ? watch(base, json, Option.getOrElse(interval, () => DEFAULT_WATCH_INTERVAL)) : show(base, json)
+    ),
     // Printed here rather than by the runner so the line names the subcommand: `claude-failover status: …`.
     Effect.catchTag("StatusError", (error) =>
       Effect.andThen(
@@ -210,5 +299,13 @@ export const statusCommand = Command.make("status", {
         })
       ))
   )).pipe(
-    Command.withDescription("Show a running daemon's sessions, queue, delegated jobs and stale tasks (API_TOKEN from env)")
+    (command) =>
+      Command.validate(command, ({ interval, watch: watching }) =>
+        !watching && Option.isSome(interval)
+          ? Effect.fail(new CliError.ValidationError({ message: "--interval applies only with --watch" }))
+          : Effect.void),
+    Command.withDescription(
+      "Show a running daemon's sessions, queue, delegated jobs and stale tasks, once or with --watch until Ctrl-C " +
+        "(API_TOKEN from the settings)"
+    )
   )

@@ -1,19 +1,19 @@
 /**
- * `claude-failover task done|fail|retry|cancel NAME`: for agents (the completion line in every prompt), hooks and
- * people. Easy to get wrong: exactly one process writes the queue. With no daemon running the command takes the
- * queue's lock and changes the files itself; while a daemon holds the lock it asks the daemon (requests/) and
- * waits for the answer, taking over only if the daemon dies meanwhile.
+ * `claude-failover task done|fail|retry|cancel|requeue NAME`: for agents (the completion line in every prompt),
+ * hooks and people (who also have `task list|show`, in task-inspect.ts). Easy to get wrong: exactly one process
+ * writes the queue. With no daemon running the command takes the queue's lock and changes the files itself; while
+ * a daemon holds the lock it asks the daemon (requests/) and waits for the answer, taking over only if the daemon
+ * dies meanwhile.
  */
-import { existsSync } from "node:fs"
-import { join, resolve } from "node:path"
 import { Console, Data, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { Config } from "../../config.ts"
 import { type TaskName, taskNameFrom } from "../../domain/task.ts"
 import { type OperationResult, performOperation, type TaskOperation } from "../../services/task-operations.ts"
 import { FsTaskStoreLayer } from "../fs-task-store.ts"
 import { acquireQueueLock, acquireQueueLockPatiently, readHolder } from "../queue-lock.ts"
 import { readReply, submitRequest, withdrawRequest } from "../request-files.ts"
+import { queueDirFlag, queueRootOf } from "./queue-dir.ts"
+import { listCommand, showCommand } from "./task-inspect.ts"
 
 /** A task command that did not do what was asked; `exitCode` 1 (could not) or 3 (another run's completion). */
 export class TaskCommandError extends Data.TaggedError("TaskCommandError")<{
@@ -40,7 +40,8 @@ const throughDaemon = (root: string, name: TaskName, operation: TaskOperation) =
     let nextLockTry = Date.now() + 500
     for (;;) {
       const reply = yield* Effect.promise(() => readReply(root, id))
-      if (Option.isSome(reply)) return { code: reply.value.code, message: reply.value.message } satisfies OperationResult
+      if (Option.isSome(reply))
+        return { code: reply.value.code, message: reply.value.message } satisfies OperationResult
       if (Date.now() >= nextLockTry) {
         nextLockTry = Date.now() + 500
         const lock = yield* Effect.result(acquireQueueLock(root, { kind: "command", command: `task ${operation.op}` }))
@@ -53,11 +54,20 @@ const throughDaemon = (root: string, name: TaskName, operation: TaskOperation) =
       }
       if (Date.now() >= deadline) {
         if (yield* Effect.promise(() => withdrawRequest(root, id))) {
-          const holder = Option.match(readHolder(root), { onNone: () => "the daemon", onSome: (h) => `the daemon (pid ${h.pid})` })
-          return { code: 1, message: `${holder} did not take the request within ${ANSWER_WAIT_MS / 1000}s; nothing changed` } as const
+          const holder = Option.match(readHolder(root), {
+            onNone: () => "the daemon",
+            onSome: (h) => `the daemon (pid ${h.pid})`
+          })
+          return {
+            code: 1,
+            message: `${holder} did not take the request within ${ANSWER_WAIT_MS / 1000}s; nothing changed`
+          } as const
         }
         if (Date.now() >= deadline + ANSWER_WAIT_MS) {
-          return { code: 1, message: "the daemon took the request but did not answer; see `claude-failover status`" } as const
+          return {
+            code: 1,
+            message: "the daemon took the request but did not answer; see `claude-failover status`"
+          } as const
         }
       }
       yield* sleep(20)
@@ -75,23 +85,20 @@ export const applyTaskOperation = (root: string, name: TaskName, operation: Task
     )
   )
 
-const queueDirFlag = Flag.String("queue-dir").pipe(
-  Flag.withDescription("The queue directory (default: QUEUE_DIR, then ./queue)"),
-  Flag.optional
-)
 const nameArgument = Argument.String("name").pipe(Argument.withDescription("The task file name, with or without .md"))
 const runFlag = Flag.String("run").pipe(
-  Flag.withDescription("The run the completion is for (the prompt's completion line gives it); another run's is refused"),
+  Flag.withDescription(
+    "The run the completion is for (the prompt's completion line gives it); another run's is refused"
+  ),
   Flag.optional
 )
 
 /** Runs an operation from the command line: the result's message on stdout, or on stderr with its exit code. */
 const runOperation = (queueDir: Option.Option<string>, name: string, operation: (name: TaskName) => TaskOperation) =>
   Effect.gen(function*() {
-    const root = resolve(Option.isSome(queueDir) ? queueDir.value : (yield* Config).queueDir)
-    if (!existsSync(join(root, "pending"))) {
-      return yield* new TaskCommandError({ message: `no queue at ${root} (it has no pending/ directory); nothing changed`, exitCode: 1 })
-    }
+    const root = yield* queueRootOf(queueDir).pipe(
+      Effect.mapError((error) => new TaskCommandError({ message: `${error.message}; nothing changed`, exitCode: 1 }))
+    )
     const taskName = yield* Option.match(taskNameFrom(name), {
       onNone: () => Effect.fail(new TaskCommandError({ message: `'${name}' is not a task file name`, exitCode: 1 })),
       onSome: Effect.succeed
@@ -104,33 +111,82 @@ const runOperation = (queueDir: Option.Option<string>, name: string, operation: 
 const optionalField = <K extends string>(key: K, value: Option.Option<string>): { [P in K]?: string } =>
   Option.match(value, { onNone: () => ({}), onSome: (v) => ({ [key]: v }) as { [P in K]?: string } })
 
-const doneCommand = Command.make("done", {
-  name: nameArgument,
-  run: runFlag,
-  queueDir: queueDirFlag,
-  summary: Flag.String("summary").pipe(Flag.withDescription("A line for the footer"), Flag.optional)
-}, ({ name, queueDir, run, summary }) =>
-  runOperation(queueDir, name, (task) => ({ op: "done", task, ...optionalField("run", run), ...optionalField("summary", summary) })))
+const doneCommand = Command.make(
+  "done",
+  {
+    name: nameArgument,
+    run: runFlag,
+    queueDir: queueDirFlag,
+    summary: Flag.String("summary").pipe(Flag.withDescription("A line for the footer"), Flag.optional)
+  },
+  ({ name, queueDir, run, summary }) =>
+    runOperation(
+      queueDir,
+      name,
+      (task) => ({ op: "done", task, ...optionalField("run", run), ...optionalField("summary", summary) })
+    )
+)
   .pipe(Command.withDescription("Mark an active task done: it moves to done/ with a footer (exit 3: another run's)"))
 
-const failCommand = Command.make("fail", {
-  name: nameArgument,
-  run: runFlag,
-  queueDir: queueDirFlag,
-  reason: Flag.String("reason").pipe(Flag.withDescription("Why the task failed (goes into the footer)"))
-}, ({ name, queueDir, reason, run }) =>
-  runOperation(queueDir, name, (task) => ({ op: "fail", task, reason, ...optionalField("run", run) })))
-  .pipe(Command.withDescription("Mark an active task failed: it moves to failed/ with the reason (exit 3: another run's)"))
+const failCommand = Command.make(
+  "fail",
+  {
+    name: nameArgument,
+    run: runFlag,
+    queueDir: queueDirFlag,
+    reason: Flag.String("reason").pipe(Flag.withDescription("Why the task failed (goes into the footer)"))
+  },
+  ({ name, queueDir, reason, run }) =>
+    runOperation(queueDir, name, (task) => ({ op: "fail", task, reason, ...optionalField("run", run) }))
+)
+  .pipe(
+    Command.withDescription("Mark an active task failed: it moves to failed/ with the reason (exit 3: another run's)")
+  )
 
-const retryCommand = Command.make("retry", { name: nameArgument, queueDir: queueDirFlag }, ({ name, queueDir }) =>
-  runOperation(queueDir, name, (task) => ({ op: "retry", task })))
-  .pipe(Command.withDescription("Run a task in failed/ or done/ again: back to pending/, history kept, old footer dropped"))
+const retryCommand = Command.make(
+  "retry",
+  { name: nameArgument, queueDir: queueDirFlag },
+  ({ name, queueDir }) => runOperation(queueDir, name, (task) => ({ op: "retry", task }))
+)
+  .pipe(
+    Command.withDescription("Run a task in failed/ or done/ again: back to pending/, history kept, old footer dropped")
+  )
 
-const cancelCommand = Command.make("cancel", { name: nameArgument, queueDir: queueDirFlag }, ({ name, queueDir }) =>
-  runOperation(queueDir, name, (task) => ({ op: "cancel", task })))
+const cancelCommand = Command.make(
+  "cancel",
+  { name: nameArgument, queueDir: queueDirFlag },
+  ({ name, queueDir }) => runOperation(queueDir, name, (task) => ({ op: "cancel", task }))
+)
   .pipe(Command.withDescription("Take a pending task out of the queue: to failed/ as \"cancelled by operator\""))
 
+const requeueCommand = Command.make(
+  "requeue",
+  {
+    name: nameArgument,
+    run: Flag.String("run").pipe(
+      Flag.withDescription(
+        "Take back only this run (as `task show` gives it); if the task has moved on, nothing changes (exit 3)"
+      ),
+      Flag.optional
+    ),
+    queueDir: queueDirFlag
+  },
+  ({ name, queueDir, run }) =>
+    runOperation(queueDir, name, (task) => ({ op: "requeue", task, ...optionalField("run", run) }))
+)
+  .pipe(Command.withDescription(
+    "Take an active task back to pending/ (not counted as an attempt); a running daemon stops its session's turn first"
+  ))
+
 export const taskCommand = Command.make("task").pipe(
-  Command.withDescription("Finish, retry or cancel a task (for agents, hooks and people)"),
-  Command.withSubcommands([doneCommand, failCommand, retryCommand, cancelCommand])
+  Command.withDescription("List and show tasks; finish, retry, cancel or requeue one (for agents, hooks and people)"),
+  Command.withSubcommands([
+    listCommand,
+    showCommand,
+    doneCommand,
+    failCommand,
+    retryCommand,
+    cancelCommand,
+    requeueCommand
+  ])
 )

@@ -21,7 +21,12 @@ const setting = (name: string, fallback: number, valid: (value: number) => boole
   return fallback
 }
 const count = (name: string, fallback: number, max = Number.MAX_SAFE_INTEGER) =>
-  setting(name, fallback, (value) => Number.isInteger(value) && value >= 0 && value <= max, `an integer from 0 to ${max}`)
+  setting(
+    name,
+    fallback,
+    (value) => Number.isInteger(value) && value >= 0 && value <= max,
+    `an integer from 0 to ${max}`
+  )
 const ratio = (name: string) =>
   setting(name, 0, (value) => Number.isFinite(value) && value >= 0 && value <= 1, "a number from 0 to 1")
 

@@ -115,7 +115,9 @@ export const parseSubmitBody = (text: string): Parsed => {
       provider: known,
       prompt,
       ...(hint === undefined ? {} : { complexity_hint: hint }),
-      ...(metadata === undefined ? {} : { metadata: Object.fromEntries(entries.map(([key, entry]) => [key, String(entry)])) })
+      ...(metadata === undefined
+        ? {}
+        : { metadata: Object.fromEntries(entries.map(([key, entry]) => [key, String(entry)])) })
     }
   }
 }

@@ -34,12 +34,17 @@ export const loadBookState = (file: string): BookState | undefined => {
     text = readFileSync(file, "utf8")
   } catch (error) {
     if (error instanceof Error && "code" in error && error.code === "ENOENT") return undefined
-    throw new Error(`fake secutools state file ${file}: cannot read: ${String(error)}`)
+    throw new Error(`fake secutools state file ${file}: cannot read: ${String(error)}`, { cause: error })
   }
   try {
     return { jobs: decodeStateFile(text).jobs }
   } catch (error) {
-    throw new Error(`fake secutools state file ${file}: not a state file: ${error instanceof Error ? error.message : String(error)}`)
+    throw new Error(
+      `fake secutools state file ${file}: not a state file: ${error instanceof Error ? error.message : String(error)}`,
+      {
+        cause: error
+      }
+    )
   }
 }
 

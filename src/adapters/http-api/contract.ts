@@ -60,7 +60,14 @@ export const TaskBody = Schema.Struct({
   session: Schema.optionalKey(Schema.String),
   provider: Schema.optionalKey(Schema.String),
   job_id: Schema.optionalKey(Schema.String),
-  attempts: Schema.optionalKey(Count)
+  attempts: Schema.optionalKey(Count),
+  /**
+   * done/ and failed/ entries (when the daemon can read them): for failed/, why it failed (its footer's `Reason:`,
+   * else its last history entry); for done/, its footer's line on who ran it (`session claude-1 · took 41s`).
+   */
+  reason: Schema.optionalKey(Schema.String),
+  /** done/ and failed/ entries: when the task finished (its `finished_at`, ISO), if recorded. */
+  finished_at: Schema.optionalKey(Schema.String)
 })
 
 /** The name to pass as `after` for the entries past this page, or null when the page ends the list. */
@@ -107,9 +114,13 @@ export const TASKS_PAGE_MAX = 1000
 export const TasksQuery = Schema.Struct({
   stage: Schema.optionalKey(Schema.Literals(Stages)),
   limit: Schema.optionalKey(
-    Schema.NumberFromString.pipe(Schema.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: TASKS_PAGE_MAX })))
+    Schema.NumberFromString.pipe(
+      Schema.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: TASKS_PAGE_MAX }))
+    )
   ),
-  after: Schema.optionalKey(Schema.String)
+  after: Schema.optionalKey(Schema.String),
+  /** `recent` (with `stage=done|failed`, without `after`): the latest finished first, by the file's time, not by name. */
+  order: Schema.optionalKey(Schema.Literals(["name", "recent"]))
 })
 export type TasksQuery = typeof TasksQuery.Type
 
@@ -134,8 +145,26 @@ export const Paths = {
   watchdog: "/watchdog/status",
   tasks: "/api/tasks",
   sessions: "/api/sessions",
-  metrics: "/metrics"
+  metrics: "/metrics",
+  /** The status page (HTML; served without the token: it holds no data, and asks for the token itself). */
+  page: "/"
 } as const
 
 /** Where Claude Code's hooks deliver their events (POST; see hooks-route.ts). Not in `Paths`: those are GET routes. */
 export const HOOKS_PATH = "/api/hooks"
+
+/** What an operator may do to a task from the status page (`POST /api/tasks/NAME/ACTION`; see actions-route.ts). */
+export const TaskActions = ["retry", "cancel", "requeue"] as const
+export type TaskAction = (typeof TaskActions)[number]
+
+/** The action route, NAME URL-encoded (a task name may hold spaces and any Unicode). */
+export const TASK_ACTION_PATH = "/api/tasks/:name/:action"
+export const taskActionPath = (name: string, action: TaskAction): string =>
+  `/api/tasks/${encodeURIComponent(name)}/${action}`
+
+/** The header an action must carry: a cross-site form cannot send it, and a cross-site fetch with it needs a preflight. */
+export const ACTION_HEADER = "x-claude-failover-action"
+
+/** `POST /api/tasks/NAME/ACTION` → 200; refusals are 400/401/403/404/409 with `ErrorBody`. */
+export const ActionResult = Schema.Struct({ ok: Schema.Literal(true), message: Schema.String })
+export type ActionResult = typeof ActionResult.Type

@@ -49,7 +49,10 @@ export const receiveHook = (receiver: HookReceiver["Service"]) =>
       status: 202,
       headers: Option.match(session, {
         onNone: () => ({ [HookAnswerHeaders.recorded]: "none" }),
-        onSome: (name) => ({ [HookAnswerHeaders.recorded]: fact._tag, [HookAnswerHeaders.session]: encodeURIComponent(name) })
+        onSome: (name) => ({
+          [HookAnswerHeaders.recorded]: fact._tag,
+          [HookAnswerHeaders.session]: encodeURIComponent(name)
+        })
       })
     })
   })
@@ -67,4 +70,6 @@ export const hooksRoute = (
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
     request.method === "POST"
       ? guard(receiveHook(receiver))
-      : Effect.succeed(errorResponse(405, `${request.method} is not allowed on ${HOOKS_PATH}; use POST`, { allow: "POST" })))
+      : Effect.succeed(
+        errorResponse(405, `${request.method} is not allowed on ${HOOKS_PATH}; use POST`, { allow: "POST" })
+      ))

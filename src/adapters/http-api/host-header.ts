@@ -58,7 +58,10 @@ export const hostPolicy = (rule: HostRule): (host: string | undefined) => HostVe
   if (bind === "" || (bound !== undefined && WILDCARDS.has(bound))) return () => accepted
   const allowed = new Set(rule.allowedHosts.flatMap((name) => canonical(bracketed(name)) ?? []))
   const loopback = bound !== undefined && isLoopbackHost(bound)
-  const names = [...(loopback ? ["localhost", "127.x.y.z", "[::1]"] : [bind]), ...(allowed.size > 0 ? ["an allowed host name"] : [])]
+  const names = [
+    ...(loopback ? ["localhost", "127.x.y.z", "[::1]"] : [bind]),
+    ...(allowed.size > 0 ? ["an allowed host name"] : [])
+  ]
   const served = names.length > 1 ? `${names.slice(0, -1).join(", ")} or ${names.at(-1)}` : bind
   return (host) => {
     if (host === undefined) return refused(`no Host header: this API answers only requests for ${served}`)

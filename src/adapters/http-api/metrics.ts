@@ -10,7 +10,15 @@ import { HeadlessOutcomes, type Snapshot } from "../../services/status.ts"
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 /** The states a session can be in, as the status service names them. */
-export const SessionStates = ["idle", "busy", "permission_prompt", "usage_limited", "exited", "unknown", "missing"] as const
+export const SessionStates = [
+  "idle",
+  "busy",
+  "permission_prompt",
+  "usage_limited",
+  "exited",
+  "unknown",
+  "missing"
+] as const
 
 type Labels = ReadonlyArray<readonly [name: string, value: string]>
 
@@ -64,7 +72,9 @@ const histogram = (name: string, help: string, h: Histogram): Family => ({
   samples: [
     // A bound of +Inf would repeat the bucket that `count` already gives.
     ...h.bounds.flatMap((bound, i) =>
-      Number.isFinite(bound) ? [{ suffix: "_bucket", labels: [["le", formatValue(bound)]] as const, value: h.counts[i] ?? 0 }] : []
+      Number.isFinite(bound)
+        ? [{ suffix: "_bucket", labels: [["le", formatValue(bound)]] as const, value: h.counts[i] ?? 0 }]
+        : []
     ),
     { suffix: "_bucket", labels: [["le", "+Inf"]], value: h.count },
     { suffix: "_sum", value: h.sum },
@@ -89,15 +99,33 @@ export const renderMetrics = (snapshot: Snapshot): string => {
       help: "Tasks in the queue directory, by stage.",
       samples: Stages.map((stage) => ({ labels: [["stage", stage]], value: snapshot.tasks[stage].length }))
     },
-    single("claude_failover_dispatches_total", "counter", "Tasks typed into a local session.", snapshot.dispatcher.dispatched),
+    single(
+      "claude_failover_dispatches_total",
+      "counter",
+      "Tasks typed into a local session.",
+      snapshot.dispatcher.dispatched
+    ),
     {
       name: "claude_failover_headless_runs_total",
       type: "counter",
       help: "Headless runs that ended, by outcome.",
-      samples: HeadlessOutcomes.map((outcome) => ({ labels: [["outcome", outcome]], value: snapshot.headless.runs[outcome] }))
+      samples: HeadlessOutcomes.map((outcome) => ({
+        labels: [["outcome", outcome]],
+        value: snapshot.headless.runs[outcome]
+      }))
     },
-    single("claude_failover_headless_cost_usd_total", "counter", "Cost headless runs reported (total_cost_usd).", snapshot.headless.cost_usd),
-    single("claude_failover_headless_turns_total", "counter", "Turns headless runs reported (num_turns).", snapshot.headless.turns),
+    single(
+      "claude_failover_headless_cost_usd_total",
+      "counter",
+      "Cost headless runs reported (total_cost_usd).",
+      snapshot.headless.cost_usd
+    ),
+    single(
+      "claude_failover_headless_turns_total",
+      "counter",
+      "Turns headless runs reported (num_turns).",
+      snapshot.headless.turns
+    ),
     single(
       "claude_failover_failovers_total",
       "counter",
@@ -111,8 +139,18 @@ export const renderMetrics = (snapshot: Snapshot): string => {
       snapshot.dispatcher.malformed
     ),
     single("claude_failover_delegation_submitted_total", "counter", "Jobs secutools accepted.", counters.submitted),
-    single("claude_failover_delegation_completed_total", "counter", "Delegated jobs that completed.", counters.completed),
-    single("claude_failover_delegation_failed_total", "counter", "Delegated jobs that failed or were cancelled.", counters.failed),
+    single(
+      "claude_failover_delegation_completed_total",
+      "counter",
+      "Delegated jobs that completed.",
+      counters.completed
+    ),
+    single(
+      "claude_failover_delegation_failed_total",
+      "counter",
+      "Delegated jobs that failed or were cancelled.",
+      counters.failed
+    ),
     single("claude_failover_delegation_retries_total", "counter", "secutools requests retried.", counters.retries),
     single(
       "claude_failover_delegation_rejected_total",
@@ -140,8 +178,13 @@ export const renderMetrics = (snapshot: Snapshot): string => {
       type: "gauge",
       help: "1 for the state each local session is in, 0 for the others.",
       // tmux session names are unique; the filter keeps a duplicate upstream from emitting a duplicate series.
-      samples: snapshot.sessions.filter((s, i, all) => all.findIndex((o) => o.session === s.session) === i).flatMap((s) =>
-        states.map((state) => ({ labels: [["session", s.session], ["state", state]], value: s.state === state ? 1 : 0 }))
+      samples: snapshot.sessions.filter((s, i, all) => all.findIndex((o) => o.session === s.session) === i).flatMap((
+        s
+      ) =>
+        states.map((state) => ({
+          labels: [["session", s.session], ["state", state]],
+          value: s.state === state ? 1 : 0
+        }))
       )
     },
     single(

@@ -1,14 +1,16 @@
 /**
  * The status API's routes: health, queue, sessions, delegated jobs, watchdog and Prometheus metrics, all read-only;
- * and, when a receiver is given, `POST /api/hooks` for Claude Code's hook events (see hooks-route.ts).
+ * the status page at `/`; when a receiver is given, `POST /api/hooks` for Claude Code's hook events (see
+ * hooks-route.ts); and when actions are given, the page's `POST /api/tasks/NAME/ACTION` (see actions-route.ts).
  * Easy to get wrong: every request, /healthz included, first passes the Host check (421 otherwise); then with API_TOKEN
- * set every route but /healthz (unknown paths included) answers 401 without the bearer token, compared in constant
- * time and never echoed; and each request reads the status snapshot exactly once.
+ * set every route but /healthz and the page (which holds no data) answers 401 without the bearer token, compared in
+ * constant time and never echoed; and each request reads the status snapshot exactly once.
  */
 import { createHash, timingSafeEqual } from "node:crypto"
 import { Effect, Option, Redacted, Result } from "effect"
 import { Headers, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { Stage } from "../../ports/task-store.ts"
+import { taskNameFrom } from "../../domain/task.ts"
 import type { HookReceiver } from "../../services/hook-receiver.ts"
 import { type Snapshot, StatusReport, type TaskView } from "../../services/status.ts"
 import {
@@ -16,14 +18,18 @@ import {
   HOOKS_PATH,
   Paths,
   type SessionsStatus,
+  TASK_ACTION_PATH,
   TASKS_PAGE_DEFAULT,
   TasksQuery,
   type TasksStatus,
   type WatchdogStatus
 } from "./contract.ts"
-import { type HostRule, hostPolicy } from "./host-header.ts"
+import { hostPolicy, type HostRule } from "./host-header.ts"
 import { hooksRoute } from "./hooks-route.ts"
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.ts"
+import { actionsRoute, type ApplyOperation } from "./actions-route.ts"
+import type { FinishedReader, RecentFirst } from "./finished-tasks.ts"
+import { statusPage } from "./page.ts"
 
 export interface ApiRoutesOptions {
   /** When set, every route but /healthz requires `Authorization: Bearer <token>`. */
@@ -32,6 +38,12 @@ export interface ApiRoutesOptions {
   readonly host: HostRule
   /** When set, `POST /api/hooks` records Claude Code's hook events through it (same token rule); else that path is 404. */
   readonly hooks?: HookReceiver["Service"]
+  /** When set, the status page's actions (`POST /api/tasks/NAME/retry|cancel|requeue`) go through it; else 404. */
+  readonly actions?: ApplyOperation
+  /** When set, done/ and failed/ entries of `GET /api/tasks` carry `reason` and `finished_at`. */
+  readonly finished?: FinishedReader
+  /** When set, `GET /api/tasks?stage=done|failed&order=recent` lists the latest finished first. */
+  readonly recentFirst?: RecentFirst
 }
 
 const counters = (snapshot: Snapshot): DelegatedStatus["counters"] => {
@@ -105,7 +117,13 @@ export const tasksBody = (snapshot: Snapshot, query: TasksQuery = {}): TasksStat
       done: page(tasks.done, limit),
       failed: page(tasks.failed, limit)
     }
-    : { pending: none, active: none, done: none, failed: none, [query.stage]: page(tasks[query.stage], limit, query.after) }
+    : {
+      pending: none,
+      active: none,
+      done: none,
+      failed: none,
+      [query.stage]: page(tasks[query.stage], limit, query.after)
+    }
   return {
     pending: pages.pending.views.map(taskBody),
     active: pages.active.views.map(taskBody),
@@ -149,7 +167,8 @@ const matches = (given: string, expected: Redacted.Redacted<string>): boolean =>
 const BEARER = /^bearer +(.+)$/i
 
 /** Runs `handler` only for a request that carries the token (always, when none is configured); else 401. */
-const authorized = (token: Option.Option<Redacted.Redacted<string>>) =>
+const authorized =
+  (token: Option.Option<Redacted.Redacted<string>>) =>
   <E, R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
     Option.match(token, {
       onNone: () => handler,
@@ -167,20 +186,70 @@ const authorized = (token: Option.Option<Redacted.Redacted<string>>) =>
 const fromSnapshot = <E>(render: (snapshot: Snapshot) => Effect.Effect<HttpServerResponse.HttpServerResponse, E>) =>
   StatusReport.use((status) => Effect.flatMap(status.snapshot, render))
 
-const json = <A>(body: (snapshot: Snapshot) => A) =>
-  fromSnapshot((snapshot) => HttpServerResponse.json(body(snapshot)))
+const json = <A>(body: (snapshot: Snapshot) => A) => fromSnapshot((snapshot) => HttpServerResponse.json(body(snapshot)))
+
+/** Adds `reason` and `finished_at` to the done/ and failed/ entries of a page (only those: never the whole archive). */
+const withFinished = (body: TasksStatus, reader: FinishedReader | undefined): Effect.Effect<TasksStatus> => {
+  if (reader === undefined) return Effect.succeed(body)
+  const add = (stage: "done" | "failed") =>
+    Effect.forEach(body[stage], (entry) =>
+      Option.match(taskNameFrom(entry.name), {
+        onNone: () => Effect.succeed(entry),
+        onSome: (name) =>
+          Effect.map(
+            reader(stage, name),
+            Option.match({ onNone: () => entry, onSome: (more) => ({ ...entry, ...more }) })
+          )
+      }), { concurrency: 8 })
+  return Effect.map(Effect.all([add("done"), add("failed")]), ([done, failed]) => ({ ...body, done, failed }))
+}
+
+/** The snapshot with a finished stage's views latest first (`order=recent`); name order where times are unknown. */
+const recentOrder = (
+  snapshot: Snapshot,
+  query: TasksQuery,
+  recentFirst: RecentFirst | undefined
+): Effect.Effect<Snapshot> => {
+  const stage = query.stage
+  if (query.order !== "recent" || recentFirst === undefined || (stage !== "done" && stage !== "failed")) {
+    return Effect.succeed(snapshot)
+  }
+  const views = snapshot.tasks[stage]
+  const byName = new Map(views.map((view) => [view.name, view]))
+  return Effect.map(recentFirst(stage, views.flatMap((view) => Option.toArray(taskNameFrom(view.name)))), (names) => ({
+    ...snapshot,
+    tasks: {
+      ...snapshot.tasks,
+      [stage]: names.flatMap((name) => Option.toArray(Option.fromUndefinedOr(byName.get(name))))
+    }
+  }))
+}
 
 /** `GET /api/tasks`: the query is checked before the snapshot is read, so a bad one costs nothing. */
-const tasksRoute = Effect.flatMap(
-  Effect.result(HttpServerRequest.schemaSearchParams(TasksQuery)),
-  (query) => {
-    if (Result.isFailure(query)) return Effect.succeed(errorResponse(400, `bad query: ${query.failure.message}`))
-    if (query.success.after !== undefined && query.success.stage === undefined) {
-      return Effect.succeed(errorResponse(400, "bad query: after needs stage (e.g. ?stage=done&after=NAME)"))
+const tasksRoute = (finished: FinishedReader | undefined, recentFirst: RecentFirst | undefined) =>
+  Effect.flatMap(
+    Effect.result(HttpServerRequest.schemaSearchParams(TasksQuery)),
+    (query) => {
+      if (Result.isFailure(query)) return Effect.succeed(errorResponse(400, `bad query: ${query.failure.message}`))
+      if (query.success.after !== undefined && query.success.stage === undefined) {
+        return Effect.succeed(errorResponse(400, "bad query: after needs stage (e.g. ?stage=done&after=NAME)"))
+      }
+      if (
+        query.success.order === "recent" &&
+        (query.success.stage !== "done" && query.success.stage !== "failed" || query.success.after !== undefined)
+      ) {
+        return Effect.succeed(
+          errorResponse(400, "bad query: order=recent needs stage=done or stage=failed, and takes no after")
+        )
+      }
+      return fromSnapshot((snapshot) =>
+        recentOrder(snapshot, query.success, recentFirst).pipe(
+          Effect.flatMap((ordered) => withFinished(tasksBody(ordered, query.success), finished)),
+          Effect.flatMap((body) => HttpServerResponse.json(body))
+        )
+      )
     }
-    return json((snapshot) => tasksBody(snapshot, query.success))
-  }
-)
+  )
 
 /** Refuses, before routing, a request whose Host the policy does not accept (DNS rebinding): 421 Misdirected Request. */
 const checkHost = (rule: HostRule) => {
@@ -205,22 +274,29 @@ const fallback = (guard: ReturnType<typeof authorized>) =>
 
 /** The routes as a Layer for `HttpRouter.serve`; handlers need `StatusReport`. */
 export const ApiRoutes = (options: ApiRoutesOptions) =>
-  HttpRouter.use(Effect.fn("HttpApi.routes")(function*(router) {
-    const guard = authorized(options.token)
-    yield* router.addGlobalMiddleware(checkHost(options.host))
-    yield* router.add("GET", Paths.health, HttpServerResponse.jsonUnsafe({ status: "ok" }))
-    yield* router.add("GET", Paths.delegated, guard(json(delegatedBody)))
-    yield* router.add("GET", Paths.watchdog, guard(json(watchdogBody)))
-    yield* router.add("GET", Paths.tasks, guard(tasksRoute))
-    yield* router.add("GET", Paths.sessions, guard(json(sessionsBody)))
-    yield* router.add(
-      "GET",
-      Paths.metrics,
-      guard(fromSnapshot((snapshot) =>
-        Effect.succeed(HttpServerResponse.text(renderMetrics(snapshot), { contentType: METRICS_CONTENT_TYPE }))
-      ))
-    )
-    if (options.hooks !== undefined) yield* router.add("*", HOOKS_PATH, hooksRoute(options.hooks, guard))
-    // The router matches static paths before the wildcard, so this only sees what no route above took.
-    yield* router.add("*", "*", fallback(guard))
-  }))
+  HttpRouter.use(
+    Effect.fn("HttpApi.routes")(function*(router) {
+      const guard = authorized(options.token)
+      yield* router.addGlobalMiddleware(checkHost(options.host))
+      yield* router.add("GET", Paths.health, HttpServerResponse.jsonUnsafe({ status: "ok" }))
+      yield* router.add("GET", Paths.delegated, guard(json(delegatedBody)))
+      yield* router.add("GET", Paths.watchdog, guard(json(watchdogBody)))
+      yield* router.add("GET", Paths.tasks, guard(tasksRoute(options.finished, options.recentFirst)))
+      // The page holds no data (it asks for the token and sends it with every fetch), so it needs no token itself.
+      yield* router.add("GET", Paths.page, statusPage)
+      yield* router.add("GET", Paths.sessions, guard(json(sessionsBody)))
+      yield* router.add(
+        "GET",
+        Paths.metrics,
+        guard(
+          fromSnapshot((snapshot) =>
+            Effect.succeed(HttpServerResponse.text(renderMetrics(snapshot), { contentType: METRICS_CONTENT_TYPE }))
+          )
+        )
+      )
+      if (options.hooks !== undefined) yield* router.add("*", HOOKS_PATH, hooksRoute(options.hooks, guard))
+      if (options.actions !== undefined) yield* router.add("*", TASK_ACTION_PATH, actionsRoute(options.actions, guard))
+      // The router matches static paths before the wildcard, so this only sees what no route above took.
+      yield* router.add("*", "*", fallback(guard))
+    })
+  )

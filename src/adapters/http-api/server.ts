@@ -8,9 +8,12 @@
  */
 import { createServer, type Server } from "node:http"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Context, Data, Duration, Effect, Layer, type Option, type Redacted } from "effect"
+import { Context, Data, Duration, Effect, Layer, Option, type Redacted } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
+import { TaskStore } from "../../ports/task-store.ts"
 import type { HookReceiver } from "../../services/hook-receiver.ts"
+import type { ApplyOperation } from "./actions-route.ts"
+import { type FinishedReader, makeFinishedReader, makeRecentFirst, type RecentFirst } from "./finished-tasks.ts"
 import { ApiRoutes } from "./routes.ts"
 
 /** The few clients (the CLI, a scraper, an operator) need a few each; 256 leaves most of a 1024-descriptor limit to the daemon. */
@@ -68,14 +71,23 @@ export interface HttpApiOptions {
   readonly allowedHosts?: ReadonlyArray<string>
   /** Claude Code's hook events arrive here (`POST /api/hooks`); without it that path is 404. */
   readonly hooks?: HookReceiver["Service"]
+  /** The status page's actions (`POST /api/tasks/NAME/ACTION`) are applied through it; without it that path is 404. */
+  readonly actions?: ApplyOperation
 }
 
-const served = (options: HttpApiOptions, server: Server) =>
+interface FinishedTasks {
+  readonly read: FinishedReader
+  readonly recentFirst: RecentFirst
+}
+
+const served = (options: HttpApiOptions, server: Server, finished: Option.Option<FinishedTasks>) =>
   HttpRouter.serve(
     ApiRoutes({
       token: options.token,
       host: { bind: options.host, allowedHosts: options.allowedHosts ?? [] },
-      ...(options.hooks === undefined ? {} : { hooks: options.hooks })
+      ...(options.hooks === undefined ? {} : { hooks: options.hooks }),
+      ...(options.actions === undefined ? {} : { actions: options.actions }),
+      ...(Option.isNone(finished) ? {} : { finished: finished.value.read, recentFirst: finished.value.recentFirst })
     }),
     { disableLogger: true, disableListenLog: true }
   ).pipe(
@@ -83,7 +95,9 @@ const served = (options: HttpApiOptions, server: Server) =>
   )
 
 /** The address could not be bound (in use, not an address of this host, …). */
-export class ApiListenError extends Data.TaggedError("ApiListenError")<{ readonly host: string; readonly port: number; readonly problem: string }> {
+export class ApiListenError
+  extends Data.TaggedError("ApiListenError")<{ readonly host: string; readonly port: number; readonly problem: string }>
+{
   override get message(): string {
     return `cannot serve the status API on ${this.host}:${this.port}: ${this.problem} (set API_HOST / API_PORT; 0 = any free port)`
   }
@@ -95,7 +109,15 @@ export class ApiListenError extends Data.TaggedError("ApiListenError")<{ readonl
  */
 export const serveHttpApi = Effect.fn("HttpApi.serve")(function*(options: HttpApiOptions, server?: Server) {
   const node = server ?? boundedServer()
-  const context = yield* Layer.build(served(options, node)).pipe(
+  // With the queue at hand (the daemon), done/ and failed/ entries say why and when they finished.
+  const store = yield* Effect.serviceOption(TaskStore)
+  const finished = Option.isSome(store)
+    ? Option.some<FinishedTasks>({
+      read: yield* Effect.provideService(makeFinishedReader, TaskStore, store.value),
+      recentFirst: yield* Effect.provideService(makeRecentFirst, TaskStore, store.value)
+    })
+    : Option.none<FinishedTasks>()
+  const context = yield* Layer.build(served(options, node, finished)).pipe(
     Effect.mapError((error) =>
       new ApiListenError({
         host: options.host,
