@@ -14,8 +14,8 @@ import { checkInvariants, readStandinLog } from "./invariants.ts"
 import { Daemon, Queue, TmuxServer, waitFor } from "./support.ts"
 
 const LONG = process.env.SOAK === "long"
-const TASKS = LONG ? 1200 : 300
-const KILLS = LONG ? 60 : 12
+const TASKS = LONG ? 1200 : 160
+const KILLS = LONG ? 60 : 8
 const KEY = "sk-soak-91c3"
 
 /** A small deterministic PRNG, so a failing soak can be replayed with the seed it prints. */
