@@ -245,7 +245,8 @@ export const runDaemon = (lock: HeldLock) =>
     const recovered = yield* recover({
       timeZone: settings.timeZone,
       maxAttempts: config.maxAttempts,
-      isHeadless: headless.isSlot
+      isHeadless: headless.isSlot,
+      settleAfterMs: Duration.toMillis(config.settleAfter)
     })
     for (const action of recovered.actions) yield* Effect.logWarning(`recovery: ${action}`)
     yield* startDelegation(settings.routing.delegationEnabled)

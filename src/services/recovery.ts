@@ -196,12 +196,17 @@ export const settleFile = Effect.fn("settleFile")(function*(stage: Stage, name: 
   return Option.some(`${name}: a ${state} task put back into pending/; runs again`)
 })
 
-/** Every stage's files checked: unreadable or unparsable ones quarantined, wrong states settled. */
-export const settleStages = Effect.fn("settleStages")(function*() {
+/**
+ * Every stage's files checked: unreadable or unparsable ones quarantined, wrong states settled. A file in pending/
+ * changed less than `settleAfterMs` ago may still be being written: it is left to the intake, which waits for it to
+ * settle (a daemon started while someone writes a task must not quarantine the half of it written so far).
+ */
+export const settleStages = Effect.fn("settleStages")(function*(settleAfterMs = 0) {
   const store = yield* TaskStore
   const actions: Array<string> = []
   for (const stage of ["active", "pending", "done", "failed"] as const) {
     for (const name of yield* store.list(stage)) {
+      if (stage === "pending" && settleAfterMs > 0 && (yield* isSettling(name, settleAfterMs))) continue
       const read = yield* Effect.result(readTask(stage, name))
       if (Result.isFailure(read)) {
         const error = read.failure
@@ -218,6 +223,15 @@ export const settleStages = Effect.fn("settleStages")(function*() {
   }
   return actions
 })
+
+/** Changed by someone within `settleAfterMs` (either way: a clock a little ahead counts too), as the intake reads it. */
+const isSettling = (name: TaskName, settleAfterMs: number) =>
+  Effect.gen(function*() {
+    const stat = yield* Effect.result((yield* TaskStore).stat("pending", name))
+    if (Result.isFailure(stat)) return false
+    const age = (yield* Clock.currentTimeMillis) - stat.success.mtimeMs
+    return age < settleAfterMs && age > -settleAfterMs
+  })
 
 /**
  * Markers whose task is no longer in pending/ (it finished or was removed before its marker was) are removed. A
@@ -329,11 +343,13 @@ export const recover = Effect.fn("recover")(function*(options: {
   readonly timeZone: string
   readonly maxAttempts: number
   readonly isHeadless?: (session: string) => boolean
+  /** SETTLE_AFTER: pending/ files younger than this are left to the intake. */
+  readonly settleAfterMs?: number
 }) {
   const actions = [
     ...yield* resolveLinks(),
     ...yield* resolveDuplicates(),
-    ...yield* settleStages(),
+    ...yield* settleStages(options.settleAfterMs),
     ...yield* settleMarkers(),
     ...yield* recoverActive(options.timeZone, options.maxAttempts, options.isHeadless)
   ]

@@ -393,7 +393,8 @@ describe("faults", () => {
       SESSIONS_MODE: "dry-run",
       DRY_RUN_DELAY: "200ms"
     })
-    await waitFor("the daemon to listen", () => apiUrl(daemon.output), 20_000)
+    // Started, not only listening: its start-up writes (the lock's label) come before the start line.
+    await waitFor("the daemon to start", () => daemon.output.includes(" started on "), 20_000)
     const queue = inside(daemon, root)
     expect(statfsSync(queue).blocks * statfsSync(queue).bsize).toBe(256 * 1024)
 
@@ -545,8 +546,16 @@ describe("faults", () => {
     expect(daemon.output).not.toContain("EMFILE")
     expect(exdevLines.length).toBeLessThanOrEqual(2)
     expect(historyLines).toBe(0)
-    // Put back, the task runs.
-    nsenter(daemon, `umount '${pending}'`)
+    // Put back, the task runs. The daemon may have a file of pending/ open at that instant (umount: target is busy).
+    await waitFor("the bind mount to be removed", () => {
+      try {
+        nsenter(daemon, `umount '${pending}'`)
+        return true
+      } catch (error) {
+        if (String(error).includes("target is busy")) return false
+        throw error
+      }
+    }, 10_000)
     await waitFor(
       "bound.md done after the mount is gone",
       () => tasksIn(queue.root, "done").includes("bound.md"),

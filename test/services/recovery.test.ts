@@ -1,7 +1,7 @@
 /** Start-up recovery on a real queue directory (hard links and all) with in-memory tmux sessions. */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option, Result } from "effect"
-import { linkSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { linkSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { FsTaskStoreLayer } from "../../src/adapters/fs-task-store.ts"
@@ -269,6 +269,28 @@ describe("start-up recovery: active tasks", () => {
       // Nothing was typed into any session.
       for (const session of ["submitted", "fresh", "other-work"])
         expect((yield* tmux.panes).get(session)?.typed).toStrictEqual([])
+    }).pipe(Effect.provide(layer))
+  })
+})
+
+describe("recovery and a file still being written", () => {
+  it.live("a pending/ file changed within SETTLE_AFTER is left to the intake; an older one is quarantined", () => {
+    const { layer, root } = withQueue()
+    const half = "---\ntitle: slow\n"
+    return Effect.gen(function*() {
+      yield* TaskStore
+      put(root, "pending", "fresh.md", half)
+      put(root, "pending", "old.md", half)
+      const longAgo = new Date(Date.now() - 60_000)
+      utimesSync(join(root, "pending", "old.md"), longAgo, longAgo)
+      const { actions } = yield* recover({ ...options, settleAfterMs: 1_000 })
+      expect(actions).toStrictEqual([
+        expect.stringMatching(/^pending\/old\.md: cannot be run \(.*\); quarantined as failed\/old\.md$/)
+      ])
+      expect(files(root, "pending")).toStrictEqual(["fresh.md"])
+      // Without a settle time (the default), the same half-written file is quarantined at once.
+      const again = yield* recover(options)
+      expect(again.actions).toStrictEqual([expect.stringMatching(/^pending\/fresh\.md: cannot be run/)])
     }).pipe(Effect.provide(layer))
   })
 })
