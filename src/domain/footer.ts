@@ -56,6 +56,29 @@ const describeRunner = (runner: Runner): ReadonlyArray<string> =>
       ...(runner.costUsd === undefined ? [] : [`cost ${formatCost(runner.costUsd)}`])
     ]
 
+/** The last footer `renderFooter` appended: `claude-failover: done · AT · session x · took 3s`, then its detail line. */
+const FOOTER = /\n---\nclaude-failover: (done|failed) · [^·\n]+(?: · ([^\n]*))?\n(?:\n(?:Reason: )?([^\n]*))?/g
+
+export interface ReadFooter {
+  readonly outcome: "done" | "failed"
+  /** What follows the time: who ran it and how long it took (`session claude-1 · took 41s`). */
+  readonly facts?: string
+  /** A failure's `Reason:` line. */
+  readonly reason?: string
+}
+
+/** The last footer of a body, as `renderFooter` wrote it; undefined when there is none. */
+export const readFooter = (body: string): ReadFooter | undefined => {
+  const last = [...body.matchAll(FOOTER)].at(-1)
+  if (last === undefined) return undefined
+  const reason = last[0].includes("\nReason: ") ? last[3] : undefined
+  return {
+    outcome: last[1] === "done" ? "done" : "failed",
+    ...(last[2] === undefined || last[2] === "" ? {} : { facts: last[2] }),
+    ...(reason === undefined || reason === "" ? {} : { reason })
+  }
+}
+
 /** A block that starts on a fresh line, so it appends cleanly whatever the body ended with. */
 export const renderFooter = (outcome: Outcome): string => {
   const facts = [

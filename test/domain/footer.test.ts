@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Result } from "effect"
 import fc from "fast-check"
-import { formatCost, formatDuration, Outcome, renderFooter, renderResult } from "../../src/domain/footer.ts"
+import { formatCost, formatDuration, Outcome, readFooter, renderFooter, renderResult } from "../../src/domain/footer.ts"
 import { appendToBody, parseTask, renderTask } from "../../src/domain/task.ts"
 import { RUNS, task } from "./arbitraries.ts"
 
@@ -58,5 +58,40 @@ describe("footers", () => {
     [0, "$0"]
   ])("formats $%d as %s", (usd, shown) => {
     expect(formatCost(usd)).toBe(shown)
+  })
+})
+
+describe("readFooter", () => {
+  const line = fc.string({ minLength: 1, maxLength: 40 }).filter((text) =>
+    !/[\n·]/.test(text) && text.trim() === text && text !== ""
+  )
+  const anyTime = fc.date({ min: new Date("2020-01-01"), max: new Date("2030-01-01"), noInvalidDate: true }).map((d) =>
+    d.toISOString()
+  )
+
+  it("reads back the outcome, the facts and a failure's reason of the last footer renderFooter wrote", () => {
+    fc.assert(
+      fc.property(
+        fc.string({ maxLength: 80 }),
+        anyTime,
+        line,
+        fc.boolean(),
+        line,
+        (body, when, session, failed, reason) => {
+          const runner = { _tag: "Session", session } as const
+          const outcome = failed
+            ? Outcome.Failed({ at: when, runner, reason })
+            : Outcome.Done({ at: when, runner, summary: reason })
+          // An earlier run's footer before it: the last one is read.
+          const earlier = renderFooter(Outcome.Failed({ at: when, reason: "an earlier run" }))
+          const read = readFooter(`${body}${earlier}${renderFooter(outcome)}`)
+          expect(read?.outcome).toBe(failed ? "failed" : "done")
+          expect(read?.facts).toBe(`session ${session}`)
+          expect(read?.reason).toBe(failed ? reason : undefined)
+        }
+      ),
+      RUNS
+    )
+    expect(readFooter("No footer here.\n")).toBeUndefined()
   })
 })

@@ -5,6 +5,7 @@
  */
 import { Console, Data, Effect, Option, Result } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
+import { readFooter } from "../../domain/footer.ts"
 import {
   type HistoryEntry,
   parseTask,
@@ -46,18 +47,9 @@ const readInspected = (store: TaskStore["Service"], where: string, stage: Stage,
 const parseProblem = (where: string, stage: Stage, error: TaskParseError): string =>
   error.message.startsWith(error.file) ? `${where}${stage}/${error.message}` : error.message
 
-const FAILED_FOOTER = /\n\n---\nclaude-failover: failed · [^\n]*\n\nReason: ([^\n]*)/g
-
-/** The reason of the last failed footer (footer.ts `renderFooter`), if the body has one. */
-export const failedFooterReason = (body: string): string | undefined => {
-  let reason: string | undefined
-  for (const match of body.matchAll(FAILED_FOOTER)) reason = match[1]
-  return reason
-}
-
 /** Why a finished task ended as it did: its failed footer's reason, else its last history entry's. */
 const finishReason = (task: Task): string | undefined =>
-  failedFooterReason(task.body) ?? task.fields.history?.at(-1)?.reason
+  readFooter(task.body)?.reason ?? task.fields.history?.at(-1)?.reason
 
 /** One row of `task list`; the JSON array holds these, with null where there is nothing to say. */
 export interface TaskRow {

@@ -5,6 +5,7 @@
  * the page being answered are looked at, never the whole archive.
  */
 import { Effect, Option, Result } from "effect"
+import { readFooter } from "../../domain/footer.ts"
 import { parseTask, type TaskName } from "../../domain/task.ts"
 import { TaskStore } from "../../ports/task-store.ts"
 
@@ -16,26 +17,12 @@ export interface Finished {
 /** How a route learns of a finished task; none when the file is gone or unreadable. */
 export type FinishedReader = (stage: "done" | "failed", name: TaskName) => Effect.Effect<Option.Option<Finished>>
 
-/** The last footer the daemon appended (`claude-failover: done · AT · session x · took 3s`, then `Reason: …`). */
-const FOOTER = /\n---\nclaude-failover: (?:done|failed) · [^·\n]+(?: · ([^\n]*))?\n(?:\n(?:Reason: )?([^\n]*))?/g
-
-/** The facts of the last footer (after its time) and, for a failure, its reason line. */
-export const footerOf = (body: string): { readonly facts?: string; readonly reason?: string } | undefined => {
-  const last = [...body.matchAll(FOOTER)].at(-1)
-  if (last === undefined) return undefined
-  const reasonLine = last[0].includes("\nReason: ") ? last[2] : undefined
-  return {
-    ...(last[1] === undefined || last[1] === "" ? {} : { facts: last[1] }),
-    ...(reasonLine === undefined || reasonLine === "" ? {} : { reason: reasonLine })
-  }
-}
-
 /** What one finished file says: see `TaskBody.reason` in contract.ts. */
 export const finishedOf = (stage: "done" | "failed", name: string, text: string): Finished => {
   const parsed = parseTask(name, text)
   if (Result.isFailure(parsed)) return {}
   const { body, fields } = parsed.success
-  const footer = footerOf(body)
+  const footer = readFooter(body)
   const history = fields.history?.at(-1)?.reason
   const reason = stage === "failed" ? footer?.reason ?? history : footer?.facts
   return {
