@@ -167,6 +167,7 @@ describe.concurrent("the status page in Chromium", () => {
       // The first run was interrupted; had its completion line already been under way, it was refused: the task was
       // finished once, by the second run.
       expect(events.filter((e) => e.event === "interrupted").map((e) => e.run)).toStrictEqual([firstRun])
+      await waitFor("the completion logged", () => /long\.md done \(/.test(daemon.output), UI_WAIT)
       expect(daemon.output.match(/long\.md done \(/g)).toHaveLength(1)
       const fields = taskFields("long.md", queue.read("done", "long.md"))
       expect(fields.history?.map((h) => [h.event, h.cause, h.run])).toStrictEqual([["requeued", "operator", firstRun]])
