@@ -6,8 +6,14 @@
  */
 import { watch } from "node:fs"
 import { join, resolve } from "node:path"
-import { Cause, Duration, Effect, Layer, Option, References, Stream } from "effect"
-import type { ChildProcessSpawner } from "effect/process"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as References from "effect/References"
+import * as Stream from "effect/Stream"
+import type * as ChildProcessSpawner from "effect/process/ChildProcessSpawner"
 import { CliTmuxLayer } from "./adapters/cli-tmux.ts"
 import { hostTimeZone } from "./adapters/host-time-zone.ts"
 import { DryRunTmuxLayer } from "./adapters/dry-run-tmux.ts"
@@ -16,7 +22,6 @@ import { serveHttpApi } from "./adapters/http-api/server.ts"
 import { acquireQueueLockPatiently, type HeldLock } from "./adapters/queue-lock.ts"
 import { logRetry } from "./adapters/http-secutools.ts"
 import { SecutoolsFromConfig } from "./adapters/secutools-layer.ts"
-import { TaskStore } from "./ports/task-store.ts"
 import {
   type AppConfig,
   Config,
@@ -102,13 +107,24 @@ export const dispatchSettings = (config: AppConfig): DispatchSettings => {
  */
 export const watchQueue = (
   queueDir: string,
-  wake: { readonly queue: Effect.Effect<void>; readonly requests: Effect.Effect<void> }
+  wake: {
+    /** A name in pending/ changed (`undefined`: the watch could not say which). */
+    readonly pending: (name: string | undefined) => Effect.Effect<void>
+    readonly active: Effect.Effect<void>
+    readonly requests: Effect.Effect<void>
+  }
 ) =>
   Effect.forEach(
-    [["pending", wake.queue], ["active", wake.queue], [REQUESTS_DIR, wake.requests]] as const,
+    [
+      ["pending", (name: string | undefined) => wake.pending(name)],
+      ["active", () => wake.active],
+      [REQUESTS_DIR, () => wake.requests]
+    ] as const,
     ([dir, wakeUp]) =>
       Effect.acquireRelease(
-        Effect.sync(() => watch(join(queueDir, dir), { persistent: false }, () => Effect.runFork(wakeUp))),
+        Effect.sync(() =>
+          watch(join(queueDir, dir), { persistent: false }, (_event, name) => Effect.runFork(wakeUp(name ?? undefined)))
+        ),
         (watcher) => Effect.sync(() => watcher.close())
       ),
     { discard: true }
@@ -142,7 +158,7 @@ const startDelegation = (enabled: boolean) =>
       yield* Effect.forkScoped(supervised("delegation", delegation.run))
       return
     }
-    const waiting = yield* TaskStore.use((store) => store.listMarkers())
+    const waiting = yield* delegation.load
     if (waiting.length > 0) {
       yield* Effect.logWarning(
         `${waiting.length} delegated task(s) in pending/ wait: SECUTOOLS_API_KEY is not set, so their jobs are not polled`
@@ -252,7 +268,11 @@ export const runDaemon = (lock: HeldLock) =>
     yield* startDelegation(settings.routing.delegationEnabled)
     const inbox = yield* RequestInbox
     const dispatcher = yield* Dispatcher
-    yield* watchQueue(settings.queueDir, { queue: dispatcher.wake, requests: inbox.wake })
+    yield* watchQueue(settings.queueDir, {
+      pending: dispatcher.noticed,
+      active: dispatcher.wake,
+      requests: inbox.wake
+    })
     // A hook event wakes the dispatcher at once: it need not wait for its next poll to act on it.
     yield* Effect.forkScoped(Stream.runForEach((yield* HookEvents).changes, () => dispatcher.wake))
     yield* Effect.forkScoped(Stream.runForEach(headless.changes, () => dispatcher.wake))
@@ -321,7 +341,8 @@ export const daemonLayer = (config: AppConfig) => {
     Effect.flatMap(Dispatcher, (dispatcher) =>
       makeRequestInbox({
         root: settings.queueDir,
-        interval: config.pollInterval,
+        // The watch on requests/ answers at once; the scan interval is only the safety net for what it drops.
+        interval: config.scanInterval,
         onChange: dispatcher.wake,
         // A requeue stops the session's turn first, as the dispatcher does for a run it takes back.
         stopTurn: dispatcher.stopTurn
@@ -369,7 +390,9 @@ export const daemon: Effect.Effect<never, unknown, Config | ChildProcessSpawner.
     )
     return yield* runDaemon(lock).pipe(
       Effect.provide(daemonLayer(config)),
-      Effect.provideService(References.MinimumLogLevel, minimumLevel[config.logLevel])
+      Effect.provideService(References.MinimumLogLevel, minimumLevel[config.logLevel]),
+      // No tracer is installed: recording a span for every named step only cost time and memory.
+      Effect.provideService(References.TracerEnabled, false)
     )
   }
 ).pipe(Effect.scoped)

@@ -8,7 +8,11 @@
 import { execFile } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { basename, dirname } from "node:path"
-import { Duration, Effect, Layer, Ref, Semaphore } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
+import * as Semaphore from "effect/Semaphore"
 import { SessionExists, SessionNotFound, Tmux } from "../ports/tmux.ts"
 import { writeAtomic } from "./fs-task-store.ts"
 

@@ -4,7 +4,9 @@
  * Easy to get wrong: only processes of this queue are touched (the tag names the queue root), and a group is sent
  * SIGKILL only when SIGTERM did not end it, so a run stopped here cannot go on beside the task's next run.
  */
-import { Clock, Duration, Effect } from "effect"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import { readdirSync, readFileSync, realpathSync } from "node:fs"
 import { isRunning } from "./processes.ts"
 

@@ -4,8 +4,19 @@
  * text this adapter puts in an error (status body, transport message, decode detail) goes through a redactor first;
  * and an answer is read as a stream and dropped the moment it passes `maxAnswerBytes`, never buffered whole.
  */
-import { Clock, Duration, Effect, flow, Layer, Option, Redacted, Schema, Stream } from "effect"
-import { Headers, HttpClient, HttpClientRequest, type HttpClientResponse } from "effect/http"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import { flow } from "effect/Function"
+import * as Headers from "effect/http/Headers"
+import * as HttpClient from "effect/http/HttpClient"
+import * as HttpClientRequest from "effect/http/HttpClientRequest"
+import type * as HttpClientResponse from "effect/http/HttpClientResponse"
 import type { AppConfig } from "../config.ts"
 import { formatDuration } from "../domain/footer.ts"
 import { dropPartialSecret, makeRedactor, urlSecrets } from "../domain/redact.ts"
@@ -121,7 +132,8 @@ export const makeHttpSecutools = (options: HttpSecutoolsOptions) =>
       schema: Schema.Codec<A, unknown>
     ) => {
       const failWith = (reason: SecutoolsFailure) => fail(operation, reason)
-      const tooLarge = failWith({ _tag: "TooLarge", limitBytes: maxAnswerBytes })
+      // Made when needed: an error captures a stack, which every answer would otherwise pay for.
+      const tooLarge = Effect.suspend(() => failWith({ _tag: "TooLarge", limitBytes: maxAnswerBytes }))
       return Effect.gen(function*() {
         const response = yield* client.execute(request)
         if (response.status < 200 || response.status >= 300) {

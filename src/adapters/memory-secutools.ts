@@ -2,7 +2,10 @@
  * An in-memory secutools for unit tests: jobs deduplicated by idempotency key, statuses set by the test.
  * Easy to get wrong: the same key must yield the same job, as the real API promises.
  */
-import { Context, Effect, Layer, Ref } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
 import type { RemoteJobStatus } from "../domain/job.ts"
 import { type JobView, Secutools, SecutoolsError, type SubmitRequest } from "../ports/secutools.ts"
 

@@ -3,7 +3,11 @@
  * Easy to get wrong: `list` must order by name like the live store, and `create`/`move` must refuse a taken name,
  * or tests pass on luck.
  */
-import { Clock, Effect, Layer, Option, Ref } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
 import type { DelegationMarker } from "../domain/marker.ts"
 import type { TaskName } from "../domain/task.ts"
 import { NameTaken, type Stage, type StoredTask, TaskNotFound, TaskStore } from "../ports/task-store.ts"
@@ -62,6 +66,8 @@ export const makeMemoryTaskStore = Effect.gen(function*() {
         file === undefined
           ? Effect.fail(new TaskNotFound({ stage, name }))
           : Effect.succeed({ identity: file.identity, links: 1, mtimeMs: file.mtimeMs, size: file.size })),
+    // Memory files have one name each.
+    linked: () => Effect.succeed(new Map()),
     read: (stage, name) =>
       Effect.flatMap(
         find(stage, name),

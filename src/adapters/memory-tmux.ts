@@ -3,7 +3,10 @@
  * Easy to get wrong: a missing session must fail like the live adapter does, not return an empty screen.
  */
 import { basename } from "node:path"
-import { Context, Effect, Layer, Ref } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
 import { SessionExists, type SessionLaunch, SessionNotFound, Tmux, TmuxError, TmuxNotInstalled } from "../ports/tmux.ts"
 import { drawInput } from "./dry-run-tmux.ts"
 

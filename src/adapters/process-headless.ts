@@ -6,8 +6,18 @@
  * Code's tool commands run as its children); every child carries an environment tag naming the queue, so a daemon
  * that starts after a kill -9 can find and stop the runs its predecessor left behind.
  */
-import { Cause, Clock, Deferred, Duration, Effect, FiberMap, Layer, Option, PubSub, Stream } from "effect"
-import { ChildProcess, ChildProcessSpawner } from "effect/process"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberMap from "effect/FiberMap"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Stream from "effect/Stream"
+import * as ChildProcess from "effect/process/ChildProcess"
+import * as ChildProcessSpawner from "effect/process/ChildProcessSpawner"
 import { closeSync, mkdirSync, openSync, statSync, writeSync } from "node:fs"
 import { join } from "node:path"
 import {

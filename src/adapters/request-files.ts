@@ -6,7 +6,9 @@
  */
 import * as fs from "node:fs/promises"
 import { join } from "node:path"
-import { Effect, Option, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { TaskOperation } from "../services/task-operations.ts"
 import { REQUESTS_DIR, writeAtomic } from "./fs-task-store.ts"
 

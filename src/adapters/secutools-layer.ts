@@ -6,7 +6,10 @@
  */
 import { join, resolve } from "node:path"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Effect, Layer, Option, Redacted } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import type { AppConfig } from "../config.ts"
 import { Secutools, SecutoolsError } from "../ports/secutools.ts"
 import type { OnRetry } from "../services/secutools-policy.ts"

@@ -3,7 +3,9 @@
  * without throwing, and decoded leniently, because Claude Code adds, drops and retypes fields between versions.
  * Easy to get wrong: a field of an unexpected type (or null) must read as absent, not fail the whole object.
  */
-import { Effect, Result, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 
 /** A field Claude Code may leave out, or (another version) send with another type or null: then it reads as absent. */
 export const lenient = <S extends Schema.Top>(schema: S) =>

@@ -2,7 +2,7 @@
  * The footers appended to a task's body when it reaches `done/` or `failed/`.
  * Easy to get wrong: a footer only appends; it never edits what the operator or the agent wrote above it.
  */
-import { Data } from "effect"
+import * as Data from "effect/Data"
 
 /** What a headless run reported of itself: its Claude Code session, cost, turns, and where its transcript is. */
 export interface HeadlessFacts {

@@ -7,7 +7,10 @@
  * versions, so unknown types decode (as Other), every field is optional, and a line that is not a JSON object is
  * skipped, never fatal.
  */
-import { Data, Option, Result, Schema } from "effect"
+import * as Data from "effect/Data"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 import { lenient, parseJson, Rest } from "./claude-json.ts"
 import { type ClassifyOptions, parseResetTime } from "./pane.ts"
 import type { Sighting } from "./session-book.ts"

@@ -4,7 +4,7 @@
  * Easy to get wrong: Claude Code sends an empty header for a variable that is not set, and pane ids (`%0`, `%1`, …)
  * repeat on every tmux server, so a pane names a session only together with the server's socket.
  */
-import { Option } from "effect"
+import * as Option from "effect/Option"
 
 /** The environment variables the hooks read, in the session's environment. */
 export const HookEnv = {

@@ -5,7 +5,8 @@
  * are recognised by what they carry (our session header, or the `hooks report` command), never by position; and
  * installing is "remove ours, add ours", so a second install changes nothing and a changed address replaces the old.
  */
-import { Data, Result } from "effect"
+import * as Data from "effect/Data"
+import * as Result from "effect/Result"
 import { parseJson } from "./claude-json.ts"
 import { HookEnv } from "./hook-sender.ts"
 import { shellQuote } from "./prompt.ts"

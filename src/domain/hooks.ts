@@ -5,7 +5,10 @@
  * SessionStart carry no `permission_mode`), so every field is optional, a field of an unexpected type reads as absent,
  * unknown fields are kept and unknown events decode too: only input that is not a JSON object is refused.
  */
-import { Data, Option, Result, Schema } from "effect"
+import * as Data from "effect/Data"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 import { lenient, parseJson, Rest } from "./claude-json.ts"
 import { type ClassifyOptions, parseResetTime } from "./pane.ts"
 

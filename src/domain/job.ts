@@ -2,7 +2,9 @@
  * The delegated-job state machine: submitting → submitted → queued/running → completed | failed | cancelled.
  * Easy to get wrong: `submitting` may have reached secutools already, so it is resumed with the same key, never dropped.
  */
-import { Data, Result, Schema } from "effect"
+import * as Data from "effect/Data"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 
 /** What secutools reports for a job. */
 export const RemoteJobStatus = Schema.Literals(["queued", "running", "completed", "failed", "cancelled"])

@@ -3,7 +3,8 @@
  * requeue or retry. Easy to get wrong: every transition writes exactly its state's fields (a requeued task sheds
  * the old run's `run`, `session`, `started_at`, …), and `attempts` counts starts, so only assign/delegate raise it.
  */
-import { Data, Result } from "effect"
+import * as Data from "effect/Data"
+import * as Result from "effect/Result"
 import type { Provider } from "./provider.ts"
 import type { HistoryEntry, TaskFields, TaskState } from "./task.ts"
 

@@ -2,7 +2,7 @@
  * The write-ahead delegation marker `pending/NAME.md.delegated`: written before a job is submitted.
  * Easy to get wrong: the idempotency key is fixed when the marker is first written and reused on every resume.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { Provider } from "./provider.ts"
 
 export const MarkerState = Schema.Literals(["submitting", "submitted"])

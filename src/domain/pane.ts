@@ -5,7 +5,9 @@
  * anything, so quoted text is masked, a banner counts only when it starts a line, and only when nothing happened after
  * it; a dialog replaces the input box, so the daemon never types while one is up.
  */
-import { Data, DateTime, Option } from "effect"
+import * as Data from "effect/Data"
+import * as DateTime from "effect/DateTime"
+import * as Option from "effect/Option"
 
 export type PaneState = Data.TaggedEnum<{
   idle: {}

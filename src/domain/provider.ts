@@ -2,7 +2,8 @@
  * The secutools providers a task can be delegated to.
  * Operators write them in any case and with stray spaces; `parseProvider` is the one place that normalises.
  */
-import { Option, Schema } from "effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 
 export const Providers = ["gpu", "gemini", "claude-api"] as const
 export const Provider = Schema.Literals(Providers)

@@ -3,7 +3,8 @@
  * Easy to get wrong: occurrences overlap and secrets contain one another, so the spans of all forms are found first and
  * merged, then replaced once; replacing one secret after another would leave fragments of the others behind.
  */
-import { Base64, Base64Url } from "effect/encoding"
+import * as Base64 from "effect/encoding/Base64"
+import * as Base64Url from "effect/encoding/Base64Url"
 
 export const REDACTED = "<redacted>"
 

@@ -2,7 +2,8 @@
  * Where a task runs: DESIGN's eight routing rules, in order; the first that applies decides and names the reason.
  * Easy to get wrong: a task with no delegation fields must stay local, and `decide` must never throw.
  */
-import { Option, Result } from "effect"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import { lastRunHitLimit, type LimitPolicy, limitPolicyOf } from "./limit-policy.ts"
 import { normalizeChoice, parseProvider, type Provider, Providers } from "./provider.ts"
 import type { TaskFields } from "./task.ts"

@@ -7,7 +7,7 @@
  * prompt has not been read yet), and a session is free only when everything agrees — idle, empty input box, no task,
  * no cool-down, no rest, no question and no text it could not clear.
  */
-import { Option } from "effect"
+import * as Option from "effect/Option"
 import type { RunEndCause } from "./lifecycle.ts"
 import type { IdlePolicy, LimitPolicy } from "./limit-policy.ts"
 import type { TaskName } from "./task.ts"

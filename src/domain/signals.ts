@@ -6,7 +6,7 @@
  * leaves an idle-looking screen. A hook's word goes stale: when the screen has disagreed with it for a while (hooks
  * uninstalled, a missed event), the screen wins.
  */
-import { Option } from "effect"
+import * as Option from "effect/Option"
 import { type HookFact, limitResetAt } from "./hooks.ts"
 import type { ClassifyOptions } from "./pane.ts"
 import type { Sighting } from "./session-book.ts"

@@ -3,7 +3,11 @@
  * Easy to get wrong: the body is kept byte-for-byte, a field of the wrong type is an error (never "absent"), and
  * anyone can drop a file in the queue, so parsing is bounded and returns an error for any input instead of throwing.
  */
-import { DateTime, Option, Order, Result, Schema } from "effect"
+import * as DateTime from "effect/DateTime"
+import * as Option from "effect/Option"
+import * as Order from "effect/Order"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 import { IdlePolicies, LimitPolicies } from "./limit-policy.ts"
 import {
   type Document,
@@ -53,10 +57,11 @@ export const taskNameProblem = (name: string): string | undefined => {
   for (const char of name) {
     position += 1
     const code = char.codePointAt(0) ?? 0
-    const at = `${codePointLabel(code)} at character ${position}`
+    // Made only for a bad name: every directory listing checks every name.
+    const at = () => `${codePointLabel(code)} at character ${position}`
     if (code === 0x2f || code === 0x5c) return `must not contain '${char}' (a task name is a file name, not a path)`
-    if (isLoneSurrogate(code)) return `must be valid Unicode (lone surrogate ${at})`
-    if (isForbiddenInName(code)) return `must not contain control characters (${at})`
+    if (isLoneSurrogate(code)) return `must be valid Unicode (lone surrogate ${at()})`
+    if (isForbiddenInName(code)) return `must not contain control characters (${at()})`
   }
   const bytes = utf8Length(name)
   if (bytes <= MAX_TASK_NAME_BYTES) return undefined

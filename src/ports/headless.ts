@@ -3,7 +3,12 @@
  * Easy to get wrong: a slot holds an ended run's outcome until the dispatcher has acted on it and released the slot,
  * so a limit or an error is seen by the session book before the slot reads as free again.
  */
-import { Context, Effect, Layer, type Option, Schema, Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import { type SlotSpec, SlotState } from "../domain/headless.ts"
 import type { TaskName } from "../domain/task.ts"
 

@@ -3,7 +3,9 @@
  * Easy to get wrong: only transport errors, timeouts, 408, 429 and 5xx are worth retrying; `retryable` says which. A job id
  * reaches a URL only once it passed `JobId`.
  */
-import { Context, type Effect, Schema } from "effect"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import { RemoteJobStatus } from "../domain/job.ts"
 import type { Provider } from "../domain/provider.ts"
 

@@ -4,7 +4,10 @@
  * name is used, and a move is a link then an unlink, so a crash in between leaves the same file (same identity)
  * in two stages, which recovery can tell apart from a different file that happens to have the same name.
  */
-import { Context, type Effect, type Option, Schema } from "effect"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import type { DelegationMarker } from "../domain/marker.ts"
 import type { TaskName } from "../domain/task.ts"
 
@@ -96,6 +99,11 @@ export class TaskStore extends Context.Service<TaskStore, {
   has(stage: Stage, name: TaskName): Effect.Effect<boolean, StoreError>
   /** The file's identity and link count, without reading it (and without following a symlink). */
   stat(stage: Stage, name: TaskName): Effect.Effect<FileStat, StoreError | TaskNotFound>
+  /**
+   * The stage's task files that have more than one name (a move cut short between its link and its unlink), with
+   * their identity; looked through in one pass, as start-up recovery needs it for every file.
+   */
+  linked(stage: Stage): Effect.Effect<ReadonlyMap<TaskName, string>, StoreError>
   read(stage: Stage, name: TaskName): Effect.Effect<StoredTask, StoreError | TaskNotFound | Unreadable>
   /** A new file, atomically (temporary file, flush, link); fails with NameTaken rather than overwrite. */
   create(stage: Stage, name: TaskName, text: string): Effect.Effect<void, StoreError | NameTaken>

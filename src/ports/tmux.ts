@@ -2,7 +2,9 @@
  * The tmux server as a service: which sessions exist, what their panes show, and typing into them.
  * Easy to get wrong: text is always sent literally, never through a shell or as tmux key names.
  */
-import { Context, type Effect, Schema } from "effect"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 
 export class TmuxError extends Schema.TaggedError<TmuxError>()("TmuxError", {
   command: Schema.String,

@@ -5,7 +5,15 @@
  * answer may have been lost (network error, timeout, 5xx after every retry) never sends the task to run locally —
  * the job may exist — it is asked again later with the same key.
  */
-import { Clock, Context, Duration, Effect, Layer, Option, Queue, Result, Semaphore } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Result from "effect/Result"
+import * as Semaphore from "effect/Semaphore"
 import { emptyHistogram, type Histogram, observe, REAP_LATENCY_BOUNDS } from "../domain/histogram.ts"
 import { newRunId, TaskEvent } from "../domain/lifecycle.ts"
 import type { DelegationMarker } from "../domain/marker.ts"
@@ -15,7 +23,7 @@ import { Outcome, renderFooter } from "../domain/footer.ts"
 import { Secutools, type SecutoolsError } from "../ports/secutools.ts"
 import { type StoreError, TaskStore } from "../ports/task-store.ts"
 import { failpoint } from "./failpoints.ts"
-import { reapJob } from "./reaper.ts"
+import { type MarkerBook, reapJob } from "./reaper.ts"
 import { TaskLocks } from "./task-locks.ts"
 import { applyEvent, nowIso, readTask, type TaskMoveError } from "./task-moves.ts"
 
@@ -69,8 +77,18 @@ export class DelegationCountersRef extends Context.Service<DelegationCountersRef
 export class Delegation extends Context.Service<Delegation, {
   /** Writes the marker and the task's `delegated_to_secutools` state; the submission follows on another fiber. */
   start(task: Task, provider: Provider, reason: string): Effect.Effect<void, TaskMoveError>
-  /** Start-up: `submitting` markers are submitted again with their key (at their retry time), `submitted` ones polled. */
+  /** Start-up, after recovery: reads the markers; `submitting` ones are submitted again with their key (at their retry
+   * time), `submitted` ones polled. */
   readonly resume: Effect.Effect<void, StoreError>
+  /** Start-up without delegation: reads the markers only, so status and intake know which tasks are delegated. */
+  readonly load: Effect.Effect<ReadonlyArray<TaskName>, StoreError>
+  /** Whether the task has a marker (it is delegated, or being delegated). */
+  isDelegated(name: TaskName): boolean
+  /**
+   * A marker that appeared on disk while the daemon runs (a delegated task copied in with it): read and taken on
+   * like one found at start-up — submitted again with its key, or polled, when delegation is on.
+   */
+  adopt(name: TaskName): Effect.Effect<void>
   /** Submits whatever waits, with the reaper polling every REAP_INTERVAL; forever. */
   readonly run: Effect.Effect<never>
   readonly status: Effect.Effect<DelegationStatus>
@@ -94,6 +112,17 @@ export const makeDelegation = (settings: DelegationSettings) =>
     const counters = yield* DelegationCountersRef
     const ports = yield* Effect.context<TaskStore | Secutools | TaskLocks>()
     const submissions = yield* Queue.unbounded<TaskName>()
+    /**
+     * Every marker, by task: read from disk once at start-up (`load`), then changed only here, each write to disk
+     * mirrored. The daemon holds the queue's lock, so nobody else writes markers while it runs; listing and reading
+     * them every reaper round cost a read per job per round.
+     */
+    const known = new Map<TaskName, DelegationMarker>()
+    /** Tasks `start` just delegated, as written: their submission need not read the file again. */
+    const startedTasks = new Map<TaskName, Task>()
+    const keep = (name: TaskName, marker: DelegationMarker) =>
+      Effect.andThen(store.writeMarker(name, marker), Effect.sync(() => known.set(name, marker)))
+    const drop = (name: TaskName) => Effect.andThen(store.removeMarker(name), Effect.sync(() => known.delete(name)))
     let reapLatency = emptyHistogram(REAP_LATENCY_BOUNDS)
     const onFinished = (seconds: number) => {
       reapLatency = observe(reapLatency, seconds)
@@ -130,7 +159,7 @@ export const makeDelegation = (settings: DelegationSettings) =>
             adjust: (fields) => ({ ...fields, allow_delegation: false })
           }
         )
-        yield* store.removeMarker(name)
+        yield* drop(name)
         counters.rejected++
         yield* Effect.logWarning(`${name} back to local routing: ${reason}`).pipe(
           Effect.annotateLogs({ task: name, provider: marker.provider })
@@ -148,7 +177,7 @@ export const makeDelegation = (settings: DelegationSettings) =>
         yield* applyEvent("pending", name, TaskEvent.Fail({ at }), {
           footer: () => renderFooter(Outcome.Failed({ at, reason }))
         })
-        yield* store.removeMarker(name)
+        yield* drop(name)
         counters.failed++
         yield* Effect.logError(`${name} failed: ${reason}`).pipe(
           Effect.annotateLogs({ task: name, provider: marker.provider })
@@ -165,7 +194,7 @@ export const makeDelegation = (settings: DelegationSettings) =>
         const attempts = (marker.submit_attempts ?? 0) + 1
         const delayMs = Math.min(RESUBMIT_MAX_MS, RESUBMIT_FIRST_MS * 2 ** (attempts - 1))
         const retryAt = new Date(now + delayMs).toISOString()
-        yield* store.writeMarker(name, {
+        yield* keep(name, {
           ...marker,
           submit_attempts: attempts,
           retry_at: retryAt,
@@ -185,13 +214,14 @@ export const makeDelegation = (settings: DelegationSettings) =>
       )
 
     const submit = Effect.fn("Delegation.submit")(function*(name: TaskName) {
-      const found = yield* store.readMarker(name)
-      if (Option.isNone(found) || found.value.state !== "submitting") return
-      const marker = found.value
+      const marker = known.get(name)
+      const started = startedTasks.get(name)
+      startedTasks.delete(name)
+      if (marker === undefined || marker.state !== "submitting") return
       const now = yield* Clock.currentTimeMillis
       const due = marker.retry_at === undefined || marker.retry_at === null ? now : Date.parse(marker.retry_at)
       if (due > now) return yield* schedule(name, due - now)
-      const task = yield* locks.withTask(name, ensureDelegated(name, marker))
+      const task = started ?? (yield* locks.withTask(name, ensureDelegated(name, marker)))
       const request = {
         task_id: task.fields.id ?? stemOf(name),
         provider: marker.provider,
@@ -213,14 +243,12 @@ export const makeDelegation = (settings: DelegationSettings) =>
       }
       yield* failpoint("submit:accepted")
       const jobId = submitted.success.job_id
+      // Only the marker records the job: the task file gets its job_id when the reaper finishes it (one write fewer
+      // per task; a crash before the marker is written resubmits with the same key and gets the same job).
       yield* locks.withTask(
         name,
         Effect.gen(function*() {
-          // The task first: once the marker says `submitted` the reaper may finish the job and remove pending/NAME.md,
-          // which a later write here would bring back.
-          yield* applyEvent("pending", name, TaskEvent.Submitted({ jobId }))
-          yield* failpoint("submit:job-id")
-          yield* store.writeMarker(name, {
+          yield* keep(name, {
             ...marker,
             state: "submitted",
             job_id: jobId,
@@ -244,7 +272,7 @@ export const makeDelegation = (settings: DelegationSettings) =>
     const start = Effect.fn("Delegation.start")(function*(task: Task, provider: Provider, reason: string) {
       const at = yield* nowIso
       const run = newRunId()
-      yield* store.writeMarker(task.name, {
+      yield* keep(task.name, {
         task: task.name,
         provider,
         run,
@@ -256,71 +284,89 @@ export const makeDelegation = (settings: DelegationSettings) =>
         polls: 0
       })
       yield* failpoint("delegate:marker")
-      yield* applyEvent("pending", task.name, TaskEvent.Delegate({ provider, at, run }))
+      const applied = yield* applyEvent("pending", task.name, TaskEvent.Delegate({ provider, at, run }))
       yield* failpoint("delegate:written")
+      startedTasks.set(task.name, applied.task)
       yield* Effect.logInfo(`${task.name} → secutools ${provider} (${reason})`).pipe(
         Effect.annotateLogs({ task: task.name, provider, run })
       )
       yield* Queue.offer(submissions, task.name)
     }, Effect.provideContext(ports))
 
-    /** Markers already reported unreadable: said once, then left for start-up recovery (which fails their task). */
-    const unreadable = new Set<string>()
-    const markers = Effect.gen(function*() {
-      const found: Array<DelegationMarker & { readonly name: TaskName }> = []
+    /** Reads every marker on disk into `known`; an unreadable one is said once and left (a restart fails its task). */
+    const load = Effect.gen(function*() {
+      known.clear()
       for (const name of yield* store.listMarkers()) {
         const marker = yield* Effect.result(store.readMarker(name))
         if (Result.isFailure(marker)) {
-          if (!unreadable.has(name)) {
-            unreadable.add(name)
-            yield* Effect.logError(
-              `cannot read the delegation marker of ${name}: ${marker.failure.message}; ${name} waits (a restart fails it)`
-            )
-          }
+          yield* Effect.logError(
+            `cannot read the delegation marker of ${name}: ${marker.failure.message}; ${name} waits (a restart fails it)`
+          )
           continue
         }
         if (Option.isSome(marker.success))
-          found.push({ ...marker.success.value, name })
+          known.set(name, marker.success.value)
       }
-      return found
+      return [...known.keys()]
     })
 
     const resume = Effect.gen(function*() {
-      for (const marker of yield* markers) {
+      yield* load
+      for (const [name, marker] of known) {
         if (marker.state !== "submitting")
           continue
-        yield* Effect.logInfo(`${marker.name}: submitting again to ${marker.provider} with the same idempotency key`)
-        yield* Queue.offer(submissions, marker.name)
+        yield* Effect.logInfo(`${name}: submitting again to ${marker.provider} with the same idempotency key`)
+        yield* Queue.offer(submissions, name)
       }
-    }).pipe(Effect.provideContext(ports))
+    })
 
-    // Each job is polled on its own fiber, REAP_CONCURRENCY at a time: one job waiting out a Retry-After does not
-    // hold back the others, and a job still being polled is not polled again by the next round.
+    /** The reaper's view of the markers: it counts polls (in memory: a count is not worth a disk write per poll). */
+    const book: MarkerBook = {
+      polled: (name, jobId) => {
+        const current = known.get(name)
+        if (current?.state === "submitted" && current.job_id === jobId)
+          known.set(name, { ...current, polls: current.polls + 1 })
+      },
+      remove: drop
+    }
+
+    // Jobs are polled REAP_CONCURRENCY at a time (the permits are shared by overlapping rounds): one job waiting out a
+    // Retry-After does not hold back the others, and a job still being polled is not polled again by the next round.
     const polling = new Set<TaskName>()
     const permits = yield* Semaphore.make(settings.reapConcurrency)
-    const reapOnce = Effect.gen(function*() {
-      const submitted = (yield* markers).filter((marker) =>
-        marker.state === "submitted" && !polling.has(marker.name)
+    const reapOne = (name: TaskName, marker: DelegationMarker) =>
+      reapJob(name, marker, { jobTimeout: settings.jobTimeout, counters, onFinished, markers: book }).pipe(
+        Effect.catchTag("TaskNotFound", () =>
+          locks.withTask(
+            name,
+            Effect.andThen(
+              drop(name),
+              Effect.logWarning(`removed the delegation marker of ${name}: its task left pending/`)
+            )
+          )),
+        Effect.catch((error) =>
+          Effect.logError(`polling ${name} failed: ${error.message}`)
+        ),
+        permits.withPermit,
+        Effect.ensuring(Effect.sync(() => polling.delete(name))),
+        Effect.provideContext(ports)
       )
-      for (const marker of submitted) {
-        polling.add(marker.name)
-        yield* reapJob(marker.name, marker, { jobTimeout: settings.jobTimeout, counters, onFinished }).pipe(
-          Effect.catchTag("TaskNotFound", () =>
-            locks.withTask(
-              marker.name,
-              Effect.andThen(
-                store.removeMarker(marker.name),
-                Effect.logWarning(`removed the delegation marker of ${marker.name}: its task left pending/`)
-              )
-            )),
-          Effect.catch((error) => Effect.logError(`polling ${marker.name} failed: ${error.message}`)),
-          permits.withPermit,
-          Effect.ensuring(Effect.sync(() => polling.delete(marker.name))),
-          Effect.provideContext(ports),
-          Effect.forkChild
-        )
+    // A round is REAP_CONCURRENCY workers going through the jobs not already being polled, on a fiber of its own: a
+    // fiber per job waiting on the permits would cost a round over 10,000 jobs time quadratic in their number.
+    const reapOnce = Effect.suspend(() => {
+      const due: Array<readonly [TaskName, DelegationMarker]> = []
+      for (const [name, marker] of known) {
+        if (marker.state !== "submitted" || polling.has(name)) continue
+        polling.add(name)
+        due.push([name, marker])
       }
-    }).pipe(Effect.catch((error) => Effect.logError(`reaper round failed: ${error.message}`)))
+      return Effect.forkChild(
+        Effect.forEach(due, ([name, marker]) => reapOne(name, marker), {
+          concurrency: settings.reapConcurrency,
+          discard: true
+        })
+      )
+    })
 
     const submitter = Effect.forever(
       Effect.flatMap(Queue.take(submissions), (name) => submit(name).pipe(Effect.provideContext(ports)))
@@ -330,10 +376,10 @@ export const makeDelegation = (settings: DelegationSettings) =>
       concurrency: "unbounded"
     }).pipe(Effect.andThen(Effect.never))
 
-    const status = Effect.gen(function*() {
-      const active = yield* markers.pipe(Effect.orElseSucceed(() => []), Effect.provideContext(ports))
+    const status = Effect.sync(() => {
+      const active = [...known]
       return {
-        active: active.map(({ name, ...marker }) => ({
+        active: active.map(([name, marker]) => ({
           task: name,
           provider: marker.provider,
           state: marker.state,
@@ -347,7 +393,38 @@ export const makeDelegation = (settings: DelegationSettings) =>
       }
     })
 
-    return Delegation.of({ start, resume, run, status })
+    /** Markers found unreadable by `adopt`: said once (a restart fails their task). */
+    const unreadableSaid = new Set<TaskName>()
+    const adopt = (name: TaskName) =>
+      Effect.gen(function*() {
+        if (known.has(name)) return
+        const marker = yield* store.readMarker(name)
+        if (Option.isNone(marker)) return
+        known.set(name, marker.value)
+        yield* Effect.logWarning(
+          `${name}: found its delegation marker (${marker.value.state}, ${marker.value.provider}) beside it; taken on, ` +
+            "never routed again"
+        ).pipe(Effect.annotateLogs({ task: name }))
+        if (marker.value.state === "submitting") yield* Queue.offer(submissions, name)
+      }).pipe(
+        Effect.catch((error) =>
+          unreadableSaid.has(name) ? Effect.void : Effect.andThen(
+            Effect.sync(() => unreadableSaid.add(name)),
+            Effect.logError(`cannot read the delegation marker of ${name}: ${error.message}; ${name} waits`)
+          )
+        ),
+        Effect.provideContext(ports)
+      )
+
+    return Delegation.of({
+      start,
+      adopt,
+      resume: Effect.provideContext(resume, ports),
+      load: Effect.provideContext(load, ports),
+      isDelegated: (name) => known.has(name),
+      run,
+      status
+    })
   })
 
 /** Needs TaskStore, Secutools, TaskLocks and DelegationCountersRef. */

@@ -6,12 +6,26 @@
  * account with one that did, gets nothing until its reset time; and queue writes that fail for lack of space or
  * descriptors pause dispatch with a growing wait instead of failing every tick.
  */
-import { Clock, Context, Duration, Effect, Layer, Option, Queue, Result } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Result from "effect/Result"
 import { join } from "node:path"
 import { newRunId, TaskEvent } from "../domain/lifecycle.ts"
 import { inputBoxText, watchdogFingerprint } from "../domain/pane.ts"
 import { type CompletionCommand, renderPrompt } from "../domain/prompt.ts"
-import { type ComplexityMap, decide, type Reason, routingReason } from "../domain/routing.ts"
+import {
+  type ComplexityMap,
+  decide,
+  type Decision as Route,
+  type Reason,
+  routingReason,
+  type Situation
+} from "../domain/routing.ts"
 import { type IdlePolicy, idlePolicyOf, type LimitPolicy, limitPolicyOf } from "../domain/limit-policy.ts"
 import type { Provider } from "../domain/provider.ts"
 import {
@@ -38,7 +52,7 @@ import { type RunFacts, type RunOutcome, sightingOfSlot, type SlotState } from "
 import type { HeadlessFacts } from "../domain/footer.ts"
 import { Delegation } from "./delegation.ts"
 import { failpoint } from "./failpoints.ts"
-import { makeIntake } from "./intake.ts"
+import { makeIntake, type PendingEntry } from "./intake.ts"
 import { mergeSignals } from "../domain/signals.ts"
 import { HookEvents } from "./hook-events.ts"
 import { logStartActions, SessionStarter } from "./session-starter.ts"
@@ -149,6 +163,8 @@ const DISPATCH_GRACE_MS = 15_000
 const NOT_TYPED_REST_MS = 10_000
 const NOT_ACCEPTED_REST_MS = 60_000
 /** Waits after queue writes fail for lack of space, permissions or descriptors: doubling, capped. */
+/** Newly waiting tasks named in the log per tick; the others are counted in one line. */
+const WAITING_NAMED = 10
 const BACKOFF_FIRST_MS = 1_000
 const BACKOFF_MAX_MS = 60_000
 
@@ -157,6 +173,11 @@ export class Dispatcher extends Context.Service<Dispatcher, {
   readonly tick: Effect.Effect<void>
   /** Wakes the loop early (a queue change was seen). */
   readonly wake: Effect.Effect<void>
+  /**
+   * The directory watch saw `name` change in pending/ (`undefined`: it could not say which): the next tick looks at
+   * that file, and from then on between full scans only at what the watch reports. Wakes the loop.
+   */
+  readonly noticed: (name: string | undefined) => Effect.Effect<void>
   /** Ticks forever: on every wake and at least every poll interval. */
   readonly run: Effect.Effect<never>
   readonly status: Effect.Effect<DispatcherStatus>
@@ -177,7 +198,12 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     // The loop runs long after construction; it keeps the ports it was built with.
     const ports = yield* Effect.context<TaskStore | Tmux | TaskLocks>()
     const wakeups = yield* Queue.sliding<void>(1)
-    const intake = yield* makeIntake({ settleAfter: settings.settleAfter, scanInterval: settings.scanInterval })
+    const intake = yield* makeIntake({
+      settleAfter: settings.settleAfter,
+      scanInterval: settings.scanInterval,
+      isDelegated: delegation.isDelegated,
+      adopt: delegation.adopt
+    })
     const bookSettings: BookSettings = {
       accountOf: (session) => accountOf(settings.accounts, session),
       limitCooldownMs: Duration.toMillis(settings.limitCooldown),
@@ -475,18 +501,25 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       sessions: number,
       free: number
     ) =>
-      Effect.forEach(waiting, ({ reason, task }) => {
-        if (waitingLogged.has(task.name)) return Effect.void
-        waitingLogged.add(task.name)
+      Effect.gen(function*() {
+        const fresh = waiting.filter(({ task }) => !waitingLogged.has(task.name))
+        if (fresh.length === 0) return
+        for (const { task } of fresh) waitingLogged.add(task.name)
         const why = sessions === 0
           ? "no Claude Code session is up"
           : free === 0
           ? `all ${sessions} session(s) are busy or unavailable`
           : "the free sessions took earlier tasks"
-        return Effect.logInfo(`${task.name} waits for a local session (${routingReason(reason)}): ${why}`).pipe(
-          Effect.annotateLogs({ task: task.name })
-        )
-      }, { discard: true })
+        // A few by name, the rest counted: a queue of 100,000 tasks would otherwise log 100,000 lines at start-up.
+        for (const { reason, task } of fresh.slice(0, WAITING_NAMED)) {
+          yield* Effect.logInfo(`${task.name} waits for a local session (${routingReason(reason)}): ${why}`).pipe(
+            Effect.annotateLogs({ task: task.name })
+          )
+        }
+        if (fresh.length > WAITING_NAMED) {
+          yield* Effect.logInfo(`${fresh.length - WAITING_NAMED} more tasks wait for a local session: ${why}`)
+        }
+      })
 
     const dispatch = Effect.fn("Dispatcher.dispatch")(
       function*(task: Task, sighting: Sighting, now: number, reason: Reason) {
@@ -570,6 +603,19 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       }
     )
 
+    /**
+     * Each waiting task's route, worked out again only when its file or whether a session can run anything changes:
+     * the other inputs are settings. A tick then costs little more with 100,000 tasks waiting than with 100.
+     */
+    const decisions = new WeakMap<PendingEntry, { readonly localAvailable: boolean; readonly decision: Route }>()
+    const decisionOf = (entry: PendingEntry, situation: Situation): Route => {
+      const known = decisions.get(entry)
+      if (known !== undefined && known.localAvailable === situation.localAvailable) return known.decision
+      const decision = decide(entry.task.fields, situation)
+      decisions.set(entry, { localAvailable: situation.localAvailable, decision })
+      return decision
+    }
+
     const assign = Effect.fn("Dispatcher.assign")(function*(
       sessions: ReadonlyArray<string>,
       sighted: ReadonlyMap<string, Sighting>,
@@ -593,7 +639,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       }
       const local: Array<{ readonly task: Task; readonly reason: Reason }> = []
       for (const entry of ready) {
-        const decision = decide(entry.task.fields, situation)
+        const decision = decisionOf(entry, situation)
         if (decision.route === "local") {
           local.push({ task: entry.task, reason: decision.reason })
           continue
@@ -795,12 +841,14 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       const settle = yield* intake.nextSettle
       const now = yield* Clock.currentTimeMillis
       const untilSettle = Option.match(settle, { onNone: () => Infinity, onSome: (at) => Math.max(0, at - now) + 1 })
-      const wait = Math.min(Duration.toMillis(settings.pollInterval), untilSettle)
+      const wait = (yield* intake.scanning) ? 0 : Math.min(Duration.toMillis(settings.pollInterval), untilSettle)
       yield* Queue.take(wakeups).pipe(Effect.timeout(Duration.millis(wait)), Effect.ignore)
     })
     const run = Effect.forever(Effect.andThen(tick, pause))
 
-    return Dispatcher.of({ tick, wake, run, status, stopTurn })
+    const noticed = (name: string | undefined) => Effect.andThen(intake.touch(name), wake)
+
+    return Dispatcher.of({ tick, wake, noticed, run, status, stopTurn })
   })
 
 /** Does the slot run (or hold the ended run of) this run? */

@@ -4,7 +4,7 @@
  * every point with what start-up recovery does after it. Easy to get wrong: a point marks the moment AFTER a step
  * is on disk and BEFORE the next one starts, so the test sees exactly the state the table describes.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 
 export const Failpoints = [
   "assign:written",
@@ -19,7 +19,6 @@ export const Failpoints = [
   "delegate:marker",
   "delegate:written",
   "submit:accepted",
-  "submit:job-id",
   "submit:marker",
   "reap:written",
   "reap:moved",

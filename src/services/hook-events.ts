@@ -5,7 +5,12 @@
  * Claude Code of the account, not only the daemon's), and the feed is only a wake-up: a subscriber that falls behind
  * loses the oldest entries, so the store (`latest`, `since`) is what a decision reads.
  */
-import { Context, Effect, Layer, PubSub, type Scope, Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as PubSub from "effect/PubSub"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import type { HookFact } from "../domain/hooks.ts"
 
 /** One fact about one session, with when the daemon received it (epoch ms). */

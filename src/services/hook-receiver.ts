@@ -4,7 +4,12 @@
  * server, so a call whose session cannot be named is answered like any other (an error would show as "hook failed"
  * in that person's session) and recorded nowhere.
  */
-import { Clock, Context, Effect, Layer, Option, Result } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import type { HookSender, PaneRef } from "../domain/hook-sender.ts"
 import {
   describeFact,

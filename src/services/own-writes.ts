@@ -4,7 +4,10 @@
  * Easy to get wrong: it must wrap the one TaskStore everybody uses, and a later change by someone else (a newer
  * mtime) makes the file foreign again.
  */
-import { Clock, Context, Effect, Layer } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type { TaskName } from "../domain/task.ts"
 import { type Stage, TaskStore } from "../ports/task-store.ts"
 

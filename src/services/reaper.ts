@@ -5,17 +5,26 @@
  * only counts for the run the marker names; and SECUTOOLS_JOB_TIMEOUT holds whatever the polls answer (a job whose
  * every poll fails is not polled forever).
  */
-import { Duration, Effect, Result } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
 import { formatDuration, Outcome, renderFooter, renderResult, type Runner } from "../domain/footer.ts"
 import { TaskEvent } from "../domain/lifecycle.ts"
 import type { DelegationMarker } from "../domain/marker.ts"
 import type { TaskName } from "../domain/task.ts"
 import { type JobView, Secutools } from "../ports/secutools.ts"
-import { TaskStore } from "../ports/task-store.ts"
+import type { StoreError } from "../ports/task-store.ts"
 import { TaskLocks } from "./task-locks.ts"
 import { applyEvent, millisBetween, nowIso, readTask } from "./task-moves.ts"
 
+/** The markers as the delegation service keeps them: the reaper removes a finished job's and counts polls. */
+export interface MarkerBook {
+  readonly remove: (name: TaskName) => Effect.Effect<void, StoreError>
+  readonly polled: (name: TaskName, jobId: string) => void
+}
+
 export interface ReapContext {
+  readonly markers: MarkerBook
   readonly jobTimeout: Duration.Duration
   readonly counters: { completed: number; failed: number }
   /** Seconds from submission to the task's arrival in done/ or failed/. */
@@ -31,12 +40,17 @@ interface Ending {
 const completed = (ending: Ending): ending is Ending & { readonly job: JobView } =>
   ending.failure === undefined && ending.job?.status === "completed"
 
-const finishTask = Effect.fn("Reaper.finish")(function*(name: TaskName, marker: DelegationMarker, ending: Ending) {
-  const store = yield* TaskStore
-  const { task } = yield* readTask("pending", name)
+const finishTask = Effect.fn("Reaper.finish")(function*(
+  name: TaskName,
+  marker: DelegationMarker,
+  ending: Ending,
+  markers: MarkerBook
+) {
+  const current = yield* readTask("pending", name)
+  const { task } = current
   if (marker.run !== undefined && task.fields.run !== marker.run) {
     // A result for a run the task no longer has: recorded in the log, never applied.
-    yield* store.removeMarker(name)
+    yield* markers.remove(name)
     yield* Effect.logWarning(
       `refused the result of job ${
         marker.job_id ?? "?"
@@ -63,22 +77,29 @@ const finishTask = Effect.fn("Reaper.finish")(function*(name: TaskName, marker: 
       "pending",
       name,
       TaskEvent.Complete({ at, jobId, ...(costUsd === undefined ? {} : { costUsd }) }),
-      { footer: () => renderResult(marker.provider, result) + renderFooter(Outcome.Done(timing)), crashPoints }
+      {
+        footer: () => renderResult(marker.provider, result) + renderFooter(Outcome.Done(timing)),
+        crashPoints,
+        current
+      }
     )
   } else {
     const reason = ending.failure ?? ending.job?.error ?? `job ${jobId} ended ${ending.job?.status ?? "unknown"}`
     yield* applyEvent("pending", name, TaskEvent.Fail({ at }), {
       footer: () => renderFooter(Outcome.Failed({ ...timing, reason })),
-      crashPoints
+      crashPoints,
+      current,
+      // The job it ran as, when there was one (the file learns it only now).
+      adjust: (fields) => marker.job_id === null ? fields : { ...fields, job_id: marker.job_id }
     })
   }
-  yield* store.removeMarker(name)
+  yield* markers.remove(name)
   return millisBetween(marker.submitted_at, yield* nowIso)
 }, Effect.uninterruptible) // a stop (SIGTERM) waits for the move and the marker's removal to both happen
 
 /** Finishes the task under its lock, counts it as completed or failed, and reports how long it took since submission. */
 const finish = (name: TaskName, marker: DelegationMarker, ending: Ending, context: ReapContext) =>
-  TaskLocks.use((locks) => locks.withTask(name, finishTask(name, marker, ending))).pipe(
+  TaskLocks.use((locks) => locks.withTask(name, finishTask(name, marker, ending, context.markers))).pipe(
     Effect.tap((ms) =>
       Effect.sync(() => {
         if (ms === undefined) return
@@ -93,7 +114,6 @@ const finish = (name: TaskName, marker: DelegationMarker, ending: Ending, contex
 export const reapJob = Effect.fn("Reaper.reapJob")(
   function*(name: TaskName, marker: DelegationMarker, context: ReapContext) {
     const secutools = yield* Secutools
-    const store = yield* TaskStore
     const jobId = marker.job_id
     if (jobId === null) return
     const annotations = { task: name, job: jobId, provider: marker.provider }
@@ -143,14 +163,6 @@ export const reapJob = Effect.fn("Reaper.reapJob")(
       yield* finish(name, marker, { failure: reason }, context)
       return yield* Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
     }
-    yield* TaskLocks.use((locks) =>
-      locks.withTask(
-        name,
-        Effect.flatMap(store.readMarker(name), (current) =>
-          current._tag === "Some" && current.value.state === "submitted" && current.value.job_id === jobId
-            ? store.writeMarker(name, { ...current.value, polls: current.value.polls + 1 })
-            : Effect.void)
-      )
-    )
+    context.markers.polled(name, jobId)
   }
 )

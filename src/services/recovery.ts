@@ -5,7 +5,10 @@
  * is gone or exited, or a prompt provably never submitted, gives it back (a run that hit a limit is left to the
  * dispatcher's limit policy).
  */
-import { Clock, Effect, Option, Result } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import { TaskEvent } from "../domain/lifecycle.ts"
 import { inputBoxText } from "../domain/pane.ts"
 import { promptHeader } from "../domain/prompt.ts"
@@ -43,10 +46,7 @@ export const resolveLinks = Effect.fn("resolveLinks")(function*() {
   const store = yield* TaskStore
   const linked = new Set<string>()
   for (const stage of ["pending", "active"] as const) {
-    for (const name of yield* store.list(stage)) {
-      const stat = yield* Effect.result(store.stat(stage, name))
-      if (Result.isSuccess(stat) && stat.success.links > 1) linked.add(stat.success.identity)
-    }
+    for (const identity of (yield* store.linked(stage)).values()) linked.add(identity)
   }
   if (linked.size === 0) return []
   // Rare: only then is every stage looked through for the other names.
@@ -197,15 +197,20 @@ export const settleFile = Effect.fn("settleFile")(function*(stage: Stage, name: 
 })
 
 /**
- * Every stage's files checked: unreadable or unparsable ones quarantined, wrong states settled. A file in pending/
- * changed less than `settleAfterMs` ago may still be being written: it is left to the intake, which waits for it to
- * settle (a daemon started while someone writes a task must not quarantine the half of it written so far).
+ * Every stage's files checked: unreadable or unparsable ones quarantined, wrong states settled. In pending/ only the
+ * tasks with a delegation marker: the others are the intake's, which checks each file the same way as it reads it —
+ * reading 100,000 pending files here first would hold the first dispatch up by minutes. A marked task is settled here,
+ * before delegation resumes: an interrupted finish (state done beside its marker) must not be polled again. A file in
+ * pending/ changed less than `settleAfterMs` ago may still be being written: it is left to the intake, which waits for
+ * it to settle (a daemon started while someone writes a task must not quarantine the half of it written so far).
  */
 export const settleStages = Effect.fn("settleStages")(function*(settleAfterMs = 0) {
   const store = yield* TaskStore
   const actions: Array<string> = []
+  const marked = new Set<string>(yield* store.listMarkers())
   for (const stage of ["active", "pending", "done", "failed"] as const) {
     for (const name of yield* store.list(stage)) {
+      if (stage === "pending" && !marked.has(name)) continue
       if (stage === "pending" && settleAfterMs > 0 && (yield* isSettling(name, settleAfterMs))) continue
       const read = yield* Effect.result(readTask(stage, name))
       if (Result.isFailure(read)) {

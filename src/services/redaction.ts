@@ -13,7 +13,16 @@
  * const text = (yield* Redaction).redact(error.message)
  * ```
  */
-import { Cause, Context, Effect, type Fiber, Inspectable, Layer, Logger, Option, Redacted, References } from "effect"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
+import * as Inspectable from "effect/Inspectable"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as References from "effect/References"
 import type { AppConfig } from "../config.ts"
 import { makeRedactor, urlSecrets } from "../domain/redact.ts"
 

@@ -5,7 +5,13 @@
  * look at its exit code; a requeue stops the session's turn (while the lock is held, so no completion slips in
  * between); and the dispatcher is woken after a change, since a session is free.
  */
-import { Clock, Context, type Duration, Effect, Layer, Option, Queue } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import { taskNameFrom } from "../domain/task.ts"
 import { pendingRequests, removeStaleReplies, takeRequest, writeReply } from "../adapters/request-files.ts"
 import type { TaskStore } from "../ports/task-store.ts"

@@ -3,7 +3,11 @@
  * poll Schedule for waiting on a job. Easy to get wrong: the jitter is "full" (anywhere from zero to the capped
  * exponential delay), but a server's `Retry-After` is a floor that jitter must never undercut.
  */
-import { Duration, Effect, Random, Schedule, Schema } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Random from "effect/Random"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import { isTerminalJob } from "../domain/job.ts"
 import { type JobView, Secutools, type SecutoolsError } from "../ports/secutools.ts"
 

@@ -5,8 +5,15 @@
  * and shrinks back only after it stayed up a while — and a restart never comes before its time, whoever asks.
  */
 import { resolve } from "node:path"
-import { Clock, Context, Effect, Layer, Option, Ref, Result, Semaphore } from "effect"
-import { CommandLine } from "effect/process"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import * as Result from "effect/Result"
+import * as Semaphore from "effect/Semaphore"
+import * as CommandLine from "effect/process/CommandLine"
 import type { AppConfig } from "../config.ts"
 import { type SessionExists, type SessionLaunch, Tmux, type TmuxError, type TmuxNotInstalled } from "../ports/tmux.ts"
 import { observeSession, type SessionSelection } from "./sessions.ts"

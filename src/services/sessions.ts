@@ -2,7 +2,8 @@
  * Finding the Claude Code sessions and seeing what each one is doing: liveness first, then the pane scrape.
  * Easy to get wrong: a pane back at a shell is `exited` whatever its text says, and nothing is ever typed into it.
  */
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { classifyPane, PaneState } from "../domain/pane.ts"
 import { Tmux } from "../ports/tmux.ts"
 

@@ -3,7 +3,7 @@
  * delegates, where its status page is, and which configuration file it read. Easy to get wrong: it must stay one
  * line (the full configuration is a debug line), and it must say why there are no sessions, not just "none".
  */
-import { Option } from "effect"
+import * as Option from "effect/Option"
 
 export interface StartFacts {
   readonly version: string

@@ -2,10 +2,20 @@
  * One snapshot of everything an operator asks about: sessions, stale tasks, the queue by stage, delegated jobs and
  * the counters behind /metrics. Easy to get wrong: taking one lists every stage (done/ can hold thousands of names),
  * so the live layer shares each snapshot between the requests of a SNAPSHOT_TTL window instead of taking one per
- * request; and it parses only the frontmatter of active and pending tasks, never the done/ archive.
+ * request, and takes the next one while the current one is still served; and it parses only the frontmatter of
+ * active and pending tasks (each file again only when it changed), never the done/ archive.
  */
 import type { RunOutcome } from "../domain/headless.ts"
-import { Clock, Context, Duration, Effect, Layer, Option, Result } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import type { Histogram } from "../domain/histogram.ts"
 import { parseTask, type Task, type TaskFields, type TaskName } from "../domain/task.ts"
 import { type Stage, Stages, TaskStore } from "../ports/task-store.ts"
@@ -123,16 +133,59 @@ const taskView = (name: TaskName, text: string): TaskView =>
     onSuccess: ({ fields }) => viewOf(name, fields)
   })
 
+/** Identity, size and mtime: a file with the same stamp has not been rewritten (rewrites are atomic renames). */
+const stampOf = (file: { readonly identity: string; readonly size: number; readonly mtimeMs: number }) =>
+  `${file.identity}:${file.size}:${file.mtimeMs}`
+
+/** Files looked at together for one snapshot. */
+const READ_CONCURRENCY = 16
+
 export const makeStatusReport = Effect.gen(function*() {
   const store = yield* TaskStore
   const dispatcher = yield* Dispatcher
   const delegation = yield* Delegation
 
-  /** Pending tasks the dispatcher has parsed come from its index; only the others (new, delegated) are read here. */
-  const stage = (name: Stage, parsed: ReadonlyMap<TaskName, Task>) =>
+  /**
+   * Views of the files read for earlier snapshots (active tasks, pending ones not indexed yet), by stage and name,
+   * with the identity, size and mtime of the file each was read from: a file that has not changed is not read again.
+   */
+  const readViews: Record<Stage, ReadonlyMap<TaskName, { readonly stamp: string; readonly view: TaskView }>> = {
+    pending: new Map(),
+    active: new Map(),
+    done: new Map(),
+    failed: new Map()
+  }
+
+  /** The views of `names` in `stage`, each file looked at (stat) and read only when it changed; gone files left out. */
+  const readStage = (stage: Stage, names: ReadonlyArray<TaskName>) =>
+    Effect.gen(function*() {
+      const before = readViews[stage]
+      const after = new Map<TaskName, { readonly stamp: string; readonly view: TaskView }>()
+      yield* Effect.forEach(names, (task) =>
+        Effect.gen(function*() {
+          const stat = yield* store.stat(stage, task)
+          const known = before.get(task)
+          if (known !== undefined && known.stamp === stampOf(stat)) {
+            after.set(task, known)
+            return
+          }
+          const read = yield* store.read(stage, task)
+          after.set(task, { stamp: stampOf(read), view: taskView(task, read.text) })
+        }).pipe(Effect.ignore), { concurrency: READ_CONCURRENCY, discard: true })
+      readViews[stage] = after
+      return after
+    })
+
+  /**
+   * Pending tasks the dispatcher has parsed come from its index, delegated ones from their markers (which hold the
+   * job id: the file learns it only when the job ends); only the others (active and new ones) are looked at here.
+   */
+  const stage = (name: Stage, parsed: ReadonlyMap<TaskName, Task>, jobs: ReadonlyMap<TaskName, ActiveJob>) =>
     Effect.gen(function*() {
       const names = yield* store.list(name)
       if (name === "done" || name === "failed") return names.map((task): TaskView => ({ name: task, state: name }))
+      const unknown = names.filter((task) => name !== "pending" || (!parsed.has(task) && !jobs.has(task)))
+      const read = yield* readStage(name, unknown)
       const views: Array<TaskView> = []
       for (const task of names) {
         const known = name === "pending" ? parsed.get(task) : undefined
@@ -140,8 +193,18 @@ export const makeStatusReport = Effect.gen(function*() {
           views.push(viewOf(task, known.fields))
           continue
         }
-        const read = yield* Effect.result(store.read(name, task))
-        if (Result.isSuccess(read)) views.push(taskView(task, read.success.text))
+        const job = name === "pending" ? jobs.get(task) : undefined
+        if (job !== undefined) {
+          views.push({
+            name: task,
+            state: "delegated_to_secutools",
+            provider: job.provider,
+            ...(job.job_id === null ? {} : { job_id: job.job_id })
+          })
+          continue
+        }
+        const view = read.get(task)?.view
+        if (view !== undefined) views.push(view)
       }
       return views
     }).pipe(Effect.orElseSucceed((): ReadonlyArray<TaskView> => []))
@@ -150,10 +213,12 @@ export const makeStatusReport = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const local = yield* dispatcher.status
     const delegated = yield* delegation.status
+    const jobs = new Map(delegated.active.map((job) => [job.task, job]))
     const tasks = Object.fromEntries(
       yield* Effect.forEach(
         Stages,
-        (name) => Effect.map(stage(name, local.pendingTasks), (views) => [name, views] as const)
+        (name) => Effect.map(stage(name, local.pendingTasks, jobs), (views) => [name, views] as const),
+        { concurrency: "unbounded" }
       )
     ) as Record<Stage, ReadonlyArray<TaskView>>
     const ended = (outcome: RunOutcome["_tag"]) => local.headless.runs.get(outcome) ?? 0
@@ -220,11 +285,91 @@ export const makeStatusReport = Effect.gen(function*() {
 export const SNAPSHOT_TTL = Duration.millis(250)
 
 /**
- * `report` with its snapshot shared. Callers that ask while one is being taken wait for that one, and callers in
- * the `ttl` after it completes get it too. It is taken again only when every waiting caller has given up.
+ * A request in the last part of a snapshot's TTL (this long, or as long as the last snapshot took if that was longer)
+ * starts taking the next one in the background and is answered from the current one, so under steady requests nobody
+ * waits for the queue to be listed; past the TTL, callers wait.
  */
-export const sharedSnapshot = (ttl: Duration.Duration) => (report: StatusReport["Service"]) =>
-  Effect.map(Effect.cachedWithTTL(report.snapshot, ttl), (snapshot) => StatusReport.of({ snapshot }))
+export const SNAPSHOT_REFRESH_AHEAD = Duration.millis(100)
+
+/** A snapshot being taken, and how many callers wait for it. */
+interface Taking {
+  readonly result: Deferred.Deferred<Snapshot>
+  fiber: Fiber.Fiber<void> | undefined
+  waiters: number
+  done: boolean
+}
+
+/**
+ * `report` with its snapshot shared. Callers that ask while one is being taken wait for that one, and callers in
+ * the `ttl` after it completes get it too; a caller in the last `refreshAhead` of that window (or the last time a
+ * snapshot took, if longer) gets it as well, and starts taking the next one on a fiber of its own. A snapshot that
+ * callers wait for is given up when every one of them has given up; one taken ahead runs to its end.
+ */
+export const sharedSnapshot = (ttl: Duration.Duration, refreshAhead: Duration.Duration = SNAPSHOT_REFRESH_AHEAD) =>
+(
+  report: StatusReport["Service"]
+) =>
+  Effect.sync(() => {
+    const ttlMs = Duration.toMillis(ttl)
+    const refreshAheadMs = Duration.toMillis(refreshAhead)
+    /** How long the last snapshot took to take. */
+    let tookMs = 0
+    let latest: { readonly snapshot: Snapshot; readonly takenAt: number } | undefined
+    let taking: Taking | undefined
+
+    const start = Effect.suspend(() => {
+      const run: Taking = { result: Deferred.makeUnsafe<Snapshot>(), fiber: undefined, waiters: 0, done: false }
+      taking = run
+      const take = Effect.gen(function*() {
+        const startedAt = yield* Clock.currentTimeMillis
+        const exit = yield* Effect.exit(report.snapshot)
+        const now = yield* Clock.currentTimeMillis
+        run.done = true
+        // A run given up (or replaced) publishes nothing.
+        if (taking === run) {
+          taking = undefined
+          if (Exit.isSuccess(exit)) {
+            latest = { snapshot: exit.value, takenAt: now }
+            tookMs = now - startedAt
+          }
+        }
+        yield* Deferred.done(run.result, exit)
+      })
+      // Started at once, so that the caller that starts it has it under way when it yields.
+      return Effect.map(Effect.forkDetach(take, { startImmediately: true }), (fiber) => {
+        run.fiber = fiber
+        return run
+      })
+    })
+
+    const join = (run: Taking) => {
+      let joined = false
+      return Effect.suspend(() => {
+        joined = true
+        run.waiters++
+        return Deferred.await(run.result)
+      }).pipe(Effect.onExit(() => {
+        if (!joined) return Effect.void
+        run.waiters--
+        if (run.waiters > 0 || run.done || run.fiber === undefined) return Effect.void
+        // The last caller waiting for it gave up: nobody wants this snapshot any more.
+        if (taking === run) taking = undefined
+        return Effect.asVoid(Effect.forkDetach(Fiber.interrupt(run.fiber)))
+      }))
+    }
+
+    const snapshot = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const age = latest === undefined ? Infinity : now - latest.takenAt
+      if (latest !== undefined && age < ttlMs) {
+        const refreshAtMs = ttlMs - Math.max(refreshAheadMs, tookMs)
+        return age >= refreshAtMs && taking === undefined
+          ? Effect.as(start, latest.snapshot)
+          : Effect.succeed(latest.snapshot)
+      }
+      return taking === undefined ? Effect.flatMap(start, join) : join(taking)
+    })
+    return StatusReport.of({ snapshot })
+  })
 
 /** The live StatusReport: `makeStatusReport` with its snapshot shared for SNAPSHOT_TTL. */
 export const StatusReportLayer = Layer.effect(

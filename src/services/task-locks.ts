@@ -3,7 +3,10 @@
  * of the same task never interleave their read-modify-write. Easy to get wrong: a lock per name must not outlive its
  * users (the map would grow with every task ever seen), so entries are counted and dropped when the last user leaves.
  */
-import { Context, Effect, Layer, Semaphore } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Semaphore from "effect/Semaphore"
 
 interface Entry {
   readonly semaphore: Semaphore.Semaphore

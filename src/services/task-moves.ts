@@ -5,7 +5,9 @@
  * file is either where it was with its old or new state, or the same file (one identity) in two stages — both of
  * which recovery finishes from the file's own state. Nothing is ever overwritten: a taken name gets a free one.
  */
-import { DateTime, Effect, Option } from "effect"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { describeHeadless, type HeadlessFacts, Outcome, renderFooter, stripAppended } from "../domain/footer.ts"
 import {
   afterUnfinishedRun,
@@ -129,6 +131,8 @@ export const applyEvent = Effect.fn("applyEvent")(function*(
     readonly crashPoints?: { readonly written: Failpoint; readonly moved: Failpoint }
     /** For events that need more than the state machine (delegation rejects set allow_delegation). */
     readonly adjust?: (fields: Task["fields"]) => Task["fields"]
+    /** The task as the caller read it under the task's lock it still holds: not read again. */
+    readonly current?: { readonly stored: { readonly text: string }; readonly task: Task }
   } = {}
 ) {
   const store = yield* TaskStore
@@ -137,7 +141,7 @@ export const applyEvent = Effect.fn("applyEvent")(function*(
     onNone: () => (text: string) => text,
     onSome: (r) => r.redact
   })
-  const { stored, task } = yield* readTask(from, name)
+  const { stored, task } = options.current ?? (yield* readTask(from, name))
   const fields = yield* Effect.fromResult(transition(task.fields, event))
   const adjusted = options.adjust === undefined ? fields : options.adjust(fields)
   const history = adjusted.history?.map((entry, index) =>

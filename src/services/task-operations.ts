@@ -5,7 +5,9 @@
  * task's lock (the daemon) while this runs; and a requeue stops the session's turn only when given a way to (the
  * daemon's `requeueTask`), otherwise the file alone changes and the answer says the session was not interrupted.
  */
-import { Effect, Option, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import type { Task, TaskName } from "../domain/task.ts"
 import { type Stage, TaskStore } from "../ports/task-store.ts"
 import { settleFile } from "./recovery.ts"

@@ -4,7 +4,11 @@
  * (leftover text would be glued to the prompt); Enter only once the paste is in the input box; the prompt counts as
  * accepted when the input box no longer holds it — not when the pane "left idle", which a quick turn never shows.
  */
-import { Clock, Data, Duration, Effect, Option } from "effect"
+import * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { inputBoxText } from "../domain/pane.ts"
 import { Tmux } from "../ports/tmux.ts"
 import { failpoint } from "./failpoints.ts"

@@ -47,7 +47,6 @@ const scenarioOf: Readonly<Record<Failpoint, Scenario>> = {
   "delegate:marker": "delegated",
   "delegate:written": "delegated",
   "submit:accepted": "delegated",
-  "submit:job-id": "delegated",
   "submit:marker": "delegated",
   "reap:written": "delegated",
   "reap:moved": "delegated",

@@ -6,7 +6,7 @@
  * submitted or completed twice. `SOAK=long` runs a longer one (not part of `npm test`).
  */
 import { afterEach, describe, expect, it } from "@effect/vitest"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { startFakeSecutools } from "../../src/adapters/fake-secutools/server.ts"
@@ -143,7 +143,24 @@ describe("soak", () => {
       const finishedAll = () =>
         names.every((name) => queue.tasks("done").includes(name) || queue.tasks("failed").includes(name)) &&
         queue.tasks("active").length === 0 && queue.list("pending").length === 0
-      await waitFor(`all ${TASKS} tasks finished (seed ${seed})`, finishedAll, (LONG ? 10 : 2) * 60_000)
+      await waitFor(`all ${TASKS} tasks finished (seed ${seed})`, finishedAll, (LONG ? 10 : 2) * 60_000).catch(
+        (error: unknown) => {
+          // What is left, and what the daemon last said: a timeout alone tells nothing to go on.
+          const left = ["pending", "active"].flatMap((stage) =>
+            queue.list(stage).map((file) =>
+              `${stage}/${file}: ${
+                file.endsWith(".md")
+                  ? readFileSync(join(queue.root, stage, file), "utf8").split("\n---\n")[0]
+                  : "marker"
+              }`
+            )
+          )
+          throw new Error(
+            `${error instanceof Error ? error.message : String(error)}\nleft:\n${left.join("\n")}\n` +
+              `daemon output (last lines):\n${current.output.split("\n").slice(-60).join("\n")}`
+          )
+        }
+      )
       expect(await current.stop()).toBe(0)
 
       const events = readStandinLog(log)

@@ -11,6 +11,7 @@ import { MemoryTmuxControl, MemoryTmuxLayer } from "../../src/adapters/memory-tm
 import { DEFAULT_COMPLEXITY_MAP } from "../../src/domain/routing.ts"
 import { parseTask, TaskName } from "../../src/domain/task.ts"
 import { StoreError, TaskStore } from "../../src/ports/task-store.ts"
+import { Delegation } from "../../src/services/delegation.ts"
 import { Dispatcher, DispatcherLayer, type DispatchSettings } from "../../src/services/dispatcher.ts"
 import { OwnWrites } from "../../src/services/own-writes.ts"
 import { TaskLocks } from "../../src/services/task-locks.ts"
@@ -321,6 +322,38 @@ describe("dispatcher", () => {
       expect(fields.history?.at(-1)).toMatchObject({ event: "retried", cause: "put_back", run: "rOLD" })
       const text = (yield* (yield* TaskStore).read("active", TaskName.make("again.md"))).text
       expect(text).not.toContain("claude-failover: done")
+    }).pipe(Effect.provide(testLayer())))
+
+  it.effect("a delegated task copied in beside its marker while the daemon runs is taken on, never typed", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      yield* idleSession("claude-1")
+      yield* tick
+      const store = yield* TaskStore
+      const name = TaskName.make("copied.md")
+      yield* store.writeMarker(name, {
+        task: "copied.md",
+        provider: "gemini",
+        run: "r1",
+        idempotency_key: "copied-k",
+        state: "submitted",
+        job_id: "j_9",
+        created_at: "2026-11-24T09:00:00Z",
+        submitted_at: "2026-11-24T09:00:01Z",
+        polls: 0
+      })
+      yield* addTask("copied.md", "---\nstate: delegated_to_secutools\nrun: r1\nprovider: gemini\n---\nRemote.\n")
+      yield* tick
+      yield* tick
+      expect(yield* store.list("active")).toStrictEqual([])
+      expect((yield* (yield* MemoryTmuxControl).panes).get("claude-1")?.typed).toStrictEqual([])
+      expect((yield* (yield* Delegation).status).active.map((job) => [job.task, job.job_id])).toStrictEqual([
+        ["copied.md", "j_9"]
+      ])
+      // A plain task dropped after it is not held up by it.
+      yield* addTask("plain.md", "Fix it.\n")
+      yield* tick
+      expect(yield* store.list("active")).toStrictEqual(["plain.md"])
     }).pipe(Effect.provide(testLayer())))
 
   it.effect("a new task reusing a finished task's name is kept under a free name; the finished one is untouched", () =>

@@ -44,7 +44,7 @@ it.live(`a burst of more than ${kernelQueue} files is fully picked up`, () => {
   const burst = kernelQueue + 1000
   return Effect.gen(function*() {
     const dispatcher = yield* Dispatcher
-    yield* watchQueue(root, { queue: dispatcher.wake, requests: Effect.void })
+    yield* watchQueue(root, { pending: dispatcher.noticed, active: dispatcher.wake, requests: Effect.void })
     yield* Effect.forkChild(dispatcher.run)
     yield* Effect.sleep(Duration.millis(300))
     for (let i = 0; i < burst; i++) writeFileSync(join(root, "pending", `t-${i}.md`), `Task ${i}\n`)

@@ -9,7 +9,8 @@ import { MemoryTmuxControl, MemoryTmuxLayer } from "../../src/adapters/memory-tm
 import { promptHeader } from "../../src/domain/prompt.ts"
 import { parseTask, TaskName } from "../../src/domain/task.ts"
 import { type Stage, TaskStore } from "../../src/ports/task-store.ts"
-import { recover } from "../../src/services/recovery.ts"
+import { recover, settleFile } from "../../src/services/recovery.ts"
+import { readTask } from "../../src/services/task-moves.ts"
 import { performOperation } from "../../src/services/task-operations.ts"
 
 const screen = (file: string) => readFileSync(join(import.meta.dirname, "../fixtures/screens", file), "utf8")
@@ -157,6 +158,13 @@ describe("start-up recovery: files", () => {
       // A retry cut short: written as pending, still in failed/.
       put(root, "failed", "retried.md", "---\nstate: pending\n---\nx")
       yield* recover(options)
+      // Pending tasks without a marker are the intake's: recovery leaves them as they were, and the intake settles
+      // each the same way (settleFile) when it reads it.
+      expect(fieldsIn(root, "pending", "assigned.md").state).toBe("assigned")
+      for (const name of ["again.md", "assigned.md", "lost-marker.md"].map((n) => TaskName.make(n))) {
+        const { task } = yield* readTask("pending", name)
+        yield* settleFile("pending", name, task)
+      }
       expect(files(root, "active")).toStrictEqual([])
       expect(files(root, "done")).toStrictEqual(["completed.md", "reaped.md"])
       expect(Option.isNone(yield* store.readMarker(TaskName.make("reaped.md")))).toBe(true)
@@ -187,7 +195,7 @@ describe("start-up recovery: files", () => {
     }).pipe(Effect.provide(layer))
   })
 
-  it.effect("unparsable files in pending/ and active/ are quarantined byte-for-byte; orphan markers go", () => {
+  it.effect("unparsable files in active/ are quarantined byte-for-byte, pending/ ones left to the intake; orphan markers go", () => {
     const { layer, root } = withQueue()
     return Effect.gen(function*() {
       const store = yield* TaskStore
@@ -205,7 +213,8 @@ describe("start-up recovery: files", () => {
         polls: 0
       })
       yield* recover(options)
-      expect(files(root, "failed")).toStrictEqual(["bad.md", "bad.md.error", "broken.md", "broken.md.error"])
+      expect(files(root, "failed")).toStrictEqual(["broken.md", "broken.md.error"])
+      expect(files(root, "pending")).toStrictEqual(["bad.md"])
       expect(readFileSync(join(root, "failed", "broken.md"), "utf8")).toBe("---\ntitle: *nope\n---\nx")
       expect(readFileSync(join(root, "failed", "broken.md.error"), "utf8")).toContain("alias")
       expect(yield* store.listMarkers()).toStrictEqual([])
@@ -273,8 +282,8 @@ describe("start-up recovery: active tasks", () => {
   })
 })
 
-describe("recovery and a file still being written", () => {
-  it.live("a pending/ file changed within SETTLE_AFTER is left to the intake; an older one is quarantined", () => {
+describe("recovery and pending/", () => {
+  it.live("pending/ files without a marker are left to the intake, settled or not (it reads them anyway)", () => {
     const { layer, root } = withQueue()
     const half = "---\ntitle: slow\n"
     return Effect.gen(function*() {
@@ -284,13 +293,8 @@ describe("recovery and a file still being written", () => {
       const longAgo = new Date(Date.now() - 60_000)
       utimesSync(join(root, "pending", "old.md"), longAgo, longAgo)
       const { actions } = yield* recover({ ...options, settleAfterMs: 1_000 })
-      expect(actions).toStrictEqual([
-        expect.stringMatching(/^pending\/old\.md: cannot be run \(.*\); quarantined as failed\/old\.md$/)
-      ])
-      expect(files(root, "pending")).toStrictEqual(["fresh.md"])
-      // Without a settle time (the default), the same half-written file is quarantined at once.
-      const again = yield* recover(options)
-      expect(again.actions).toStrictEqual([expect.stringMatching(/^pending\/fresh\.md: cannot be run/)])
+      expect(actions).toStrictEqual([])
+      expect(files(root, "pending")).toStrictEqual(["fresh.md", "old.md"])
     }).pipe(Effect.provide(layer))
   })
 })

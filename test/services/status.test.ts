@@ -1,13 +1,14 @@
 /**
- * The status snapshot: pending tasks the dispatcher already parsed are taken from its index, new ones are read; and
- * the live layer shares one snapshot between the requests of a SNAPSHOT_TTL window.
+ * The status snapshot: pending tasks the dispatcher already parsed are taken from its index, new and active ones are
+ * read (again only when their file changed); and the live layer shares one snapshot between the requests of a
+ * SNAPSHOT_TTL window, taking the next one ahead of the window's end.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { HookEvents } from "../../src/services/hook-events.ts"
 import { SessionStarterOff } from "../../src/services/session-starter.ts"
 import { Deferred, Duration, Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
-import { MemoryTaskStoreLayer } from "../../src/adapters/memory-task-store.ts"
+import { makeMemoryTaskStore, MemoryTaskStoreLayer } from "../../src/adapters/memory-task-store.ts"
 import { MemoryTmuxLayer } from "../../src/adapters/memory-tmux.ts"
 import { TaskName } from "../../src/domain/task.ts"
 import { TaskStore } from "../../src/ports/task-store.ts"
@@ -16,6 +17,7 @@ import { OwnWrites } from "../../src/services/own-writes.ts"
 import {
   sharedSnapshot,
   type Snapshot,
+  SNAPSHOT_REFRESH_AHEAD,
   SNAPSHOT_TTL,
   StatusReport,
   StatusReportLayer
@@ -24,13 +26,36 @@ import { fixture } from "../fixtures/status-snapshot.ts"
 import { memoryDelegation } from "./delegation-layers.ts"
 import { dispatchSettingsForTests } from "./dispatch-settings.ts"
 
-const layer = StatusReportLayer.pipe(
-  Layer.provideMerge(DispatcherLayer(dispatchSettingsForTests())),
-  Layer.provideMerge(memoryDelegation()),
-  Layer.provideMerge(SessionStarterOff),
-  Layer.provideMerge(HookEvents.layerMemory()),
-  Layer.provideMerge(Layer.mergeAll(OwnWrites.tracking.pipe(Layer.provide(MemoryTaskStoreLayer)), MemoryTmuxLayer))
-)
+const layerOver = (store: Layer.Layer<TaskStore>) =>
+  StatusReportLayer.pipe(
+    Layer.provideMerge(DispatcherLayer(dispatchSettingsForTests())),
+    Layer.provideMerge(memoryDelegation()),
+    Layer.provideMerge(SessionStarterOff),
+    Layer.provideMerge(HookEvents.layerMemory()),
+    Layer.provideMerge(Layer.mergeAll(OwnWrites.tracking.pipe(Layer.provide(store)), MemoryTmuxLayer))
+  )
+
+const layer = layerOver(MemoryTaskStoreLayer)
+
+/** The memory store, counting the files it reads from active/. */
+const countingReads = () => {
+  const reads = { active: 0 }
+  const store = Layer.effect(
+    TaskStore,
+    Effect.map(makeMemoryTaskStore, ({ store }) =>
+      TaskStore.of({
+        ...store,
+        read: (stage, name) => {
+          if (stage === "active") reads.active++
+          return store.read(stage, name)
+        }
+      }))
+  )
+  return { reads, store }
+}
+
+const activeFile = (attempts: number) =>
+  `---\nstate: assigned\nsession: claude-1\nrun: r1\nattempts: ${attempts}\n---\nRunning.\n`
 
 describe("status snapshot", () => {
   it.effect("lists pending tasks from the dispatcher's index, reading only files it has not parsed yet", () =>
@@ -68,6 +93,29 @@ describe("status snapshot", () => {
       yield* TestClock.adjust("1 millis")
       expect((yield* status.snapshot).tasks.done.map((t) => t.name)).toStrictEqual(["a.md", "b.md"])
     }).pipe(Effect.provide(layer)))
+
+  it.effect("an active task is read once, then read again only when its file is rewritten", () => {
+    const counting = countingReads()
+    return Effect.gen(function*() {
+      const store = yield* TaskStore
+      const status = yield* StatusReport
+      const name = TaskName.make("running.md")
+      yield* store.create("active", name, activeFile(1))
+      const view = (attempts: number) => [{ name, state: "assigned", session: "claude-1", attempts }]
+      expect((yield* status.snapshot).tasks.active).toStrictEqual(view(1))
+      yield* TestClock.adjust(SNAPSHOT_TTL)
+      expect((yield* status.snapshot).tasks.active).toStrictEqual(view(1))
+      expect(counting.reads.active).toBe(1)
+      yield* store.replace("active", name, activeFile(2))
+      yield* TestClock.adjust(SNAPSHOT_TTL)
+      expect((yield* status.snapshot).tasks.active).toStrictEqual(view(2))
+      expect(counting.reads.active).toBe(2)
+      // Gone from active/: gone from the snapshot.
+      yield* store.move("active", "done", name)
+      yield* TestClock.adjust(SNAPSHOT_TTL)
+      expect((yield* status.snapshot).tasks.active).toStrictEqual([])
+    }).pipe(Effect.provide(layerOver(counting.store)))
+  })
 })
 
 /** A StatusReport whose snapshot waits for `gate`, counting how many times it is taken. */
@@ -78,6 +126,20 @@ const gatedReport = (gate: Deferred.Deferred<void>) => {
       taken++
       yield* Deferred.await(gate)
       return { ...fixture, at: `snapshot ${taken}` } satisfies Snapshot
+    })
+  })
+  return { report, taken: () => taken }
+}
+
+/** A StatusReport whose n-th snapshot waits for the n-th gate (the first is open), counting how many were taken. */
+const gatedReports = (gates: ReadonlyArray<Deferred.Deferred<void>>) => {
+  let taken = 0
+  const report = StatusReport.of({
+    snapshot: Effect.gen(function*() {
+      const n = ++taken
+      const gate = gates[n - 1]
+      if (gate !== undefined) yield* Deferred.await(gate)
+      return { ...fixture, at: `snapshot ${n}` } satisfies Snapshot
     })
   })
   return { report, taken: () => taken }
@@ -113,6 +175,58 @@ describe("sharedSnapshot", () => {
       yield* TestClock.adjust("1 millis")
       expect((yield* shared.snapshot).at).toBe("snapshot 2")
       expect(inner.taken()).toBe(2)
+    }))
+
+  it.effect("a caller in the window's last SNAPSHOT_REFRESH_AHEAD is answered at once and starts the next snapshot; callers after the window wait for that one", () =>
+    Effect.gen(function*() {
+      const [first, second] = [yield* Deferred.make<void>(), yield* Deferred.make<void>()]
+      yield* Deferred.succeed(first, undefined)
+      const inner = gatedReports([first, second])
+      const shared = yield* sharedSnapshot(SNAPSHOT_TTL)(inner.report)
+      expect((yield* shared.snapshot).at).toBe("snapshot 1")
+      const refreshAt = Duration.subtract(SNAPSHOT_TTL, SNAPSHOT_REFRESH_AHEAD)
+      yield* TestClock.adjust(Duration.subtract(refreshAt, Duration.millis(1)))
+      expect((yield* shared.snapshot).at).toBe("snapshot 1")
+      expect(inner.taken()).toBe(1)
+      yield* TestClock.adjust("1 millis")
+      // The next snapshot is under way (waiting for its gate), and this caller did not wait for it.
+      expect((yield* shared.snapshot).at).toBe("snapshot 1")
+      expect(inner.taken()).toBe(2)
+      yield* TestClock.adjust(SNAPSHOT_REFRESH_AHEAD)
+      let answered = false
+      const late = yield* Effect.forkChild(Effect.tap(shared.snapshot, () => Effect.sync(() => (answered = true))))
+      yield* Effect.yieldNow
+      expect(answered).toBe(false)
+      yield* Deferred.succeed(second, undefined)
+      expect((yield* Fiber.join(late)).at).toBe("snapshot 2")
+      expect(inner.taken()).toBe(2)
+    }))
+
+  it.effect("a snapshot that took longer than SNAPSHOT_REFRESH_AHEAD starts the next that long before the window ends", () =>
+    Effect.gen(function*() {
+      let taken = 0
+      const slow = StatusReport.of({
+        snapshot: Effect.gen(function*() {
+          const n = ++taken
+          yield* Effect.sleep("200 millis")
+          return { ...fixture, at: `snapshot ${n}` } satisfies Snapshot
+        })
+      })
+      const shared = yield* sharedSnapshot(SNAPSHOT_TTL)(slow)
+      const first = yield* Effect.forkChild(shared.snapshot)
+      yield* TestClock.adjust("200 millis")
+      expect((yield* Fiber.join(first)).at).toBe("snapshot 1")
+      // It took 200 ms, so the next one starts 200 ms before the window ends (at 50 ms), not 100 ms before.
+      yield* TestClock.adjust("49 millis")
+      expect((yield* shared.snapshot).at).toBe("snapshot 1")
+      expect(taken).toBe(1)
+      yield* TestClock.adjust("1 millis")
+      expect((yield* shared.snapshot).at).toBe("snapshot 1")
+      expect(taken).toBe(2)
+      // The window ends as the next snapshot is ready: nobody waits.
+      yield* TestClock.adjust("200 millis")
+      expect((yield* shared.snapshot).at).toBe("snapshot 2")
+      expect(taken).toBe(2)
     }))
 
   it.effect("callers that all give up abandon the snapshot; the next caller takes a new one", () =>

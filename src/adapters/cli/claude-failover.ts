@@ -3,8 +3,10 @@
  * Easy to get wrong: `task done|fail` runs from an agent's shell, in any directory and without the daemon's
  * environment, so it takes the queue directory as a flag (see task-commands.ts).
  */
-import { Console, Effect, Option } from "effect"
-import { Command } from "effect/cli"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Command from "effect/cli/Command"
 import { Config, CONFIG_ENV, ConfigSource, defaultConfigFile, describeConfig } from "../../config.ts"
 import { configFlag } from "./config-flag.ts"
 import { hooksCommand } from "./hooks-commands.ts"

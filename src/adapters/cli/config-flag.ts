@@ -3,7 +3,7 @@
  * Easy to get wrong: `ccl-delegate decide` must answer as the daemon would, so both commands read the settings
  * through the same lookup (`Config.layerWithFile`), never `Config.layer` (env only) in one and the file in the other.
  */
-import { Flag } from "effect/cli"
+import * as Flag from "effect/cli/Flag"
 
 export const configFlag = Flag.String("config").pipe(
   Flag.withDescription(

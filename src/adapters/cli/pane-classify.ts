@@ -4,8 +4,17 @@
  * Easy to get wrong: a reset time without a date or zone is read against `--now` in `--time-zone` (default: now, the
  * host's zone), exactly as the daemon reads it; and one unreadable file must not stop the others (exit 1 at the end).
  */
-import { Clock, Console, Data, DateTime, Effect, FileSystem, Option, type PlatformError } from "effect"
-import { Argument, Command, Flag } from "effect/cli"
+import * as Clock from "effect/Clock"
+import * as Console from "effect/Console"
+import * as Data from "effect/Data"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
+import * as Option from "effect/Option"
+import type * as PlatformError from "effect/PlatformError"
+import * as Argument from "effect/cli/Argument"
+import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
 import { classifyPane, inputBoxText, type PaneState } from "../../domain/pane.ts"
 import { hostTimeZone } from "../host-time-zone.ts"
 

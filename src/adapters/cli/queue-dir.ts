@@ -5,8 +5,10 @@
  */
 import { existsSync } from "node:fs"
 import { join, resolve } from "node:path"
-import { Data, Effect, Option } from "effect"
-import { Flag } from "effect/cli"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Flag from "effect/cli/Flag"
 import { Config } from "../../config.ts"
 
 export class QueueNotFound extends Data.TaggedError("QueueNotFound")<{ readonly root: string }> {

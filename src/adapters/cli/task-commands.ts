@@ -5,8 +5,13 @@
  * a daemon holds the lock it asks the daemon (requests/) and waits for the answer, taking over only if the daemon
  * dies meanwhile.
  */
-import { Console, Data, Effect, Option } from "effect"
-import { Argument, Command, Flag } from "effect/cli"
+import * as Console from "effect/Console"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Argument from "effect/cli/Argument"
+import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
 import { type TaskName, taskNameFrom } from "../../domain/task.ts"
 import { type OperationResult, performOperation, type TaskOperation } from "../../services/task-operations.ts"
 import { FsTaskStoreLayer } from "../fs-task-store.ts"
@@ -72,6 +77,19 @@ const throughDaemon = (root: string, name: TaskName, operation: TaskOperation) =
       }
       yield* sleep(20)
     }
+  })
+
+/**
+ * Applies an operation for a caller that already holds the queue's lock (the quick completion path, taking over
+ * from a daemon that died while it waited); undefined when the task name is not one.
+ */
+export const applyWithLockHeld = async (
+  root: string,
+  operation: TaskOperation
+): Promise<OperationResult | undefined> =>
+  Option.match(taskNameFrom(operation.task), {
+    onNone: () => Promise.resolve(undefined),
+    onSome: (name) => Effect.runPromise(directly(root, name, operation))
   })
 
 export const applyTaskOperation = (root: string, name: TaskName, operation: TaskOperation) =>

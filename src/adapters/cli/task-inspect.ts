@@ -3,8 +3,14 @@
  * Easy to get wrong: this only reads (no lock, no daemon), so it may catch a task mid-move and see it in two stages
  * or not at all; and a file that does not parse is still listed, with its parse error, never skipped.
  */
-import { Console, Data, Effect, Option, Result } from "effect"
-import { Argument, Command, Flag } from "effect/cli"
+import * as Console from "effect/Console"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import * as Argument from "effect/cli/Argument"
+import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
 import { readFooter } from "../../domain/footer.ts"
 import {
   type HistoryEntry,
@@ -35,6 +41,7 @@ const readInspected = (store: TaskStore["Service"], where: string, stage: Stage,
         onFailure: (error) => ({ _tag: "Broken", stage, name, problem: parseProblem(where, stage, error) })
       })
     ),
+    Effect.flatMap((item) => withJobOfMarker(store, item)),
     Effect.catchTags({
       Unreadable: (error): Effect.Effect<Inspected> =>
         Effect.succeed({ _tag: "Broken", stage, name, problem: `${where}${error.message}` }),
@@ -42,6 +49,20 @@ const readInspected = (store: TaskStore["Service"], where: string, stage: Stage,
       TaskNotFound: () => Effect.succeed(undefined)
     })
   )
+
+/** A delegated task's job id is in its marker until the job ends (the file learns it then): shown from there. */
+const withJobOfMarker = (store: TaskStore["Service"], item: Inspected): Effect.Effect<Inspected> =>
+  item._tag !== "Parsed" || item.stage !== "pending" || item.task.fields.state !== "delegated_to_secutools" ||
+    item.task.fields.job_id !== undefined
+    ? Effect.succeed(item)
+    : store.readMarker(item.task.name).pipe(
+      Effect.map((marker) =>
+        marker._tag === "Some" && marker.value.job_id !== null
+          ? { ...item, task: { ...item.task, fields: { ...item.task.fields, job_id: marker.value.job_id } } }
+          : item
+      ),
+      Effect.orElseSucceed(() => item)
+    )
 
 /** The parse error with the file's stage in front: `active/x.md:3:1: field …`. */
 const parseProblem = (where: string, stage: Stage, error: TaskParseError): string =>

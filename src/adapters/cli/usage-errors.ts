@@ -3,8 +3,10 @@
  * Easy to get wrong: stdout belongs to the command's data (scripts read JSON from it), so only a requested `--help`
  * (and `--version`) print there; a group run without its subcommand is a usage error too, never help on stdout.
  */
-import { Console } from "effect"
-import { type CliError, CliOutput, type HelpDoc } from "effect/cli"
+import * as Console from "effect/Console"
+import type * as CliError from "effect/cli/CliError"
+import * as CliOutput from "effect/cli/CliOutput"
+import type * as HelpDoc from "effect/cli/HelpDoc"
 
 /** Messages echo what was typed: a control character must not drive the terminal. */
 const plain = CliOutput.defaultFormatter({ colors: false })

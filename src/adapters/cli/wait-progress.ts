@@ -3,7 +3,10 @@
  * poll. Easy to get wrong: it is for people only. When stderr is not a terminal (a script, a log file) nothing at all
  * is written, and on a terminal the line is erased before the command's own output, so no fragment is left behind.
  */
-import { Duration, Effect, Schedule, type Scope } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import { formatDuration } from "../../domain/footer.ts"
 
 /** What the line reports at a given moment. */

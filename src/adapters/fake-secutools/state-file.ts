@@ -5,7 +5,7 @@
  */
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { basename, dirname, join } from "node:path"
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { type BookState, Outcomes, Providers } from "./jobs.ts"
 
 const StateFile = Schema.Struct({

@@ -5,8 +5,12 @@
  * (`X-Claude-Failover-Action`: a cross-site fetch with it needs a CORS preflight this API never grants), and a request
  * whose Origin is another site's is refused; the Host check alone does not stop that, the Host is ours.
  */
-import { Effect, Option } from "effect"
-import { Headers, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Headers from "effect/http/Headers"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import { type TaskName, taskNameFrom } from "../../domain/task.ts"
 import type { OperationResult, TaskOperation } from "../../services/task-operations.ts"
 import { ACTION_HEADER, TASK_ACTION_PATH, type TaskAction, TaskActions } from "./contract.ts"

@@ -3,7 +3,7 @@
  * Easy to get wrong: these shapes are the public contract (the README quotes them), so a field is renamed here or
  * nowhere, and the `Snapshot` of the status service is mapped onto them field by field, never passed through whole.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { Stages } from "../../ports/task-store.ts"
 
 const Count = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))

@@ -4,8 +4,12 @@
  * one the hook's `$TMUX` named; and this runs while Claude Code waits for the hook's answer, so it is bounded in time
  * and every failure reads as "not one of ours".
  */
-import { Effect, Layer, Option, Stream } from "effect"
-import { ChildProcess, ChildProcessSpawner } from "effect/process"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import * as ChildProcess from "effect/process/ChildProcess"
+import * as ChildProcessSpawner from "effect/process/ChildProcessSpawner"
 import { PaneSessions } from "../../services/hook-receiver.ts"
 
 export interface TmuxPaneSessionsOptions {

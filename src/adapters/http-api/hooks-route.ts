@@ -4,9 +4,14 @@
  * hook would be added to the prompt, `{"decision":…}` would steer it), so every accepted call is answered `{}`, and
  * what was recorded goes into response headers; any other status shows as "hook failed" in the session.
  */
-import { Effect, Option, Result } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import * as ByteSize from "effect/ByteSize"
-import { Headers, HttpIncomingMessage, HttpServerRequest, HttpServerResponse } from "effect/http"
+import * as Headers from "effect/http/Headers"
+import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import { hookSenderFrom } from "../../domain/hook-sender.ts"
 import { HOOKS_PATH } from "./contract.ts"
 import type { HookReceiver } from "../../services/hook-receiver.ts"

@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto"
 import { readFileSync } from "node:fs"
-import { HttpServerResponse } from "effect/http"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 
 export const PAGE_HTML = readFileSync(new URL("./status-page.html", import.meta.url), "utf8")
 

@@ -4,13 +4,19 @@
  * hooks-route.ts); and when actions are given, the page's `POST /api/tasks/NAME/ACTION` (see actions-route.ts).
  * Easy to get wrong: every request, /healthz included, first passes the Host check (421 otherwise); then with API_TOKEN
  * set every route but /healthz and the page (which holds no data) answers 401 without the bearer token, compared in
- * constant time and never echoed; and each request reads the status snapshot exactly once.
+ * constant time and never echoed; and each request reads the status snapshot exactly once, its answer built once per
+ * snapshot (see snapshot-answers.ts).
  */
 import { createHash, timingSafeEqual } from "node:crypto"
-import { Effect, Option, Redacted, Result } from "effect"
-import { Headers, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
+import * as Headers from "effect/http/Headers"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import type { Stage } from "../../ports/task-store.ts"
-import { taskNameFrom } from "../../domain/task.ts"
 import type { HookReceiver } from "../../services/hook-receiver.ts"
 import { type Snapshot, StatusReport, type TaskView } from "../../services/status.ts"
 import {
@@ -24,11 +30,19 @@ import {
   type TasksStatus,
   type WatchdogStatus
 } from "./contract.ts"
-import { hostPolicy, type HostRule } from "./host-header.ts"
+import { hostPolicy, type HostRule, type HostVerdict } from "./host-header.ts"
 import { hooksRoute } from "./hooks-route.ts"
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.ts"
 import { actionsRoute, type ApplyOperation } from "./actions-route.ts"
-import type { FinishedReader, RecentFirst } from "./finished-tasks.ts"
+import type { Finished, FinishedStage, FinishedTasks } from "./finished-tasks.ts"
+import {
+  type Answer,
+  jsonAnswer,
+  makeSnapshotAnswers,
+  respond,
+  type SnapshotAnswers,
+  textAnswer
+} from "./snapshot-answers.ts"
 import { statusPage } from "./page.ts"
 
 export interface ApiRoutesOptions {
@@ -40,10 +54,11 @@ export interface ApiRoutesOptions {
   readonly hooks?: HookReceiver["Service"]
   /** When set, the status page's actions (`POST /api/tasks/NAME/retry|cancel|requeue`) go through it; else 404. */
   readonly actions?: ApplyOperation
-  /** When set, done/ and failed/ entries of `GET /api/tasks` carry `reason` and `finished_at`. */
-  readonly finished?: FinishedReader
-  /** When set, `GET /api/tasks?stage=done|failed&order=recent` lists the latest finished first. */
-  readonly recentFirst?: RecentFirst
+  /**
+   * When set, done/ and failed/ entries of `GET /api/tasks` carry `reason` and `finished_at`, and
+   * `?stage=done|failed&order=recent` lists the latest finished first.
+   */
+  readonly finished?: FinishedTasks
 }
 
 const counters = (snapshot: Snapshot): DelegatedStatus["counters"] => {
@@ -83,10 +98,21 @@ interface Page {
   readonly next: string | null
 }
 
+/** The index of the first of `views` (in name order) whose name sorts after `after`; its length when none does. */
+const firstAfter = (views: ReadonlyArray<TaskView>, after: string): number => {
+  let low = 0
+  let high = views.length
+  while (low < high) {
+    const middle = (low + high) >>> 1
+    if ((views[middle]?.name ?? "") > after) high = middle
+    else low = middle + 1
+  }
+  return low
+}
+
 /** At most `limit` of `views` (in name order) whose name sorts after `after`; `next` names the last when more follow. */
 export const page = (views: ReadonlyArray<TaskView>, limit: number, after?: string): Page => {
-  const found = after === undefined ? 0 : views.findIndex((view) => view.name > after)
-  const start = found === -1 ? views.length : found
+  const start = after === undefined ? 0 : firstAfter(views, after)
   const taken = views.slice(start, start + limit)
   return { views: taken, next: start + limit < views.length ? taken.at(-1)?.name ?? null : null }
 }
@@ -160,75 +186,148 @@ const unauthorized = errorResponse(401, "missing or wrong bearer token (Authoriz
 
 const digest = (text: string): Buffer => createHash("sha256").update(text, "utf8").digest()
 
-/** Digests first: equal-length buffers for timingSafeEqual, so neither the token nor its length leaks through timing. */
-const matches = (given: string, expected: Redacted.Redacted<string>): boolean =>
-  timingSafeEqual(digest(given), digest(Redacted.value(expected)))
+/**
+ * Digests first: equal-length buffers for timingSafeEqual, so neither the token nor its length leaks through timing.
+ * The token's own digest is taken once.
+ */
+const matcher = (expected: Redacted.Redacted<string>) => {
+  const wanted = digest(Redacted.value(expected))
+  return (given: string): boolean => timingSafeEqual(digest(given), wanted)
+}
 
 const BEARER = /^bearer +(.+)$/i
 
 /** Runs `handler` only for a request that carries the token (always, when none is configured); else 401. */
-const authorized =
-  (token: Option.Option<Redacted.Redacted<string>>) =>
-  <E, R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
-    Option.match(token, {
+const authorized = (token: Option.Option<Redacted.Redacted<string>>) => {
+  const matches = Option.map(token, matcher)
+  return <E, R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+    Option.match(matches, {
       onNone: () => handler,
-      onSome: (expected) =>
+      onSome: (matches) =>
         Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
           const given = Option.flatMap(
             Headers.get(request.headers, "authorization"),
             (value) => Option.fromNullishOr(BEARER.exec(value.trim())?.[1])
           )
-          return Option.isSome(given) && matches(given.value, expected) ? handler : Effect.succeed(unauthorized)
+          return Option.isSome(given) && matches(given.value) ? handler : Effect.succeed(unauthorized)
         })
     })
-
-/** Reads the snapshot once and answers with what `render` makes of it. */
-const fromSnapshot = <E>(render: (snapshot: Snapshot) => Effect.Effect<HttpServerResponse.HttpServerResponse, E>) =>
-  StatusReport.use((status) => Effect.flatMap(status.snapshot, render))
-
-const json = <A>(body: (snapshot: Snapshot) => A) => fromSnapshot((snapshot) => HttpServerResponse.json(body(snapshot)))
-
-/** Adds `reason` and `finished_at` to the done/ and failed/ entries of a page (only those: never the whole archive). */
-const withFinished = (body: TasksStatus, reader: FinishedReader | undefined): Effect.Effect<TasksStatus> => {
-  if (reader === undefined) return Effect.succeed(body)
-  const add = (stage: "done" | "failed") =>
-    Effect.forEach(body[stage], (entry) =>
-      Option.match(taskNameFrom(entry.name), {
-        onNone: () => Effect.succeed(entry),
-        onSome: (name) =>
-          Effect.map(
-            reader(stage, name),
-            Option.match({ onNone: () => entry, onSome: (more) => ({ ...entry, ...more }) })
-          )
-      }), { concurrency: 8 })
-  return Effect.map(Effect.all([add("done"), add("failed")]), ([done, failed]) => ({ ...body, done, failed }))
 }
 
-/** The snapshot with a finished stage's views latest first (`order=recent`); name order where times are unknown. */
+/**
+ * Reads the snapshot once and answers with what `build` makes of it for `question`, built once per snapshot and
+ * question (`build` must depend on nothing else that changes faster).
+ */
+const fromSnapshot = (
+  answers: SnapshotAnswers,
+  question: string,
+  build: (snapshot: Snapshot) => Effect.Effect<Answer>
+) =>
+  StatusReport.use((status) =>
+    Effect.flatMap(
+      status.snapshot,
+      // Suspended: a request served from an answer already built does none of the building's work.
+      (snapshot) => Effect.map(answers(snapshot, question, Effect.suspend(() => build(snapshot))), respond)
+    )
+  )
+
+const json = <A>(answers: SnapshotAnswers, question: string, body: (snapshot: Snapshot) => A) =>
+  fromSnapshot(answers, question, (snapshot) => Effect.sync(() => jsonAnswer(body(snapshot))))
+
+const FinishedStages: ReadonlyArray<FinishedStage> = ["done", "failed"]
+
+/** Adds `reason` and `finished_at` to the done/ and failed/ entries of a page (only those: never the whole archive). */
+const withFinished = (
+  snapshot: Snapshot,
+  body: TasksStatus,
+  finished: FinishedTasks | undefined
+): Effect.Effect<TasksStatus> => {
+  if (finished === undefined) return Effect.succeed(body)
+  const add = (stage: FinishedStage) => {
+    const entries = body[stage]
+    // Names that left the listing are forgotten even when this page shows none: one back later is a new file.
+    return finished.forgetUnlisted(stage, snapshot.tasks[stage]).pipe(
+      Effect.andThen(
+        entries.length === 0
+          ? Effect.succeed(new Map<string, Finished>())
+          : finished.read(stage, entries.map((entry) => entry.name))
+      ),
+      Effect.map((said) =>
+        entries.map((entry) => {
+          const more: Finished | undefined = said.get(entry.name)
+          return more === undefined ? entry : { ...entry, ...more }
+        })
+      )
+    )
+  }
+  return Effect.map(Effect.forEach(FinishedStages, add), ([done = [], failed = []]) => ({ ...body, done, failed }))
+}
+
+/**
+ * The snapshot with a finished stage's views latest first (`order=recent`); name order where times are unknown. Only
+ * the first `limit` are ordered, the rest follow as they were: the page takes no more (`order=recent` takes no
+ * `after`), and the rest only count.
+ */
 const recentOrder = (
   snapshot: Snapshot,
   query: TasksQuery,
-  recentFirst: RecentFirst | undefined
+  finished: FinishedTasks | undefined
 ): Effect.Effect<Snapshot> => {
   const stage = query.stage
-  if (query.order !== "recent" || recentFirst === undefined || (stage !== "done" && stage !== "failed")) {
+  if (query.order !== "recent" || finished === undefined || (stage !== "done" && stage !== "failed")) {
     return Effect.succeed(snapshot)
   }
   const views = snapshot.tasks[stage]
-  const byName = new Map(views.map((view) => [view.name, view]))
-  return Effect.map(recentFirst(stage, views.flatMap((view) => Option.toArray(taskNameFrom(view.name)))), (names) => ({
-    ...snapshot,
-    tasks: {
-      ...snapshot.tasks,
-      [stage]: names.flatMap((name) => Option.toArray(Option.fromUndefinedOr(byName.get(name))))
-    }
-  }))
+  return finished.forgetUnlisted(stage, views).pipe(
+    Effect.andThen(finished.recentFirst(stage, views.map((view) => view.name), query.limit ?? TASKS_PAGE_DEFAULT)),
+    Effect.map((names) => {
+      const latest = new Set(names)
+      const byName = new Map(views.filter((view) => latest.has(view.name)).map((view) => [view.name, view]))
+      const ordered = names.flatMap((name) => Option.toArray(Option.fromUndefinedOr(byName.get(name))))
+      return {
+        ...snapshot,
+        tasks: { ...snapshot.tasks, [stage]: [...ordered, ...views.filter((view) => !latest.has(view.name))] }
+      }
+    })
+  )
+}
+
+/** One key per question `GET /api/tasks` can be asked: the same answer for the same key and snapshot. */
+const tasksQuestion = (query: TasksQuery): string =>
+  JSON.stringify([
+    "tasks",
+    query.stage ?? null,
+    query.limit ?? TASKS_PAGE_DEFAULT,
+    query.after ?? null,
+    query.order ?? "name"
+  ])
+
+/** Decisions remembered per request line or Host header; past this many the memory starts again. */
+const REMEMBERED = 64
+
+/** `decide` for a request, remembered by `key` (the same key always gets the same decision). */
+const remembering = <A, E, R>(
+  key: (request: HttpServerRequest.HttpServerRequest) => string,
+  decide: Effect.Effect<A, E, R>
+) => {
+  const known = new Map<string, A>()
+  return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const at = key(request)
+    const decided = known.get(at)
+    if (decided !== undefined) return Effect.succeed(decided)
+    return Effect.map(decide, (decision) => {
+      if (known.size >= REMEMBERED) known.clear()
+      known.set(at, decision)
+      return decision
+    })
+  })
 }
 
 /** `GET /api/tasks`: the query is checked before the snapshot is read, so a bad one costs nothing. */
-const tasksRoute = (finished: FinishedReader | undefined, recentFirst: RecentFirst | undefined) =>
+const tasksRoute = (answers: SnapshotAnswers, finished: FinishedTasks | undefined) =>
   Effect.flatMap(
-    Effect.result(HttpServerRequest.schemaSearchParams(TasksQuery)),
+    // The status page asks the same few questions over and over: each is decoded once.
+    remembering((request) => request.url, Effect.result(HttpServerRequest.schemaSearchParams(TasksQuery))),
     (query) => {
       if (Result.isFailure(query)) return Effect.succeed(errorResponse(400, `bad query: ${query.failure.message}`))
       if (query.success.after !== undefined && query.success.stage === undefined) {
@@ -242,21 +341,31 @@ const tasksRoute = (finished: FinishedReader | undefined, recentFirst: RecentFir
           errorResponse(400, "bad query: order=recent needs stage=done or stage=failed, and takes no after")
         )
       }
-      return fromSnapshot((snapshot) =>
-        recentOrder(snapshot, query.success, recentFirst).pipe(
-          Effect.flatMap((ordered) => withFinished(tasksBody(ordered, query.success), finished)),
-          Effect.flatMap((body) => HttpServerResponse.json(body))
-        )
-      )
+      return fromSnapshot(answers, tasksQuestion(query.success), (snapshot) =>
+        recentOrder(snapshot, query.success, finished).pipe(
+          Effect.flatMap((ordered) =>
+            withFinished(snapshot, tasksBody(ordered, query.success), finished)
+          ),
+          Effect.map(jsonAnswer)
+        ))
     }
   )
 
 /** Refuses, before routing, a request whose Host the policy does not accept (DNS rebinding): 421 Misdirected Request. */
 const checkHost = (rule: HostRule) => {
   const verdict = hostPolicy(rule)
+  const known = new Map<string | undefined, HostVerdict>()
+  const decide = (host: string | undefined): HostVerdict => {
+    const decided = known.get(host)
+    if (decided !== undefined) return decided
+    const decision = verdict(host)
+    if (known.size >= REMEMBERED) known.clear()
+    known.set(host, decision)
+    return decision
+  }
   return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-      const decision = verdict(Option.getOrUndefined(Headers.get(request.headers, "host")))
+      const decision = decide(Option.getOrUndefined(Headers.get(request.headers, "host")))
       return decision._tag === "Accepted" ? app : Effect.succeed(errorResponse(421, decision.reason))
     })
 }
@@ -277,20 +386,23 @@ export const ApiRoutes = (options: ApiRoutesOptions) =>
   HttpRouter.use(
     Effect.fn("HttpApi.routes")(function*(router) {
       const guard = authorized(options.token)
+      const answers = makeSnapshotAnswers()
       yield* router.addGlobalMiddleware(checkHost(options.host))
       yield* router.add("GET", Paths.health, HttpServerResponse.jsonUnsafe({ status: "ok" }))
-      yield* router.add("GET", Paths.delegated, guard(json(delegatedBody)))
-      yield* router.add("GET", Paths.watchdog, guard(json(watchdogBody)))
-      yield* router.add("GET", Paths.tasks, guard(tasksRoute(options.finished, options.recentFirst)))
+      yield* router.add("GET", Paths.delegated, guard(json(answers, "delegated", delegatedBody)))
+      yield* router.add("GET", Paths.watchdog, guard(json(answers, "watchdog", watchdogBody)))
+      yield* router.add("GET", Paths.tasks, guard(tasksRoute(answers, options.finished)))
       // The page holds no data (it asks for the token and sends it with every fetch), so it needs no token itself.
       yield* router.add("GET", Paths.page, statusPage)
-      yield* router.add("GET", Paths.sessions, guard(json(sessionsBody)))
+      yield* router.add("GET", Paths.sessions, guard(json(answers, "sessions", sessionsBody)))
       yield* router.add(
         "GET",
         Paths.metrics,
         guard(
-          fromSnapshot((snapshot) =>
-            Effect.succeed(HttpServerResponse.text(renderMetrics(snapshot), { contentType: METRICS_CONTENT_TYPE }))
+          fromSnapshot(
+            answers,
+            "metrics",
+            (snapshot) => Effect.sync(() => textAnswer(renderMetrics(snapshot), METRICS_CONTENT_TYPE))
           )
         )
       )

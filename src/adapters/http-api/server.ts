@@ -8,12 +8,19 @@
  */
 import { createServer, type Server } from "node:http"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Context, Data, Duration, Effect, Layer, Option, type Redacted } from "effect"
-import { HttpRouter, HttpServer } from "effect/http"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServer from "effect/http/HttpServer"
 import { TaskStore } from "../../ports/task-store.ts"
 import type { HookReceiver } from "../../services/hook-receiver.ts"
 import type { ApplyOperation } from "./actions-route.ts"
-import { type FinishedReader, makeFinishedReader, makeRecentFirst, type RecentFirst } from "./finished-tasks.ts"
+import { type FinishedTasks, makeFinishedTasks } from "./finished-tasks.ts"
 import { ApiRoutes } from "./routes.ts"
 
 /** The few clients (the CLI, a scraper, an operator) need a few each; 256 leaves most of a 1024-descriptor limit to the daemon. */
@@ -75,11 +82,6 @@ export interface HttpApiOptions {
   readonly actions?: ApplyOperation
 }
 
-interface FinishedTasks {
-  readonly read: FinishedReader
-  readonly recentFirst: RecentFirst
-}
-
 const served = (options: HttpApiOptions, server: Server, finished: Option.Option<FinishedTasks>) =>
   HttpRouter.serve(
     ApiRoutes({
@@ -87,7 +89,7 @@ const served = (options: HttpApiOptions, server: Server, finished: Option.Option
       host: { bind: options.host, allowedHosts: options.allowedHosts ?? [] },
       ...(options.hooks === undefined ? {} : { hooks: options.hooks }),
       ...(options.actions === undefined ? {} : { actions: options.actions }),
-      ...(Option.isNone(finished) ? {} : { finished: finished.value.read, recentFirst: finished.value.recentFirst })
+      ...(Option.isNone(finished) ? {} : { finished: finished.value })
     }),
     { disableLogger: true, disableListenLog: true }
   ).pipe(
@@ -112,10 +114,7 @@ export const serveHttpApi = Effect.fn("HttpApi.serve")(function*(options: HttpAp
   // With the queue at hand (the daemon), done/ and failed/ entries say why and when they finished.
   const store = yield* Effect.serviceOption(TaskStore)
   const finished = Option.isSome(store)
-    ? Option.some<FinishedTasks>({
-      read: yield* Effect.provideService(makeFinishedReader, TaskStore, store.value),
-      recentFirst: yield* Effect.provideService(makeRecentFirst, TaskStore, store.value)
-    })
+    ? Option.some(yield* Effect.provideService(makeFinishedTasks, TaskStore, store.value))
     : Option.none<FinishedTasks>()
   const context = yield* Layer.build(served(options, node, finished)).pipe(
     Effect.mapError((error) =>
