@@ -5,7 +5,7 @@
  * and a daemon that exits early fails the wait at once, with its last output, instead of at the deadline.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { request } from "node:http"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
@@ -18,6 +18,15 @@ export const ROOT = resolve(import.meta.dirname, "..")
 /** The pinned Node the project runs on. */
 export const NODE = join(ROOT, "node_modules/node/bin/node")
 export const DAEMON = join(ROOT, "bin/claude-failover.js")
+/** The Node flags `npm start` runs the daemon with (read from package.json, so the bench measures what users run). */
+const START_FLAGS: ReadonlyArray<string> = (() => {
+  const pkg: unknown = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"))
+  const start = typeof pkg === "object" && pkg !== null && "scripts" in pkg && typeof pkg.scripts === "object" &&
+      pkg.scripts !== null && "start" in pkg.scripts && typeof pkg.scripts.start === "string"
+    ? pkg.scripts.start
+    : ""
+  return start.split(/\s+/).filter((word) => word.startsWith("--"))
+})()
 export const API_TOKEN = "bench-token"
 
 export interface LogLine {
@@ -80,7 +89,7 @@ export class DaemonProcess {
     this.#configHome = mkdtempSync(join(tmpdir(), "cf-bench-config-"))
     const env = cleanEnv(this.#configHome, { API_PORT: "0", API_TOKEN, LOG_FORMAT: "json", ...settings })
     this.spawnedAt = nowMs()
-    this.child = spawn(NODE, [DAEMON], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] })
+    this.child = spawn(NODE, [...START_FLAGS, DAEMON], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] })
     if (this.child.pid === undefined) throw new Error("the daemon could not be started")
     this.pid = this.child.pid
     const pid = this.pid

@@ -58,13 +58,19 @@ afterEach(() => {
 })
 
 describe("the systemd user unit, as written", () => {
-  it("starts the pinned Node on bin/claude-failover.js by absolute path, both present in this checkout", () => {
-    const [node, script, ...rest] = (value("Service", "ExecStart") ?? "").split(/\s+/)
+  it("starts the pinned Node on bin/claude-failover.js by absolute path, both present in this checkout, with npm start's flags", () => {
+    const [node, ...words] = (value("Service", "ExecStart") ?? "").split(/\s+/)
+    const flags = words.filter((word) => word.startsWith("--"))
+    const [script, ...rest] = words.filter((word) => !word.startsWith("--"))
     expect([node, script, rest]).toStrictEqual([
       `${CHECKOUT}/node_modules/node/bin/node`,
       `${CHECKOUT}/bin/claude-failover.js`,
       []
     ])
+    // The same Node flags as `npm start` (the young generation's size): the service runs what was measured.
+    const start = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).scripts.start as string
+    expect(flags).toStrictEqual(start.split(/\s+/).filter((word) => word.startsWith("--")))
+    expect(flags.length).toBeGreaterThan(0)
     // The daemon finds its configuration by itself (~/.config/claude-failover/config.yaml): no --config here.
     for (const path of [node, script]) {
       expect(() => accessSync((path ?? "").replace(CHECKOUT, ROOT), constants.X_OK)).not.toThrow()
