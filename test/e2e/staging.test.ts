@@ -49,6 +49,8 @@ describe("staging", () => {
     }
     const daemon = staging(queue)
     await waitFor("6 tasks in done/", () => queue.tasks("done").length === 6, 40_000)
+    // A task's line is logged just after its file lands in done/: stopping at once could cut the last one off.
+    await waitFor("a done line for each task", () => (daemon.output.match(/\.md done /g) ?? []).length === 6, 10_000)
     expect(await daemon.stop()).toBe(0)
 
     for (let i = 1; i <= 4; i++)
