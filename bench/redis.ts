@@ -4,7 +4,8 @@
  * Easy to get wrong: a port that accepts a connection is not necessarily Redis, so the answer to PING is checked.
  */
 import { spawn } from "node:child_process"
-import { connect, createServer } from "node:net"
+import { connect } from "node:net"
+import { freePort } from "../test/free-port.ts"
 import { killIfRunning, onCleanup } from "./cleanup.ts"
 import { pause } from "./wait.ts"
 
@@ -19,17 +20,6 @@ const pong = (port: number, timeoutMs = 1000): Promise<boolean> =>
     socket.on("error", () => done(false))
     socket.on("connect", () => socket.write("PING\r\n"))
     socket.on("data", (data: Buffer) => done(data.toString().startsWith("+PONG")))
-  })
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer()
-    server.on("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
   })
 
 export interface Redis {
