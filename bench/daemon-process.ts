@@ -18,14 +18,18 @@ export const ROOT = resolve(import.meta.dirname, "..")
 /** The pinned Node the project runs on. */
 export const NODE = join(ROOT, "node_modules/node/bin/node")
 export const DAEMON = join(ROOT, "bin/claude-failover.js")
-/** The Node flags `npm start` runs the daemon with (read from package.json, so the bench measures what users run). */
+/**
+ * The Node flags `npm start` runs the daemon with (read from package.json, so the bench measures what users run), and
+ * BENCH_DAEMON_FLAGS (e.g. `--cpu-prof --cpu-prof-dir=DIR`, to see where a row's time goes).
+ */
 const START_FLAGS: ReadonlyArray<string> = (() => {
   const pkg: unknown = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"))
   const start = typeof pkg === "object" && pkg !== null && "scripts" in pkg && typeof pkg.scripts === "object" &&
       pkg.scripts !== null && "start" in pkg.scripts && typeof pkg.scripts.start === "string"
     ? pkg.scripts.start
     : ""
-  return start.split(/\s+/).filter((word) => word.startsWith("--"))
+  const extra = process.env.BENCH_DAEMON_FLAGS?.split(/\s+/).filter((word) => word !== "") ?? []
+  return [...start.split(/\s+/).filter((word) => word.startsWith("--")), ...extra]
 })()
 export const API_TOKEN = "bench-token"
 

@@ -3,8 +3,10 @@
  * wall time from spawn to exit and peak RSS; against `node -e ''` under the same wrapper.
  * Easy to get wrong: each run needs a task that is really active, so a task is dropped, the dry-run session's
  * "would type" line gives its name and run (DRY_RUN_DELAY is long, so the session never finishes it by itself), and
- * the first run only warms Node's compile cache and is not counted.
+ * the first run only warms Node's compile cache and is not counted; and each run waits for the task to record its prompt
+ * submitted, as an agent can only answer a prompt it was given.
  */
+import { readFileSync } from "node:fs"
 import { bareNodeRun, timedRun } from "./bare-node.ts"
 import { DAEMON, type DaemonProcess, NODE } from "./daemon-process.ts"
 import type { BenchQueue } from "./queue-dir.ts"
@@ -12,6 +14,7 @@ import { taskName, taskText } from "./queue-dir.ts"
 import type { Sizes } from "./sizes.ts"
 import { median } from "./stats.ts"
 import { q, type Row } from "./table.ts"
+import { waitFor } from "./wait.ts"
 
 export const TASK_DONE_ROWS = [
   { id: "8a", what: "task done through a running daemon: wall", goal: "≤ 150 ms" },
@@ -39,6 +42,15 @@ export const taskDone = async (
       30_000
     )
     const run = TYPED.exec(typed.message)?.[3] ?? ""
+    // An agent runs the command only once its prompt was submitted; until the daemon records that (`started_at`), it
+    // holds the task's lock, and a completion would measure the wait for the Enter.
+    await waitFor(`${name} recorded as started`, () => {
+      try {
+        return /^started_at: /m.test(readFileSync(queue.path("active", name), "utf8"))
+      } catch {
+        return false
+      }
+    }, { timeoutMs: 30_000, everyMs: 5 })
     const result = await timedRun([NODE, DAEMON, "task", "done", name, "--run", run, "--queue-dir", queue.dir])
     if (result.exitCode !== 0)
       throw new Error(`task done ${name} --run ${run} exited ${result.exitCode}: ${result.output}`)

@@ -151,6 +151,11 @@ export const DryRunTmuxLayer = (options: DryRunOptions) =>
             (pane) => (pane.busySince === undefined ? idle(pane.input) : busy(pane.busySince, pane.prompt))
           ),
         paneCommand: (session) => withPane(session, () => "claude"),
+        lookAtPane: (session) =>
+          withPane(session, (pane) => ({
+            command: "claude",
+            screen: pane.busySince === undefined ? idle(pane.input) : busy(pane.busySince, pane.prompt)
+          })),
         sendText: (session, text) =>
           Effect.gen(function*() {
             const pane = yield* withPane(session, (p) => p)

@@ -4,7 +4,7 @@
  * create (a hard link fails when the name exists), symlinks are never followed (O_NOFOLLOW), and a file is opened
  * with O_NONBLOCK so a FIFO swapped in under a task's name cannot hang the daemon.
  */
-import { constants, type Dirent, lstatSync } from "node:fs"
+import { closeSync, constants, type Dirent, fstatSync, lstatSync, openSync, readFileSync, readSync } from "node:fs"
 import * as fs from "node:fs/promises"
 import { isUtf8 } from "node:buffer"
 import { join } from "node:path"
@@ -236,6 +236,27 @@ export const removeTempDebris = Effect.fn("removeTempDebris")(function*(root: st
   return removed
 })
 
+/** O_NONBLOCK: a FIFO under a marker's name must not hang the read. */
+const MARKER_READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
+
+/** The file's bytes, at most `limit` of them (a file that grew since its stat is read only that far). */
+const readUpTo = (fd: number, expected: number, limit: number): Buffer => {
+  let buffer = Buffer.allocUnsafe(Math.min(limit, expected + 1))
+  let length = 0
+  for (;;) {
+    if (length === buffer.length) {
+      if (buffer.length >= limit) break
+      const bigger = Buffer.allocUnsafe(Math.min(limit, buffer.length * 2))
+      buffer.copy(bigger, 0, 0, length)
+      buffer = bigger
+    }
+    const n = readSync(fd, buffer, length, buffer.length - length, null)
+    if (n === 0) break
+    length += n
+  }
+  return buffer.subarray(0, length)
+}
+
 export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }: FsQueueOptions) => {
   const dirOf = (stage: Stage) => join(root, stage)
   const pathOf = (stage: Stage, name: string) => join(root, stage, name)
@@ -265,16 +286,15 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
   const notFoundOr = (stage: Stage, name: string, operation: string) => (error: unknown) =>
     errnoOf(error) === "ENOENT" ? new TaskNotFound({ stage, name }) : storeError(operation, pathOf(stage, name), error)
 
+  // Synchronous, as are marker reads: a task file is small and local, and open, stat, read and close through the
+  // thread pool cost several times the work itself (a restart reads every delegated task, a drain each task 3 times).
   const read = (stage: Stage, name: TaskName) =>
-    Effect.tryPromise({
-      try: async () => {
+    Effect.try({
+      try: () => {
         // O_NONBLOCK: opening a FIFO would otherwise wait for a writer, forever.
-        const handle = await fs.open(
-          pathOf(stage, name),
-          constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
-        )
+        const fd = openSync(pathOf(stage, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
         try {
-          const stat = await handle.stat()
+          const stat = fstatSync(fd)
           const identity = `${stat.dev}:${stat.ino}`
           if (!stat.isFile())
             return { _tag: "Unreadable", problem: "is not a regular file", quarantine: false } as const
@@ -285,10 +305,10 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
               quarantine: true
             } as const
           }
-          const bytes = await handle.readFile()
+          const bytes = readUpTo(fd, stat.size, maxTaskBytes + 1)
           return { _tag: "Read", bytes, mtimeMs: stat.mtimeMs, size: bytes.length, identity } as const
         } finally {
-          await handle.close()
+          closeSync(fd)
         }
       },
       catch: (error) =>
@@ -429,18 +449,8 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
           writeAtomic(dirOf("failed"), `${name}.error`, reason.endsWith("\n") ? reason : `${reason}\n`))
       ),
     readMarker: (name) =>
-      Effect.tryPromise({
-        try: async () => {
-          const handle = await fs.open(
-            markerPath(name),
-            constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
-          )
-          try {
-            return await handle.readFile("utf8")
-          } finally {
-            await handle.close()
-          }
-        },
+      Effect.try({
+        try: () => readFileSync(markerPath(name), { encoding: "utf8", flag: MARKER_READ_FLAGS }),
         catch: (error) => error
       }).pipe(
         Effect.map(Option.some),

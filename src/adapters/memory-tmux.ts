@@ -99,6 +99,8 @@ export const MemoryTmuxLayer = Layer.effectContext(Effect.gen(function*() {
     hasSession: (session) => Ref.get(panes).pipe(Effect.map((current) => current.has(session))),
     capturePane: (session) => withPane(session, (pane) => drawInput(pane.screen, pane.input)),
     paneCommand: (session) => withPane(session, (pane) => pane.command),
+    lookAtPane: (session) =>
+      withPane(session, (pane) => ({ command: pane.command, screen: drawInput(pane.screen, pane.input) })),
     sendText: (session, text) =>
       Effect.andThen(record(session, text), update(session, (pane) => ({ ...pane, input: pane.input + text }))),
     sendEnter: (session) =>

@@ -53,6 +53,14 @@ export interface SessionLaunch {
   readonly height?: number
 }
 
+/** One look at a session's pane. */
+export interface PaneLook {
+  /** `#{pane_current_command}`. */
+  readonly command: string
+  /** The visible pane as plain text, as `capturePane` gives it. */
+  readonly screen: string
+}
+
 export class Tmux extends Context.Service<Tmux, {
   listSessions(): Effect.Effect<ReadonlyArray<string>, TmuxError>
   hasSession(session: string): Effect.Effect<boolean, TmuxError>
@@ -63,6 +71,8 @@ export class Tmux extends Context.Service<Tmux, {
   ): Effect.Effect<string, TmuxError | SessionNotFound>
   /** `#{pane_current_command}`: a pane back at a shell means Claude Code has exited. */
   paneCommand(session: string): Effect.Effect<string, TmuxError | SessionNotFound>
+  /** `paneCommand` and `capturePane` together, in one tmux call: what every look at a session needs. */
+  lookAtPane(session: string): Effect.Effect<PaneLook, TmuxError | SessionNotFound>
   /** Types `text` literally; no Enter. */
   sendText(session: string, text: string): Effect.Effect<void, TmuxError | SessionNotFound>
   sendEnter(session: string): Effect.Effect<void, TmuxError | SessionNotFound>

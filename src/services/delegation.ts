@@ -94,7 +94,10 @@ export class Delegation extends Context.Service<Delegation, {
   readonly status: Effect.Effect<DelegationStatus>
 }>()("claude-failover/services/Delegation") {}
 
-const SUBMIT_CONCURRENCY = 4
+/** Submissions in flight at once: a restart on thousands of unsubmitted markers is bound by round trips, not CPU. */
+const SUBMIT_CONCURRENCY = 16
+/** Tasks named in the start-up line about resubmissions; the rest are counted. */
+const RESUBMITS_NAMED = 10
 /** Waits between submissions whose answer may have been lost: 30 s, doubling, at most 5 min. */
 const RESUBMIT_FIRST_MS = 30_000
 const RESUBMIT_MAX_MS = 5 * 60_000
@@ -296,8 +299,16 @@ export const makeDelegation = (settings: DelegationSettings) =>
     /** Reads every marker on disk into `known`; an unreadable one is said once and left (a restart fails its task). */
     const load = Effect.gen(function*() {
       known.clear()
-      for (const name of yield* store.listMarkers()) {
-        const marker = yield* Effect.result(store.readMarker(name))
+      const names = yield* store.listMarkers()
+      // Read 16 at a time, kept in their listed order.
+      const markers = yield* Effect.forEach(
+        names,
+        (name) =>
+          Effect.map(Effect.result(store.readMarker(name)), (marker) =>
+            [name, marker] as const),
+        { concurrency: 16 }
+      )
+      for (const [name, marker] of markers) {
         if (Result.isFailure(marker)) {
           yield* Effect.logError(
             `cannot read the delegation marker of ${name}: ${marker.failure.message}; ${name} waits (a restart fails it)`
@@ -312,12 +323,15 @@ export const makeDelegation = (settings: DelegationSettings) =>
 
     const resume = Effect.gen(function*() {
       yield* load
-      for (const [name, marker] of known) {
-        if (marker.state !== "submitting")
-          continue
-        yield* Effect.logInfo(`${name}: submitting again to ${marker.provider} with the same idempotency key`)
-        yield* Queue.offer(submissions, name)
+      const again = [...known].filter(([, marker]) => marker.state === "submitting").map(([name]) => name)
+      if (again.length > 0) {
+        const named = again.slice(0, RESUBMITS_NAMED).join(", ")
+        const more = again.length > RESUBMITS_NAMED ? ` and ${again.length - RESUBMITS_NAMED} more` : ""
+        yield* Effect.logInfo(
+          `submitting again with the same idempotency keys (a job already made is answered, not made twice): ${named}${more}`
+        )
       }
+      for (const name of again) yield* Queue.offer(submissions, name)
     })
 
     /** The reaper's view of the markers: it counts polls (in memory: a count is not worth a disk write per poll). */
@@ -344,9 +358,7 @@ export const makeDelegation = (settings: DelegationSettings) =>
               Effect.logWarning(`removed the delegation marker of ${name}: its task left pending/`)
             )
           )),
-        Effect.catch((error) =>
-          Effect.logError(`polling ${name} failed: ${error.message}`)
-        ),
+        Effect.catch((error) => Effect.logError(`polling ${name} failed: ${error.message}`)),
         permits.withPermit,
         Effect.ensuring(Effect.sync(() => polling.delete(name))),
         Effect.provideContext(ports)

@@ -162,9 +162,9 @@ const DISPATCH_GRACE_MS = 15_000
 /** A session that did not take a prompt is left alone this long, so one bad session cannot churn the queue. */
 const NOT_TYPED_REST_MS = 10_000
 const NOT_ACCEPTED_REST_MS = 60_000
-/** Waits after queue writes fail for lack of space, permissions or descriptors: doubling, capped. */
 /** Newly waiting tasks named in the log per tick; the others are counted in one line. */
 const WAITING_NAMED = 10
+/** Waits after queue writes fail for lack of space, permissions or descriptors: doubling, capped. */
 const BACKOFF_FIRST_MS = 1_000
 const BACKOFF_MAX_MS = 60_000
 
@@ -619,12 +619,14 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     const assign = Effect.fn("Dispatcher.assign")(function*(
       sessions: ReadonlyArray<string>,
       sighted: ReadonlyMap<string, Sighting>,
-      now: number
+      now: number,
+      /** The sessions that may be given a task (default: all); the others count only for routing. */
+      offered: ReadonlyArray<string> = sessions
     ) {
       yield* intake.refresh(now)
       const ready = yield* intake.ready
       if (ready.length === 0) return
-      const free = sessions.filter((session) => {
+      const free = offered.filter((session) => {
         const sighting = sighted.get(session)
         return sighting !== undefined && isFree(book, bookSettings, sighting, now, activeBySession.has(session))
       })
@@ -675,8 +677,70 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       )
     })
 
+    /** One look at a session, as the session book takes it. */
+    const sight = (session: string, now: number) =>
+      Effect.gen(function*() {
+        if (headless.isSlot(session)) return sightingOfSlot(session, yield* headless.state(session), now)
+        const pane = sightingOf(yield* observeSession(session, { now, timeZone: settings.timeZone }))
+        // A session with hooks takes the course of its turn from them; its screen cross-checks.
+        return mergeSignals(pane, yield* hooks.latest(session), { now, timeZone: settings.timeZone })
+      })
+
+    /** Sessions found and when, at the last full tick: what a quick tick starts from. */
+    let lastDiscovered: ReadonlyArray<string> = []
+    let lastFullTickAt = Number.NEGATIVE_INFINITY
+    /** Something other than a file in pending/ woke the loop: a session's turn, an active task or a hook changed. */
+    let fullTickWanted = true
+
+    /**
+     * A tick for a wake that only new files in pending/ caused, within a poll interval of the last full tick: only the
+     * sessions that were free then are looked at again (as many as there are tasks ready), and tasks assigned to those
+     * still free. Supervision of running tasks waits for the next full tick, at most a poll interval away. A drop then
+     * costs one tmux call per session it can go to, not a look at every session.
+     */
+    const quickTick = Effect.gen(function*() {
+      ticks++
+      const now = yield* Clock.currentTimeMillis
+      if (backoff !== undefined && now < backoff.until) return
+      yield* intake.refresh(now)
+      const ready = (yield* intake.ready).length
+      if (ready === 0) return
+      const sighted = new Map(lastSightings.map((sighting) => [sighting.session, sighting]))
+      const free = (session: string) => {
+        const sighting = sighted.get(session)
+        return sighting !== undefined && isFree(book, bookSettings, sighting, now, activeBySession.has(session))
+      }
+      const candidates = lastDiscovered.filter(free)
+      // Looked at a few at a time until enough are still free: one that got busy since is passed over, not waited on.
+      let looked = 0
+      let stillFree = 0
+      while (looked < candidates.length && stillFree < ready) {
+        const batch = candidates.slice(looked, looked + Math.min(4, ready - stillFree))
+        looked += batch.length
+        const fresh = yield* Effect.forEach(batch, (session) => sight(session, now), { concurrency: 4 })
+        for (const sighting of fresh) sighted.set(sighting.session, sighting)
+        yield* record(fresh.map((sighting): Fact => ({ _tag: "Seen", at: now, sighting })))
+        stillFree += batch.filter(free).length
+      }
+      lastSightings = lastSightings.map((sighting) => sighted.get(sighting.session) ?? sighting)
+      // Only the sessions looked at just now can be given a task (the others' sightings are a poll old); tasks routed
+      // to secutools go at once.
+      yield* assign(lastDiscovered, sighted, now, candidates.slice(0, looked))
+    }).pipe(
+      Effect.catch((error) =>
+        Effect.gen(function*() {
+          if (yield* noteFailure(error, yield* Clock.currentTimeMillis)) return
+          // The full tick that follows says what fails, once.
+          fullTickWanted = true
+        })
+      ),
+      Effect.withSpan("Dispatcher.quickTick"),
+      Effect.provideContext(ports)
+    )
+
     const tick = Effect.gen(function*() {
       ticks++
+      fullTickWanted = false
       // Sessions the daemon keeps up (SESSIONS_START) are created or restarted first, so this tick sees them.
       const started = yield* starter.ensure
       yield* logStartActions(started)
@@ -689,18 +753,10 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       const active = yield* loadActive
       const sessionsOfActive = active.flatMap((task) => task.fields.session === undefined ? [] : [task.fields.session])
       const all = [...new Set([...discovered, ...sessionsOfActive])]
-      const sightings = yield* Effect.forEach(
-        all,
-        (session) =>
-          Effect.gen(function*() {
-            if (headless.isSlot(session)) return sightingOfSlot(session, yield* headless.state(session), now)
-            const pane = sightingOf(yield* observeSession(session, { now, timeZone: settings.timeZone }))
-            // A session with hooks takes the course of its turn from them; its screen cross-checks.
-            return mergeSignals(pane, yield* hooks.latest(session), { now, timeZone: settings.timeZone })
-          }),
-        { concurrency: 4 }
-      )
+      const sightings = yield* Effect.forEach(all, (session) => sight(session, now), { concurrency: 4 })
       lastSightings = sightings
+      lastDiscovered = discovered
+      lastFullTickAt = now
       const sighted = new Map(sightings.map((sighting) => [sighting.session, sighting]))
       yield* record(sightings.map((sighting): Fact => ({ _tag: "Seen", at: now, sighting })))
 
@@ -835,7 +891,13 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       } satisfies DispatcherStatus
     })
 
-    const wake = Queue.offer(wakeups, undefined).pipe(Effect.asVoid)
+    const wakeUp = Queue.offer(wakeups, undefined).pipe(Effect.asVoid)
+    const wake = Effect.andThen(
+      Effect.sync(() => {
+        fullTickWanted = true
+      }),
+      wakeUp
+    )
     /** Sleeps until the next wake, the poll interval, or the moment a not-yet-settled file settles. */
     const pause = Effect.gen(function*() {
       const settle = yield* intake.nextSettle
@@ -844,9 +906,15 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       const wait = (yield* intake.scanning) ? 0 : Math.min(Duration.toMillis(settings.pollInterval), untilSettle)
       yield* Queue.take(wakeups).pipe(Effect.timeout(Duration.millis(wait)), Effect.ignore)
     })
-    const run = Effect.forever(Effect.andThen(tick, pause))
+    const next = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const quick = !fullTickWanted && !(yield* intake.scanning) &&
+        now - lastFullTickAt < Duration.toMillis(settings.pollInterval)
+      yield* quick ? quickTick : tick
+    })
+    const run = Effect.forever(Effect.andThen(next, pause))
 
-    const noticed = (name: string | undefined) => Effect.andThen(intake.touch(name), wake)
+    const noticed = (name: string | undefined) => Effect.andThen(intake.touch(name), wakeUp)
 
     return Dispatcher.of({ tick, wake, noticed, run, status, stopTurn })
   })

@@ -12,8 +12,9 @@ import * as Result from "effect/Result"
 import { TaskEvent } from "../domain/lifecycle.ts"
 import { inputBoxText } from "../domain/pane.ts"
 import { promptHeader } from "../domain/prompt.ts"
-import type { Task, TaskName } from "../domain/task.ts"
-import { type Stage, stageRank, Stages, TaskStore } from "../ports/task-store.ts"
+import type { DelegationMarker } from "../domain/marker.ts"
+import { parseTask, type Task, type TaskName } from "../domain/task.ts"
+import { type Stage, stageRank, Stages, type StoredTask, TaskStore } from "../ports/task-store.ts"
 import { Tmux } from "../ports/tmux.ts"
 import { observeSession } from "./sessions.ts"
 import {
@@ -134,14 +135,21 @@ export const resolveDuplicates = Effect.fn("resolveDuplicates")(function*() {
  * pending); returns what was done, if anything. done/ and failed/ are an archive: only a `pending` state there (an
  * interrupted retry) is acted on.
  */
-export const settleFile = Effect.fn("settleFile")(function*(stage: Stage, name: TaskName, task: Task) {
+export const settleFile = Effect.fn("settleFile")(function*(
+  stage: Stage,
+  name: TaskName,
+  task: Task,
+  /** The task's marker, when the caller has read it already (a pending task's marker is read otherwise). */
+  knownMarker?: Option.Option<DelegationMarker>
+) {
   const store = yield* TaskStore
   const state = task.fields.state ?? "pending"
   const home = homeOf(state)
   const at = yield* nowIso
+  const markerOf = knownMarker === undefined ? store.readMarker(name) : Effect.succeed(knownMarker)
   if (stage === "pending" && state === "delegated_to_secutools") {
     // Delegated tasks belong in pending/, beside their marker; without one (of their run) nothing will poll them.
-    const marker = yield* store.readMarker(name)
+    const marker = yield* markerOf
     if (Option.isSome(marker) && (marker.value.run === undefined || marker.value.run === task.fields.run)) {
       return Option.none<string>()
     }
@@ -169,7 +177,7 @@ export const settleFile = Effect.fn("settleFile")(function*(stage: Stage, name: 
     return Option.some(`${name}: finished an interrupted move to ${home}/${moved === name ? "" : ` (as ${moved})`}`)
   }
   // pending/ with a state that does not belong there.
-  const marker = yield* store.readMarker(name)
+  const marker = yield* markerOf
   const ownMarker = Option.isSome(marker) && (marker.value.run === undefined || marker.value.run === task.fields.run)
   if (state === "assigned") {
     yield* applyEvent(
@@ -209,32 +217,63 @@ export const settleStages = Effect.fn("settleStages")(function*(settleAfterMs = 
   const actions: Array<string> = []
   const marked = new Set<string>(yield* store.listMarkers())
   for (const stage of ["active", "pending", "done", "failed"] as const) {
-    for (const name of yield* store.list(stage)) {
-      if (stage === "pending" && !marked.has(name)) continue
-      if (stage === "pending" && settleAfterMs > 0 && (yield* isSettling(name, settleAfterMs))) continue
-      const read = yield* Effect.result(readTask(stage, name))
-      if (Result.isFailure(read)) {
-        const error = read.failure
-        const quarantinable = error._tag === "TaskParseError" || (error._tag === "Unreadable" && error.quarantine)
-        if (quarantinable && (stage === "pending" || stage === "active")) {
-          const target = yield* quarantine(stage, name, error.message)
-          actions.push(`${stage}/${name}: cannot be run (${error.message}); quarantined as failed/${target}`)
+    const names = (yield* store.list(stage)).filter((name) => stage !== "pending" || marked.has(name))
+    // Files (and a pending task's marker) are read RECOVERY_READERS at a time, a batch at a time, then acted on one by
+    // one, in order: read one after another, 10,000 delegated tasks held a restart up for seconds of disk waits.
+    for (let start = 0; start < names.length; start += RECOVERY_BATCH) {
+      const batch = names.slice(start, start + RECOVERY_BATCH)
+      const reads = yield* Effect.forEach(
+        batch,
+        (name) =>
+          Effect.all({
+            name: Effect.succeed(name),
+            file: Effect.result(store.read(stage, name)),
+            marker: stage === "pending" ? Effect.result(store.readMarker(name)) : Effect.succeed(undefined)
+          }),
+        { concurrency: RECOVERY_READERS }
+      )
+      for (const { file, marker, name } of reads) {
+        const now = yield* Clock.currentTimeMillis
+        if (stage === "pending" && settleAfterMs > 0 && (yield* isSettling(name, file, settleAfterMs, now))) continue
+        const read = Result.flatMap(file, (stored) => parseTask(name, stored.text))
+        if (Result.isFailure(read)) {
+          const error = read.failure
+          const quarantinable = error._tag === "TaskParseError" || (error._tag === "Unreadable" && error.quarantine)
+          if (quarantinable && (stage === "pending" || stage === "active")) {
+            const target = yield* quarantine(stage, name, error.message)
+            actions.push(`${stage}/${name}: cannot be run (${error.message}); quarantined as failed/${target}`)
+          }
+          continue
         }
-        continue
+        const known = marker === undefined || Result.isFailure(marker) ? undefined : marker.success
+        const settled = yield* settleFile(stage, name, read.success, known)
+        if (Option.isSome(settled)) actions.push(settled.value)
       }
-      const settled = yield* settleFile(stage, name, read.success.task)
-      if (Option.isSome(settled)) actions.push(settled.value)
     }
   }
   return actions
 })
 
-/** Changed by someone within `settleAfterMs` (either way: a clock a little ahead counts too), as the intake reads it. */
-const isSettling = (name: TaskName, settleAfterMs: number) =>
+/** Files (and markers) read at once by start-up recovery, and how many are held in memory between actions. */
+const RECOVERY_READERS = 16
+const RECOVERY_BATCH = 256
+
+/**
+ * Changed by someone within `settleAfterMs` (either way: a clock a little ahead counts too), as the intake reads it;
+ * the time is the read's own, or a look at the file when it could not be read.
+ */
+const isSettling = (
+  name: TaskName,
+  read: Result.Result<StoredTask, unknown>,
+  settleAfterMs: number,
+  now: number
+) =>
   Effect.gen(function*() {
-    const stat = yield* Effect.result((yield* TaskStore).stat("pending", name))
-    if (Result.isFailure(stat)) return false
-    const age = (yield* Clock.currentTimeMillis) - stat.success.mtimeMs
+    const mtimeMs = Result.isSuccess(read)
+      ? read.success.mtimeMs
+      : Result.getOrUndefined(yield* Effect.result((yield* TaskStore).stat("pending", name)))?.mtimeMs
+    if (mtimeMs === undefined) return false
+    const age = now - mtimeMs
     return age < settleAfterMs && age > -settleAfterMs
   })
 
@@ -247,13 +286,19 @@ export const settleMarkers = Effect.fn("settleMarkers")(function*() {
   const store = yield* TaskStore
   const pending = new Set(yield* store.list("pending"))
   const actions: Array<string> = []
-  for (const name of yield* store.listMarkers()) {
-    if (!pending.has(name)) {
-      yield* store.removeMarker(name)
-      actions.push(`${name}: removed a delegation marker whose task left pending/`)
-      continue
-    }
-    const marker = yield* Effect.result(store.readMarker(name))
+  const names = yield* store.listMarkers()
+  for (const name of names) {
+    if (pending.has(name)) continue
+    yield* store.removeMarker(name)
+    actions.push(`${name}: removed a delegation marker whose task left pending/`)
+  }
+  const kept = names.filter((name) => pending.has(name))
+  const reads = yield* Effect.forEach(
+    kept,
+    (name) => Effect.map(Effect.result(store.readMarker(name)), (marker) => [name, marker] as const),
+    { concurrency: RECOVERY_READERS }
+  )
+  for (const [name, marker] of reads) {
     if (Result.isSuccess(marker)) continue
     const reason =
       `${name}: its delegation marker pending/${name}.delegated cannot be read (${marker.failure.problem}); ` +

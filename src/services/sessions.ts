@@ -43,10 +43,8 @@ export const observeSession = Effect.fn("observeSession")(function*(
   clock: { readonly now: number; readonly timeZone: string }
 ) {
   const tmux = yield* Tmux
-  if (!(yield* tmux.hasSession(session))) return gone(session, "missing")
-  const command = yield* tmux.paneCommand(session)
+  const { command, screen } = yield* tmux.lookAtPane(session)
   if (SHELLS.has(command)) return gone(session, "exited")
-  const screen = yield* tmux.capturePane(session)
   const pane = classifyPane(screen, clock)
   return { session, state: pane._tag, pane: Option.some(pane), screen } satisfies Observation
 }, (effect, session) =>

@@ -11,6 +11,7 @@ import { MemoryTmuxControl, MemoryTmuxLayer } from "../../src/adapters/memory-tm
 import { DEFAULT_COMPLEXITY_MAP } from "../../src/domain/routing.ts"
 import { parseTask, TaskName } from "../../src/domain/task.ts"
 import { StoreError, TaskStore } from "../../src/ports/task-store.ts"
+import { Tmux } from "../../src/ports/tmux.ts"
 import { Delegation } from "../../src/services/delegation.ts"
 import { Dispatcher, DispatcherLayer, type DispatchSettings } from "../../src/services/dispatcher.ts"
 import { OwnWrites } from "../../src/services/own-writes.ts"
@@ -368,6 +369,83 @@ describe("dispatcher", () => {
       expect((yield* store.read("done", TaskName.make("report.md"))).text).toContain("Old report.")
       expect(yield* store.list("active")).toStrictEqual(["report-2.md"])
     }).pipe(Effect.provide(testLayer())))
+})
+
+/** The in-memory tmux, with every look at a pane (`lookAtPane`) noted in `looks`. */
+const countingTmux = (looks: Array<string>) =>
+  Layer.effectContext(Effect.gen(function*() {
+    const inner = yield* Tmux
+    return Context.make(
+      Tmux,
+      Tmux.of({
+        ...inner,
+        lookAtPane: (session) => Effect.andThen(Effect.sync(() => looks.push(session)), inner.lookAtPane(session))
+      })
+    ).pipe(Context.add(MemoryTmuxControl, yield* MemoryTmuxControl))
+  })).pipe(Layer.provide(MemoryTmuxLayer))
+
+describe("a drop between polls", () => {
+  const looks: Array<string> = []
+  const layer = () =>
+    DispatcherLayer(settings({ pollInterval: Duration.seconds(60) })).pipe(
+      Layer.provideMerge(SessionStarterOff),
+      Layer.provideMerge(HookEvents.layerMemory()),
+      Layer.provideMerge(memoryDelegation()),
+      Layer.provideMerge(Layer.mergeAll(
+        OwnWrites.tracking.pipe(Layer.provide(MemoryTaskStoreLayer)),
+        countingTmux(looks),
+        TaskLocks.layer
+      ))
+    )
+
+  it.effect("looks only at sessions free at the last poll, passes over one busy since, and never types into it", () =>
+    Effect.gen(function*() {
+      looks.length = 0
+      yield* TestClock.setTime(START)
+      for (const session of ["claude-1", "claude-2", "claude-3"]) yield* idleSession(session)
+      const dispatcher = yield* Dispatcher
+      yield* Effect.forkChild(dispatcher.run)
+      yield* TestClock.adjust(Duration.millis(100))
+      // The first tick is a full one: every session is looked at.
+      expect([...new Set(looks)].sort()).toStrictEqual(["claude-1", "claude-2", "claude-3"])
+
+      // Between polls, claude-1 gets busy (an operator typed into it), then a task is dropped.
+      yield* MemoryTmuxControl.use((tmux) => tmux.setPane("claude-1", { screen: BUSY }))
+      yield* addTask("drop.md", "Dropped.\n")
+      looks.length = 0
+      yield* dispatcher.noticed("drop.md")
+      yield* TestClock.adjust(Duration.seconds(5))
+
+      const assigned = yield* fieldsOf("active", "drop.md")
+      expect(assigned).toMatchObject({ session: "claude-2", state: "assigned" })
+      expect(assigned.started_at).toBeDefined()
+      expect(yield* pastes("claude-1")).toStrictEqual([])
+      expect(yield* pastes("claude-3")).toStrictEqual([])
+      // claude-1 was looked at and found busy; claude-3 was not needed, so not looked at before the next poll.
+      expect(looks[0]).toBe("claude-1")
+      expect(new Set(looks)).toStrictEqual(new Set(["claude-1", "claude-2"]))
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("is dispatched at the next poll when every session free at the last one is busy now", () =>
+    Effect.gen(function*() {
+      looks.length = 0
+      yield* TestClock.setTime(START)
+      yield* idleSession("claude-1")
+      const dispatcher = yield* Dispatcher
+      yield* Effect.forkChild(dispatcher.run)
+      yield* TestClock.adjust(Duration.millis(100))
+      yield* MemoryTmuxControl.use((tmux) => tmux.setPane("claude-1", { screen: BUSY }))
+      yield* addTask("later.md", "Later.\n")
+      yield* dispatcher.noticed("later.md")
+      yield* TestClock.adjust(Duration.seconds(5))
+      expect(yield* (yield* TaskStore).list("pending")).toStrictEqual(["later.md"])
+      expect(yield* pastes("claude-1")).toStrictEqual([])
+
+      // Free again; the next full tick (the poll interval, 60 s here) gives it the task.
+      yield* idleSession("claude-1")
+      yield* TestClock.adjust(Duration.seconds(60))
+      expect(yield* fieldsOf("active", "later.md")).toMatchObject({ session: "claude-1" })
+    }).pipe(Effect.provide(layer())))
 })
 
 describe("watchdog", () => {
