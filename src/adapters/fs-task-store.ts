@@ -4,10 +4,28 @@
  * create (a hard link fails when the name exists), symlinks are never followed (O_NOFOLLOW), and a file is opened
  * with O_NONBLOCK so a FIFO swapped in under a task's name cannot hang the daemon.
  */
-import { closeSync, constants, type Dirent, fstatSync, lstatSync, openSync, readFileSync, readSync } from "node:fs"
+import {
+  closeSync,
+  constants,
+  copyFileSync,
+  type Dirent,
+  fstatSync,
+  fsync,
+  link,
+  lstatSync,
+  open,
+  openSync,
+  readFileSync,
+  readSync,
+  rename,
+  rmSync,
+  unlink,
+  writeFileSync
+} from "node:fs"
 import * as fs from "node:fs/promises"
 import { isUtf8 } from "node:buffer"
 import { join } from "node:path"
+import { promisify } from "node:util"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -53,12 +71,32 @@ const storeError = (operation: string, path: string, error: unknown) => {
 const attempt = <A>(operation: string, path: string, run: () => Promise<A>) =>
   Effect.tryPromise({ try: run, catch: (error) => storeError(operation, path, error) })
 
-const syncDirectoryNow = async (dir: string) => {
-  const handle = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY)
+/**
+ * Calls that can wait on the disk's journal (creating, linking, renaming, removing, flushing) go through the thread
+ * pool on plain descriptors; writing a small file's bytes and closing it are done at once. A FileHandle per file
+ * (fs/promises) cost more than the work itself; doing the waiting calls synchronously blocked the event loop instead.
+ */
+const flush = promisify(fsync)
+const openFile = promisify(open)
+const linkFile = promisify(link)
+const renameFile = promisify(rename)
+const unlinkFile = promisify(unlink)
+
+/** Removes a temporary file after a failure; a failure to remove it must not hide the first one. */
+const discard = (temp: string) => {
   try {
-    await handle.sync()
+    rmSync(temp, { force: true })
+  } catch {
+    // left for the start-up sweep of temporary files
+  }
+}
+
+const syncDirectoryNow = async (dir: string) => {
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY)
+  try {
+    await flush(fd)
   } finally {
-    await handle.close()
+    closeSync(fd)
   }
 }
 
@@ -98,19 +136,19 @@ export const fsyncDirectory = (dir: string): Promise<void> => {
 const writeTemp = async (dir: string, content: string): Promise<string> => {
   const temp = join(dir, tempName())
   try {
-    const handle = await fs.open(
+    const fd = await openFile(
       temp,
       constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
       0o644
     )
     try {
-      await handle.writeFile(content, "utf8")
-      await handle.sync()
+      writeFileSync(fd, content, "utf8")
+      await flush(fd)
     } finally {
-      await handle.close()
+      closeSync(fd)
     }
   } catch (error) {
-    await fs.rm(temp, { force: true }).catch(() => undefined)
+    discard(temp)
     throw error
   }
   return temp
@@ -122,26 +160,26 @@ const NO_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"])
 /** `link(from, to)` that never overwrites; the fallback for filesystems without links checks first, then renames. */
 const linkNoReplace = async (from: string | Buffer, to: string, removeSource: boolean): Promise<void> => {
   try {
-    await fs.link(from, to)
+    await linkFile(from, to)
   } catch (error) {
     const code = errnoOf(error)
     if (code === undefined || !NO_LINKS.has(code)) throw error
-    const taken = await fs.lstat(to).then(() => true, () => false)
+    const taken = lstatSync(to, { throwIfNoEntry: false }) !== undefined
     if (taken) throw Object.assign(new Error(`${to} exists`), { code: "EEXIST" })
-    if (removeSource) return fs.rename(from, to)
-    await fs.copyFile(from, to, constants.COPYFILE_EXCL)
+    if (removeSource) return renameFile(from, to)
+    copyFileSync(from, to, constants.COPYFILE_EXCL)
     return
   }
-  if (removeSource) await fs.unlink(from)
+  if (removeSource) await unlinkFile(from)
 }
 
 /** Writes `content` to `dir/name` atomically, replacing what is there: temp file, fsync, rename, fsync the directory. */
 export const writeAtomic = async (dir: string, name: string, content: string): Promise<void> => {
   const temp = await writeTemp(dir, content)
   try {
-    await fs.rename(temp, join(dir, name))
+    await renameFile(temp, join(dir, name))
   } catch (error) {
-    await fs.rm(temp, { force: true }).catch(() => undefined)
+    discard(temp)
     throw error
   }
   await fsyncDirectory(dir)
@@ -153,7 +191,7 @@ const createAtomic = async (dir: string, name: string, content: string): Promise
   try {
     await linkNoReplace(temp, join(dir, name), true)
   } catch (error) {
-    await fs.rm(temp, { force: true }).catch(() => undefined)
+    discard(temp)
     throw error
   }
   await fsyncDirectory(dir)
@@ -277,7 +315,7 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
   const remove = (stage: Stage, name: string) =>
     Effect.uninterruptible(attempt("remove", pathOf(stage, name), async () => {
       // unlink, not rm: rm looks first (one more system call per removal) to handle directories, never ours.
-      await fs.unlink(pathOf(stage, name)).catch((error) => {
+      await unlinkFile(pathOf(stage, name)).catch((error: unknown) => {
         if (errnoOf(error) !== "ENOENT") throw error
       })
       await fsyncDirectory(dirOf(stage))
@@ -419,7 +457,7 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
         try: async () => {
           await linkNoReplace(pathOf(from, name), pathOf(to, toName), false)
           await fsyncDirectory(dirOf(to))
-          await fs.unlink(pathOf(from, name))
+          await unlinkFile(pathOf(from, name))
           await fsyncDirectory(dirOf(from))
         },
         catch: (error) =>
@@ -435,7 +473,7 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
           const source = Buffer.concat([Buffer.from(`${dirOf(stray.stage)}/`), Buffer.from(stray.raw)])
           await linkNoReplace(source, pathOf("failed", name), false)
           await fsyncDirectory(dirOf("failed"))
-          await fs.unlink(source)
+          await unlinkFile(source)
           await fsyncDirectory(dirOf(stray.stage))
         },
         catch: (error) =>

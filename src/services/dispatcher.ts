@@ -162,6 +162,8 @@ const DISPATCH_GRACE_MS = 15_000
 /** A session that did not take a prompt is left alone this long, so one bad session cannot churn the queue. */
 const NOT_TYPED_REST_MS = 10_000
 const NOT_ACCEPTED_REST_MS = 60_000
+/** Tasks handed to delegation at once (each writes its marker and its new state, with their flushes). */
+const DELEGATE_CONCURRENCY = 16
 /** Newly waiting tasks named in the log per tick; the others are counted in one line. */
 const WAITING_NAMED = 10
 /** Waits after queue writes fail for lack of space, permissions or descriptors: doubling, capped. */
@@ -640,20 +642,23 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         )
       }
       const local: Array<{ readonly task: Task; readonly reason: Reason }> = []
+      const delegated: Array<{ readonly task: Task; readonly decision: Extract<Route, { route: "delegate" }> }> = []
       for (const entry of ready) {
         const decision = decisionOf(entry, situation)
-        if (decision.route === "local") {
-          local.push({ task: entry.task, reason: decision.reason })
-          continue
-        }
-        yield* intake.forget(entry.task.name)
-        yield* locks.withTask(
-          entry.task.name,
-          delegation.start(entry.task, decision.provider, routingReason(decision.reason))
-        ).pipe(
-          Effect.catch((error) => Effect.logError(`delegating ${entry.task.name} failed: ${error.message}`))
-        )
+        if (decision.route === "local") local.push({ task: entry.task, reason: decision.reason })
+        else delegated.push({ task: entry.task, decision })
       }
+      // Each under its own task's lock, several at a time: one after another, the writes and flushes of a burst of
+      // delegated tasks held the whole drain to one disk round trip per task.
+      yield* Effect.forEach(
+        delegated,
+        ({ decision, task }) =>
+          Effect.andThen(
+            intake.forget(task.name),
+            locks.withTask(task.name, delegation.start(task, decision.provider, routingReason(decision.reason)))
+          ).pipe(Effect.catch((error) => Effect.logError(`delegating ${task.name} failed: ${error.message}`))),
+        { concurrency: DELEGATE_CONCURRENCY, discard: true }
+      )
       const pairs = free.flatMap((session, index) => {
         const entry = local[index]
         const sighting = sighted.get(session)
