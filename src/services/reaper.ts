@@ -110,6 +110,15 @@ const finish = (name: TaskName, marker: DelegationMarker, ending: Ending, contex
     )
   )
 
+/** The finish and the line that says so, as one: a stop between them left a finished task no line had reported. */
+const finishSaying = (
+  name: TaskName,
+  marker: DelegationMarker,
+  outcome: Parameters<typeof finish>[2],
+  context: ReapContext,
+  line: Effect.Effect<void>
+) => Effect.uninterruptible(Effect.andThen(finish(name, marker, outcome, context), line))
+
 /** One poll of the job behind `marker`; terminal statuses, a job secutools no longer knows and timeouts finish the task. */
 export const reapJob = Effect.fn("Reaper.reapJob")(
   function*(name: TaskName, marker: DelegationMarker, context: ReapContext) {
@@ -123,22 +132,37 @@ export const reapJob = Effect.fn("Reaper.reapJob")(
     if (Result.isFailure(polled)) {
       const error = polled.failure
       if (error.reason._tag === "Status" && error.reason.status === 404) {
-        yield* finish(name, marker, { failure: `secutools no longer knows job ${jobId} (HTTP 404)` }, context)
-        return yield* Effect.logWarning(`${name} failed: secutools no longer knows job ${jobId}`).pipe(
-          Effect.annotateLogs(annotations)
+        return yield* finishSaying(
+          name,
+          marker,
+          { failure: `secutools no longer knows job ${jobId} (HTTP 404)` },
+          context,
+          Effect.logWarning(`${name} failed: secutools no longer knows job ${jobId}`).pipe(
+            Effect.annotateLogs(annotations)
+          )
         )
       }
       if (error.reason._tag === "TooLarge") {
         const reason = `${error.message}; the job's result was not read`
-        yield* finish(name, marker, { failure: reason }, context)
-        return yield* Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
+        return yield* finishSaying(
+          name,
+          marker,
+          { failure: reason },
+          context,
+          Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
+        )
       }
       if (timedOut) {
         const reason = `job ${jobId} could not be polled for ${
           Duration.format(context.jobTimeout)
         } (last: ${error.message})`
-        yield* finish(name, marker, { failure: reason }, context)
-        return yield* Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
+        return yield* finishSaying(
+          name,
+          marker,
+          { failure: reason },
+          context,
+          Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
+        )
       }
       return yield* Effect.logWarning(`polling job ${jobId} of ${name}: ${error.message}`).pipe(
         Effect.annotateLogs(annotations)
@@ -146,22 +170,37 @@ export const reapJob = Effect.fn("Reaper.reapJob")(
     }
     const job = polled.success
     if (job.status === "completed") {
-      yield* finish(name, marker, { job }, context)
       const took = formatDuration(millisBetween(marker.created_at, yield* nowIso) ?? 0)
-      return yield* Effect.logInfo(`${name} done by secutools ${marker.provider} (job ${jobId}, took ${took})`).pipe(
-        Effect.annotateLogs(annotations)
+      return yield* finishSaying(
+        name,
+        marker,
+        { job },
+        context,
+        Effect.logInfo(`${name} done by secutools ${marker.provider} (job ${jobId}, took ${took})`).pipe(
+          Effect.annotateLogs(annotations)
+        )
       )
     }
     if (job.status === "failed" || job.status === "cancelled") {
-      yield* finish(name, marker, { job }, context)
-      return yield* Effect.logWarning(`${name} ${job.status} at secutools: ${job.error ?? "no reason given"}`).pipe(
-        Effect.annotateLogs(annotations)
+      return yield* finishSaying(
+        name,
+        marker,
+        { job },
+        context,
+        Effect.logWarning(`${name} ${job.status} at secutools: ${job.error ?? "no reason given"}`).pipe(
+          Effect.annotateLogs(annotations)
+        )
       )
     }
     if (timedOut) {
       const reason = `job ${jobId} was still ${job.status} after ${Duration.format(context.jobTimeout)}`
-      yield* finish(name, marker, { failure: reason }, context)
-      return yield* Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
+      return yield* finishSaying(
+        name,
+        marker,
+        { failure: reason },
+        context,
+        Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
+      )
     }
     context.markers.polled(name, jobId)
   }
