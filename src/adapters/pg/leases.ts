@@ -1,0 +1,113 @@
+/**
+ * Hosts and leases on the PostgreSQL queue. A host registers, and its heartbeat extends the leases of the tasks it
+ * moved into active/ (the move is the claim: see `./task-store.ts`). A host that stops — kill -9, power, network —
+ * stops extending them; once a lease has run out, another host takes the task over and ends its run as the
+ * single-host daemon ends a run whose session died, so the run token refuses a late completion from the lost host.
+ * Easy to get wrong: taking over is itself a claim — of several hosts seeing the same expired lease, exactly one
+ * gets it (one conditional UPDATE) — and the database's clock is the only clock: hosts' clocks may disagree.
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import * as SqlClient from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
+import { TaskName } from "../../domain/task.ts"
+import { StoreError } from "../../ports/task-store.ts"
+
+export interface Host {
+  readonly host: string
+  readonly startedAt: number
+  readonly heartbeatAt: number
+  /** Active tasks leased to the host. */
+  readonly leases: number
+}
+
+export interface ExpiredLease {
+  readonly task: TaskName
+  /** The host that held it. */
+  readonly host: string
+  /** How long ago it ran out, by the database's clock. */
+  readonly expiredForMs: number
+}
+
+const isTaskName = Schema.is(TaskName)
+
+const failed = (operation: string) => (error: SqlError) =>
+  new StoreError({ operation, path: "postgres:cf_hosts", problem: error.message, code: "EIO" })
+
+export const makeLeases = (host: string, leaseTtl: Duration.Duration) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const ttlSeconds = Duration.toSeconds(leaseTtl)
+    const until = sql`clock_timestamp() + make_interval(secs => ${ttlSeconds})`
+
+    return {
+      host,
+      /** Announces the host (again, after a restart: its start time is reset, its leases are kept). */
+      register: sql`
+        INSERT INTO cf_hosts (host, started_at, heartbeat_at) VALUES (${host}, clock_timestamp(), clock_timestamp())
+        ON CONFLICT (host) DO UPDATE SET started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
+      `.pipe(Effect.asVoid, Effect.mapError(failed("register"))),
+
+      /** The host is alive: its heartbeat and every lease it holds are renewed; returns how many leases it holds. */
+      heartbeat: sql.withTransaction(Effect.gen(function*() {
+        yield* sql`UPDATE cf_hosts SET heartbeat_at = clock_timestamp() WHERE host = ${host}`
+        const renewed = yield* sql<{ readonly name: string }>`
+          UPDATE cf_tasks SET lease_until = ${until} WHERE stage = 'active' AND lease_host = ${host} RETURNING name
+        `
+        return renewed.length
+      })).pipe(Effect.mapError(failed("heartbeat"))),
+
+      /** Active tasks whose lease has run out (another host's, or this host's from before a restart). */
+      expired: sql<{ readonly name: string; readonly lease_host: string | null; readonly ago_ms: string | number }>`
+        SELECT name, lease_host, (extract(epoch FROM clock_timestamp() - lease_until) * 1000)::float8 AS ago_ms
+        FROM cf_tasks WHERE stage = 'active' AND lease_until < clock_timestamp() ORDER BY name
+      `.pipe(
+        Effect.map((rows) =>
+          rows.flatMap((row): Array<ExpiredLease> =>
+            isTaskName(row.name)
+              ? [{ task: row.name, host: row.lease_host ?? "", expiredForMs: Number(row.ago_ms) }]
+              : []
+          )
+        ),
+        Effect.mapError(failed("expired"))
+      ),
+
+      /**
+       * Takes an expired lease over for this host; true for exactly one of several hosts asking at once (and false
+       * when the lease was renewed meanwhile: its host came back).
+       */
+      takeOver: (task: TaskName) =>
+        sql<{ readonly name: string }>`
+          UPDATE cf_tasks SET lease_host = ${host}, lease_until = ${until}
+          WHERE stage = 'active' AND name = ${task} AND lease_until < clock_timestamp()
+          RETURNING name
+        `.pipe(Effect.map((rows) => rows.length === 1), Effect.mapError(failed("take over"))),
+
+      /** Every host, with its heartbeat and the leases it holds, for the status API. */
+      hosts: sql<{
+        readonly host: string
+        readonly started_ms: string | number
+        readonly heartbeat_ms: string | number
+        readonly leases: string | number
+      }>`
+        SELECT h.host,
+          (extract(epoch FROM h.started_at) * 1000)::float8 AS started_ms,
+          (extract(epoch FROM h.heartbeat_at) * 1000)::float8 AS heartbeat_ms,
+          (SELECT count(*) FROM cf_tasks t WHERE t.stage = 'active' AND t.lease_host = h.host) AS leases
+        FROM cf_hosts h ORDER BY h.host
+      `.pipe(
+        Effect.map((rows) =>
+          rows.map((row): Host => ({
+            host: row.host,
+            startedAt: Number(row.started_ms),
+            heartbeatAt: Number(row.heartbeat_ms),
+            leases: Number(row.leases)
+          }))
+        ),
+        Effect.mapError(failed("hosts"))
+      )
+    }
+  })
+
+export type Leases = Effect.Success<ReturnType<typeof makeLeases>>

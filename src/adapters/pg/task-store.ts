@@ -1,0 +1,215 @@
+/**
+ * The queue's TaskStore on PostgreSQL: a row per task in a stage, a marker row per delegated task, the same contract
+ * as the filesystem store (`test/adapters/task-store-contract.ts` runs against both).
+ * Easy to get wrong: create and move never overwrite — the primary key (stage, name) refuses, and that refusal is
+ * NameTaken, not an error; a move is one UPDATE, so it cannot be cut in half as a link and an unlink can — and of
+ * several hosts moving the same pending task, exactly one finds the row (the claim), and the task is leased to it;
+ * every database failure is a StoreError with code EIO, so the daemon waits an outage out as it waits out a full disk.
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as SqlClient from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
+import { MarkerJson } from "../../domain/marker.ts"
+import { TaskName } from "../../domain/task.ts"
+import {
+  NameTaken,
+  type Stage,
+  type StoredTask,
+  StoreError,
+  TaskNotFound,
+  TaskStore,
+  Unreadable
+} from "../../ports/task-store.ts"
+
+const DEFAULT_MAX_TASK_BYTES = 1024 * 1024
+
+interface TaskRow {
+  readonly text: string
+  readonly file_id: string | number | bigint
+  readonly changed_ms: string | number
+}
+
+const where = (table: string, stage?: Stage, name?: string) =>
+  `postgres:${table}${stage === undefined ? "" : `/${stage}`}${name === undefined ? "" : `/${name}`}`
+
+const storeError = (operation: string, path: string) => (error: SqlError) =>
+  new StoreError({ operation, path, problem: error.message, code: "EIO" })
+
+const isUniqueViolation = (error: SqlError) => error.reason._tag === "UniqueViolation"
+
+const storedOf = (stage: Stage, name: TaskName, row: TaskRow): StoredTask => ({
+  stage,
+  name,
+  text: row.text,
+  mtimeMs: Number(row.changed_ms),
+  size: Buffer.byteLength(row.text, "utf8"),
+  identity: `postgres:${String(row.file_id)}`
+})
+
+export interface PgQueueOptions {
+  readonly maxTaskBytes?: number
+  /** This daemon's host id: a task it moves into active/ is leased to it (see `./leases.ts`). */
+  readonly host?: string
+  /** How long a lease lasts without a heartbeat. */
+  readonly leaseTtl?: Duration.Duration
+}
+
+const DEFAULT_LEASE_TTL = Duration.seconds(30)
+
+export const makePgTaskStore = (options: PgQueueOptions = {}) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const maxTaskBytes = options.maxTaskBytes ?? DEFAULT_MAX_TASK_BYTES
+    const host = options.host ?? null
+    const leaseSeconds = Duration.toSeconds(options.leaseTtl ?? DEFAULT_LEASE_TTL)
+    /** The lease a row gets in `stage`: this host's, from now, in active/; none elsewhere. */
+    const leaseHost = (stage: Stage) => (stage === "active" ? host : null)
+    const leaseUntil = (stage: Stage) =>
+      stage === "active" && host !== null ? sql`clock_timestamp() + make_interval(secs => ${leaseSeconds})` : sql`NULL`
+
+    const row = (stage: Stage, name: TaskName) =>
+      sql<TaskRow>`
+        SELECT text, file_id, (extract(epoch FROM changed_at) * 1000)::float8 AS changed_ms
+        FROM cf_tasks WHERE stage = ${stage} AND name = ${name}
+      `.pipe(
+        Effect.map((rows) => Option.fromNullishOr(rows[0])),
+        Effect.mapError(storeError("read", where("cf_tasks", stage, name)))
+      )
+
+    const found = (stage: Stage, name: TaskName) =>
+      Effect.flatMap(
+        row(stage, name),
+        Option.match({
+          onNone: () => Effect.fail(new TaskNotFound({ stage, name })),
+          onSome: (found) => Effect.succeed(storedOf(stage, name, found))
+        })
+      )
+
+    return TaskStore.of({
+      list: (stage) =>
+        sql<{ readonly name: string }>`SELECT name FROM cf_tasks WHERE stage = ${stage}`.pipe(
+          // Sorted here, as the filesystem store sorts: the database's collation is not JavaScript's order.
+          Effect.map((rows) => rows.map((r) => r.name).filter(Schema.is(TaskName)).sort()),
+          Effect.mapError(storeError("list", where("cf_tasks", stage)))
+        ),
+      // Rows are written only through this store, which takes task names only: nothing can be a stray.
+      strays: () => Effect.succeed([]),
+      has: (stage, name) => Effect.map(row(stage, name), Option.isSome),
+      stat: (stage, name) =>
+        Effect.map(found(stage, name), (stored) => ({
+          identity: stored.identity,
+          links: 1,
+          mtimeMs: stored.mtimeMs,
+          size: stored.size
+        })),
+      // A row has one name: no move is ever left half done.
+      linked: () => Effect.succeed(new Map()),
+      read: (stage, name) =>
+        Effect.flatMap(found(stage, name), (stored) =>
+          stored.size > maxTaskBytes
+            ? Effect.fail(
+              new Unreadable({
+                stage,
+                name,
+                problem: `is ${stored.size} bytes; task files may have at most ${maxTaskBytes} (MAX_TASK_SIZE)`,
+                quarantine: true
+              })
+            )
+            : Effect.succeed(stored)),
+      create: (stage, name, text) =>
+        sql`
+          INSERT INTO cf_tasks (stage, name, text, lease_host, lease_until)
+          VALUES (${stage}, ${name}, ${text}, ${leaseHost(stage)}, ${leaseUntil(stage)})
+        `.pipe(
+          Effect.asVoid,
+          Effect.catch((error): Effect.Effect<never, NameTaken | StoreError> =>
+            isUniqueViolation(error)
+              ? Effect.fail(new NameTaken({ stage, name }))
+              : Effect.fail(storeError("create", where("cf_tasks", stage, name))(error))
+          )
+        ),
+      replace: (stage, name, text) =>
+        sql`
+          INSERT INTO cf_tasks (stage, name, text, lease_host, lease_until)
+          VALUES (${stage}, ${name}, ${text}, ${leaseHost(stage)}, ${leaseUntil(stage)})
+          ON CONFLICT (stage, name) DO UPDATE
+            SET text = excluded.text, file_id = nextval('cf_file_ids'), changed_at = clock_timestamp()
+        `.pipe(Effect.asVoid, Effect.mapError(storeError("write", where("cf_tasks", stage, name)))),
+      move: (from, to, name, toName = name) =>
+        sql<{ readonly name: string }>`
+          UPDATE cf_tasks
+          SET stage = ${to}, name = ${toName},
+            lease_host = ${from === to ? sql`lease_host` : sql`${leaseHost(to)}`},
+            lease_until = ${from === to ? sql`lease_until` : leaseUntil(to)}
+          WHERE stage = ${from} AND name = ${name}
+          RETURNING name
+        `.pipe(
+          Effect.catch((error): Effect.Effect<never, NameTaken | StoreError> =>
+            isUniqueViolation(error)
+              ? Effect.fail(new NameTaken({ stage: to, name: toName }))
+              : Effect.fail(storeError("move", where("cf_tasks", from, name))(error))
+          ),
+          Effect.flatMap((rows) =>
+            rows.length === 0 ? Effect.fail(new TaskNotFound({ stage: from, name })) : Effect.void
+          )
+        ),
+      remove: (stage, name) =>
+        sql`DELETE FROM cf_tasks WHERE stage = ${stage} AND name = ${name}`.pipe(
+          Effect.asVoid,
+          Effect.mapError(storeError("remove", where("cf_tasks", stage, name)))
+        ),
+      quarantineStray: (stray) =>
+        Effect.fail(
+          new StoreError({
+            operation: "quarantine",
+            path: where("cf_tasks", stray.stage, stray.display),
+            problem: "the PostgreSQL queue has no strays"
+          })
+        ),
+      writeError: (name, reason) =>
+        sql`
+          INSERT INTO cf_errors (name, reason) VALUES (${name}, ${reason.endsWith("\n") ? reason : `${reason}\n`})
+          ON CONFLICT (name) DO UPDATE SET reason = excluded.reason
+        `.pipe(Effect.asVoid, Effect.mapError(storeError("write", where("cf_errors", undefined, name)))),
+      readMarker: (name) =>
+        sql<{ readonly marker: string }>`SELECT marker FROM cf_markers WHERE name = ${name}`.pipe(
+          Effect.mapError(storeError("read", where("cf_markers", undefined, name))),
+          Effect.flatMap((rows) => {
+            const text = rows[0]?.marker
+            if (text === undefined) return Effect.succeedNone
+            return Schema.decodeUnknownEffect(MarkerJson)(text).pipe(
+              Effect.map(Option.some),
+              Effect.mapError((error) =>
+                new StoreError({
+                  operation: "decode",
+                  path: where("cf_markers", undefined, name),
+                  problem: error.message
+                })
+              )
+            )
+          })
+        ),
+      writeMarker: (name, marker) =>
+        sql`
+          INSERT INTO cf_markers (name, marker) VALUES (${name}, ${JSON.stringify(marker)})
+          ON CONFLICT (name) DO UPDATE SET marker = excluded.marker
+        `.pipe(Effect.asVoid, Effect.mapError(storeError("write", where("cf_markers", undefined, name)))),
+      removeMarker: (name) =>
+        sql`DELETE FROM cf_markers WHERE name = ${name}`.pipe(
+          Effect.asVoid,
+          Effect.mapError(storeError("remove", where("cf_markers", undefined, name)))
+        ),
+      listMarkers: () =>
+        sql<{ readonly name: string }>`SELECT name FROM cf_markers`.pipe(
+          Effect.map((rows) => rows.map((r) => r.name).filter(Schema.is(TaskName)).sort()),
+          Effect.mapError(storeError("list", where("cf_markers")))
+        )
+    })
+  })
+
+/** The store on the SqlClient it is given (migrated first: see `./schema.ts`). */
+export const PgTaskStoreLayer = (options: PgQueueOptions = {}) => Layer.effect(TaskStore, makePgTaskStore(options))

@@ -1,0 +1,132 @@
+/**
+ * Claims and leases on a real PostgreSQL, each host with its own pool of connections: of several hosts claiming the
+ * same tasks at once each task goes to exactly one, a live host keeps its leases, and the tasks of a host that stops
+ * are taken over by exactly one other host once its leases run out.
+ */
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { expect, layer } from "@effect/vitest"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import * as SqlClient from "effect/sql/SqlClient"
+import { makeLeases } from "../../src/adapters/pg/leases.ts"
+import { migrate } from "../../src/adapters/pg/schema.ts"
+import { makePgTaskStore } from "../../src/adapters/pg/task-store.ts"
+import { TaskName } from "../../src/domain/task.ts"
+import { currentSchemaClient, PrivateDatabase } from "./pg-database.ts"
+
+const TTL = Duration.seconds(1)
+
+/** A host: its own pool on the test schema, its store (leasing what it moves into active/) and its leases. */
+const hostNamed = (host: string) =>
+  Effect.gen(function*() {
+    const client = Layer.mergeAll(yield* currentSchemaClient, NodeServices.layer)
+    const context = yield* Layer.build(client)
+    const store = yield* makePgTaskStore({ host, leaseTtl: TTL }).pipe(Effect.provideContext(context))
+    const leases = yield* makeLeases(host, TTL).pipe(Effect.provideContext(context))
+    yield* leases.register
+    return { host, store, leases }
+  })
+
+const names = (prefix: string, count: number) =>
+  Array.from({ length: count }, (_, i) => TaskName.make(`${prefix}-${String(i).padStart(3, "0")}.md`))
+
+/** Tries to move each task from pending/ to active/; the ones this host got. */
+const claimAll = (host: Effect.Success<ReturnType<typeof hostNamed>>, tasks: ReadonlyArray<TaskName>) =>
+  Effect.forEach(tasks, (task) =>
+    host.store.move("pending", "active", task).pipe(
+      Effect.as([task]),
+      Effect.catchTag("TaskNotFound", () => Effect.succeed([]))
+    ), { concurrency: 4 }).pipe(Effect.map((claimed) => claimed.flat()))
+
+/** Polls `check` until it holds, for at most `within` (a condition with a deadline, not a fixed sleep). */
+const eventually = <A>(check: Effect.Effect<A, unknown>, holds: (a: A) => boolean, within: Duration.Duration) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + Duration.toMillis(within)
+    for (;;) {
+      const value = yield* check
+      if (holds(value)) return value
+      if (Date.now() > deadline) return value
+      yield* Effect.sleep(Duration.millis(100))
+    }
+  })
+
+layer(Layer.effectDiscard(migrate).pipe(Layer.provideMerge(PrivateDatabase)), {
+  excludeTestServices: true,
+  timeout: 60_000
+})("PostgreSQL leases", (it) => {
+  it.effect("three hosts claiming the same 60 tasks at once: each task is claimed once, leased to its claimer", () =>
+    Effect.gen(function*() {
+      const [a, b, c] = yield* Effect.all([hostNamed("host-a"), hostNamed("host-b"), hostNamed("host-c")])
+      const tasks = names("race", 60)
+      for (const task of tasks) yield* a.store.create("pending", task, `Task ${task}.\n`)
+      // Each host goes through the tasks in its own order, so they collide all along the way.
+      const orders = [tasks, [...tasks].reverse(), [...tasks.slice(30), ...tasks.slice(0, 30)]]
+      const claimed = yield* Effect.all(
+        [claimAll(a, orders[0] ?? []), claimAll(b, orders[1] ?? []), claimAll(c, orders[2] ?? [])],
+        { concurrency: "unbounded" }
+      )
+      const all = claimed.flat()
+      expect(all.length).toBe(60)
+      expect(new Set(all).size).toBe(60)
+      expect(yield* a.store.list("pending")).toStrictEqual([])
+
+      const sql = yield* SqlClient.SqlClient
+      const rows = yield* sql<{ readonly name: string; readonly lease_host: string }>`
+        SELECT name, lease_host FROM cf_tasks WHERE stage = 'active' AND name LIKE 'race-%'
+      `
+      const holder = new Map(rows.map((row) => [row.name, row.lease_host]))
+      for (const [index, host] of [a, b, c].entries())
+        for (const task of claimed[index] ?? []) expect(holder.get(task)).toBe(host.host)
+      // Moving a task on (to done/) ends its lease.
+      const first = all[0]
+      if (first !== undefined) {
+        const owner = [a, b, c].find((_, index) => (claimed[index] ?? []).includes(first))
+        yield* (owner ?? a).store.move("active", "done", first)
+        const after = yield* sql<{ readonly lease_host: string | null }>`
+          SELECT lease_host FROM cf_tasks WHERE stage = 'done' AND name = ${first}
+        `
+        expect(after[0]?.lease_host).toBeNull()
+      }
+    }))
+
+  it.effect("a live host keeps its leases; a stopped host's expire, and exactly one other host takes each over", () =>
+    Effect.gen(function*() {
+      const [a, b, c] = yield* Effect.all([hostNamed("lease-a"), hostNamed("lease-b"), hostNamed("lease-c")])
+      const ofA = names("of-a", 5)
+      const ofB = names("of-b", 5)
+      for (const task of [...ofA, ...ofB]) yield* a.store.create("pending", task, "Work.\n")
+      // b claims first: without its heartbeat, its leases would run out before a's.
+      expect(yield* claimAll(b, ofB)).toStrictEqual(ofB)
+      expect(yield* claimAll(a, ofA)).toStrictEqual(ofA)
+
+      // b goes on beating; a has stopped (as after kill -9).
+      const beating = yield* Effect.forkChild(
+        Effect.repeat(b.leases.heartbeat, Schedule.spaced(Duration.millis(200)))
+      )
+      // (The first test's hosts stopped too: only this test's tasks are looked at.)
+      const ours = Effect.map(c.leases.expired, (leases) => leases.filter((lease) => lease.task.startsWith("of-")))
+      const expired = yield* eventually(ours, (leases) => leases.length >= 5, Duration.seconds(10))
+      expect(expired.map((lease) => lease.task)).toStrictEqual(ofA)
+      expect(expired.every((lease) => lease.host === "lease-a")).toBe(true)
+
+      // b and c both try to take over each of a's tasks at the same moment.
+      const takes = yield* Effect.forEach(
+        ofA,
+        (task) => Effect.all([b.leases.takeOver(task), c.leases.takeOver(task)], { concurrency: "unbounded" }),
+        { concurrency: "unbounded" }
+      )
+      for (const [byB, byC] of takes) expect(Number(byB) + Number(byC)).toBe(1)
+      // Taken over, a task is leased anew: it is no longer expired, and a second take-over finds nothing.
+      expect((yield* ours).map((lease) => lease.task)).toStrictEqual([])
+      expect(yield* c.leases.takeOver(ofA[0] ?? TaskName.make("none.md"))).toBe(false)
+
+      const hosts = new Map((yield* c.leases.hosts).map((host) => [host.host, host]))
+      expect(hosts.get("lease-a")?.leases).toBe(0)
+      expect((hosts.get("lease-b")?.leases ?? 0) + (hosts.get("lease-c")?.leases ?? 0)).toBe(10)
+      expect(hosts.get("lease-b")?.heartbeatAt ?? 0).toBeGreaterThan(hosts.get("lease-a")?.heartbeatAt ?? 0)
+      yield* Fiber.interrupt(beating)
+    }))
+})
