@@ -9,11 +9,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
 import { makeLeases } from "../../src/adapters/pg/leases.ts"
 import { migrate } from "../../src/adapters/pg/schema.ts"
 import { makePgTaskStore } from "../../src/adapters/pg/task-store.ts"
+import type { DelegationMarker } from "../../src/domain/marker.ts"
 import { TaskName } from "../../src/domain/task.ts"
 import { currentSchemaClient, PrivateDatabase } from "./pg-database.ts"
 
@@ -29,6 +31,18 @@ const hostNamed = (host: string) =>
     yield* leases.register
     return { host, store, leases }
   })
+
+const markerOf = (task: TaskName, key: string): DelegationMarker => ({
+  task,
+  provider: "gemini",
+  run: "r1",
+  idempotency_key: key,
+  state: "submitted",
+  job_id: `job-of-${task}`,
+  created_at: "2026-11-26T07:00:00.000Z",
+  submitted_at: "2026-11-26T07:00:01.000Z",
+  polls: 0
+})
 
 const names = (prefix: string, count: number) =>
   Array.from({ length: count }, (_, i) => TaskName.make(`${prefix}-${String(i).padStart(3, "0")}.md`))
@@ -90,6 +104,62 @@ layer(Layer.effectDiscard(migrate).pipe(Layer.provideMerge(PrivateDatabase)), {
         `
         expect(after[0]?.lease_host).toBeNull()
       }
+    }))
+
+  it.effect("three hosts claiming delegated jobs at once get disjoint sets; a stopped host's jobs go to the others", () =>
+    Effect.gen(function*() {
+      const [a, b, c] = yield* Effect.all([hostNamed("reap-a"), hostNamed("reap-b"), hostNamed("reap-c")])
+      const jobs = names("job", 90)
+      for (const [index, task] of jobs.entries()) yield* a.store.writeMarker(task, markerOf(task, `key-${index}`))
+
+      const rounds = yield* Effect.all([a.leases.claimJobs(40), b.leases.claimJobs(40), c.leases.claimJobs(40)], {
+        concurrency: "unbounded"
+      })
+      const claimed = rounds.flat()
+      expect(claimed.length).toBe(90)
+      expect(new Set(claimed).size).toBe(90)
+      // Asking again, each host gets its own jobs back (its claim renewed) and none of the others'.
+      const again = yield* Effect.all([a.leases.claimJobs(90), b.leases.claimJobs(90), c.leases.claimJobs(90)])
+      for (const [index, mine] of again.entries()) expect(mine).toStrictEqual(rounds[index])
+
+      // a stops; once its claims run out, b and c share a's jobs, each exactly once.
+      const ofA = rounds[0] ?? []
+      const beating = yield* Effect.forkChild(
+        Effect.repeat(
+          Effect.all([b.leases.claimJobs(90), c.leases.claimJobs(90)], { concurrency: "unbounded" }),
+          Schedule.spaced(Duration.millis(200))
+        )
+      )
+      const sql = yield* SqlClient.SqlClient
+      const heldBy = sql<{ readonly name: string; readonly reaper_host: string }>`
+        SELECT name, reaper_host FROM cf_markers WHERE name LIKE 'job-%'
+      `
+      const after = yield* eventually(
+        heldBy,
+        (rows) => rows.every((row) => row.reaper_host !== "reap-a"),
+        Duration.seconds(10)
+      )
+      yield* Fiber.interrupt(beating)
+      expect(after.filter((row) => ofA.includes(TaskName.make(row.name))).every((row) => row.reaper_host !== "reap-a"))
+        .toBe(true)
+      expect(after.length).toBe(90)
+    }))
+
+  it.effect("one marker per idempotency key: another task's marker with a key in use is refused", () =>
+    Effect.gen(function*() {
+      const a = yield* hostNamed("key-a")
+      yield* a.store.writeMarker(TaskName.make("first.md"), markerOf(TaskName.make("first.md"), "same-key"))
+      // Rewriting a task's own marker (submitting → submitted) keeps its key: fine.
+      yield* a.store.writeMarker(TaskName.make("first.md"), {
+        ...markerOf(TaskName.make("first.md"), "same-key"),
+        state: "submitted",
+        job_id: "j1"
+      })
+      const second = yield* Effect.exit(
+        a.store.writeMarker(TaskName.make("second.md"), markerOf(TaskName.make("second.md"), "same-key"))
+      )
+      expect(second._tag).toBe("Failure")
+      expect(yield* a.store.readMarker(TaskName.make("second.md"))).toStrictEqual(Option.none())
     }))
 
   it.effect("a live host keeps its leases; a stopped host's expire, and exactly one other host takes each over", () =>

@@ -12,7 +12,7 @@ import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as SqlClient from "effect/sql/SqlClient"
-import { migrate, QUEUE_CHANNEL } from "../../src/adapters/pg/schema.ts"
+import { LATEST_MIGRATION, migrate, QUEUE_CHANNEL } from "../../src/adapters/pg/schema.ts"
 import { PgTaskStoreLayer } from "../../src/adapters/pg/task-store.ts"
 import { TaskName } from "../../src/domain/task.ts"
 import { isResourceError, TaskStore } from "../../src/ports/task-store.ts"
@@ -36,7 +36,7 @@ layer(PrivateDatabase, { excludeTestServices: true, timeout: 60_000 })("PostgreS
       // Exactly one start applied the migrations, in order; the others found them done.
       const ran = applied.filter((migrations) => migrations.length > 0)
       expect(ran.length).toBe(1)
-      expect(ran[0]?.map(([id]) => id)).toStrictEqual([1, 2, 3])
+      expect(ran[0]?.map(([id]) => id)).toStrictEqual(Array.from({ length: LATEST_MIGRATION }, (_, i) => i + 1))
       expect(yield* migrate).toStrictEqual([])
       const sql = yield* SqlClient.SqlClient
       const tables = yield* sql<{ readonly name: string }>`

@@ -84,6 +84,27 @@ export const makeLeases = (host: string, leaseTtl: Duration.Duration) =>
           RETURNING name
         `.pipe(Effect.map((rows) => rows.length === 1), Effect.mapError(failed("take over"))),
 
+      /**
+       * Up to `limit` delegated jobs for this host to poll: its own, and those no host reaps (or whose reaper's claim
+       * ran out). Several hosts asking at once get disjoint sets (`FOR UPDATE SKIP LOCKED`), and a job stays this
+       * host's for a lease's length: exactly one host polls each job at a time.
+       */
+      claimJobs: (limit: number) =>
+        sql<{ readonly name: string }>`
+          UPDATE cf_markers SET reaper_host = ${host}, reap_until = ${until}
+          WHERE name IN (
+            SELECT name FROM cf_markers
+            WHERE reaper_host IS NULL OR reaper_host = ${host} OR reap_until < clock_timestamp()
+            ORDER BY name
+            LIMIT ${limit}
+            FOR UPDATE SKIP LOCKED
+          )
+          RETURNING name
+        `.pipe(
+          Effect.map((rows) => rows.map((row) => row.name).filter(isTaskName).sort()),
+          Effect.mapError(failed("claim jobs"))
+        ),
+
       /** Every host, with its heartbeat and the leases it holds, for the status API. */
       hosts: sql<{
         readonly host: string

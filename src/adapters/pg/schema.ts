@@ -12,7 +12,8 @@ import * as PgMigrator from "@effect/sql-pg/PgMigrator"
 /** Any 64-bit number the project owns: the advisory lock that makes concurrent start-ups apply migrations once. */
 const MIGRATION_LOCK = 7_271_512_034
 
-export const migrations = Migrator.fromRecord({
+/** Each migration, keyed `NNNN_name`: applied once, in order. */
+const steps = {
   "0001_queue": Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     // A task is a row per (stage, name), as a file is a name in a stage directory. `file_id` is the file's identity:
@@ -63,8 +64,25 @@ export const migrations = Migrator.fromRecord({
       CREATE TRIGGER cf_tasks_announce AFTER INSERT OR UPDATE OF stage, name, text ON cf_tasks
       FOR EACH ROW EXECUTE FUNCTION cf_announce()
     `
+  }),
+  "0004_jobs": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    // One marker per idempotency key, whichever host writes it; and the host reaping the job, until when.
+    yield* sql`
+      ALTER TABLE cf_markers
+        ADD COLUMN idempotency_key text,
+        ADD COLUMN reaper_host text,
+        ADD COLUMN reap_until timestamptz
+    `
+    yield* sql`UPDATE cf_markers SET idempotency_key = (marker::jsonb) ->> 'idempotency_key'`
+    yield* sql`ALTER TABLE cf_markers ALTER COLUMN idempotency_key SET NOT NULL`
+    yield* sql`CREATE UNIQUE INDEX cf_markers_key ON cf_markers (idempotency_key)`
   })
-})
+}
+
+export const migrations = Migrator.fromRecord(steps)
+/** The id of the newest migration. */
+export const LATEST_MIGRATION = Object.keys(steps).length
 
 /** The channel on which every change to a task is announced as `stage/name`. */
 export const QUEUE_CHANNEL = "cf_queue"

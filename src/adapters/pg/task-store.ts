@@ -193,10 +193,12 @@ export const makePgTaskStore = (options: PgQueueOptions = {}) =>
             )
           })
         ),
+      // The key has a unique index: a second marker with a key already used (another task's) is refused.
       writeMarker: (name, marker) =>
         sql`
-          INSERT INTO cf_markers (name, marker) VALUES (${name}, ${JSON.stringify(marker)})
-          ON CONFLICT (name) DO UPDATE SET marker = excluded.marker
+          INSERT INTO cf_markers (name, marker, idempotency_key)
+          VALUES (${name}, ${JSON.stringify(marker)}, ${marker.idempotency_key})
+          ON CONFLICT (name) DO UPDATE SET marker = excluded.marker, idempotency_key = excluded.idempotency_key
         `.pipe(Effect.asVoid, Effect.mapError(storeError("write", where("cf_markers", undefined, name)))),
       removeMarker: (name) =>
         sql`DELETE FROM cf_markers WHERE name = ${name}`.pipe(
