@@ -1,0 +1,62 @@
+/**
+ * On a queue shared by several hosts: keeps this host's leases alive, and takes over the active tasks of hosts whose
+ * leases ran out, ending each run as a run whose session died is ended on one host — back to pending with its
+ * attempt counted (failed/ at MAX_ATTEMPTS), its run token gone, so a late completion from the lost host is refused.
+ * Easy to get wrong: only another host's expired leases are taken here — this host's own, from before a restart, are
+ * start-up recovery's, which can look at the sessions' screens; and a take-over is a claim (one host wins it), made
+ * before the run is ended, so two hosts never requeue the same task.
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
+import type { Leases } from "../adapters/pg/leases.ts"
+import { formatDuration } from "../domain/footer.ts"
+import type { TaskName } from "../domain/task.ts"
+import { TaskStore } from "../ports/task-store.ts"
+import { TaskLocks } from "./task-locks.ts"
+import { endUnfinishedRun } from "./task-moves.ts"
+
+export interface LeaseKeeperSettings {
+  readonly leaseTtl: Duration.Duration
+  readonly maxAttempts: number
+}
+
+export const makeLeaseKeeper = (leases: Leases, settings: LeaseKeeperSettings) =>
+  Effect.gen(function*() {
+    const locks = yield* TaskLocks
+    const ports = yield* Effect.context<TaskStore | TaskLocks>()
+
+    /** Other hosts' tasks whose lease ran out, taken over and sent back; the names this host took. */
+    const reclaim = Effect.gen(function*() {
+      const taken: Array<TaskName> = []
+      for (const lease of yield* leases.expired) {
+        if (lease.host === leases.host) continue
+        if (!(yield* leases.takeOver(lease.task))) continue
+        const reason = `host ${lease.host} stopped renewing its lease (it ran out ${
+          formatDuration(lease.expiredForMs)
+        } ago); its session cannot be reached from ${leases.host}`
+        const ended = yield* Effect.result(
+          locks.withTask(lease.task, endUnfinishedRun(lease.task, "session_gone", reason, settings.maxAttempts))
+        )
+        if (Result.isFailure(ended)) {
+          yield* Effect.logError(`taking over ${lease.task} from host ${lease.host} failed: ${ended.failure.message}`)
+          continue
+        }
+        taken.push(lease.task)
+        yield* Effect.logWarning(
+          `${lease.task} ${ended.success.gaveUp ? "failed" : "back to pending"}: ${ended.success.reason}`
+        ).pipe(Effect.annotateLogs({ task: lease.task, host: lease.host }))
+      }
+      return taken
+    }).pipe(Effect.provideContext(ports))
+
+    /** A heartbeat and a look for expired leases, every third of a lease: a live host never loses one. */
+    const run = Effect.forever(
+      Effect.all([leases.heartbeat, reclaim], { discard: true }).pipe(
+        Effect.catch((error) => Effect.logWarning(`the shared queue's leases: ${error.message}; tried again`)),
+        Effect.andThen(Effect.sleep(Duration.divideUnsafe(settings.leaseTtl, 3)))
+      )
+    )
+
+    return { heartbeat: leases.heartbeat, reclaim, run }
+  })
