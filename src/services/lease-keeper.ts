@@ -12,7 +12,7 @@ import * as Result from "effect/Result"
 import type { Leases } from "../adapters/pg/leases.ts"
 import { formatDuration } from "../domain/footer.ts"
 import type { TaskName } from "../domain/task.ts"
-import { TaskStore } from "../ports/task-store.ts"
+import type { TaskStore } from "../ports/task-store.ts"
 import { TaskLocks } from "./task-locks.ts"
 import { endUnfinishedRun } from "./task-moves.ts"
 
