@@ -128,40 +128,28 @@ export const reapJob = Effect.fn("Reaper.reapJob")(
     const annotations = { task: name, job: jobId, provider: marker.provider }
     const waitedMs = millisBetween(marker.submitted_at ?? marker.created_at, yield* nowIso) ?? 0
     const timedOut = waitedMs > Duration.toMillis(context.jobTimeout)
+    /** The task fails with `reason`, said in one warning (`line`: when the log should say it otherwise). */
+    const failWith = (reason: string, line = `${name} failed: ${reason}`) =>
+      finishSaying(
+        name,
+        marker,
+        { failure: reason },
+        context,
+        Effect.logWarning(line).pipe(Effect.annotateLogs(annotations))
+      )
     const polled = yield* Effect.result(secutools.get(jobId))
     if (Result.isFailure(polled)) {
       const error = polled.failure
       if (error.reason._tag === "Status" && error.reason.status === 404) {
-        return yield* finishSaying(
-          name,
-          marker,
-          { failure: `secutools no longer knows job ${jobId} (HTTP 404)` },
-          context,
-          Effect.logWarning(`${name} failed: secutools no longer knows job ${jobId}`).pipe(
-            Effect.annotateLogs(annotations)
-          )
+        return yield* failWith(
+          `secutools no longer knows job ${jobId} (HTTP 404)`,
+          `${name} failed: secutools no longer knows job ${jobId}`
         )
       }
-      if (error.reason._tag === "TooLarge") {
-        const reason = `${error.message}; the job's result was not read`
-        return yield* finishSaying(
-          name,
-          marker,
-          { failure: reason },
-          context,
-          Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
-        )
-      }
+      if (error.reason._tag === "TooLarge") return yield* failWith(`${error.message}; the job's result was not read`)
       if (timedOut) {
-        const reason = `job ${jobId} could not be polled for ${
-          Duration.format(context.jobTimeout)
-        } (last: ${error.message})`
-        return yield* finishSaying(
-          name,
-          marker,
-          { failure: reason },
-          context,
-          Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
+        return yield* failWith(
+          `job ${jobId} could not be polled for ${Duration.format(context.jobTimeout)} (last: ${error.message})`
         )
       }
       return yield* Effect.logWarning(`polling job ${jobId} of ${name}: ${error.message}`).pipe(
@@ -192,16 +180,8 @@ export const reapJob = Effect.fn("Reaper.reapJob")(
         )
       )
     }
-    if (timedOut) {
-      const reason = `job ${jobId} was still ${job.status} after ${Duration.format(context.jobTimeout)}`
-      return yield* finishSaying(
-        name,
-        marker,
-        { failure: reason },
-        context,
-        Effect.logWarning(`${name} failed: ${reason}`).pipe(Effect.annotateLogs(annotations))
-      )
-    }
+    if (timedOut)
+      return yield* failWith(`job ${jobId} was still ${job.status} after ${Duration.format(context.jobTimeout)}`)
     context.markers.polled(name, jobId)
   }
 )

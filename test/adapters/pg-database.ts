@@ -6,10 +6,15 @@
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as PgClient from "@effect/sql-pg/PgClient"
+import { layer } from "@effect/vitest"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as SqlClient from "effect/sql/SqlClient"
+import { makeLeases } from "../../src/adapters/pg/leases.ts"
+import { migrate } from "../../src/adapters/pg/schema.ts"
+import { makePgTaskStore } from "../../src/adapters/pg/task-store.ts"
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 
@@ -46,3 +51,19 @@ export const currentSchemaClient = Effect.gen(function*() {
   const rows = yield* sql<{ readonly schema: string }>`SELECT current_schema() AS schema`
   return client(rows[0]?.schema ?? "public")
 })
+
+/** PrivateDatabase with the queue's migrations applied. */
+export const MigratedDatabase = Layer.effectDiscard(migrate).pipe(Layer.provideMerge(PrivateDatabase))
+
+/** How the shared-queue tests run: one migrated private schema per `describe`, a minute at most per test. */
+export const onSharedQueue = layer(MigratedDatabase, { excludeTestServices: true, timeout: 60_000 })
+
+/** A host on the private schema: its own pool, its store (leasing what it moves into active/), its leases. */
+export const hostOn = (host: string, leaseTtl: Duration.Duration) =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(Layer.mergeAll(yield* currentSchemaClient, NodeServices.layer))
+    const store = yield* makePgTaskStore({ host, leaseTtl }).pipe(Effect.provideContext(context))
+    const leases = yield* makeLeases(host, leaseTtl).pipe(Effect.provideContext(context))
+    yield* leases.register
+    return { host, store, leases }
+  })

@@ -3,34 +3,20 @@
  * same tasks at once each task goes to exactly one, a live host keeps its leases, and the tasks of a host that stops
  * are taken over by exactly one other host once its leases run out.
  */
-import * as NodeServices from "@effect/platform-node/NodeServices"
-import { expect, layer } from "@effect/vitest"
+import { expect } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
-import { makeLeases } from "../../src/adapters/pg/leases.ts"
-import { migrate } from "../../src/adapters/pg/schema.ts"
-import { makePgTaskStore } from "../../src/adapters/pg/task-store.ts"
 import type { DelegationMarker } from "../../src/domain/marker.ts"
 import { TaskName } from "../../src/domain/task.ts"
-import { currentSchemaClient, PrivateDatabase } from "./pg-database.ts"
+import { hostOn, onSharedQueue } from "./pg-database.ts"
 
 const TTL = Duration.seconds(1)
 
-/** A host: its own pool on the test schema, its store (leasing what it moves into active/) and its leases. */
-const hostNamed = (host: string) =>
-  Effect.gen(function*() {
-    const client = Layer.mergeAll(yield* currentSchemaClient, NodeServices.layer)
-    const context = yield* Layer.build(client)
-    const store = yield* makePgTaskStore({ host, leaseTtl: TTL }).pipe(Effect.provideContext(context))
-    const leases = yield* makeLeases(host, TTL).pipe(Effect.provideContext(context))
-    yield* leases.register
-    return { host, store, leases }
-  })
+const hostNamed = (host: string) => hostOn(host, TTL)
 
 const markerOf = (task: TaskName, key: string): DelegationMarker => ({
   task,
@@ -67,10 +53,7 @@ const eventually = <A>(check: Effect.Effect<A, unknown>, holds: (a: A) => boolea
     }
   })
 
-layer(Layer.effectDiscard(migrate).pipe(Layer.provideMerge(PrivateDatabase)), {
-  excludeTestServices: true,
-  timeout: 60_000
-})("PostgreSQL leases", (it) => {
+onSharedQueue("PostgreSQL leases", (it) => {
   it.effect("three hosts claiming the same 60 tasks at once: each task is claimed once, leased to its claimer", () =>
     Effect.gen(function*() {
       const [a, b, c] = yield* Effect.all([hostNamed("host-a"), hostNamed("host-b"), hostNamed("host-c")])

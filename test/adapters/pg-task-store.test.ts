@@ -16,12 +16,10 @@ import { LATEST_MIGRATION, migrate, QUEUE_CHANNEL } from "../../src/adapters/pg/
 import { PgTaskStoreLayer } from "../../src/adapters/pg/task-store.ts"
 import { TaskName } from "../../src/domain/task.ts"
 import { isResourceError, TaskStore } from "../../src/ports/task-store.ts"
-import { currentSchemaClient, PrivateDatabase } from "./pg-database.ts"
+import { currentSchemaClient, MigratedDatabase, PrivateDatabase } from "./pg-database.ts"
 import { taskStoreContract } from "./task-store-contract.ts"
 
-const migrated = Layer.effectDiscard(migrate).pipe(Layer.provideMerge(PrivateDatabase))
-
-taskStoreContract("PostgreSQL task store", () => PgTaskStoreLayer().pipe(Layer.provide(migrated)))
+taskStoreContract("PostgreSQL task store", () => PgTaskStoreLayer().pipe(Layer.provide(MigratedDatabase)))
 
 layer(PrivateDatabase, { excludeTestServices: true, timeout: 60_000 })("PostgreSQL queue schema", (it) => {
   it.effect("five hosts starting at once apply the migrations once, and a later start applies none", () =>

@@ -3,18 +3,16 @@
  * become pending tasks with their bytes and are removed; a crash between the two neither loses nor doubles a task;
  * a taken name keeps both tasks; a file still being written waits.
  */
-import { expect, layer } from "@effect/vitest"
+import { expect } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import { mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { makeFsTaskStore, prepareQueue } from "../../src/adapters/fs-task-store.ts"
-import { migrate } from "../../src/adapters/pg/schema.ts"
 import { makePgTaskStore } from "../../src/adapters/pg/task-store.ts"
 import { TaskName } from "../../src/domain/task.ts"
 import { importDrops } from "../../src/services/drop-import.ts"
-import { PrivateDatabase } from "../adapters/pg-database.ts"
+import { onSharedQueue } from "../adapters/pg-database.ts"
 
 const SETTLE_MS = 1_000
 
@@ -24,6 +22,13 @@ const hostDirectory = Effect.acquireRelease(
   (root) => Effect.sync(() => rmSync(root, { recursive: true, force: true }))
 )
 
+/** This host's directory store and the shared queue's. */
+const stores = Effect.gen(function*() {
+  const root = yield* hostDirectory
+  const files = yield* Effect.as(prepareQueue({ root }), makeFsTaskStore({ root }))
+  return { root, files, queue: yield* makePgTaskStore() }
+})
+
 const drop = (root: string, name: string, text: string, ageMs = 60_000) => {
   const path = join(root, "pending", name)
   writeFileSync(path, text)
@@ -31,15 +36,10 @@ const drop = (root: string, name: string, text: string, ageMs = 60_000) => {
   utimesSync(path, at, at)
 }
 
-layer(Layer.effectDiscard(migrate).pipe(Layer.provideMerge(PrivateDatabase)), {
-  excludeTestServices: true,
-  timeout: 60_000
-})("files dropped on a host, taken into the shared queue", (it) => {
+onSharedQueue("files dropped on a host, taken into the shared queue", (it) => {
   it.effect("each settled file becomes a pending task with its bytes and is removed; a fresh one waits", () =>
     Effect.gen(function*() {
-      const root = yield* hostDirectory
-      const files = yield* Effect.as(prepareQueue({ root }), makeFsTaskStore({ root }))
-      const queue = yield* makePgTaskStore()
+      const { files, queue, root } = yield* stores
       drop(root, "one.md", "---\npriority: 10\n---\nFirst.\n")
       drop(root, "two.md", "Second, with ünïcödé and a \"quote\".\n")
       drop(root, "fresh.md", "Still being written", 0)
@@ -58,9 +58,7 @@ layer(Layer.effectDiscard(migrate).pipe(Layer.provideMerge(PrivateDatabase)), {
 
   it.effect("a crash after the task was taken in but before its file was removed: the file goes, no second task", () =>
     Effect.gen(function*() {
-      const root = yield* hostDirectory
-      const files = yield* Effect.as(prepareQueue({ root }), makeFsTaskStore({ root }))
-      const queue = yield* makePgTaskStore()
+      const { files, queue, root } = yield* stores
       // As a host that died between the two steps left it.
       yield* queue.create("pending", TaskName.make("half.md"), "Half imported.\n")
       drop(root, "half.md", "Half imported.\n")
@@ -74,9 +72,7 @@ layer(Layer.effectDiscard(migrate).pipe(Layer.provideMerge(PrivateDatabase)), {
 
   it.effect("a name another pending task has: both are kept, the dropped one under a free name", () =>
     Effect.gen(function*() {
-      const root = yield* hostDirectory
-      const files = yield* Effect.as(prepareQueue({ root }), makeFsTaskStore({ root }))
-      const queue = yield* makePgTaskStore()
+      const { files, queue, root } = yield* stores
       yield* queue.create("pending", TaskName.make("report.md"), "Another host's report.\n")
       drop(root, "report.md", "This host's report.\n")
 

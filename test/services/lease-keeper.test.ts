@@ -3,15 +3,11 @@
  * goes back to pending through the same lifecycle as a dead session's (attempt counted, history saying why), a late
  * completion from the stopped host's session is refused by the run token, and a live host's tasks are never touched.
  */
-import * as NodeServices from "@effect/platform-node/NodeServices"
-import { expect, layer } from "@effect/vitest"
+import { expect } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Result from "effect/Result"
-import { makeLeases } from "../../src/adapters/pg/leases.ts"
-import { migrate } from "../../src/adapters/pg/schema.ts"
-import { makePgTaskStore } from "../../src/adapters/pg/task-store.ts"
 import { newRunId, TaskEvent } from "../../src/domain/lifecycle.ts"
 import { parseTask, TaskName } from "../../src/domain/task.ts"
 import { TaskStore } from "../../src/ports/task-store.ts"
@@ -19,20 +15,16 @@ import { makeLeaseKeeper } from "../../src/services/lease-keeper.ts"
 import { TaskLocks } from "../../src/services/task-locks.ts"
 import { applyEvent } from "../../src/services/task-moves.ts"
 import { performOperation } from "../../src/services/task-operations.ts"
-import { currentSchemaClient, PrivateDatabase } from "../adapters/pg-database.ts"
+import { hostOn, onSharedQueue } from "../adapters/pg-database.ts"
 
 const TTL = Duration.seconds(1)
 
-/** A host on the shared test schema: its store (leasing what it moves into active/), its leases, its keeper. */
+/** A host on the shared test schema, with its keeper; `on` runs an effect on its store. */
 const hostNamed = (host: string) =>
   Effect.gen(function*() {
-    const context = yield* Layer.build(Layer.mergeAll(yield* currentSchemaClient, NodeServices.layer))
-    const store = yield* makePgTaskStore({ host, leaseTtl: TTL }).pipe(Effect.provideContext(context))
-    const leases = yield* makeLeases(host, TTL).pipe(Effect.provideContext(context))
-    yield* leases.register
+    const { leases, store } = yield* hostOn(host, TTL)
     const ports = Layer.mergeAll(Layer.succeed(TaskStore, store), TaskLocks.layer)
     const keeper = yield* makeLeaseKeeper(leases, { leaseTtl: TTL, maxAttempts: 5 }).pipe(Effect.provide(ports))
-    /** Runs `effect` as this host (on its store). */
     const on = <A, E>(effect: Effect.Effect<A, E, TaskStore>) => Effect.provide(effect, Layer.succeed(TaskStore, store))
     return { host, store, leases, keeper, on }
   })
@@ -51,10 +43,7 @@ const fieldsOf = (
   name: TaskName
 ) => Effect.map(store.read(stage, name), (stored) => Result.getOrThrow(parseTask(name, stored.text)).fields)
 
-layer(Layer.effectDiscard(migrate).pipe(Layer.provideMerge(PrivateDatabase)), {
-  excludeTestServices: true,
-  timeout: 60_000
-})("the lease keeper", (it) => {
+onSharedQueue("the lease keeper", (it) => {
   it.effect("a stopped host's task goes back to pending once, counted; its late completion is refused", () =>
     Effect.gen(function*() {
       const [a, b, c] = yield* Effect.all([hostNamed("keep-a"), hostNamed("keep-b"), hostNamed("keep-c")])
