@@ -47,8 +47,6 @@ export type TaskEvent = Data.TaggedEnum<{
   Start: { readonly at: string }
   /** Recorded before the job is submitted. */
   Delegate: { readonly provider: Provider; readonly at: string; readonly run: string }
-  /** secutools accepted the job. */
-  Submitted: { readonly jobId: string }
   Complete: { readonly at: string; readonly jobId?: string; readonly costUsd?: number }
   Fail: { readonly at: string }
   /** Back to the queue: usage limit, dead session, lost assignment, failed submission, a state found in the wrong place. */
@@ -79,7 +77,7 @@ export const isTerminal = (state: TaskState): boolean => TERMINAL_STATES.include
 const accepts: Readonly<Record<TaskState, ReadonlyArray<TaskEvent["_tag"]>>> = {
   pending: ["Assign", "Delegate", "Cancel"],
   assigned: ["Start", "Complete", "Fail", "Requeue"],
-  delegated_to_secutools: ["Submitted", "Complete", "Fail", "Requeue"],
+  delegated_to_secutools: ["Complete", "Fail", "Requeue"],
   done: ["Retry"],
   failed: ["Retry"]
 }
@@ -145,7 +143,6 @@ export const transition = (fields: TaskFields, event: TaskEvent): Result.Result<
       provider,
       attempts: startedOnce(fields)
     }),
-    Submitted: ({ jobId }): TaskFields => ({ ...fields, job_id: jobId }),
     // A job id and a cost describe a delegated run only; a local run that completes carries neither.
     Complete: ({ at, costUsd, jobId }): TaskFields => ({
       ...fields,

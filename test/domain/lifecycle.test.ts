@@ -40,7 +40,6 @@ const taskEvent: fc.Arbitrary<TaskEvent> = fc.oneof(
     .map(([session, run]) => TaskEvent.Assign({ session, at, run })),
   fc.tuple(fc.constantFrom(...Providers), fc.string({ minLength: 1, maxLength: 8 }))
     .map(([provider, run]) => TaskEvent.Delegate({ provider, at, run })),
-  fc.string({ minLength: 1, maxLength: 8 }).map((jobId) => TaskEvent.Submitted({ jobId })),
   fc.record({ costUsd: fc.double({ min: 0, max: 10, noNaN: true }) }).map(({ costUsd }) =>
     TaskEvent.Complete({ at, costUsd })
   ),
@@ -66,7 +65,6 @@ const run = (start: TaskFields, events: ReadonlyArray<TaskEvent>): ReadonlyArray
 const allTaskEvents: ReadonlyArray<TaskEvent> = [
   TaskEvent.Assign({ session: "claude-1", at, run: "r1" }),
   TaskEvent.Delegate({ provider: "gemini", at, run: "r2" }),
-  TaskEvent.Submitted({ jobId: "j_1" }),
   TaskEvent.Complete({ at }),
   TaskEvent.Fail({ at }),
   TaskEvent.Start({ at }),
@@ -218,7 +216,6 @@ describe("task lifecycle", () => {
       "delegated_to_secutools -Complete-> done",
       "delegated_to_secutools -Fail-> failed",
       "delegated_to_secutools -Requeue-> pending",
-      "delegated_to_secutools -Submitted-> delegated_to_secutools",
       "done -Retry-> pending",
       "failed -Retry-> pending",
       "pending -Assign-> assigned",
