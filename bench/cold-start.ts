@@ -6,7 +6,7 @@
  * order them; the pick-next gap also holds the completing command's own exit, so it is an upper bound of the pick.
  */
 import { numbersField, runScript } from "./child.ts"
-import { DaemonProcess, type LogLine } from "./daemon-process.ts"
+import { DaemonProcess, dryRunDaemon, type LogLine } from "./daemon-process.ts"
 import { BenchQueue, taskName, taskText } from "./queue-dir.ts"
 import type { Sizes } from "./sizes.ts"
 import { median } from "./stats.ts"
@@ -57,12 +57,7 @@ export const coldStart = async (sizes: Sizes): Promise<ReadonlyArray<Row>> => {
         (await runScript("baselines/read-queue.ts", ["list", queue.dir, "5"])).output,
         "samplesMs"
       )
-      const daemon = new DaemonProcess({
-        QUEUE_DIR: queue.dir,
-        SESSIONS_MODE: "dry-run",
-        TMUX_SESSIONS: "claude-1,claude-2",
-        DRY_RUN_DELAY: "100ms"
-      })
+      const daemon = new DaemonProcess(dryRunDaemon(queue.dir, 2, "100ms"))
       try {
         const deadlineMs = sizes.coldStartDeadlineMs
         const first = await daemon.waitForLine("a first prompt typed", (line) => TYPED.test(line.message), deadlineMs)

@@ -75,6 +75,17 @@ const parseLine = (text: string, receivedAt: number): LogLine | undefined => {
 
 type Waiter = { readonly match: (line: LogLine) => boolean; readonly resolve: (line: LogLine) => void }
 
+/**
+ * A daemon on `queueDir` with dry-run sessions claude-1 … claude-N, each turn taking `turn` (the daemon's default when
+ * left out): what every bench scenario without real tmux starts.
+ */
+export const dryRunDaemon = (queueDir: string, sessions: number, turn?: string): Readonly<Record<string, string>> => ({
+  QUEUE_DIR: queueDir,
+  SESSIONS_MODE: "dry-run",
+  TMUX_SESSIONS: Array.from({ length: sessions }, (_, i) => `claude-${i + 1}`).join(","),
+  ...(turn === undefined ? {} : { DRY_RUN_DELAY: turn })
+})
+
 export class DaemonProcess {
   readonly child: ChildProcess
   readonly pid: number

@@ -7,7 +7,7 @@
  */
 import { join } from "node:path"
 import { numberField, runScript } from "./child.ts"
-import { DaemonProcess } from "./daemon-process.ts"
+import { DaemonProcess, dryRunDaemon } from "./daemon-process.ts"
 import { BenchQueue, taskName, taskText } from "./queue-dir.ts"
 import { SECUTOOLS_KEY, startSecutools } from "./secutools.ts"
 import type { Sizes } from "./sizes.ts"
@@ -37,9 +37,7 @@ export const delegatedDrain = async (
   const names = Array.from({ length: count }, (_, i) => taskName("drain", i))
   names.forEach((name, i) => queue.stage(name, taskText({ preferred_ai: "gemini" }, `Summarise item ${i}.`)))
   const daemon = new DaemonProcess({
-    QUEUE_DIR: queue.dir,
-    SESSIONS_MODE: "dry-run",
-    TMUX_SESSIONS: "claude-1",
+    ...dryRunDaemon(queue.dir, 1),
     SECUTOOLS_URL: secutools.url,
     SECUTOOLS_API_KEY: SECUTOOLS_KEY
   })

@@ -9,7 +9,7 @@
  */
 import { loadNote, loadRoute } from "./api-load.ts"
 import { runScript } from "./child.ts"
-import { DaemonProcess } from "./daemon-process.ts"
+import { DaemonProcess, dryRunDaemon } from "./daemon-process.ts"
 import { runToken, writeDelegated } from "./markers.ts"
 import { BenchQueue, taskName } from "./queue-dir.ts"
 import { SECUTOOLS_KEY, startSecutools } from "./secutools.ts"
@@ -89,9 +89,7 @@ export const restartResume = async (
         resumedAt = nowMs()
     })
     const started = new DaemonProcess({
-      QUEUE_DIR: queue.dir,
-      SESSIONS_MODE: "dry-run",
-      TMUX_SESSIONS: "claude-1",
+      ...dryRunDaemon(queue.dir, 1),
       SECUTOOLS_URL: secutools.url,
       SECUTOOLS_API_KEY: SECUTOOLS_KEY
     })

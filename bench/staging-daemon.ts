@@ -6,7 +6,7 @@
  * Easy to get wrong: the idle rows are read before any task arrives; a failure in one part still gives the other
  * part's rows; and the daemon is stopped whatever happens.
  */
-import { DaemonProcess } from "./daemon-process.ts"
+import { DaemonProcess, dryRunDaemon } from "./daemon-process.ts"
 import { IDLE_ROWS, idleDaemon } from "./idle.ts"
 import { BenchQueue } from "./queue-dir.ts"
 import { SECUTOOLS_KEY, type SecutoolsStandIn, startSecutools } from "./secutools.ts"
@@ -38,10 +38,7 @@ export const startStagingDaemon = async (sizes: Sizes): Promise<StagingDaemon> =
     secutools = await startSecutools({ jobMs: 0 })
     queue = new BenchQueue("staging")
     daemon = new DaemonProcess({
-      QUEUE_DIR: queue.dir,
-      SESSIONS_MODE: "dry-run",
-      TMUX_SESSIONS: Array.from({ length: SESSIONS }, (_, i) => `claude-${i + 1}`).join(","),
-      DRY_RUN_DELAY: "1h",
+      ...dryRunDaemon(queue.dir, SESSIONS, "1h"),
       SECUTOOLS_URL: secutools.url,
       SECUTOOLS_API_KEY: SECUTOOLS_KEY
     })

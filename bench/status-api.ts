@@ -5,7 +5,7 @@
  * /api/tasks counts every task; two dry-run sessions take a task each and keep it (DRY_RUN_DELAY long), so active/
  * is listed too, and the rest waits in pending/.
  */
-import { DaemonProcess } from "./daemon-process.ts"
+import { DaemonProcess, dryRunDaemon } from "./daemon-process.ts"
 import { loadNote, loadRoute } from "./api-load.ts"
 import { BenchQueue, taskName, taskText } from "./queue-dir.ts"
 import type { Sizes } from "./sizes.ts"
@@ -39,12 +39,7 @@ export const statusApi = async (sizes: Sizes): Promise<ReadonlyArray<Row>> => {
       taskText({ priority: i % 7, title: `Queued task ${i}` }, `Do step ${i}.`)
     )
   }
-  const daemon = new DaemonProcess({
-    QUEUE_DIR: queue.dir,
-    SESSIONS_MODE: "dry-run",
-    TMUX_SESSIONS: "claude-1,claude-2",
-    DRY_RUN_DELAY: "1h"
-  })
+  const daemon = new DaemonProcess(dryRunDaemon(queue.dir, 2, "1h"))
   try {
     await daemon.started(120_000)
     await waitFor(`/api/tasks to count all ${sizes.statusTasks} tasks`, async () => {
