@@ -618,6 +618,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       return decision
     }
 
+    /** Routes the ready tasks, as the index stands (the caller brought it up to date), and types the local ones. */
     const assign = Effect.fn("Dispatcher.assign")(function*(
       sessions: ReadonlyArray<string>,
       sighted: ReadonlyMap<string, Sighting>,
@@ -625,7 +626,6 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       /** The sessions that may be given a task (default: all); the others count only for routing. */
       offered: ReadonlyArray<string> = sessions
     ) {
-      yield* intake.refresh(now)
       const ready = yield* intake.ready
       if (ready.length === 0) return
       const free = offered.filter((session) => {
@@ -708,7 +708,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       const now = yield* Clock.currentTimeMillis
       if (backoff !== undefined && now < backoff.until) return
       yield* intake.refresh(now)
-      const ready = (yield* intake.ready).length
+      const ready = yield* intake.size
       if (ready === 0) return
       const sighted = new Map(lastSightings.map((sighting) => [sighting.session, sighting]))
       const free = (session: string) => {
@@ -843,6 +843,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       }
       if (backoff !== undefined && now < backoff.until)
         return
+      yield* intake.refresh(now)
       yield* assign(discovered, sighted, now)
       if (tickProblem !== undefined) {
         tickProblem = undefined
