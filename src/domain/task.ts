@@ -594,6 +594,15 @@ export const renderTask = (task: Task): string => {
 
 export const priorityOf = (task: Task): number => task.fields.priority ?? DEFAULT_PRIORITY
 
+/**
+ * A file changed within `settleMs` of `now` may still be being written: it is read once unchanged that long. Either
+ * way round — a writer's clock a little ahead of this one counts too.
+ */
+export const stillSettling = (mtimeMs: number, now: number, settleMs: number): boolean => {
+  const age = now - mtimeMs
+  return age < settleMs && age > -settleMs
+}
+
 /** What orders the queue: priority, then created (the caller supplies the file's mtime as fallback), then name. */
 export interface QueueKey {
   readonly priority: number

@@ -9,7 +9,7 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
-import type { TaskName } from "../domain/task.ts"
+import { stillSettling, type TaskName } from "../domain/task.ts"
 import { TaskStore } from "../ports/task-store.ts"
 import { freeName } from "./task-moves.ts"
 
@@ -30,8 +30,7 @@ export const importDrops = (files: Store, queue: Store, settleAfterMs: number) =
     for (const file of yield* files.list("pending")) {
       const read = yield* Effect.result(files.read("pending", file))
       if (Result.isFailure(read)) continue
-      const age = (yield* Clock.currentTimeMillis) - read.success.mtimeMs
-      if (age < settleAfterMs && age > -settleAfterMs) continue
+      if (stillSettling(read.success.mtimeMs, yield* Clock.currentTimeMillis, settleAfterMs)) continue
       const text = read.success.text
       const created = yield* Effect.result(queue.create("pending", file, text))
       if (Result.isSuccess(created)) {

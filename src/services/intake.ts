@@ -18,6 +18,7 @@ import {
   type QueueKey,
   queueKey,
   QueueOrder,
+  stillSettling,
   type Task,
   TaskName
 } from "../domain/task.ts"
@@ -153,8 +154,7 @@ export const makeIntake = (settings: IntakeSettings) =>
           // ahead of it (clock skew between hosts) counts as settled.
           const ours = seen.success.mtimeMs <= (ownWrites.wroteAt(name) ?? Number.NEGATIVE_INFINITY)
           const clock = Math.max(now, yield* Clock.currentTimeMillis)
-          const age = clock - seen.success.mtimeMs
-          if (!ours && age < settleMs && age > -settleMs) {
+          if (!ours && stillSettling(seen.success.mtimeMs, clock, settleMs)) {
             nextSettle = Math.min(nextSettle ?? Infinity, seen.success.mtimeMs + settleMs)
             settling.add(name)
             return

@@ -13,7 +13,7 @@ import { TaskEvent } from "../domain/lifecycle.ts"
 import { inputBoxText } from "../domain/pane.ts"
 import { promptHeader } from "../domain/prompt.ts"
 import type { DelegationMarker } from "../domain/marker.ts"
-import { parseTask, type Task, type TaskName } from "../domain/task.ts"
+import { parseTask, stillSettling, type Task, type TaskName } from "../domain/task.ts"
 import { type Stage, stageRank, Stages, type StoredTask, TaskStore } from "../ports/task-store.ts"
 import { Tmux } from "../ports/tmux.ts"
 import { observeSession } from "./sessions.ts"
@@ -258,10 +258,7 @@ export const settleStages = Effect.fn("settleStages")(function*(settleAfterMs = 
 const RECOVERY_READERS = 16
 const RECOVERY_BATCH = 256
 
-/**
- * Changed by someone within `settleAfterMs` (either way: a clock a little ahead counts too), as the intake reads it;
- * the time is the read's own, or a look at the file when it could not be read.
- */
+/** Still settling (`stillSettling`), as the intake judges it; the time is the read's own, or a look at the file. */
 const isSettling = (
   name: TaskName,
   read: Result.Result<StoredTask, unknown>,
@@ -272,9 +269,7 @@ const isSettling = (
     const mtimeMs = Result.isSuccess(read)
       ? read.success.mtimeMs
       : Result.getOrUndefined(yield* Effect.result((yield* TaskStore).stat("pending", name)))?.mtimeMs
-    if (mtimeMs === undefined) return false
-    const age = now - mtimeMs
-    return age < settleAfterMs && age > -settleAfterMs
+    return mtimeMs !== undefined && stillSettling(mtimeMs, now, settleAfterMs)
   })
 
 /**

@@ -14,6 +14,7 @@ import {
   queueKey,
   QueueOrder,
   renderTask,
+  stillSettling,
   type Task,
   TaskName,
   taskNameFrom,
@@ -29,6 +30,19 @@ const parseError = (name: string, text: string) => {
   if (Result.isSuccess(result)) throw new Error(`expected ${name} to fail, got ${JSON.stringify(result.success)}`)
   return result.failure
 }
+
+describe("stillSettling", () => {
+  it("holds exactly while the file's time is less than the settle time away from now, either way", () => {
+    fc.assert(fc.property(
+      fc.integer({ min: 0, max: 2 ** 40 }),
+      fc.integer({ min: -100_000, max: 100_000 }),
+      fc.integer({ min: 0, max: 10_000 }),
+      (now, offset, settleMs) => {
+        expect(stillSettling(now - offset, now, settleMs)).toBe(Math.abs(offset) < settleMs)
+      }
+    ))
+  })
+})
 
 describe("task file properties", () => {
   it("parse(render(t)) == t for every task", () => {
