@@ -274,8 +274,8 @@ export const removeTempDebris = Effect.fn("removeTempDebris")(function*(root: st
   return removed
 })
 
-/** O_NONBLOCK: a FIFO under a marker's name must not hang the read. */
-const MARKER_READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
+/** How task files and markers are opened for reading: never through a symlink; O_NONBLOCK, so a FIFO cannot hang it. */
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
 
 /** The file's bytes, at most `limit` of them (a file that grew since its stat is read only that far). */
 const readUpTo = (fd: number, expected: number, limit: number): Buffer => {
@@ -310,6 +310,8 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
 
   const isTask = (entry: Entry) =>
     entry.dirent.isFile() && isValidUtf8Name(entry.raw) && taskNameProblem(entry.name) === undefined
+  // isTask has checked the name; the brand's own check would run taskNameProblem again for every file.
+  const taskNameOf = (entry: Entry) => TaskName.make(entry.name, { disableChecks: true })
 
   // Writes are uninterruptible: a stop (SIGTERM) waits for them, so no temporary file or half-done move is left.
   const remove = (stage: Stage, name: string) =>
@@ -329,8 +331,7 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
   const read = (stage: Stage, name: TaskName) =>
     Effect.try({
       try: () => {
-        // O_NONBLOCK: opening a FIFO would otherwise wait for a writer, forever.
-        const fd = openSync(pathOf(stage, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+        const fd = openSync(pathOf(stage, name), READ_FLAGS)
         try {
           const stat = fstatSync(fd)
           const identity = `${stat.dev}:${stat.ino}`
@@ -378,10 +379,7 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
   const markerPath = (name: TaskName) => pathOf("pending", `${name}${MARKER_SUFFIX}`)
 
   return TaskStore.of({
-    list: (stage) =>
-      // isTask has checked the name; the brand's own check would run taskNameProblem again for every file.
-      Effect.map(entries(stage), (found) =>
-        found.filter(isTask).map((entry) => TaskName.make(entry.name, { disableChecks: true })).sort()),
+    list: (stage) => Effect.map(entries(stage), (found) => found.filter(isTask).map(taskNameOf).sort()),
     strays: (stage) =>
       Effect.map(entries(stage), (found) =>
         found.filter((entry) => !isTask(entry)).map((entry): Stray => {
@@ -426,7 +424,7 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
           for (const entry of found) {
             if (!isTask(entry)) continue
             const stat = lstatSync(pathOf(stage, entry.name), { throwIfNoEntry: false })
-            if (stat !== undefined && stat.nlink > 1) linked.set(TaskName.make(entry.name), `${stat.dev}:${stat.ino}`)
+            if (stat !== undefined && stat.nlink > 1) linked.set(taskNameOf(entry), `${stat.dev}:${stat.ino}`)
           }
           return linked
         })),
@@ -488,7 +486,7 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
       ),
     readMarker: (name) =>
       Effect.try({
-        try: () => readFileSync(markerPath(name), { encoding: "utf8", flag: MARKER_READ_FLAGS }),
+        try: () => readFileSync(markerPath(name), { encoding: "utf8", flag: READ_FLAGS }),
         catch: (error) => error
       }).pipe(
         Effect.map(Option.some),
