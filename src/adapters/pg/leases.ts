@@ -10,9 +10,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
-import type { SqlError } from "effect/sql/SqlError"
 import { TaskName } from "../../domain/task.ts"
-import { StoreError } from "../../ports/task-store.ts"
+import { leaseEnd, storeError, where } from "./task-store.ts"
 
 export interface Host {
   readonly host: string
@@ -32,14 +31,10 @@ export interface ExpiredLease {
 
 const isTaskName = Schema.is(TaskName)
 
-const failed = (operation: string) => (error: SqlError) =>
-  new StoreError({ operation, path: "postgres:cf_hosts", problem: error.message, code: "EIO" })
-
 export const makeLeases = (host: string, leaseTtl: Duration.Duration) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const ttlSeconds = Duration.toSeconds(leaseTtl)
-    const until = sql`clock_timestamp() + make_interval(secs => ${ttlSeconds})`
+    const until = leaseEnd(sql, Duration.toSeconds(leaseTtl))
 
     return {
       host,
@@ -47,7 +42,7 @@ export const makeLeases = (host: string, leaseTtl: Duration.Duration) =>
       register: sql`
         INSERT INTO cf_hosts (host, started_at, heartbeat_at) VALUES (${host}, clock_timestamp(), clock_timestamp())
         ON CONFLICT (host) DO UPDATE SET started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
-      `.pipe(Effect.asVoid, Effect.mapError(failed("register"))),
+      `.pipe(Effect.asVoid, Effect.mapError(storeError("register", where("cf_hosts")))),
 
       /** The host is alive: its heartbeat and every lease it holds are renewed; returns how many leases it holds. */
       heartbeat: sql.withTransaction(Effect.gen(function*() {
@@ -56,7 +51,7 @@ export const makeLeases = (host: string, leaseTtl: Duration.Duration) =>
           UPDATE cf_tasks SET lease_until = ${until} WHERE stage = 'active' AND lease_host = ${host} RETURNING name
         `
         return renewed.length
-      })).pipe(Effect.mapError(failed("heartbeat"))),
+      })).pipe(Effect.mapError(storeError("heartbeat", where("cf_hosts")))),
 
       /** Active tasks whose lease has run out (another host's, or this host's from before a restart). */
       expired: sql<{ readonly name: string; readonly lease_host: string | null; readonly ago_ms: string | number }>`
@@ -70,7 +65,7 @@ export const makeLeases = (host: string, leaseTtl: Duration.Duration) =>
               : []
           )
         ),
-        Effect.mapError(failed("expired"))
+        Effect.mapError(storeError("expired", where("cf_tasks")))
       ),
 
       /**
@@ -82,7 +77,7 @@ export const makeLeases = (host: string, leaseTtl: Duration.Duration) =>
           UPDATE cf_tasks SET lease_host = ${host}, lease_until = ${until}
           WHERE stage = 'active' AND name = ${task} AND lease_until < clock_timestamp()
           RETURNING name
-        `.pipe(Effect.map((rows) => rows.length === 1), Effect.mapError(failed("take over"))),
+        `.pipe(Effect.map((rows) => rows.length === 1), Effect.mapError(storeError("take over", where("cf_tasks")))),
 
       /**
        * Up to `limit` delegated jobs for this host to poll: its own, and those no host reaps (or whose reaper's claim
@@ -102,7 +97,7 @@ export const makeLeases = (host: string, leaseTtl: Duration.Duration) =>
           RETURNING name
         `.pipe(
           Effect.map((rows) => rows.map((row) => row.name).filter(isTaskName).sort()),
-          Effect.mapError(failed("claim jobs"))
+          Effect.mapError(storeError("claim jobs", where("cf_markers")))
         ),
 
       /** Every host, with its heartbeat and the leases it holds, for the status API. */
@@ -126,7 +121,7 @@ export const makeLeases = (host: string, leaseTtl: Duration.Duration) =>
             leases: Number(row.leases)
           }))
         ),
-        Effect.mapError(failed("hosts"))
+        Effect.mapError(storeError("hosts", where("cf_hosts")))
       )
     }
   })

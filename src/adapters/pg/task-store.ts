@@ -33,10 +33,16 @@ interface TaskRow {
   readonly changed_ms: string | number
 }
 
-const where = (table: string, stage?: Stage, name?: string) =>
+/** Where a database error happened, as a StoreError's path: the table, and the stage and name when there is one. */
+export const where = (table: string, stage?: Stage, name?: string) =>
   `postgres:${table}${stage === undefined ? "" : `/${stage}`}${name === undefined ? "" : `/${name}`}`
 
-const storeError = (operation: string, path: string) => (error: SqlError) =>
+/** When a lease taken or renewed now runs out, by the database's clock (hosts' clocks may disagree). */
+export const leaseEnd = (sql: SqlClient.SqlClient, seconds: number) =>
+  sql`clock_timestamp() + make_interval(secs => ${seconds})`
+
+/** Every database failure as a StoreError the daemon waits out (EIO), like a full disk. */
+export const storeError = (operation: string, path: string) => (error: SqlError) =>
   new StoreError({ operation, path, problem: error.message, code: "EIO" })
 
 const isUniqueViolation = (error: SqlError) => error.reason._tag === "UniqueViolation"
@@ -68,8 +74,7 @@ export const makePgTaskStore = (options: PgQueueOptions = {}) =>
     const leaseSeconds = Duration.toSeconds(options.leaseTtl ?? DEFAULT_LEASE_TTL)
     /** The lease a row gets in `stage`: this host's, from now, in active/; none elsewhere. */
     const leaseHost = (stage: Stage) => (stage === "active" ? host : null)
-    const leaseUntil = (stage: Stage) =>
-      stage === "active" && host !== null ? sql`clock_timestamp() + make_interval(secs => ${leaseSeconds})` : sql`NULL`
+    const leaseUntil = (stage: Stage) => stage === "active" && host !== null ? leaseEnd(sql, leaseSeconds) : sql`NULL`
 
     const row = (stage: Stage, name: TaskName) =>
       sql<TaskRow>`
