@@ -36,6 +36,10 @@ export interface FileStat {
   readonly size: number
 }
 
+/** Identity, size and mtime: a file with the same stamp has not been rewritten (rewrites are atomic renames). */
+export const stampOf = (file: Pick<FileStat, "identity" | "size" | "mtimeMs">): string =>
+  `${file.identity}:${file.size}:${file.mtimeMs}`
+
 /** A directory entry that looks like a task but cannot be one: a bad name, or not a regular file. */
 export interface Stray {
   readonly stage: Stage

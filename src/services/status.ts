@@ -18,7 +18,7 @@ import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import type { Histogram } from "../domain/histogram.ts"
 import { parseTask, type Task, type TaskFields, type TaskName } from "../domain/task.ts"
-import { type Stage, Stages, TaskStore } from "../ports/task-store.ts"
+import { type Stage, Stages, stampOf, TaskStore } from "../ports/task-store.ts"
 import { type ActiveJob, Delegation, type DelegationCounters } from "./delegation.ts"
 import { Dispatcher } from "./dispatcher.ts"
 
@@ -132,10 +132,6 @@ const taskView = (name: TaskName, text: string): TaskView =>
     onFailure: (): TaskView => ({ name, state: "unparsable" }),
     onSuccess: ({ fields }) => viewOf(name, fields)
   })
-
-/** Identity, size and mtime: a file with the same stamp has not been rewritten (rewrites are atomic renames). */
-const stampOf = (file: { readonly identity: string; readonly size: number; readonly mtimeMs: number }) =>
-  `${file.identity}:${file.size}:${file.mtimeMs}`
 
 /** Files looked at together for one snapshot. */
 const READ_CONCURRENCY = 16

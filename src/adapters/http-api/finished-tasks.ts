@@ -14,7 +14,7 @@ import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import { readFooter } from "../../domain/footer.ts"
 import { parseTask, type TaskName, taskNameFrom } from "../../domain/task.ts"
-import { TaskStore } from "../../ports/task-store.ts"
+import { stampOf, TaskStore } from "../../ports/task-store.ts"
 
 export interface Finished {
   readonly reason?: string
@@ -70,9 +70,6 @@ interface Known {
   readonly finished: Finished | undefined
   readonly checkedAt: number
 }
-
-const stampOf = (file: { readonly identity: string; readonly size: number; readonly mtimeMs: number }) =>
-  `${file.identity}:${file.size}:${file.mtimeMs}`
 
 interface Timed {
   readonly name: string
