@@ -135,8 +135,6 @@ export const makeCliTmux = Effect.fn("makeCliTmux")(function*(options: TmuxOptio
           return Effect.fail(new TmuxError({ command: "list-sessions", problem: outcome.stderr.trim() }))
         })
       ),
-    hasSession: (session) =>
-      tmux(["has-session", "-t", `=${session}`]).pipe(Effect.map((outcome) => outcome.code === 0)),
     capturePane: (session, options) =>
       onSession(session, [
         "capture-pane",
@@ -145,10 +143,6 @@ export const makeCliTmux = Effect.fn("makeCliTmux")(function*(options: TmuxOptio
         "-t",
         target(session)
       ]),
-    paneCommand: (session) =>
-      onSession(session, ["display-message", "-p", "-t", target(session), "#{pane_current_command}"]).pipe(
-        Effect.map((out) => out.trim())
-      ),
     // `;` as an argument of its own separates tmux commands: one process does both, a third of the cost of three.
     lookAtPane: (session) =>
       onSession(session, [

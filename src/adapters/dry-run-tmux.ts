@@ -144,13 +144,11 @@ export const DryRunTmuxLayer = (options: DryRunOptions) =>
       return Tmux.of({
         // The configured sessions, and any `newSession` added since.
         listSessions: () => Effect.map(Ref.get(panes), (current) => [...current.keys()].sort()),
-        hasSession: (session) => Effect.map(Ref.get(panes), (current) => current.has(session)),
         capturePane: (session) =>
           withPane(
             session,
             (pane) => (pane.busySince === undefined ? idle(pane.input) : busy(pane.busySince, pane.prompt))
           ),
-        paneCommand: (session) => withPane(session, () => "claude"),
         lookAtPane: (session) =>
           withPane(session, (pane) => ({
             command: "claude",

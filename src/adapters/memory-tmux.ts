@@ -96,9 +96,7 @@ export const MemoryTmuxLayer = Layer.effectContext(Effect.gen(function*() {
         ),
         Effect.map((current) => [...current.keys()].sort())
       ),
-    hasSession: (session) => Ref.get(panes).pipe(Effect.map((current) => current.has(session))),
     capturePane: (session) => withPane(session, (pane) => drawInput(pane.screen, pane.input)),
-    paneCommand: (session) => withPane(session, (pane) => pane.command),
     lookAtPane: (session) =>
       withPane(session, (pane) => ({ command: pane.command, screen: drawInput(pane.screen, pane.input) })),
     sendText: (session, text) =>

@@ -63,15 +63,15 @@ export interface PaneLook {
 
 export class Tmux extends Context.Service<Tmux, {
   listSessions(): Effect.Effect<ReadonlyArray<string>, TmuxError>
-  hasSession(session: string): Effect.Effect<boolean, TmuxError>
   /** The visible pane as plain text (`capture-pane -p`); with `history`, that many lines of scrollback above it too. */
   capturePane(
     session: string,
     options?: { readonly history?: number }
   ): Effect.Effect<string, TmuxError | SessionNotFound>
-  /** `#{pane_current_command}`: a pane back at a shell means Claude Code has exited. */
-  paneCommand(session: string): Effect.Effect<string, TmuxError | SessionNotFound>
-  /** `paneCommand` and `capturePane` together, in one tmux call: what every look at a session needs. */
+  /**
+   * `#{pane_current_command}` (a pane back at a shell means Claude Code has exited) and `capturePane`, in one tmux
+   * call: what every look at a session needs.
+   */
   lookAtPane(session: string): Effect.Effect<PaneLook, TmuxError | SessionNotFound>
   /** Types `text` literally; no Enter. */
   sendText(session: string, text: string): Effect.Effect<void, TmuxError | SessionNotFound>

@@ -192,7 +192,6 @@ describe("starting sessions on the dry-run tmux", () => {
       expect(yield* tmux.listSessions()).toStrictEqual(["claude-1", "claude-2"])
       yield* tmux.newSession("claude-3", launch)
       expect(yield* tmux.listSessions()).toStrictEqual(["claude-1", "claude-2", "claude-3"])
-      expect(yield* tmux.hasSession("claude-3")).toBe(true)
       expect(classifyPane(yield* tmux.capturePane("claude-3"), { now: 0, timeZone: "UTC" })._tag).toBe("idle")
       expect((yield* Effect.flip(tmux.newSession("claude-1", launch)))._tag).toBe("SessionExists")
       yield* tmux.respawn("claude-1", launch)
