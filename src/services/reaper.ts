@@ -97,8 +97,17 @@ const finishTask = Effect.fn("Reaper.finish")(function*(
   return millisBetween(marker.submitted_at, yield* nowIso)
 }, Effect.uninterruptible) // a stop (SIGTERM) waits for the move and the marker's removal to both happen
 
-/** Finishes the task under its lock, counts it as completed or failed, and reports how long it took since submission. */
-const finish = (name: TaskName, marker: DelegationMarker, ending: Ending, context: ReapContext) =>
+/**
+ * Finishes the task under its lock, counts it as completed or failed, reports how long it took since submission, and
+ * logs `line` — all one uninterruptible step, so a stop cannot leave a finished task no line reported.
+ */
+const finish = (
+  name: TaskName,
+  marker: DelegationMarker,
+  ending: Ending,
+  context: ReapContext,
+  line: Effect.Effect<void>
+) =>
   TaskLocks.use((locks) => locks.withTask(name, finishTask(name, marker, ending, context.markers))).pipe(
     Effect.tap((ms) =>
       Effect.sync(() => {
@@ -107,17 +116,10 @@ const finish = (name: TaskName, marker: DelegationMarker, ending: Ending, contex
         else context.counters.failed++
         context.onFinished(ms / 1000)
       })
-    )
+    ),
+    Effect.andThen(line),
+    Effect.uninterruptible
   )
-
-/** The finish and the line that says so, as one: a stop between them left a finished task no line had reported. */
-const finishSaying = (
-  name: TaskName,
-  marker: DelegationMarker,
-  outcome: Parameters<typeof finish>[2],
-  context: ReapContext,
-  line: Effect.Effect<void>
-) => Effect.uninterruptible(Effect.andThen(finish(name, marker, outcome, context), line))
 
 /** One poll of the job behind `marker`; terminal statuses, a job secutools no longer knows and timeouts finish the task. */
 export const reapJob = Effect.fn("Reaper.reapJob")(
@@ -130,7 +132,7 @@ export const reapJob = Effect.fn("Reaper.reapJob")(
     const timedOut = waitedMs > Duration.toMillis(context.jobTimeout)
     /** The task fails with `reason`, said in one warning (`line`: when the log should say it otherwise). */
     const failWith = (reason: string, line = `${name} failed: ${reason}`) =>
-      finishSaying(
+      finish(
         name,
         marker,
         { failure: reason },
@@ -159,7 +161,7 @@ export const reapJob = Effect.fn("Reaper.reapJob")(
     const job = polled.success
     if (job.status === "completed") {
       const took = formatDuration(millisBetween(marker.created_at, yield* nowIso) ?? 0)
-      return yield* finishSaying(
+      return yield* finish(
         name,
         marker,
         { job },
@@ -170,7 +172,7 @@ export const reapJob = Effect.fn("Reaper.reapJob")(
       )
     }
     if (job.status === "failed" || job.status === "cancelled") {
-      return yield* finishSaying(
+      return yield* finish(
         name,
         marker,
         { job },
