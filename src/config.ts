@@ -219,9 +219,54 @@ const argumentList: Parse<ReadonlyArray<string>> = (raw) =>
 
 export const LogLevels = ["debug", "info", "warning", "error"] as const
 
+export const QueueBackends = ["files", "postgres"] as const
+
+/** A PostgreSQL connection URL; kept `Redacted`, as its password is a secret. */
+const databaseUrl: Parse<Redacted.Redacted<string>> = (raw) =>
+  /^postgres(?:ql)?:$/.test(URL.parse(raw.trim())?.protocol ?? "")
+    ? Result.succeed(Redacted.make(raw.trim()))
+    : Result.fail("expected a postgres:// or postgresql:// URL")
+
+/** A host id: shown in logs, footers and the status of every host, so printable and short. */
+const hostId: Parse<string> = (raw) =>
+  /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(raw.trim())
+    ? Result.succeed(raw.trim())
+    : Result.fail("expected 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+
+const atLeast = (min: Duration.Duration, parse: Parse<Duration.Duration>): Parse<Duration.Duration> => (raw) =>
+  Result.flatMap(parse(raw), (value) =>
+    Duration.isGreaterThanOrEqualTo(value, min)
+      ? Result.succeed(value)
+      : Result.fail(`must be at least ${formatSettingDuration(min)}`))
+
 /** The settings table; the README's configuration table mirrors it. */
 export const Settings = {
   queueDir: setting("QUEUE_DIR", "./queue", text, "queue root"),
+  queueBackend: setting(
+    "QUEUE_BACKEND",
+    "files",
+    oneOf(QueueBackends),
+    "`files` (the queue is QUEUE_DIR) or `postgres` (one queue in DATABASE_URL shared by several hosts; QUEUE_DIR/pending/ is this host's drop box)"
+  ),
+  databaseUrl: setting(
+    "DATABASE_URL",
+    undefined,
+    databaseUrl,
+    "QUEUE_BACKEND=postgres: `postgres://user:password@host:5432/database`; never logged",
+    true
+  ),
+  hostId: setting(
+    "HOST_ID",
+    undefined,
+    hostId,
+    "QUEUE_BACKEND=postgres: this host's name in the shared queue; default the host name"
+  ),
+  leaseTtl: setting(
+    "LEASE_TTL",
+    "30s",
+    atLeast(Duration.seconds(3), parseDuration),
+    "QUEUE_BACKEND=postgres: a host silent this long loses its running tasks to the others (heartbeat every third)"
+  ),
   secutoolsApiKey: setting("SECUTOOLS_API_KEY", undefined, secret, "enables delegation; never logged", true),
   secutoolsUrl: setting("SECUTOOLS_URL", "http://127.0.0.1:8787", url, "secutools base URL", hideUrlCredentials),
   secutoolsMode: setting("SECUTOOLS_MODE", "http", oneOf(["http", "fake"]), "`http` or `fake` (in-process stand-in)"),
@@ -445,6 +490,21 @@ export const exposureProblem = (config: AppConfig): string | undefined =>
     } is reachable from other hosts and API_TOKEN is not set: set API_TOKEN, ` +
       "bind to 127.0.0.1, or set API_ALLOW_OPEN=true to serve the status API to anyone who can reach it"
     : undefined
+
+/**
+ * The shared queue's settings that cannot work together: PostgreSQL without a URL, and (until delegated jobs are
+ * handed out between hosts) delegation on a shared queue, where two hosts could each submit the same task.
+ */
+export const backendProblems = (config: AppConfig): ReadonlyArray<string> =>
+  config.queueBackend !== "postgres" ? [] : [
+    ...(Option.isNone(config.databaseUrl) ? ["QUEUE_BACKEND=postgres needs DATABASE_URL (postgres://…)"] : []),
+    ...(routingSettings(config).delegationEnabled
+      ? [
+        "QUEUE_BACKEND=postgres does not delegate to secutools yet (jobs are not yet handed out between hosts): " +
+        "unset SECUTOOLS_API_KEY (and SECUTOOLS_MODE=fake), or use QUEUE_BACKEND=files"
+      ]
+      : [])
+  ]
 
 /**
  * Settings of sessions the daemon starts that contradict the others: an account in CLAUDE_CONFIG_DIRS that

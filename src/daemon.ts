@@ -5,25 +5,35 @@
  * the periodic full scan is what guarantees pickup.
  */
 import { watch } from "node:fs"
+import { hostname } from "node:os"
 import { join, resolve } from "node:path"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as References from "effect/References"
 import * as Stream from "effect/Stream"
 import type * as ChildProcessSpawner from "effect/process/ChildProcessSpawner"
 import { CliTmuxLayer } from "./adapters/cli-tmux.ts"
 import { hostTimeZone } from "./adapters/host-time-zone.ts"
 import { DryRunTmuxLayer } from "./adapters/dry-run-tmux.ts"
-import { FsTaskStoreLayer, prepareQueue, removeTempDebris, REQUESTS_DIR } from "./adapters/fs-task-store.ts"
+import {
+  FsTaskStoreLayer,
+  makeFsTaskStore,
+  prepareQueue,
+  removeTempDebris,
+  REQUESTS_DIR
+} from "./adapters/fs-task-store.ts"
+import { SharedQueue, SharedQueueLayer } from "./adapters/pg/shared-queue.ts"
 import { serveHttpApi } from "./adapters/http-api/server.ts"
 import { acquireQueueLockPatiently, type HeldLock } from "./adapters/queue-lock.ts"
 import { logRetry } from "./adapters/http-secutools.ts"
 import { SecutoolsFromConfig } from "./adapters/secutools-layer.ts"
 import {
   type AppConfig,
+  backendProblems,
   Config,
   ConfigInvalid,
   ConfigSource,
@@ -52,6 +62,8 @@ import { slotNames, type SlotSpec } from "./domain/headless.ts"
 import { completionRules } from "./domain/hook-settings.ts"
 import { HeadlessSlots } from "./ports/headless.ts"
 import { discoverSessions } from "./services/sessions.ts"
+import { runDropBox } from "./services/drop-import.ts"
+import { makeLeaseKeeper } from "./services/lease-keeper.ts"
 import { startLine } from "./services/start-line.ts"
 import { hideUrlCredentials } from "./domain/redact.ts"
 import pkg from "../package.json" with { type: "json" }
@@ -91,9 +103,11 @@ export const dispatchSettings = (config: AppConfig): DispatchSettings => {
     requeueAfter: config.requeueAfter,
     limitCooldown: config.limitCooldown,
     maxAttempts: config.maxAttempts,
-    settleAfter: config.settleAfter,
+    // A row of the shared queue is written whole, in one statement: only files (its drop box's) can be half written.
+    settleAfter: config.queueBackend === "postgres" ? Duration.zero : config.settleAfter,
     timeZone: hostTimeZone(),
     queueDir,
+    host: config.queueBackend === "postgres" ? hostIdOf(config) : undefined,
     command: { program: cliProgram(), queueDir },
     routing: routingSettings(config),
     enterDelay: Duration.millis(200),
@@ -209,6 +223,41 @@ export const headlessSettings = (config: AppConfig, cwd: string): HeadlessSettin
   }
 }
 
+/** This host's heartbeat, once now and then every third of a lease, with other hosts' expired runs taken over. */
+const keepLeases = (shared: SharedQueue["Service"], config: AppConfig) =>
+  Effect.gen(function*() {
+    const keeper = yield* makeLeaseKeeper(shared.leases, { leaseTtl: config.leaseTtl, maxAttempts: config.maxAttempts })
+    yield* keeper.heartbeat
+    yield* Effect.forkScoped(supervised("lease keeper", keeper.run))
+  })
+
+/**
+ * The shared queue's changes wake the dispatcher (a task arriving in or leaving pending/, on any host), and this
+ * host's pending/ directory is taken into the queue; returns what wakes the drop box (the directory watch).
+ */
+const followSharedQueue = (
+  shared: SharedQueue["Service"],
+  config: AppConfig,
+  dispatcher: Dispatcher["Service"]
+) =>
+  Effect.gen(function*() {
+    yield* Effect.forkScoped(shared.follow({
+      // (Re)connected: what changed meanwhile is unknown, so the whole queue is looked at.
+      connected: dispatcher.wake,
+      changed: (change) => change.stage === "pending" ? dispatcher.noticed(change.name) : Effect.void
+    }))
+    const files = makeFsTaskStore({ root: resolve(config.queueDir), maxTaskBytes: config.maxTaskSize })
+    const wakeUps = yield* Queue.sliding<void>(1)
+    yield* Effect.forkScoped(supervised(
+      "drop box",
+      runDropBox(files, shared.store, {
+        settleAfterMs: Duration.toMillis(config.settleAfter),
+        scanIntervalMs: Duration.toMillis(config.scanInterval)
+      }, wakeUps)
+    ))
+    return Queue.offer(wakeUps, undefined).pipe(Effect.asVoid)
+  })
+
 /** After the lock: the status API, debris and recovery, then the loops; runs until interrupted. */
 export const runDaemon = (lock: HeldLock) =>
   Effect.gen(function*() {
@@ -239,9 +288,11 @@ export const runDaemon = (lock: HeldLock) =>
       )
     }
     const headless = yield* HeadlessSlots
+    const shared = yield* Effect.serviceOption(SharedQueue)
     yield* Effect.logInfo(startLine({
       version: pkg.version,
       queueDir: settings.queueDir,
+      sharedQueue: Option.getOrUndefined(Option.map(shared, (queue) => ({ host: queue.host }))),
       mode: config.sessionsMode,
       sessions: yield* discoverSessions(settings.sessions).pipe(
         Effect.map((names) => ({ _tag: "Found" as const, names })),
@@ -258,21 +309,32 @@ export const runDaemon = (lock: HeldLock) =>
       configFile: Option.flatten(yield* Effect.serviceOption(ConfigSource))
     }))
     yield* Effect.addFinalizer(() => Effect.logInfo(`claude-failover stopped on ${settings.queueDir}`))
+    // On a shared queue the heartbeat goes first and on all along: a long recovery must not cost this host its leases.
+    if (Option.isSome(shared)) yield* keepLeases(shared.value, config)
     const recovered = yield* recover({
       timeZone: settings.timeZone,
       maxAttempts: config.maxAttempts,
       isHeadless: headless.isSlot,
-      settleAfterMs: Duration.toMillis(config.settleAfter)
+      settleAfterMs: Duration.toMillis(settings.settleAfter)
     })
     for (const action of recovered.actions) yield* Effect.logWarning(`recovery: ${action}`)
     yield* startDelegation(settings.routing.delegationEnabled)
     const inbox = yield* RequestInbox
     const dispatcher = yield* Dispatcher
-    yield* watchQueue(settings.queueDir, {
-      pending: dispatcher.noticed,
-      active: dispatcher.wake,
-      requests: inbox.wake
-    })
+    if (Option.isSome(shared)) {
+      const dropBox = yield* followSharedQueue(shared.value, config, dispatcher)
+      yield* watchQueue(settings.queueDir, {
+        pending: () => dropBox,
+        active: Effect.void,
+        requests: inbox.wake
+      })
+    } else {
+      yield* watchQueue(settings.queueDir, {
+        pending: dispatcher.noticed,
+        active: dispatcher.wake,
+        requests: inbox.wake
+      })
+    }
     // A hook event wakes the dispatcher at once: it need not wait for its next poll to act on it.
     yield* Effect.forkScoped(Stream.runForEach((yield* HookEvents).changes, () => dispatcher.wake))
     yield* Effect.forkScoped(Stream.runForEach(headless.changes, () => dispatcher.wake))
@@ -309,13 +371,32 @@ const tmuxLayer = (config: AppConfig) =>
       withholdEnv: secretEnvNames
     })
 
+/** This host's name in the shared queue: HOST_ID, else the machine's host name. */
+export const hostIdOf = (config: AppConfig): string => Option.getOrElse(config.hostId, () => hostname())
+
+/** The queue shared with other hosts on PostgreSQL, when QUEUE_BACKEND=postgres (one instance: layers are shared). */
+const sharedQueueLayer = (config: AppConfig) =>
+  Option.match(config.queueBackend === "postgres" ? config.databaseUrl : Option.none(), {
+    onNone: () => Option.none(),
+    onSome: (url) =>
+      Option.some(SharedQueueLayer({
+        url,
+        host: hostIdOf(config),
+        leaseTtl: config.leaseTtl,
+        maxTaskBytes: config.maxTaskSize
+      }))
+  })
+
 /** Every Layer the daemon needs, chosen from the configuration. */
 export const daemonLayer = (config: AppConfig) => {
   const settings = dispatchSettings(config)
+  const shared = sharedQueueLayer(config)
+  const store = Option.match(shared, {
+    onNone: () => FsTaskStoreLayer({ root: settings.queueDir, maxTaskBytes: config.maxTaskSize }),
+    onSome: (queue) => SharedQueue.taskStore.pipe(Layer.provide(queue))
+  })
   const ports = Layer.mergeAll(
-    OwnWrites.tracking.pipe(
-      Layer.provide(FsTaskStoreLayer({ root: settings.queueDir, maxTaskBytes: config.maxTaskSize }))
-    ),
+    OwnWrites.tracking.pipe(Layer.provide(store)),
     tmuxLayer(config),
     secutoolsLayer(config),
     TaskLocks.layer
@@ -360,7 +441,11 @@ export const daemonLayer = (config: AppConfig) => {
     Layer.provideMerge(Redaction.logger(config.logFormat)),
     Layer.provideMerge(Redaction.fromConfig(config))
   )
-  return core
+  return Option.match(shared, {
+    onNone: () => core,
+    // The same SharedQueue the store came from, for the leases and the change feed.
+    onSome: (queue) => Layer.merge(core, queue)
+  })
 }
 
 const minimumLevel = { debug: "Debug", info: "Info", warning: "Warn", error: "Error" } as const
@@ -372,7 +457,11 @@ const COMMAND_LOCK_WAIT_MS = 30_000
 export const daemon: Effect.Effect<never, unknown, Config | ChildProcessSpawner.ChildProcessSpawner> = Effect.gen(
   function*() {
     const config = yield* Config
-    const problems = [...Option.toArray(Option.fromNullishOr(exposureProblem(config))), ...sessionStartProblems(config)]
+    const problems = [
+      ...Option.toArray(Option.fromNullishOr(exposureProblem(config))),
+      ...sessionStartProblems(config),
+      ...backendProblems(config)
+    ]
     if (problems.length > 0) return yield* new ConfigInvalid({ problems })
     const root = resolve(config.queueDir)
     // A queue laid out so moves cannot be atomic is a setting to fix, not a fault to retry: exit 2 like bad settings.

@@ -2,7 +2,14 @@ import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Option, Redacted, Result } from "effect"
-import { describeConfig, exposureProblem, resolveConfig, routingSettings, Settings } from "../src/config.ts"
+import {
+  backendProblems,
+  describeConfig,
+  exposureProblem,
+  resolveConfig,
+  routingSettings,
+  Settings
+} from "../src/config.ts"
 
 describe("configuration", () => {
   it("has DESIGN's defaults when nothing is set", () => {
@@ -87,6 +94,48 @@ describe("configuration", () => {
     expect(exposure({ API_HOST: "0.0.0.0", API_ALLOW_OPEN: "true" })).toBeUndefined()
     for (const host of ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"])
       expect(exposure({ API_HOST: host })).toBeUndefined()
+  })
+})
+
+describe("the shared queue's settings", () => {
+  const problems = (env: Record<string, string>) => backendProblems(Result.getOrThrow(resolveConfig(env)))
+
+  it("files by default; PostgreSQL needs a postgres URL, kept redacted, and a host id that can be shown", () => {
+    const config = Result.getOrThrow(resolveConfig({}))
+    expect(config.queueBackend).toBe("files")
+    expect(Duration.toMillis(config.leaseTtl)).toBe(30_000)
+    expect(problems({})).toStrictEqual([])
+    expect(problems({ QUEUE_BACKEND: "postgres" })).toStrictEqual([
+      "QUEUE_BACKEND=postgres needs DATABASE_URL (postgres://…)"
+    ])
+    const url = "postgres://app:hunter2@db.example:5432/queue"
+    const shared = Result.getOrThrow(resolveConfig({ QUEUE_BACKEND: "postgres", DATABASE_URL: url, HOST_ID: "box-7" }))
+    expect(backendProblems(shared)).toStrictEqual([])
+    expect(Option.map(shared.databaseUrl, Redacted.value)).toStrictEqual(Option.some(url))
+    expect(shared.hostId).toStrictEqual(Option.some("box-7"))
+    expect(JSON.stringify(describeConfig(shared))).not.toContain("hunter2")
+    expect(describeConfig(shared)["DATABASE_URL"]).toBe("<redacted>")
+  })
+
+  it("refuses a URL of another scheme, a host id that cannot be shown, a lease too short, without echoing the URL", () => {
+    const result = resolveConfig({
+      DATABASE_URL: "mysql://app:hunter2@db/queue",
+      HOST_ID: "two words",
+      LEASE_TTL: "1s",
+      QUEUE_BACKEND: "oracle"
+    })
+    expect(Result.isFailure(result)).toBe(true)
+    const message = Result.isFailure(result) ? result.failure.message : ""
+    for (const key of ["DATABASE_URL", "HOST_ID", "LEASE_TTL", "QUEUE_BACKEND"]) expect(message).toContain(key)
+    expect(message).toContain("must be at least 3s")
+    expect(message).not.toContain("hunter2")
+  })
+
+  it("refuses delegation on a shared queue until jobs are handed out between hosts", () => {
+    const env = { QUEUE_BACKEND: "postgres", DATABASE_URL: "postgres://db/queue" }
+    expect(problems({ ...env, SECUTOOLS_API_KEY: "sk-1" })[0]).toContain("does not delegate to secutools yet")
+    expect(problems({ ...env, SECUTOOLS_MODE: "fake" })[0]).toContain("does not delegate to secutools yet")
+    expect(problems(env)).toStrictEqual([])
   })
 })
 

@@ -515,6 +515,7 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
         )
       ),
     removeMarker: (name) => remove("pending", `${name}${MARKER_SUFFIX}`),
+    atomically: (effect) => effect,
     listMarkers: () =>
       attempt("list", dirOf("pending"), () => fs.readdir(dirOf("pending"), { withFileTypes: true })).pipe(
         Effect.map((found) =>

@@ -102,6 +102,7 @@ export const makeMemoryTaskStore = Effect.gen(function*() {
       Ref.update(state, (queue) => ({ ...queue, markers: withEntry(queue.markers, name, marker) })),
     removeMarker: (name) =>
       Ref.update(state, (queue) => ({ ...queue, markers: withEntry(queue.markers, name, undefined) })),
+    atomically: (effect) => effect,
     listMarkers: () => Ref.get(state).pipe(Effect.map((queue) => [...queue.markers.keys()].sort()))
   })
   return { store, errors: Ref.get(state).pipe(Effect.map((queue) => queue.errors)) }

@@ -14,7 +14,13 @@ export interface HeadlessFacts {
 
 /** Who ran the task: a local session (with a headless run's facts) or a secutools job. */
 export type Runner =
-  | { readonly _tag: "Session"; readonly session: string; readonly headless?: HeadlessFacts }
+  | {
+    readonly _tag: "Session"
+    readonly session: string
+    /** On a queue shared by several hosts: the session's host. */
+    readonly host?: string | undefined
+    readonly headless?: HeadlessFacts
+  }
   | { readonly _tag: "Job"; readonly provider: string; readonly jobId: string; readonly costUsd?: number }
 
 export type Outcome = Data.TaggedEnum<{
@@ -49,7 +55,10 @@ export const describeHeadless = (facts: HeadlessFacts): ReadonlyArray<string> =>
 
 const describeRunner = (runner: Runner): ReadonlyArray<string> =>
   runner._tag === "Session"
-    ? [`session ${runner.session}`, ...(runner.headless === undefined ? [] : describeHeadless(runner.headless))]
+    ? [
+      runner.host === undefined ? `session ${runner.session}` : `session ${runner.session} on ${runner.host}`,
+      ...(runner.headless === undefined ? [] : describeHeadless(runner.headless))
+    ]
     : [
       `provider ${runner.provider}`,
       `job ${runner.jobId}`,

@@ -42,7 +42,7 @@ const COUNTED_CAUSES: ReadonlySet<string> = new Set<RunEndCause>([
 
 export type TaskEvent = Data.TaggedEnum<{
   /** Recorded before the prompt is typed into the session. */
-  Assign: { readonly session: string; readonly at: string; readonly run: string }
+  Assign: { readonly session: string; readonly at: string; readonly run: string; readonly host?: string | undefined }
   /** The session accepted the typed prompt. */
   Start: { readonly at: string }
   /** Recorded before the job is submitted. */
@@ -86,6 +86,7 @@ const accepts: Readonly<Record<TaskState, ReadonlyArray<TaskEvent["_tag"]>>> = {
 export const RUN_FIELDS = [
   "run",
   "session",
+  "host",
   "assigned_at",
   "started_at",
   "provider",
@@ -116,6 +117,7 @@ const ended = (
     ...(entry.cause === undefined ? {} : { cause: entry.cause }),
     ...(fields.run === undefined ? {} : { run: fields.run }),
     ...(fields.session === undefined ? {} : { session: fields.session }),
+    ...(fields.host === undefined ? {} : { host: fields.host }),
     ...(fields.provider === undefined ? {} : { provider: fields.provider }),
     ...(fields.job_id === undefined ? {} : { job_id: fields.job_id }),
     reason: entry.reason
@@ -127,11 +129,12 @@ export const transition = (fields: TaskFields, event: TaskEvent): Result.Result<
   const from = stateOf(fields)
   if (!accepts[from].includes(event._tag)) return Result.fail(new IllegalTransition({ from, event: event._tag }))
   return Result.succeed(TaskEvent.$match(event, {
-    Assign: ({ at, run, session }): TaskFields => ({
+    Assign: ({ at, host, run, session }): TaskFields => ({
       ...withoutRun(fields),
       state: "assigned",
       run,
       session,
+      ...(host === undefined ? {} : { host }),
       assigned_at: at,
       attempts: startedOnce(fields)
     }),

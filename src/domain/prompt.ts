@@ -43,7 +43,8 @@ export const renderPrompt = (input: {
   readonly name: TaskName
   readonly run: string
   readonly body: string
-  readonly taskPath: string
+  /** Where the task's file is; none on a shared queue, where the task is a database row. */
+  readonly taskPath?: string | undefined
   readonly command: CompletionCommand
 }): string =>
   pasteSafe(
@@ -52,7 +53,7 @@ export const renderPrompt = (input: {
       "",
       input.body.trim(),
       "",
-      `(Task file: ${input.taskPath})`,
+      ...(input.taskPath === undefined ? [] : [`(Task file: ${input.taskPath})`]),
       "When you have finished, run this shell command, exactly as written:",
       `\`${doneCommand(input.command, input.name, input.run)}\``,
       "If you cannot finish it, run this instead, with the reason in the quotes:",

@@ -140,3 +140,16 @@ export const urlSecrets = (value: string): ReadonlyArray<string> => {
   const plain = password === "" ? decoded(user) : `${decoded(user)}:${decoded(password)}`
   return [...new Set([userinfo, plain, password, decoded(password)])].filter((secret) => secret.length > 0)
 }
+
+/**
+ * The secrets of a database URL: the URL itself and its password (in the user-info or a `password=` parameter), not
+ * the user name alone — a URL without a password hides nothing, and redacting its user (`postgres`) would blank that
+ * word out of every log line.
+ */
+export const databaseUrlSecrets = (value: string): ReadonlyArray<string> => {
+  const parsed = URL.parse(value.trim())
+  const inUserinfo = parsed !== null && parsed.password !== "" ? urlSecrets(value) : []
+  const inQuery = parsed?.searchParams.getAll("password") ?? []
+  return [...new Set([value, ...inUserinfo, ...inQuery.flatMap((p) => [p, encodeURIComponent(p)])])]
+    .filter((secret) => secret.length > 0)
+}

@@ -144,6 +144,8 @@ export const HistoryEntry = Schema.Struct({
   cause: Schema.optionalKey(Schema.String),
   run: Schema.optionalKey(Schema.String),
   session: Schema.optionalKey(Schema.String),
+  /** On a queue shared by several hosts: the host whose session it was. */
+  host: Schema.optionalKey(Schema.String),
   provider: Schema.optionalKey(Schema.String),
   job_id: Schema.optionalKey(Schema.String),
   reason: Schema.String
@@ -178,6 +180,8 @@ export const TaskFields = Schema.Struct({
   /** The current run's token: put in the completion line, so a completion from an older run is refused. */
   run: Schema.optionalKey(Schema.String),
   session: Schema.optionalKey(Schema.String),
+  /** On a queue shared by several hosts: the host whose session runs it (session names repeat across hosts). */
+  host: Schema.optionalKey(Schema.String),
   assigned_at: Schema.optionalKey(Timestamp),
   /** Set once the session accepted the typed prompt; without it, an assignment was never typed. */
   started_at: Schema.optionalKey(Timestamp),

@@ -111,8 +111,11 @@ export class TaskStore extends Context.Service<TaskStore, {
   read(stage: Stage, name: TaskName): Effect.Effect<StoredTask, StoreError | TaskNotFound | Unreadable>
   /** A new file, atomically (temporary file, flush, link); fails with NameTaken rather than overwrite. */
   create(stage: Stage, name: TaskName, text: string): Effect.Effect<void, StoreError | NameTaken>
-  /** Replaces the file's content atomically (temporary file, flush, rename over it). */
-  replace(stage: Stage, name: TaskName, text: string): Effect.Effect<void, StoreError>
+  /**
+   * Replaces the file's content atomically (temporary file, flush, rename over it). On a queue shared by several hosts,
+   * fails with TaskNotFound when the task was changed or moved by another host since this one read it.
+   */
+  replace(stage: Stage, name: TaskName, text: string): Effect.Effect<void, StoreError | TaskNotFound>
   /** Moves `from/name` to `to/toName` (default: the same name), bytes untouched; never overwrites. */
   move(
     from: Stage,
@@ -130,6 +133,12 @@ export class TaskStore extends Context.Service<TaskStore, {
   removeMarker(name: TaskName): Effect.Effect<void, StoreError>
   /** Names of the pending tasks that have a marker beside them. */
   listMarkers(): Effect.Effect<ReadonlyArray<TaskName>, StoreError>
+  /**
+   * Runs `effect`'s writes as one: on a queue shared by several hosts, no other host sees its first write without its
+   * last (a task rewritten in pending/ and then moved to active/ is never seen half way), and a failure undoes them.
+   * On one host's files each write is atomic on its own and the queue's lock keeps other writers out: it just runs.
+   */
+  atomically<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | StoreError, R>
 }>()("claude-failover/ports/TaskStore") {}
 
 /** Resource errors: the disk is full or read-only, or the process is out of descriptors; worth waiting out. */

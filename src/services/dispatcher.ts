@@ -81,6 +81,11 @@ export interface DispatchSettings {
   readonly maxAttempts: number
   readonly timeZone: string
   readonly queueDir: string
+  /**
+   * This host's id when the queue is shared by several hosts (PostgreSQL): recorded with each run, as session names
+   * repeat across hosts; the tasks are then rows, not files in queueDir. Undefined on one host's files.
+   */
+  readonly host: string | undefined
   readonly command: CompletionCommand
   readonly routing: {
     readonly delegationEnabled: boolean
@@ -529,9 +534,14 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         const run = newRunId()
         const at = yield* nowIso
         // Record first: a crash from here on leaves the task in active/ with its run, which recovery understands.
-        const assigned = yield* applyEvent("pending", task.name, TaskEvent.Assign({ session, at, run }), {
-          crashPoints: { written: "assign:written", moved: "assign:moved" }
-        })
+        const assigned = yield* applyEvent(
+          "pending",
+          task.name,
+          TaskEvent.Assign({ session, at, run, host: settings.host }),
+          {
+            crashPoints: { written: "assign:written", moved: "assign:moved" }
+          }
+        )
         yield* intake.forget(task.name)
         yield* noteSuccess
         const name = assigned.name
@@ -546,7 +556,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
           name,
           run,
           body: assigned.task.body,
-          taskPath: join(settings.queueDir, "active", name),
+          taskPath: settings.host === undefined ? join(settings.queueDir, "active", name) : undefined,
           command: settings.command
         })
         if (headless.isSlot(session)) {
@@ -674,6 +684,14 @@ export const makeDispatcher = (settings: DispatchSettings) =>
               Effect.gen(function*() {
                 if (yield* noteFailure(error, now)) return
                 yield* intake.forget(task.name)
+                // Gone from pending/ (or changed) since it was read: removed by a person, or on a shared queue taken
+                // by another host a moment earlier. Nothing was typed; the session stays free for the next task.
+                if (error._tag === "TaskNotFound") {
+                  return yield* Effect.logInfo(
+                    `${task.name} left pending/ before it could be assigned to ${sighting.session}` +
+                      (settings.host === undefined ? " (removed)" : " (another host took it, or it was removed)")
+                  ).pipe(Effect.annotateLogs({ task: task.name }))
+                }
                 yield* Effect.logError(`dispatching ${task.name} failed: ${error.message}`)
               })
             )

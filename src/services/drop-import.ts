@@ -3,15 +3,17 @@
  * the shared queue, then the file is removed.
  * Easy to get wrong: a crash may fall between the two. A pending task of that name with the same text is this file,
  * already taken in, so only the file is removed; one with other text is another task, and this one is taken in under
- * a free name. A file changed less than SETTLE_AFTER ago may still be being written, and waits. A file that cannot be
- * read stays where it is, for the local intake to quarantine with its reason.
+ * a free name. A file changed less than SETTLE_AFTER ago may still be being written, and waits. A file that can never
+ * be a task goes to the host's own failed/ with its reason.
  */
 import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
 import * as Result from "effect/Result"
 import { stillSettling, type TaskName } from "../domain/task.ts"
 import { TaskStore } from "../ports/task-store.ts"
-import { freeName } from "./task-moves.ts"
+import { freeName, quarantine, quarantineStrays } from "./task-moves.ts"
 
 export interface ImportedDrop {
   readonly file: TaskName
@@ -23,15 +25,53 @@ export interface ImportedDrop {
 
 type Store = TaskStore["Service"]
 
-/** Takes every settled, readable file of `files`' pending/ into `queue`'s; what it took. */
-export const importDrops = (files: Store, queue: Store, settleAfterMs: number) =>
+export interface DropRound {
+  readonly imported: ReadonlyArray<ImportedDrop>
+  /** Files that can never be tasks (too large, not text, a name no task can have): moved to this host's failed/. */
+  readonly quarantined: number
+  /** When the first file still being written will have settled (epoch ms), if one is. */
+  readonly nextSettle: number | undefined
+}
+
+/**
+ * Takes every settled, readable file of `files`' pending/ into `queue`'s. A file that can never be a task goes to the
+ * host's own failed/ with a `.error`, as the file queue's intake does: the shared queue never holds what no host can
+ * read.
+ */
+export const importDrops = (
+  files: Store,
+  queue: Store,
+  settleAfterMs: number,
+  report: (key: string, message: string) => Effect.Effect<void> = Effect.logWarning
+) =>
   Effect.gen(function*() {
     const imported: Array<ImportedDrop> = []
+    let nextSettle: number | undefined
+    let quarantined = yield* quarantineStrays(report).pipe(Effect.provideService(TaskStore, files))
     for (const file of yield* files.list("pending")) {
       const read = yield* Effect.result(files.read("pending", file))
-      if (Result.isFailure(read)) continue
-      if (stillSettling(read.success.mtimeMs, yield* Clock.currentTimeMillis, settleAfterMs)) continue
+      if (Result.isFailure(read)) {
+        const error = read.failure
+        if (error._tag === "Unreadable" && error.quarantine) {
+          yield* quarantine("pending", file, `${file}: ${error.problem}`).pipe(Effect.provideService(TaskStore, files))
+          quarantined++
+        }
+        continue
+      }
+      const now = yield* Clock.currentTimeMillis
+      if (stillSettling(read.success.mtimeMs, now, settleAfterMs)) {
+        nextSettle = Math.min(nextSettle ?? Infinity, read.success.mtimeMs + settleAfterMs)
+        continue
+      }
       const text = read.success.text
+      if (text.includes("\u0000")) {
+        // Valid UTF-8, but PostgreSQL's text cannot hold a NUL: it would be refused on every try.
+        yield* quarantine("pending", file, `${file}: holds a NUL byte, which the shared queue cannot store`).pipe(
+          Effect.provideService(TaskStore, files)
+        )
+        quarantined++
+        continue
+      }
       const created = yield* Effect.result(queue.create("pending", file, text))
       if (Result.isSuccess(created)) {
         yield* files.remove("pending", file)
@@ -50,5 +90,45 @@ export const importDrops = (files: Store, queue: Store, settleAfterMs: number) =
       yield* files.remove("pending", file)
       imported.push({ file, task: other, already: false })
     }
-    return imported
+    return { imported, quarantined, nextSettle } satisfies DropRound
+  })
+
+/**
+ * Takes the drop box in forever: at once when `wake` is offered (the directory watch saw a change), when a file still
+ * being written has settled, and every `scanInterval` for what the watch missed. Each task taken in is logged.
+ */
+export const runDropBox = (
+  files: Store,
+  queue: Store,
+  settings: { readonly settleAfterMs: number; readonly scanIntervalMs: number },
+  wakeUps: Queue.Dequeue<void>
+): Effect.Effect<never> =>
+  Effect.gen(function*() {
+    const reported = new Set<string>()
+    const reportOnce = (key: string, message: string) =>
+      reported.has(key) ? Effect.void : Effect.andThen(Effect.sync(() => reported.add(key)), Effect.logWarning(message))
+    return yield* Effect.forever(Effect.gen(function*() {
+      const round = yield* importDrops(files, queue, settings.settleAfterMs, reportOnce).pipe(
+        Effect.catch((error) =>
+          Effect.as(
+            reportOnce(`drop:${error.message}`, `taking pending/ into the shared queue: ${error.message}; tried again`),
+            { imported: [], quarantined: 0, nextSettle: undefined } satisfies DropRound
+          )
+        )
+      )
+      for (const { already, file, task } of round.imported) {
+        if (already) continue
+        yield* Effect.logInfo(
+          task === file
+            ? `${task} taken into the shared queue`
+            : `${file} taken into the shared queue as ${task} (${file} was taken)`
+        ).pipe(Effect.annotateLogs({ task }))
+      }
+      const now = yield* Clock.currentTimeMillis
+      const wait = Math.min(
+        settings.scanIntervalMs,
+        round.nextSettle === undefined ? Infinity : Math.max(0, round.nextSettle - now) + 1
+      )
+      yield* Queue.take(wakeUps).pipe(Effect.timeout(Duration.millis(wait)), Effect.ignore)
+    }))
   })

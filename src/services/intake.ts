@@ -12,22 +12,13 @@ import * as Option from "effect/Option"
 import type * as Order from "effect/Order"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
-import {
-  parseTask,
-  quarantineNameFor,
-  type QueueKey,
-  queueKey,
-  QueueOrder,
-  stillSettling,
-  type Task,
-  TaskName
-} from "../domain/task.ts"
+import { parseTask, type QueueKey, queueKey, QueueOrder, stillSettling, type Task, TaskName } from "../domain/task.ts"
 import { insertSorted, removeSorted } from "../domain/sorted-list.ts"
 import { TaskStore } from "../ports/task-store.ts"
 import { settleFile } from "./recovery.ts"
 import { OwnWrites } from "./own-writes.ts"
 import { TaskLocks } from "./task-locks.ts"
-import { freeName, quarantine } from "./task-moves.ts"
+import { freeName, quarantine, quarantineStrays } from "./task-moves.ts"
 
 export interface PendingEntry {
   readonly mtimeMs: number
@@ -108,28 +99,8 @@ export const makeIntake = (settings: IntakeSettings) =>
     const reportOnce = (key: string, message: string) =>
       reported.has(key) ? Effect.void : Effect.andThen(Effect.sync(() => reported.add(key)), Effect.logWarning(message))
 
-    /** Regular files with names that cannot be tasks go to failed/ under a usable name; other entries are left alone. */
-    const strays = Effect.gen(function*() {
-      for (const stray of yield* store.strays("pending")) {
-        if (stray.kind === "not-a-file") {
-          yield* reportOnce(
-            `stray:${stray.display}`,
-            `pending/${JSON.stringify(stray.display).slice(1, -1)} ${stray.problem}; ignored`
-          )
-          continue
-        }
-        const target = quarantineNameFor(stray.display)
-        const free = (yield* store.has("failed", target)) ? yield* freeName(target) : target
-        yield* store.writeError(
-          free,
-          `the file name ${
-            JSON.stringify(stray.display)
-          } cannot be a task name: ${stray.problem}; the file was renamed ${free}`
-        )
-        yield* store.quarantineStray(stray, free)
-        counters.malformed++
-        yield* Effect.logWarning(`pending/${JSON.stringify(stray.display)}: ${stray.problem}; moved to failed/${free}`)
-      }
+    const strays = Effect.map(quarantineStrays(reportOnce), (moved) => {
+      counters.malformed += moved
     })
 
     /** One new or changed file: ready, not yet settled, or acted on (quarantined, renamed, settled). */

@@ -24,15 +24,17 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as References from "effect/References"
 import type { AppConfig } from "../config.ts"
-import { makeRedactor, urlSecrets } from "../domain/redact.ts"
+import { databaseUrlSecrets, makeRedactor, urlSecrets } from "../domain/redact.ts"
 
 export type Redact = (text: string) => string
 
-/** Every secret the configuration holds: the two keys and SECUTOOLS_URL's user-info (and its password alone). */
+/** Every secret the configuration holds: the two keys, DATABASE_URL, and the URLs' user-info (and password alone). */
 export const configSecrets = (config: AppConfig): ReadonlyArray<string> => [
   ...Option.toArray(config.secutoolsApiKey).map(Redacted.value),
   ...Option.toArray(config.apiToken).map(Redacted.value),
-  ...urlSecrets(config.secutoolsUrl)
+  ...urlSecrets(config.secutoolsUrl),
+  // The whole URL and its password, which errors may echo on their own.
+  ...Option.toArray(config.databaseUrl).flatMap((url) => databaseUrlSecrets(Redacted.value(url)))
 ]
 
 export class Redaction extends Context.Service<Redaction, {

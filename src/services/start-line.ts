@@ -8,6 +8,8 @@ import * as Option from "effect/Option"
 export interface StartFacts {
   readonly version: string
   readonly queueDir: string
+  /** The queue shared by several hosts on PostgreSQL, as this host (queueDir is then its drop box). */
+  readonly sharedQueue?: { readonly host: string } | undefined
   readonly mode: "tmux" | "dry-run" | "headless"
   /** tmux sessions found (or dry-run sessions), or why none could be listed. */
   readonly sessions: { readonly _tag: "Found"; readonly names: ReadonlyArray<string> } | {
@@ -49,7 +51,10 @@ const delegationPart = (facts: StartFacts): string =>
 
 export const startLine = (facts: StartFacts): string =>
   [
-    `claude-failover ${facts.version} started on ${facts.queueDir}`,
+    facts.sharedQueue === undefined
+      ? `claude-failover ${facts.version} started on ${facts.queueDir}`
+      : `claude-failover ${facts.version} started as host ${facts.sharedQueue.host} of the shared queue on PostgreSQL ` +
+        `(drop box ${facts.queueDir}/pending)`,
     sessionsPart(facts),
     delegationPart(facts),
     `status page ${facts.api}/`,

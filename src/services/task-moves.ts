@@ -20,6 +20,7 @@ import {
 import {
   appendToBody,
   parseTask,
+  quarantineNameFor,
   renderTask,
   type Task,
   type TaskFields,
@@ -150,17 +151,24 @@ export const applyEvent = Effect.fn("applyEvent")(function*(
   const rewritten: Task = { ...task, body: options.body === undefined ? task.body : options.body(task) }
   const footer = options.footer === undefined ? "" : redact(options.footer(task))
   const next = appendToBody(withFields(rewritten, history === undefined ? adjusted : { ...adjusted, history }), footer)
-  yield* store.replace(from, name, renderTask(next))
   const to = homeOf(adjusted.state ?? "pending")
-  if (to === from) return { task: next, stage: from, name } satisfies Applied
-  if (options.crashPoints !== undefined) yield* failpoint(options.crashPoints.written)
-  // A move that fails (a full disk, a stage that became a mount of its own) puts the old bytes back, so retrying it
-  // later starts from where it was instead of from a half-done transition.
-  const moved = yield* moveKeepingBoth(from, to, name).pipe(
-    Effect.tapError(() => store.replace(from, name, stored.text).pipe(Effect.ignore))
-  )
-  if (options.crashPoints !== undefined) yield* failpoint(options.crashPoints.moved)
-  return { task: { ...next, name: moved }, stage: to, name: moved } satisfies Applied
+  if (to === from) {
+    yield* store.replace(from, name, renderTask(next))
+    return { task: next, stage: from, name } satisfies Applied
+  }
+  // On a shared queue, the rewrite and the move are one transaction: another host never reads the new state still
+  // in the old stage (and takes it for a crash to settle).
+  return yield* store.atomically(Effect.gen(function*() {
+    yield* store.replace(from, name, renderTask(next))
+    if (options.crashPoints !== undefined) yield* failpoint(options.crashPoints.written)
+    // A move that fails (a full disk, a stage that became a mount of its own) puts the old bytes back, so retrying it
+    // later starts from where it was instead of from a half-done transition.
+    const moved = yield* moveKeepingBoth(from, to, name).pipe(
+      Effect.tapError(() => store.replace(from, name, stored.text).pipe(Effect.ignore))
+    )
+    if (options.crashPoints !== undefined) yield* failpoint(options.crashPoints.moved)
+    return { task: { ...next, name: moved }, stage: to, name: moved } satisfies Applied
+  }))
 })
 
 /** Milliseconds from `since` to `at` (ISO instants); undefined when `since` is missing or the span is not sensible. */
@@ -197,6 +205,7 @@ export const finishLocalTask = Effect.fn("finishLocalTask")(function*(
       runner: {
         _tag: "Session",
         session: task.fields.session ?? "unknown",
+        ...(task.fields.host === undefined ? {} : { host: task.fields.host }),
         ...(headless === undefined ? {} : { headless })
       } as const,
       ...(durationMs === undefined ? {} : { durationMs })
@@ -267,7 +276,11 @@ export const endUnfinishedRun = Effect.fn("endUnfinishedRun")(function*(
     const footer = (before: Task) =>
       renderFooter(Outcome.Failed({
         at,
-        runner: { _tag: "Session", session: before.fields.session ?? "unknown" },
+        runner: {
+          _tag: "Session",
+          session: before.fields.session ?? "unknown",
+          ...(before.fields.host === undefined ? {} : { host: before.fields.host })
+        },
         reason: why
       }))
     const applied = yield* applyEvent("active", name, TaskEvent.Fail({ at }), {
@@ -311,4 +324,37 @@ export const quarantine = Effect.fn("quarantine")(function*(stage: Stage, name: 
       Effect.annotateLogs({ task: name })
     )
   return target
+})
+
+/**
+ * Regular files in pending/ with names that cannot be tasks go to failed/ under a usable name, with a `.error` saying
+ * so; other entries (directories, sockets) are reported through `report` (keyed, so said once) and left alone. Returns
+ * how many files were moved.
+ */
+export const quarantineStrays = Effect.fn("quarantineStrays")(function*(
+  report: (key: string, message: string) => Effect.Effect<void>
+) {
+  const store = yield* TaskStore
+  let moved = 0
+  for (const stray of yield* store.strays("pending")) {
+    if (stray.kind === "not-a-file") {
+      yield* report(
+        `stray:${stray.display}`,
+        `pending/${JSON.stringify(stray.display).slice(1, -1)} ${stray.problem}; ignored`
+      )
+      continue
+    }
+    const target = quarantineNameFor(stray.display)
+    const free = (yield* store.has("failed", target)) ? yield* freeName(target) : target
+    yield* store.writeError(
+      free,
+      `the file name ${
+        JSON.stringify(stray.display)
+      } cannot be a task name: ${stray.problem}; the file was renamed ${free}`
+    )
+    yield* store.quarantineStray(stray, free)
+    moved++
+    yield* Effect.logWarning(`pending/${JSON.stringify(stray.display)}: ${stray.problem}; moved to failed/${free}`)
+  }
+  return moved
 })

@@ -5,11 +5,13 @@
  * task's lock (the daemon) while this runs; and a requeue stops the session's turn only when given a way to (the
  * daemon's `requeueTask`), otherwise the file alone changes and the answer says the session was not interrupted.
  */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type { Task, TaskName } from "../domain/task.ts"
-import { type Stage, TaskStore } from "../ports/task-store.ts"
+import { isResourceError, type Stage, TaskStore } from "../ports/task-store.ts"
 import { settleFile } from "./recovery.ts"
 import { applyEvent, finishLocalTask, millisBetween, nowIso, readTask, retryTask } from "./task-moves.ts"
 import { TaskEvent } from "../domain/lifecycle.ts"
@@ -94,14 +96,14 @@ const finish = Effect.fn("finish")(function*(
   if (stage === "active") {
     if (run !== undefined && current !== run) {
       return refused(
-        `refused: ${name} is now run ${current ?? "(none)"} on ${task.fields.session ?? "no session"}; ` +
+        `refused: ${name} is now run ${current ?? "(none)"} on ${sessionOf(task) ?? "no session"}; ` +
           `this completion is for run ${run}, which the daemon already ended; nothing changed`
       )
     }
     const applied = yield* finishLocalTask(name, result)
     const took = millisBetween(task.fields.assigned_at, applied.task.fields.finished_at ?? (yield* nowIso))
     const facts = [
-      ...(task.fields.session === undefined ? [] : [`session ${task.fields.session}`]),
+      ...(task.fields.session === undefined ? [] : [`session ${sessionOf(task)}`]),
       ...(took === undefined ? [] : [`took ${formatDuration(took)}`]),
       ...(result._tag === "Failed" ? [`reason: ${result.reason}`] : [])
     ]
@@ -241,6 +243,16 @@ export const requeueTask = Effect.fn("requeueTask")(
   }
 )
 
+/** The run's session, and its host on a shared queue (session names repeat across hosts): `claude-1 on host-2`. */
+const sessionOf = (task: Task): string | undefined =>
+  task.fields.session === undefined || task.fields.host === undefined
+    ? task.fields.session
+    : `${task.fields.session} on ${task.fields.host}`
+
+/** A resource error is tried again every half second for 30 s: well within the minute a command waits for its answer. */
+const OUTAGE_RETRY_EVERY = Duration.millis(500)
+const OUTAGE_RETRIES = 60
+
 /** Applies `operation`; `stop` is how a requeue stops the session's turn (the daemon has one, a command alone does not). */
 export const performOperation = (
   name: TaskName,
@@ -264,5 +276,10 @@ export const performOperation = (
         return requeueTask(name, operation.run, Option.fromUndefinedOr(stop))
     }
   })()
-  return run.pipe(Effect.catch((error) => Effect.succeed(failure(`${name}: ${error.message}; nothing changed`))))
+  return run.pipe(
+    // A short outage (the database restarting, a disk full for a moment) is waited out while the command still waits
+    // for its answer, rather than failing a completion the agent will not send again.
+    Effect.retry({ while: isResourceError, schedule: Schedule.spaced(OUTAGE_RETRY_EVERY), times: OUTAGE_RETRIES }),
+    Effect.catch((error) => Effect.succeed(failure(`${name}: ${error.message}; nothing changed`)))
+  )
 }

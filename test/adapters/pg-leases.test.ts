@@ -11,7 +11,10 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { DelegationMarker } from "../../src/domain/marker.ts"
+import { TaskEvent } from "../../src/domain/lifecycle.ts"
 import { TaskName } from "../../src/domain/task.ts"
+import { TaskStore } from "../../src/ports/task-store.ts"
+import { applyEvent } from "../../src/services/task-moves.ts"
 import { hostOn, onSharedQueue } from "./pg-database.ts"
 
 const TTL = Duration.seconds(1)
@@ -181,5 +184,65 @@ onSharedQueue("PostgreSQL leases", (it) => {
       expect((hosts.get("lease-b")?.leases ?? 0) + (hosts.get("lease-c")?.leases ?? 0)).toBe(10)
       expect(hosts.get("lease-b")?.heartbeatAt ?? 0).toBeGreaterThan(hosts.get("lease-a")?.heartbeatAt ?? 0)
       yield* Fiber.interrupt(beating)
+    }))
+})
+
+onSharedQueue("PostgreSQL: two hosts acting on what each read of the same task", (it) => {
+  it.effect("hosts assigning the same pending tasks at once: each task gets one run, no second row", () =>
+    Effect.gen(function*() {
+      const hosts = yield* Effect.all([hostNamed("assign-a"), hostNamed("assign-b"), hostNamed("assign-c")])
+      const tasks = names("assign", 30)
+      for (const task of tasks) yield* hosts[0].store.create("pending", task, "Work.\n")
+      // Each host reads every task first (as its intake does), then assigns it: the writes race on what each read.
+      for (const host of hosts) for (const task of tasks) yield* host.store.read("pending", task)
+      const assign = (host: (typeof hosts)[number], task: TaskName) =>
+        applyEvent(
+          "pending",
+          task,
+          TaskEvent.Assign({ session: `${host.host}:claude-1`, at: "2026-11-26T09:00:00.000Z", run: host.host })
+        ).pipe(
+          Effect.provideService(TaskStore, host.store),
+          Effect.as([task]),
+          Effect.catchTag("TaskNotFound", () => Effect.succeed([]))
+        )
+      const won = yield* Effect.all(
+        hosts.map((host) => Effect.forEach(tasks, (task) => assign(host, task), { concurrency: 4 })),
+        { concurrency: "unbounded" }
+      )
+      const all = won.flatMap((perHost) => perHost.flat())
+      expect([...all].sort()).toStrictEqual(tasks)
+      const sql = yield* SqlClient.SqlClient
+      const rows = yield* sql<{ readonly stage: string; readonly name: string; readonly text: string }>`
+        SELECT stage, name, text FROM cf_tasks WHERE name LIKE 'assign-%' ORDER BY name
+      `
+      expect(rows.map((row) => [row.stage, row.name])).toStrictEqual(tasks.map((task) => ["active", task]))
+      // The run written is the winner's own: the text was not written over by a host that lost the race.
+      for (const [index, host] of hosts.entries()) {
+        for (const task of (won[index] ?? []).flat()) {
+          expect(rows.find((row) => row.name === task)?.text).toContain(`run: ${host.host}`)
+        }
+      }
+      // Each host's list of active/ is the runs it holds: the tasks it won, none of the others'.
+      for (const [index, host] of hosts.entries()) {
+        expect(yield* host.store.list("active")).toStrictEqual([...(won[index] ?? []).flat()].sort())
+      }
+    }))
+
+  it.effect("a write the lost host prepared before its task was taken over is refused", () =>
+    Effect.gen(function*() {
+      const [lost, taker] = yield* Effect.all([hostNamed("stale-a"), hostNamed("stale-b")])
+      const task = TaskName.make("stale.md")
+      yield* lost.store.create("pending", task, "Work.\n")
+      yield* lost.store.move("pending", "active", task)
+      const read = yield* lost.store.read("active", task)
+      // The lost host stops renewing; the other host takes the task over once the lease has run out.
+      yield* eventually(taker.leases.takeOver(task), (taken) => taken, Duration.seconds(10))
+      const late = yield* Effect.exit(lost.store.replace("active", task, `${read.text}late: true\n`))
+      expect(late._tag).toBe("Failure")
+      const moved = yield* Effect.exit(lost.store.move("active", "done", task))
+      expect(moved._tag).toBe("Failure")
+      expect((yield* taker.store.read("active", task)).text).toBe("Work.\n")
+      expect(yield* lost.store.list("active")).toStrictEqual([])
+      expect(yield* taker.store.list("active")).toStrictEqual([task])
     }))
 })

@@ -59,7 +59,13 @@ layer(PrivateDatabase, { excludeTestServices: true, timeout: 60_000 })("PostgreS
       yield* store.move("pending", "active", TaskName.make("wake.md"))
       const first = yield* Queue.take(notes).pipe(Effect.timeout("10 seconds"))
       const second = yield* Queue.take(notes).pipe(Effect.timeout("10 seconds"))
-      expect([first.payload, second.payload]).toStrictEqual(["pending/wake.md", "active/wake.md"])
+      const third = yield* Queue.take(notes).pipe(Effect.timeout("10 seconds"))
+      // A move is announced where the task left and where it arrived.
+      expect([first.payload, second.payload, third.payload]).toStrictEqual([
+        "pending/wake.md",
+        "pending/wake.md",
+        "active/wake.md"
+      ])
       // Inside a transaction, nothing is announced until it commits (and nothing at all if it rolls back).
       const sql = yield* SqlClient.SqlClient
       yield* sql.withTransaction(Effect.andThen(
@@ -67,8 +73,11 @@ layer(PrivateDatabase, { excludeTestServices: true, timeout: 60_000 })("PostgreS
         Effect.fail("roll back")
       )).pipe(Effect.ignore)
       yield* store.create("pending", TaskName.make("after.md"), "After.\n")
-      const third = yield* Queue.take(notes).pipe(Effect.timeout("10 seconds"))
-      expect(third.payload).toBe("pending/after.md")
+      const fourth = yield* Queue.take(notes).pipe(Effect.timeout("10 seconds"))
+      expect(fourth.payload).toBe("pending/after.md")
+      // A task removed is announced where it was.
+      yield* store.remove("active", TaskName.make("wake.md"))
+      expect((yield* Queue.take(notes).pipe(Effect.timeout("10 seconds"))).payload).toBe("active/wake.md")
     }))
 
   it.effect("a move is one statement: the row changes stage and name and keeps its identity, or nothing changes", () =>
@@ -82,6 +91,22 @@ layer(PrivateDatabase, { excludeTestServices: true, timeout: 60_000 })("PostgreS
       expect(yield* store.list("active")).not.toContain(name)
       expect((yield* store.stat("done", TaskName.make("one-2.md"))).identity).toBe(before.identity)
       expect(yield* store.linked("done")).toStrictEqual(new Map())
+    }))
+})
+
+layer(MigratedDatabase, { excludeTestServices: true, timeout: 60_000 })("PostgreSQL queue text", (it) => {
+  it.effect("a text PostgreSQL cannot hold (a NUL byte) is refused as it stands, not waited out as an outage", () =>
+    Effect.gen(function*() {
+      const store = yield* TaskStore.pipe(Effect.provide(PgTaskStoreLayer()))
+      const name = TaskName.make("nul.md")
+      const created = yield* Effect.flip(store.create("pending", name, "a\u0000b"))
+      expect(created._tag).toBe("StoreError")
+      expect(created.message).toContain("NUL byte")
+      expect(isResourceError(created)).toBe(false)
+      yield* store.create("pending", name, "ab")
+      const replaced = yield* Effect.flip(store.replace("pending", name, "a\u0000b"))
+      expect(replaced._tag === "StoreError" && !isResourceError(replaced)).toBe(true)
+      expect((yield* store.read("pending", name)).text).toBe("ab")
     }))
 })
 

@@ -1,7 +1,13 @@
 /** The redactor's promise, restated: no secret survives in any form, and text without one comes back as it was. */
 import { describe, expect, it } from "@effect/vitest"
 import fc from "fast-check"
-import { dropPartialSecret, hideUrlCredentials, makeRedactor, urlSecrets } from "../../src/domain/redact.ts"
+import {
+  databaseUrlSecrets,
+  dropPartialSecret,
+  hideUrlCredentials,
+  makeRedactor,
+  urlSecrets
+} from "../../src/domain/redact.ts"
 import { RUNS } from "./arbitraries.ts"
 
 const PROPERTY_RUNS = { numRuns: RUNS.numRuns * 5 }
@@ -133,5 +139,21 @@ describe("URL credentials", () => {
     expect(urlSecrets("https://alice:s3cret@example.com")).toEqual(["alice:s3cret", "s3cret"])
     expect(urlSecrets("https://a%40b:p%2Fw@example.com")).toEqual(["a%40b:p%2Fw", "a@b:p/w", "p%2Fw", "p/w"])
     expect(urlSecrets("https://example.com")).toEqual([])
+  })
+
+  it("names a database URL and its password, wherever it is given, but not a user name without one", () => {
+    const plain = "postgres://postgres@127.0.0.1:5432/queue"
+    expect(databaseUrlSecrets(plain)).toEqual([plain])
+    // The word "postgres" in a log line stays: only the whole URL is hidden.
+    const redact = makeRedactor(databaseUrlSecrets(plain))
+    expect(redact(`read postgres:cf_tasks/pending/x.md (${plain})`)).toBe(
+      "read postgres:cf_tasks/pending/x.md (<redacted>)"
+    )
+    const withPassword = "postgresql://app:p%40ss@db.example:5432/queue?sslmode=require"
+    expect(databaseUrlSecrets(withPassword)).toEqual(expect.arrayContaining([withPassword, "p%40ss", "p@ss"]))
+    expect(databaseUrlSecrets(withPassword)).not.toContain("app")
+    const inQuery = "postgres://app@db.example/queue?password=s3cr%2Bt"
+    expect(databaseUrlSecrets(inQuery)).toEqual(expect.arrayContaining(["s3cr+t", "s3cr%2Bt"]))
+    expect(makeRedactor(databaseUrlSecrets(inQuery))("auth failed for s3cr+t")).toBe("auth failed for <redacted>")
   })
 })

@@ -15,6 +15,7 @@ export const dispatchSettingsForTests = (overrides: Partial<DispatchSettings> = 
   settleAfter: Duration.seconds(1),
   timeZone: "UTC",
   queueDir: "/q",
+  host: undefined,
   command: { program: ["/usr/bin/node", "/app/bin/claude-failover.js"], queueDir: "/q" },
   routing: {
     delegationEnabled: false,

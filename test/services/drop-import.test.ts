@@ -29,7 +29,11 @@ const stores = Effect.gen(function*() {
   return { root, files, queue: yield* makePgTaskStore() }
 })
 
-const drop = (root: string, name: string, text: string, ageMs = 60_000) => {
+/** One round of the drop box: the files it took in. */
+const takeIn = (files: Parameters<typeof importDrops>[0], queue: Parameters<typeof importDrops>[1]) =>
+  Effect.map(importDrops(files, queue, SETTLE_MS), (round) => round.imported)
+
+const drop = (root: string, name: string, text: string | Uint8Array, ageMs = 60_000) => {
   const path = join(root, "pending", name)
   writeFileSync(path, text)
   const at = (Date.now() - ageMs) / 1000
@@ -44,7 +48,7 @@ onSharedQueue("files dropped on a host, taken into the shared queue", (it) => {
       drop(root, "two.md", "Second, with ünïcödé and a \"quote\".\n")
       drop(root, "fresh.md", "Still being written", 0)
 
-      const imported = yield* importDrops(files, queue, SETTLE_MS)
+      const imported = yield* takeIn(files, queue)
       expect(imported).toStrictEqual([
         { file: "one.md", task: "one.md", already: false },
         { file: "two.md", task: "two.md", already: false }
@@ -53,7 +57,7 @@ onSharedQueue("files dropped on a host, taken into the shared queue", (it) => {
         "Second, with ünïcödé and a \"quote\".\n"
       )
       expect(yield* files.list("pending")).toStrictEqual(["fresh.md"])
-      expect(yield* importDrops(files, queue, SETTLE_MS)).toStrictEqual([])
+      expect(yield* takeIn(files, queue)).toStrictEqual([])
     }))
 
   it.effect("a crash after the task was taken in but before its file was removed: the file goes, no second task", () =>
@@ -63,7 +67,7 @@ onSharedQueue("files dropped on a host, taken into the shared queue", (it) => {
       yield* queue.create("pending", TaskName.make("half.md"), "Half imported.\n")
       drop(root, "half.md", "Half imported.\n")
 
-      expect(yield* importDrops(files, queue, SETTLE_MS)).toStrictEqual([
+      expect(yield* takeIn(files, queue)).toStrictEqual([
         { file: "half.md", task: "half.md", already: true }
       ])
       expect(yield* files.list("pending")).toStrictEqual([])
@@ -76,11 +80,40 @@ onSharedQueue("files dropped on a host, taken into the shared queue", (it) => {
       yield* queue.create("pending", TaskName.make("report.md"), "Another host's report.\n")
       drop(root, "report.md", "This host's report.\n")
 
-      expect(yield* importDrops(files, queue, SETTLE_MS)).toStrictEqual([
+      expect(yield* takeIn(files, queue)).toStrictEqual([
         { file: "report.md", task: "report-2.md", already: false }
       ])
       expect((yield* queue.read("pending", TaskName.make("report.md"))).text).toBe("Another host's report.\n")
       expect((yield* queue.read("pending", TaskName.make("report-2.md"))).text).toBe("This host's report.\n")
       expect(yield* files.list("pending")).toStrictEqual([])
+    }))
+
+  it.effect("a file that can never be a task goes to this host's failed/ with its reason, not into the shared queue", () =>
+    Effect.gen(function*() {
+      const { files, queue, root } = yield* stores
+      drop(root, "binary.md", "Text with a NUL byte (\u0000), which PostgreSQL's text cannot hold.\n")
+      drop(root, "latin1.md", Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a]))
+      writeFileSync(join(root, "pending", "-rf.md"), "A name no task can have.\n")
+      drop(root, "fine.md", "Fine.\n")
+      const round = yield* importDrops(files, queue, SETTLE_MS)
+      expect(round.imported.map((drop) => drop.task)).toStrictEqual(["fine.md"])
+      expect(round.quarantined).toBe(3)
+      expect(yield* files.list("pending")).toStrictEqual([])
+      const failed = yield* files.list("failed")
+      expect(failed).toContain("binary.md")
+      expect(failed).toContain("latin1.md")
+      expect(failed.length).toBe(3)
+      expect(yield* queue.list("pending")).not.toContain("binary.md")
+      expect(yield* queue.list("failed")).toStrictEqual([])
+    }))
+
+  it.effect("a file still being written says when it will have settled", () =>
+    Effect.gen(function*() {
+      const { files, queue, root } = yield* stores
+      drop(root, "later.md", "Being written", 200)
+      const round = yield* importDrops(files, queue, SETTLE_MS)
+      expect(round.imported).toStrictEqual([])
+      expect(round.nextSettle).toBeGreaterThan(Date.now())
+      expect(round.nextSettle).toBeLessThanOrEqual(Date.now() + SETTLE_MS)
     }))
 })

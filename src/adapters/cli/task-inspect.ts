@@ -3,9 +3,11 @@
  * Easy to get wrong: this only reads (no lock, no daemon), so it may catch a task mid-move and see it in two stages
  * or not at all; and a file that does not parse is still listed, with its parse error, never skipped.
  */
+import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as Argument from "effect/cli/Argument"
@@ -22,7 +24,29 @@ import {
 } from "../../domain/task.ts"
 import { type Stage, Stages, type StoredTask, type TaskStore } from "../../ports/task-store.ts"
 import { makeFsTaskStore } from "../fs-task-store.ts"
+import { makePgTaskStore } from "../pg/task-store.ts"
+import { Config } from "../../config.ts"
 import { queueDirFlag, queueRootOf } from "./queue-dir.ts"
+
+/**
+ * The queue `list` and `show` read, and how problems name it: the queue directory's files, or with
+ * QUEUE_BACKEND=postgres the shared queue's rows (every host's; the directory is then only this host's drop box).
+ */
+const queueToInspect = Effect.fn("queueToInspect")(function*(root: string) {
+  const config = yield* Config
+  if (config.queueBackend !== "postgres" || Option.isNone(config.databaseUrl)) {
+    return { store: makeFsTaskStore({ root }), where: `${root}/`, label: root }
+  }
+  const client = yield* Layer.build(PgClient.layer({
+    url: config.databaseUrl.value,
+    applicationName: "claude-failover task",
+    connectTimeout: "10 seconds"
+  })).pipe(
+    Effect.mapError((error) => new TaskShowError({ message: `the shared queue (DATABASE_URL): ${error.message}` }))
+  )
+  const store = yield* makePgTaskStore({ maxTaskBytes: config.maxTaskSize }).pipe(Effect.provideContext(client))
+  return { store, where: "the shared queue's ", label: "the shared queue" }
+})
 
 /** Why `task show` could not show the task; exit 1. */
 export class TaskShowError extends Data.TaggedError("TaskShowError")<{ readonly message: string }> {}
@@ -112,7 +136,12 @@ export const rowOf = (item: Inspected): TaskRow => {
     name: item.task.name,
     state: fields.state ?? null,
     title: fields.title ?? null,
-    session: fields.session ?? null,
+    // On a shared queue session names repeat across hosts: `claude-1 on host-2`.
+    session: fields.session === undefined
+      ? null
+      : fields.host === undefined
+      ? fields.session
+      : `${fields.session} on ${fields.host}`,
     provider: fields.provider ?? null,
     job_id: fields.job_id ?? null,
     attempts: fields.attempts ?? 0,
@@ -168,12 +197,11 @@ export const listCommand = Command.make(
     queueDir: queueDirFlag
   },
   Effect.fn("task.list")(function*({ json, queueDir, stage }) {
-    const root = yield* queueRootOf(queueDir)
-    const store = makeFsTaskStore({ root })
+    const { store } = yield* queueToInspect(yield* queueRootOf(queueDir))
     const stages = Option.match(stage, { onNone: () => Stages, onSome: (only) => [only] })
     const rows = (yield* Effect.forEach(stages, (s) => listStage(store, s))).flat().map(rowOf)
     yield* Console.log(json ? JSON.stringify(rows, null, 2) : renderTaskTable(rows))
-  })
+  }, Effect.scoped)
 ).pipe(
   Command.withDescription(
     "List the queue's tasks read from its files (no daemon needed): stage, state, session or provider, attempts, " +
@@ -201,6 +229,7 @@ const historyLine = (entry: HistoryEntry): string =>
     ...(entry.cause === undefined ? [] : [`(${entry.cause})`]),
     ...(entry.run === undefined ? [] : [`run ${entry.run}`]),
     ...(entry.session === undefined ? [] : [`on ${entry.session}`]),
+    ...(entry.host === undefined ? [] : [`of ${entry.host}`]),
     ...(entry.provider === undefined ? [] : [`provider ${entry.provider}`]),
     ...(entry.job_id === undefined ? [] : [`job ${entry.job_id}`])
   ].join(" ") + `: ${entry.reason}`
@@ -239,13 +268,13 @@ export const showCommand = Command.make(
       onNone: () => Effect.fail(new TaskShowError({ message: `'${name}' is not a task file name` })),
       onSome: Effect.succeed
     })
-    const store = makeFsTaskStore({ root })
-    const found = (yield* Effect.forEach(Stages, (stage) => readInspected(store, `${root}/`, stage, taskName)))
+    const { label, store, where } = yield* queueToInspect(root)
+    const found = (yield* Effect.forEach(Stages, (stage) => readInspected(store, where, stage, taskName)))
       .filter((item) => item !== undefined)
     const first = found[0]
     if (first === undefined) {
       return yield* new TaskShowError({
-        message: `no task '${taskName}' in ${root} (pending/, active/, done/, failed/)`
+        message: `no task '${taskName}' in ${label} (pending/, active/, done/, failed/)`
       })
     }
     if (found.length > 1) {
@@ -270,5 +299,5 @@ export const showCommand = Command.make(
         )
         : renderTask(first.stage, first.task)
     )
-  })
+  }, Effect.scoped)
 ).pipe(Command.withDescription("Show one task read from its file: stage, frontmatter fields, history and body"))

@@ -70,11 +70,12 @@ export const makeLeases = (host: string, leaseTtl: Duration.Duration) =>
 
       /**
        * Takes an expired lease over for this host; true for exactly one of several hosts asking at once (and false
-       * when the lease was renewed meanwhile: its host came back).
+       * when the lease was renewed meanwhile: its host came back). The row gets a new version, so a write the lost
+       * host prepared from what it read before is refused (see the store's `seen`).
        */
       takeOver: (task: TaskName) =>
         sql<{ readonly name: string }>`
-          UPDATE cf_tasks SET lease_host = ${host}, lease_until = ${until}
+          UPDATE cf_tasks SET lease_host = ${host}, lease_until = ${until}, file_id = nextval('cf_file_ids')
           WHERE stage = 'active' AND name = ${task} AND lease_until < clock_timestamp()
           RETURNING name
         `.pipe(Effect.map((rows) => rows.length === 1), Effect.mapError(storeError("take over", where("cf_tasks")))),

@@ -77,6 +77,28 @@ const steps = {
     yield* sql`UPDATE cf_markers SET idempotency_key = (marker::jsonb) ->> 'idempotency_key'`
     yield* sql`ALTER TABLE cf_markers ALTER COLUMN idempotency_key SET NOT NULL`
     yield* sql`CREATE UNIQUE INDEX cf_markers_key ON cf_markers (idempotency_key)`
+  }),
+  "0005_announce_departures": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    // A task leaving a stage (moved on, renamed, removed) is announced at its old place too: another host's intake
+    // then forgets a pending task at once instead of offering it to a session until its next scan.
+    yield* sql`
+      CREATE OR REPLACE FUNCTION cf_announce() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF TG_OP <> 'INSERT' AND (TG_OP = 'DELETE' OR OLD.stage <> NEW.stage OR OLD.name <> NEW.name) THEN
+          PERFORM pg_notify('cf_queue', OLD.stage || '/' || OLD.name);
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+          PERFORM pg_notify('cf_queue', NEW.stage || '/' || NEW.name);
+        END IF;
+        RETURN NULL;
+      END
+      $$
+    `
+    yield* sql`
+      CREATE TRIGGER cf_tasks_announce_removal AFTER DELETE ON cf_tasks
+      FOR EACH ROW EXECUTE FUNCTION cf_announce()
+    `
   })
 }
 

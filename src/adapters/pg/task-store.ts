@@ -12,7 +12,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
-import type { SqlError } from "effect/sql/SqlError"
+import { isSqlError, type SqlError } from "effect/sql/SqlError"
 import { MarkerJson } from "../../domain/marker.ts"
 import { TaskName } from "../../domain/task.ts"
 import {
@@ -47,6 +47,19 @@ export const storeError = (operation: string, path: string) => (error: SqlError)
 
 const isUniqueViolation = (error: SqlError) => error.reason._tag === "UniqueViolation"
 
+/** PostgreSQL's text cannot hold a NUL: such a write is refused as it stands (not a resource error to wait out). */
+const storable = (operation: string, stage: Stage, name: string, text: string) =>
+  text.includes("\u0000")
+    ? Effect.fail(
+      new StoreError({
+        operation,
+        path: where("cf_tasks", stage, name),
+        problem: "the text holds a NUL byte, which PostgreSQL cannot store",
+        code: "EINVAL"
+      })
+    )
+    : Effect.void
+
 const storedOf = (stage: Stage, name: TaskName, row: TaskRow): StoredTask => ({
   stage,
   name,
@@ -58,7 +71,10 @@ const storedOf = (stage: Stage, name: TaskName, row: TaskRow): StoredTask => ({
 
 export interface PgQueueOptions {
   readonly maxTaskBytes?: number
-  /** This daemon's host id: a task it moves into active/ is leased to it (see `./leases.ts`). */
+  /**
+   * This daemon's host id: a task it moves into active/ is leased to it (see `./leases.ts`), and its list of active/
+   * is the tasks leased to it — the runs it supervises; another host's running tasks are that host's.
+   */
   readonly host?: string
   /** How long a lease lasts without a heartbeat. */
   readonly leaseTtl?: Duration.Duration
@@ -76,12 +92,34 @@ export const makePgTaskStore = (options: PgQueueOptions = {}) =>
     const leaseHost = (stage: Stage) => (stage === "active" ? host : null)
     const leaseUntil = (stage: Stage) => stage === "active" && host !== null ? leaseEnd(sql, leaseSeconds) : sql`NULL`
 
+    /**
+     * The version (file_id) of each pending and active row as this host last read or wrote it. A write to a row this
+     * host has seen applies only if the row is still that version: of two hosts acting on what each read of the same
+     * task, the second finds it changed (TaskNotFound) instead of writing over the first's change — what the queue's
+     * lock guarantees on one host, per row. Rows never seen here are written as the filesystem store writes files.
+     */
+    const seen = new Map<string, { readonly fileId: string; readonly step: number }>()
+    /** Counts versions noted, so a list forgets only versions noted before it was asked for. */
+    let steps = 0
+    const key = (stage: Stage, name: string) => `${stage}/${name}`
+    const see = (stage: Stage, name: string, fileId: string | number | bigint | undefined) => {
+      if (stage !== "pending" && stage !== "active") return
+      if (fileId === undefined) seen.delete(key(stage, name))
+      else seen.set(key(stage, name), { fileId: String(fileId), step: ++steps })
+    }
+    /** `AND file_id = <seen>` when this host has seen the row. */
+    const unchanged = (stage: Stage, name: string) => {
+      const known = seen.get(key(stage, name))
+      return known === undefined ? sql`` : sql`AND file_id = ${known.fileId}`
+    }
+
     const row = (stage: Stage, name: TaskName) =>
       sql<TaskRow>`
         SELECT text, file_id, (extract(epoch FROM changed_at) * 1000)::float8 AS changed_ms
         FROM cf_tasks WHERE stage = ${stage} AND name = ${name}
       `.pipe(
         Effect.map((rows) => Option.fromNullishOr(rows[0])),
+        Effect.tap((found) => Effect.sync(() => see(stage, name, Option.getOrUndefined(found)?.file_id))),
         Effect.mapError(storeError("read", where("cf_tasks", stage, name)))
       )
 
@@ -96,11 +134,27 @@ export const makePgTaskStore = (options: PgQueueOptions = {}) =>
 
     return TaskStore.of({
       list: (stage) =>
-        sql<{ readonly name: string }>`SELECT name FROM cf_tasks WHERE stage = ${stage}`.pipe(
-          // Sorted here, as the filesystem store sorts: the database's collation is not JavaScript's order.
-          Effect.map((rows) => rows.map((r) => r.name).filter(Schema.is(TaskName)).sort()),
-          Effect.mapError(storeError("list", where("cf_tasks", stage)))
-        ),
+        Effect.suspend(() => {
+          const asked = steps
+          return sql<{ readonly name: string }>`
+            SELECT name FROM cf_tasks WHERE stage = ${stage}
+            ${stage === "active" && host !== null ? sql`AND lease_host = ${host}` : sql``}
+          `.pipe(
+            // Sorted here, as the filesystem store sorts: the database's collation is not JavaScript's order.
+            Effect.map((rows) => rows.map((r) => r.name).filter(Schema.is(TaskName)).sort()),
+            Effect.tap((names) =>
+              Effect.sync(() => {
+                // Versions of rows gone from the stage are forgotten (other hosts move rows without telling this one);
+                // a version noted while the list was asked for may be of a row the list was too early to see.
+                const listed = new Set(names.map((name) => key(stage, name)))
+                for (const [known, { step }] of seen) {
+                  if (step <= asked && known.startsWith(`${stage}/`) && !listed.has(known)) seen.delete(known)
+                }
+              })
+            ),
+            Effect.mapError(storeError("list", where("cf_tasks", stage)))
+          )
+        }),
       // Rows are written only through this store, which takes task names only: nothing can be a stray.
       strays: () => Effect.succeed([]),
       has: (stage, name) => Effect.map(row(stage, name), Option.isSome),
@@ -126,44 +180,75 @@ export const makePgTaskStore = (options: PgQueueOptions = {}) =>
             )
             : Effect.succeed(stored)),
       create: (stage, name, text) =>
-        sql`
+        Effect.andThen(
+          storable("create", stage, name, text),
+          sql<{ readonly file_id: string }>`
           INSERT INTO cf_tasks (stage, name, text, lease_host, lease_until)
           VALUES (${stage}, ${name}, ${text}, ${leaseHost(stage)}, ${leaseUntil(stage)})
+          RETURNING file_id
         `.pipe(
-          Effect.asVoid,
-          Effect.catch((error): Effect.Effect<never, NameTaken | StoreError> =>
-            isUniqueViolation(error)
-              ? Effect.fail(new NameTaken({ stage, name }))
-              : Effect.fail(storeError("create", where("cf_tasks", stage, name))(error))
+            Effect.tap((rows) => Effect.sync(() => see(stage, name, rows[0]?.file_id))),
+            Effect.asVoid,
+            Effect.catch((error): Effect.Effect<never, NameTaken | StoreError> =>
+              isUniqueViolation(error)
+                ? Effect.fail(new NameTaken({ stage, name }))
+                : Effect.fail(storeError("create", where("cf_tasks", stage, name))(error))
+            )
           )
         ),
       replace: (stage, name, text) =>
-        sql`
-          INSERT INTO cf_tasks (stage, name, text, lease_host, lease_until)
-          VALUES (${stage}, ${name}, ${text}, ${leaseHost(stage)}, ${leaseUntil(stage)})
-          ON CONFLICT (stage, name) DO UPDATE
-            SET text = excluded.text, file_id = nextval('cf_file_ids'), changed_at = clock_timestamp()
-        `.pipe(Effect.asVoid, Effect.mapError(storeError("write", where("cf_tasks", stage, name)))),
+        Effect.andThen(
+          storable("write", stage, name, text),
+          (seen.has(key(stage, name))
+            ? sql<{ readonly file_id: string }>`
+            UPDATE cf_tasks SET text = ${text}, file_id = nextval('cf_file_ids'), changed_at = clock_timestamp()
+            WHERE stage = ${stage} AND name = ${name} ${unchanged(stage, name)}
+            RETURNING file_id
+          `
+            : sql<{ readonly file_id: string }>`
+            INSERT INTO cf_tasks (stage, name, text, lease_host, lease_until)
+            VALUES (${stage}, ${name}, ${text}, ${leaseHost(stage)}, ${leaseUntil(stage)})
+            ON CONFLICT (stage, name) DO UPDATE
+              SET text = excluded.text, file_id = nextval('cf_file_ids'), changed_at = clock_timestamp()
+            RETURNING file_id
+          `).pipe(
+              Effect.mapError(storeError("write", where("cf_tasks", stage, name))),
+              Effect.flatMap((rows) => {
+                const fileId = rows[0]?.file_id
+                // Gone from the stage, or changed by another host since this one read it: not this host's to write (and
+                // the version seen stays, so every later write is refused too until the task is read again).
+                if (fileId === undefined) return Effect.fail(new TaskNotFound({ stage, name }))
+                see(stage, name, fileId)
+                return Effect.void
+              })
+            )
+        ),
       move: (from, to, name, toName = name) =>
-        sql<{ readonly name: string }>`
+        sql<{ readonly file_id: string }>`
           UPDATE cf_tasks
           SET stage = ${to}, name = ${toName},
             lease_host = ${from === to ? sql`lease_host` : sql`${leaseHost(to)}`},
             lease_until = ${from === to ? sql`lease_until` : leaseUntil(to)}
-          WHERE stage = ${from} AND name = ${name}
-          RETURNING name
+          WHERE stage = ${from} AND name = ${name} ${unchanged(from, name)}
+          RETURNING file_id
         `.pipe(
           Effect.catch((error): Effect.Effect<never, NameTaken | StoreError> =>
             isUniqueViolation(error)
               ? Effect.fail(new NameTaken({ stage: to, name: toName }))
               : Effect.fail(storeError("move", where("cf_tasks", from, name))(error))
           ),
-          Effect.flatMap((rows) =>
-            rows.length === 0 ? Effect.fail(new TaskNotFound({ stage: from, name })) : Effect.void
-          )
+          Effect.flatMap((rows) => {
+            const fileId = rows[0]?.file_id
+            // Gone, or changed by another host since this one read it (see `seen`): another host has the task.
+            if (fileId === undefined) return Effect.fail(new TaskNotFound({ stage: from, name }))
+            see(from, name, undefined)
+            see(to, toName, fileId)
+            return Effect.void
+          })
         ),
       remove: (stage, name) =>
         sql`DELETE FROM cf_tasks WHERE stage = ${stage} AND name = ${name}`.pipe(
+          Effect.tap(() => Effect.sync(() => see(stage, name, undefined))),
           Effect.asVoid,
           Effect.mapError(storeError("remove", where("cf_tasks", stage, name)))
         ),
@@ -209,6 +294,11 @@ export const makePgTaskStore = (options: PgQueueOptions = {}) =>
         sql`DELETE FROM cf_markers WHERE name = ${name}`.pipe(
           Effect.asVoid,
           Effect.mapError(storeError("remove", where("cf_markers", undefined, name)))
+        ),
+      atomically: (effect) =>
+        // Only the transaction's own failures (begin, commit) are the database's; the effect's errors stay its own.
+        sql.withTransaction(effect).pipe(
+          Effect.mapError((error) => isSqlError(error) ? storeError("commit", where("cf_tasks"))(error) : error)
         ),
       listMarkers: () =>
         sql<{ readonly name: string }>`SELECT name FROM cf_markers`.pipe(

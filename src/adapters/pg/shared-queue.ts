@@ -1,0 +1,124 @@
+/**
+ * The queue shared by several hosts, as the daemon uses it: the TaskStore on PostgreSQL (migrated at start), this
+ * host's leases, and the feed of every change any host commits.
+ * Easy to get wrong: a notification is only a wake-up — one sent while this host's listening connection was down is
+ * lost — so every time the feed (re)connects, the caller is told to look at the whole queue again.
+ */
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
+import type * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import { TaskName } from "../../domain/task.ts"
+import { type Stage, Stages, StoreError, TaskStore } from "../../ports/task-store.ts"
+import { type Leases, makeLeases } from "./leases.ts"
+import { migrate, QUEUE_CHANNEL } from "./schema.ts"
+import { makePgTaskStore, where } from "./task-store.ts"
+
+export interface SharedQueueSettings {
+  readonly url: Redacted.Redacted<string>
+  readonly host: string
+  readonly leaseTtl: Duration.Duration
+  readonly maxTaskBytes: number
+}
+
+/** One task that changed on any host: where it arrived, or where it left. */
+export interface QueueChange {
+  readonly stage: Stage
+  readonly name: TaskName
+}
+
+const isStage = (text: string): text is Stage => (Stages as ReadonlyArray<string>).includes(text)
+const isTaskName = Schema.is(TaskName)
+
+/** `pending/fix.md` → the change; anything else (another writer's notification on the channel) → undefined. */
+export const parseChange = (payload: string): QueueChange | undefined => {
+  const slash = payload.indexOf("/")
+  const stage = payload.slice(0, slash)
+  const name = payload.slice(slash + 1)
+  return slash > 0 && isStage(stage) && isTaskName(name) ? { stage, name } : undefined
+}
+
+/** How long the feed waits before listening again after its connection dropped. */
+const RELISTEN_AFTER = Duration.seconds(1)
+
+export class SharedQueue extends Context.Service<SharedQueue, {
+  readonly host: string
+  /** The queue's TaskStore: this host's view (its list of active/ is the runs it holds). */
+  readonly store: TaskStore["Service"]
+  readonly leases: Leases
+  /**
+   * Listens for changes forever: `connected` after each (re)connection (changes may have been missed: look at the
+   * whole queue), `changed` for each change; a dropped connection is said once per outage and listened to again.
+   */
+  readonly follow: (handlers: {
+    readonly connected: Effect.Effect<void>
+    readonly changed: (change: QueueChange) => Effect.Effect<void>
+  }) => Effect.Effect<never>
+}>()("claude-failover/adapters/pg/SharedQueue") {
+  /** The shared queue's store as the TaskStore. */
+  static readonly taskStore = Layer.effect(TaskStore, SharedQueue.use((queue) => Effect.succeed(queue.store)))
+}
+
+/** The shared queue on its own pool, the migrations applied first; its store is `SharedQueue.taskStore`. */
+export const SharedQueueLayer = (settings: SharedQueueSettings) =>
+  Layer.effect(
+    SharedQueue,
+    Effect.gen(function*() {
+      const pg = yield* PgClient.PgClient
+      yield* migrate.pipe(
+        Effect.mapError((error) =>
+          new StoreError({ operation: "migrate", path: where("cf_migrations"), problem: error.message, code: "EIO" })
+        )
+      )
+      const store = yield* makePgTaskStore({
+        host: settings.host,
+        leaseTtl: settings.leaseTtl,
+        maxTaskBytes: settings.maxTaskBytes
+      })
+      const leases = yield* makeLeases(settings.host, settings.leaseTtl)
+      yield* leases.register
+
+      const follow: SharedQueue["Service"]["follow"] = (handlers) => {
+        let down = false
+        const listening = Effect.scoped(Effect.gen(function*() {
+          const notes = yield* pg.listen(QUEUE_CHANNEL)
+          if (down) yield* Effect.logInfo("the shared queue's change feed is back")
+          down = false
+          yield* handlers.connected
+          return yield* Effect.forever(Effect.gen(function*() {
+            const change = parseChange((yield* Queue.take(notes)).payload)
+            if (change !== undefined) yield* handlers.changed(change)
+          }))
+        }))
+        return listening.pipe(
+          Effect.catch((error) =>
+            Effect.gen(function*() {
+              if (!down) {
+                yield* Effect.logWarning(
+                  `the shared queue's change feed dropped (${error.message}); listening again — until then the queue is ` +
+                    "looked at every poll"
+                )
+              }
+              down = true
+              yield* Effect.sleep(RELISTEN_AFTER)
+            })
+          ),
+          Effect.forever
+        )
+      }
+
+      return SharedQueue.of({ host: settings.host, store, leases, follow })
+    })
+  ).pipe(
+    Layer.provide(PgClient.layer({
+      url: settings.url,
+      applicationName: `claude-failover ${settings.host}`,
+      connectTimeout: "10 seconds"
+    })),
+    Layer.provide(NodeServices.layer)
+  )
