@@ -150,11 +150,14 @@ export const delegationSettings = (config: AppConfig): DelegationSettings => ({
   jobTimeout: config.secutoolsJobTimeout
 })
 
-/** Runs a loop forever: a defect is logged and the loop starts again a second later; only interruption stops it. */
-export const supervised = (name: string, loop: Effect.Effect<never>): Effect.Effect<never> =>
+/**
+ * Runs a loop forever: a defect is logged and the loop starts again a second later; only interruption, or a failure
+ * the loop declares (one that must stop the daemon), stops it.
+ */
+export const supervised = <E = never>(name: string, loop: Effect.Effect<never, E>): Effect.Effect<never, E> =>
   loop.pipe(
     Effect.catchCause((cause) =>
-      Cause.hasInterruptsOnly(cause)
+      Cause.hasInterruptsOnly(cause) || Cause.hasFails(cause)
         ? Effect.failCause(cause)
         : Effect.logError(`${name} loop stopped unexpectedly; restarting in 1s`, Cause.pretty(cause)).pipe(
           Effect.andThen(Effect.sleep(Duration.seconds(1)))
@@ -223,12 +226,15 @@ export const headlessSettings = (config: AppConfig, cwd: string): HeadlessSettin
   }
 }
 
-/** This host's heartbeat, once now and then every third of a lease, with other hosts' expired runs taken over. */
+/**
+ * This host's heartbeat, once now and then every third of a lease, with other hosts' expired runs taken over; returns
+ * the loop, which fails only if another daemon takes this host over — the daemon then stops.
+ */
 const keepLeases = (shared: SharedQueue["Service"], config: AppConfig) =>
   Effect.gen(function*() {
     const keeper = yield* makeLeaseKeeper(shared.leases, { leaseTtl: config.leaseTtl, maxAttempts: config.maxAttempts })
-    yield* keeper.heartbeat
-    yield* Effect.forkScoped(supervised("lease keeper", keeper.run))
+    yield* keeper.heartbeat.pipe(Effect.catchTag("StoreError", (error) => Effect.logWarning(error.message)))
+    return supervised("lease keeper", keeper.run)
   })
 
 /**
@@ -310,7 +316,7 @@ export const runDaemon = (lock: HeldLock) =>
     }))
     yield* Effect.addFinalizer(() => Effect.logInfo(`claude-failover stopped on ${settings.queueDir}`))
     // On a shared queue the heartbeat goes first and on all along: a long recovery must not cost this host its leases.
-    if (Option.isSome(shared)) yield* keepLeases(shared.value, config)
+    const leaseKeeper = Option.isSome(shared) ? yield* keepLeases(shared.value, config) : Effect.never
     const recovered = yield* recover({
       timeZone: settings.timeZone,
       maxAttempts: config.maxAttempts,
@@ -346,7 +352,8 @@ export const runDaemon = (lock: HeldLock) =>
     }
     yield* inbox.drain
     yield* Effect.forkScoped(supervised("request inbox", inbox.run))
-    return yield* supervised("dispatcher", dispatcher.run)
+    // The lease keeper ends only when another daemon took this host over: the daemon stops with its reason.
+    return yield* Effect.raceFirst(supervised("dispatcher", dispatcher.run), leaseKeeper)
   }).pipe(Effect.scoped)
 
 /** Secutools as configured, its retries counted for the status API. */

@@ -50,10 +50,14 @@ export const makeLeaseKeeper = (leases: Leases, settings: LeaseKeeperSettings) =
       return taken
     }).pipe(Effect.provideContext(ports))
 
-    /** A heartbeat and a look for expired leases, every third of a lease: a live host never loses one. */
+    /**
+     * A heartbeat and a look for expired leases, every third of a lease: a live host never loses one. Ends only when
+     * another daemon has taken this host over (HostIdInUse): this one must stop supervising what is now the other's.
+     */
     const run = Effect.forever(
       Effect.all([leases.heartbeat, reclaim], { discard: true }).pipe(
-        Effect.catch((error) => Effect.logWarning(`the shared queue's leases: ${error.message}; tried again`)),
+        Effect.catchTag("StoreError", (error) =>
+          Effect.logWarning(`the shared queue's leases: ${error.message}; tried again`)),
         Effect.andThen(Effect.sleep(Duration.divideUnsafe(settings.leaseTtl, 3)))
       )
     )

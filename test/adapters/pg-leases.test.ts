@@ -15,6 +15,7 @@ import { TaskEvent } from "../../src/domain/lifecycle.ts"
 import { TaskName } from "../../src/domain/task.ts"
 import { TaskStore } from "../../src/ports/task-store.ts"
 import { applyEvent } from "../../src/services/task-moves.ts"
+import { makeLeases } from "../../src/adapters/pg/leases.ts"
 import { hostOn, onSharedQueue } from "./pg-database.ts"
 
 const TTL = Duration.seconds(1)
@@ -244,5 +245,31 @@ onSharedQueue("PostgreSQL: two hosts acting on what each read of the same task",
       expect((yield* taker.store.read("active", task)).text).toBe("Work.\n")
       expect(yield* lost.store.list("active")).toStrictEqual([])
       expect(yield* taker.store.list("active")).toStrictEqual([task])
+    }))
+})
+
+onSharedQueue("PostgreSQL: one daemon per host id", (it) => {
+  it.effect("a second daemon with a host id in use is refused; once the first's heartbeat lapsed it takes over", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const first = yield* makeLeases("twin", TTL, "daemon-1")
+      const second = yield* makeLeases("twin", TTL, "daemon-2")
+      expect(yield* first.register).toStrictEqual(Option.none())
+      // The first beats on: the second is told whose heartbeat it met, and is refused as long as it goes on.
+      const met = yield* second.register
+      expect(Option.isSome(met)).toBe(true)
+      yield* first.heartbeat
+      const again = yield* second.register
+      expect(Option.getOrElse(again, () => 0)).toBeGreaterThanOrEqual(Option.getOrElse(met, () => Infinity))
+      // The first stops (kill -9): once its heartbeat is older than a lease, the second takes the host over...
+      const taken = yield* eventually(second.register, Option.isNone, Duration.seconds(10))
+      expect(taken).toStrictEqual(Option.none())
+      // ...and the first, coming back, finds it is no longer the host: it must stop.
+      const lost = yield* Effect.flip(first.heartbeat)
+      expect(lost._tag).toBe("HostIdInUse")
+      expect(lost.message).toContain("another daemon now runs as HOST_ID twin")
+      expect(yield* second.heartbeat).toBe(0)
+      const rows = yield* sql<{ readonly instance: string }>`SELECT instance FROM cf_hosts WHERE host = 'twin'`
+      expect(rows).toStrictEqual([{ instance: "daemon-2" }])
     }))
 })

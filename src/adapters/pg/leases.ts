@@ -8,6 +8,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
 import { TaskName } from "../../domain/task.ts"
@@ -31,27 +32,71 @@ export interface ExpiredLease {
 
 const isTaskName = Schema.is(TaskName)
 
-export const makeLeases = (host: string, leaseTtl: Duration.Duration) =>
+/** Two daemons run as one host: exit 2, as for a setting to fix. */
+export class HostIdInUse extends Schema.TaggedError<HostIdInUse>()("HostIdInUse", {
+  host: Schema.String,
+  /** True when another daemon took the host over from this one while it ran (its heartbeat had lapsed). */
+  renewed: Schema.Boolean
+}) {
+  readonly exitCode = 2
+  override get message(): string {
+    return this.renewed
+      ? `another daemon now runs as HOST_ID ${this.host} (this one's heartbeat had lapsed); this one stops — give ` +
+        "each daemon its own HOST_ID"
+      : `HOST_ID ${this.host} is used by a running daemon (its heartbeat goes on): give each daemon its own HOST_ID`
+  }
+}
+
+export const makeLeases = (host: string, leaseTtl: Duration.Duration, instance: string = crypto.randomUUID()) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const until = leaseEnd(sql, Duration.toSeconds(leaseTtl))
+    const ttlSeconds = Duration.toSeconds(leaseTtl)
+    const until = leaseEnd(sql, ttlSeconds)
 
     return {
       host,
-      /** Announces the host (again, after a restart: its start time is reset, its leases are kept). */
-      register: sql`
-        INSERT INTO cf_hosts (host, started_at, heartbeat_at) VALUES (${host}, clock_timestamp(), clock_timestamp())
-        ON CONFLICT (host) DO UPDATE SET started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
-      `.pipe(Effect.asVoid, Effect.mapError(storeError("register", where("cf_hosts")))),
+      /**
+       * Announces this daemon as the host (again, after a restart: its start time is reset, its leases are kept);
+       * refused while another daemon's heartbeat as the same host is younger than a lease — the other's last
+       * heartbeat (epoch ms, database clock) is returned then.
+       */
+      register: sql<{ readonly heartbeat_ms: string | number | null; readonly ours: boolean }>`
+        WITH claimed AS (
+          INSERT INTO cf_hosts (host, started_at, heartbeat_at, instance)
+          VALUES (${host}, clock_timestamp(), clock_timestamp(), ${instance})
+          ON CONFLICT (host) DO UPDATE
+            SET started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, instance = excluded.instance
+            WHERE cf_hosts.instance IS NULL OR cf_hosts.instance = excluded.instance
+              OR cf_hosts.heartbeat_at < clock_timestamp() - make_interval(secs => ${ttlSeconds})
+          RETURNING host
+        )
+        SELECT true AS ours, NULL AS heartbeat_ms FROM claimed
+        UNION ALL
+        SELECT false, (extract(epoch FROM heartbeat_at) * 1000)::float8 FROM cf_hosts
+        WHERE host = ${host} AND NOT EXISTS (SELECT 1 FROM claimed)
+      `.pipe(
+        Effect.map((rows) => {
+          const row = rows[0]
+          return row === undefined || row.ours ? Option.none<number>() : Option.some(Number(row.heartbeat_ms))
+        }),
+        Effect.mapError(storeError("register", where("cf_hosts")))
+      ),
 
-      /** The host is alive: its heartbeat and every lease it holds are renewed; returns how many leases it holds. */
+      /**
+       * The host is alive: its heartbeat and every lease it holds are renewed; returns how many leases it holds.
+       * Fails with HostIdInUse when another daemon has taken the host over (this one's heartbeat had lapsed).
+       */
       heartbeat: sql.withTransaction(Effect.gen(function*() {
-        yield* sql`UPDATE cf_hosts SET heartbeat_at = clock_timestamp() WHERE host = ${host}`
+        const beat = yield* sql`
+          UPDATE cf_hosts SET heartbeat_at = clock_timestamp() WHERE host = ${host} AND instance = ${instance}
+          RETURNING host
+        `
+        if (beat.length === 0) return yield* new HostIdInUse({ host, renewed: true })
         const renewed = yield* sql<{ readonly name: string }>`
           UPDATE cf_tasks SET lease_until = ${until} WHERE stage = 'active' AND lease_host = ${host} RETURNING name
         `
         return renewed.length
-      })).pipe(Effect.mapError(storeError("heartbeat", where("cf_hosts")))),
+      })).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storeError("heartbeat", where("cf_hosts"))(error)))),
 
       /** Active tasks whose lease has run out (another host's, or this host's from before a restart). */
       expired: sql<{ readonly name: string; readonly lease_host: string | null; readonly ago_ms: string | number }>`

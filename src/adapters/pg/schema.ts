@@ -99,6 +99,11 @@ const steps = {
       CREATE TRIGGER cf_tasks_announce_removal AFTER DELETE ON cf_tasks
       FOR EACH ROW EXECUTE FUNCTION cf_announce()
     `
+  }),
+  "0006_host_instances": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    // Which daemon runs as the host: two daemons given the same HOST_ID would each supervise the other's runs.
+    yield* sql`ALTER TABLE cf_hosts ADD COLUMN instance text`
   })
 }
 

@@ -10,12 +10,14 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { formatDuration } from "../../domain/footer.ts"
 import { TaskName } from "../../domain/task.ts"
 import { type Stage, Stages, StoreError, TaskStore } from "../../ports/task-store.ts"
-import { type Leases, makeLeases } from "./leases.ts"
+import { HostIdInUse, type Leases, makeLeases } from "./leases.ts"
 import { migrate, QUEUE_CHANNEL } from "./schema.ts"
 import { makePgTaskStore, where } from "./task-store.ts"
 
@@ -42,6 +44,36 @@ export const parseChange = (payload: string): QueueChange | undefined => {
   const name = payload.slice(slash + 1)
   return slash > 0 && isStage(stage) && isTaskName(name) ? { stage, name } : undefined
 }
+
+/**
+ * Registers this daemon as its host. Another daemon's heartbeat as the same host, younger than a lease, is either a
+ * daemon killed a moment ago (its heartbeat stops: this one waits for it to lapse) or a daemon running (its heartbeat
+ * goes on: HostIdInUse, and this one does not start).
+ */
+const registerAlone = (leases: Leases, leaseTtl: Duration.Duration) =>
+  Effect.gen(function*() {
+    let first: number | undefined
+    for (;;) {
+      const other = yield* leases.register
+      if (Option.isNone(other)) return
+      if (first !== undefined && other.value > first)
+        return yield* new HostIdInUse({ host: leases.host, renewed: false })
+      if (first === undefined) {
+        first = other.value
+        yield* Effect.logWarning(
+          `HOST_ID ${leases.host} has a heartbeat from another daemon ${
+            formatDuration(Math.max(0, Date.now() - other.value))
+          } ago: waiting up to LEASE_TTL (${
+            formatDuration(Duration.toMillis(leaseTtl))
+          }) for it to lapse — if it goes ` +
+            "on, that daemon runs and this one will not start"
+        )
+      }
+      yield* Effect.sleep(REGISTER_RETRY)
+    }
+  })
+
+const REGISTER_RETRY = Duration.seconds(1)
 
 /** How long the feed waits before listening again after its connection dropped. */
 const RELISTEN_AFTER = Duration.seconds(1)
@@ -81,7 +113,7 @@ export const SharedQueueLayer = (settings: SharedQueueSettings) =>
         maxTaskBytes: settings.maxTaskBytes
       })
       const leases = yield* makeLeases(settings.host, settings.leaseTtl)
-      yield* leases.register
+      yield* registerAlone(leases, settings.leaseTtl)
 
       const follow: SharedQueue["Service"]["follow"] = (handlers) => {
         let down = false
