@@ -186,7 +186,7 @@ export class DaemonProcess {
   async started(timeoutMs = 60_000): Promise<LogLine> {
     const line = await this.waitForLine(
       "its start line",
-      (l) => /^claude-failover \S+ started on /.test(l.message),
+      (l) => /^claude-failover \S+ started (?:on|as host) /.test(l.message),
       timeoutMs
     )
     await waitFor("the status API address", () => this.apiUrl !== "", { timeoutMs: 5_000 })

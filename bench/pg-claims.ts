@@ -38,7 +38,7 @@ export const pgClaims = async (sizes: Sizes): Promise<ReadonlyArray<Row>> => {
       baseline,
       baselineIs,
       note: `a claim is the move into active/ (one conditional UPDATE that leases the task); ${CONCURRENCY} at a ` +
-        "time per host; the daemon on PostgreSQL is not built yet (docs/many-hosts.md)"
+        "time per host (rows 9c–9e: the daemons themselves)"
     },
     {
       ...three,

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only=drain,peer,idle,latency,restart,cold,status,claims,micro]`: the daemon measured as a
+ * `npm run bench [-- --quick] [-- --only=drain,peer,idle,latency,restart,cold,status,claims,hosts,micro]`: the daemon measured as a
  * real process, every figure beside a baseline measured in the same run, printed as one table and written to
  * bench/results.json (with the machine: CPU, cores, Node, date, load). BENCH_DEBUG=1 narrates the drops of row 4.
  * Easy to get wrong: scenarios run one after another (two at once would measure each other on a small machine), and
@@ -11,6 +11,7 @@ import { installCleanupHandlers } from "./cleanup.ts"
 import { API_TOKEN, resolvedSettings } from "./daemon-process.ts"
 import { coldStart, coldStartRowIds } from "./cold-start.ts"
 import { CLAIM_ROWS, pgClaims } from "./pg-claims.ts"
+import { DAEMON_CLAIM_ROWS, pgDaemons } from "./pg-daemons.ts"
 import { dispatchLatency, latencyRowIds } from "./dispatch-latency.ts"
 import { delegatedDrain, DRAIN_ROWS } from "./drain.ts"
 import { describeMachine, machineLine } from "./machine.ts"
@@ -86,7 +87,8 @@ daemonRows.push(
   ...await scenario("restart", Object.values(restartRowIds(sizes)), () => restartResume(sizes, { reapInterval })),
   ...await scenario("cold", coldStartRowIds(sizes), () => coldStart(sizes)),
   ...await scenario("status", statusRowIds(sizes), () => statusApi(sizes)),
-  ...await scenario("claims", CLAIM_ROWS, () => pgClaims(sizes))
+  ...await scenario("claims", CLAIM_ROWS, () => pgClaims(sizes)),
+  ...await scenario("hosts", DAEMON_CLAIM_ROWS, () => pgDaemons(sizes))
 )
 
 const pureRows = await scenario("micro", MICRO_ROWS, async () => microRows(sizes))

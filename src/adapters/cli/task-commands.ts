@@ -14,7 +14,8 @@ import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import { type TaskName, taskNameFrom } from "../../domain/task.ts"
 import { type OperationResult, performOperation, type TaskOperation } from "../../services/task-operations.ts"
-import { FsTaskStoreLayer } from "../fs-task-store.ts"
+import { Config } from "../../config.ts"
+import { queueLabel, queueStoreLayer } from "../queue-store.ts"
 import { acquireQueueLock, acquireQueueLockPatiently, readHolder } from "../queue-lock.ts"
 import { readReply, submitRequest, withdrawRequest } from "../request-files.ts"
 import { queueDirFlag, queueRootOf } from "./queue-dir.ts"
@@ -33,9 +34,29 @@ const LOCK_WAIT_MS = 10_000
 
 const sleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
 
-/** Applies the operation with the queue's lock held: no daemon is running. */
+/**
+ * Applies the operation with the queue's lock held: no daemon is running. The queue is the one the configuration
+ * names (the command's, else the environment's): the directory's files, or the shared queue's rows.
+ */
 const directly = (root: string, name: TaskName, operation: TaskOperation) =>
-  performOperation(name, operation).pipe(Effect.provide(FsTaskStoreLayer({ root })))
+  Effect.gen(function*() {
+    // (The quick completion path runs without the command line's configuration: the environment's then.)
+    const config = yield* Effect.serviceOption(Config).pipe(
+      Effect.flatMap(Option.match({ onSome: Effect.succeed, onNone: () => Config.use(Effect.succeed) })),
+      Effect.provide(Config.layer)
+    )
+    return yield* performOperation(name, operation).pipe(
+      Effect.provide(queueStoreLayer(root, config)),
+      Effect.catch((error) =>
+        Effect.succeed<OperationResult>({
+          code: 1,
+          message: `${queueLabel(root, config)}: ${error.message}; nothing changed`
+        })
+      )
+    )
+  }).pipe(
+    Effect.catchTag("ConfigInvalid", (error) => Effect.succeed<OperationResult>({ code: 1, message: error.message }))
+  )
 
 /** The daemon holds the lock: ask it, and wait; if it dies while we wait, the lock is ours and we do it ourselves. */
 const throughDaemon = (root: string, name: TaskName, operation: TaskOperation) =>

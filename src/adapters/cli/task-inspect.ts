@@ -3,8 +3,8 @@
  * Easy to get wrong: this only reads (no lock, no daemon), so it may catch a task mid-move and see it in two stages
  * or not at all; and a file that does not parse is still listed, with its parse error, never skipped.
  */
-import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Console from "effect/Console"
+import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -22,30 +22,22 @@ import {
   taskNameFrom,
   type TaskParseError
 } from "../../domain/task.ts"
-import { type Stage, Stages, type StoredTask, type TaskStore } from "../../ports/task-store.ts"
-import { makeFsTaskStore } from "../fs-task-store.ts"
-import { makePgTaskStore } from "../pg/task-store.ts"
+import { type Stage, Stages, type StoredTask, TaskStore } from "../../ports/task-store.ts"
+import { queueLabel, queueStoreLayer } from "../queue-store.ts"
 import { Config } from "../../config.ts"
 import { queueDirFlag, queueRootOf } from "./queue-dir.ts"
 
-/**
- * The queue `list` and `show` read, and how problems name it: the queue directory's files, or with
- * QUEUE_BACKEND=postgres the shared queue's rows (every host's; the directory is then only this host's drop box).
- */
+/** The queue `list` and `show` read (see `queueStoreLayer`), and how problems name it. */
 const queueToInspect = Effect.fn("queueToInspect")(function*(root: string) {
   const config = yield* Config
-  if (config.queueBackend !== "postgres" || Option.isNone(config.databaseUrl)) {
-    return { store: makeFsTaskStore({ root }), where: `${root}/`, label: root }
-  }
-  const client = yield* Layer.build(PgClient.layer({
-    url: config.databaseUrl.value,
-    applicationName: "claude-failover task",
-    connectTimeout: "10 seconds"
-  })).pipe(
-    Effect.mapError((error) => new TaskShowError({ message: `the shared queue (DATABASE_URL): ${error.message}` }))
+  const context = yield* Layer.build(queueStoreLayer(root, config)).pipe(
+    Effect.mapError((error) => new TaskShowError({ message: `${queueLabel(root, config)}: ${error.message}` }))
   )
-  const store = yield* makePgTaskStore({ maxTaskBytes: config.maxTaskSize }).pipe(Effect.provideContext(client))
-  return { store, where: "the shared queue's ", label: "the shared queue" }
+  return {
+    store: Context.get(context, TaskStore),
+    where: config.queueBackend === "postgres" ? "the shared queue's " : `${root}/`,
+    label: queueLabel(root, config)
+  }
 })
 
 /** Why `task show` could not show the task; exit 1. */
