@@ -229,6 +229,24 @@ onSharedQueue("PostgreSQL: two hosts acting on what each read of the same task",
       }
     }))
 
+  it.effect("a task whose name another host's running task has goes to active/ under a free name, in one transaction", () =>
+    Effect.gen(function*() {
+      const [here, there] = yield* Effect.all([hostNamed("clash-a"), hostNamed("clash-b")])
+      const name = TaskName.make("clash.md")
+      yield* there.store.create("pending", name, "The other host's.\n")
+      yield* there.store.move("pending", "active", name)
+      yield* here.store.create("pending", name, "This host's.\n")
+      const applied = yield* applyEvent(
+        "pending",
+        name,
+        TaskEvent.Assign({ session: "claude-1", at: "2026-11-26T09:00:00.000Z", run: "r-here", host: here.host })
+      ).pipe(Effect.provideService(TaskStore, here.store))
+      expect(applied).toMatchObject({ stage: "active", name: "clash-2.md" })
+      expect((yield* here.store.read("active", TaskName.make("clash-2.md"))).text).toContain("run: r-here")
+      expect((yield* there.store.read("active", name)).text).toBe("The other host's.\n")
+      expect(yield* here.store.has("pending", name)).toBe(false)
+    }))
+
   it.effect("a write the lost host prepared before its task was taken over is refused", () =>
     Effect.gen(function*() {
       const [lost, taker] = yield* Effect.all([hostNamed("stale-a"), hostNamed("stale-b")])

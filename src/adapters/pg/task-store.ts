@@ -224,28 +224,39 @@ export const makePgTaskStore = (options: PgQueueOptions = {}) =>
             )
         ),
       move: (from, to, name, toName = name) =>
-        sql<{ readonly file_id: string }>`
-          UPDATE cf_tasks
-          SET stage = ${to}, name = ${toName},
-            lease_host = ${from === to ? sql`lease_host` : sql`${leaseHost(to)}`},
-            lease_until = ${from === to ? sql`lease_until` : leaseUntil(to)}
-          WHERE stage = ${from} AND name = ${name} ${unchanged(from, name)}
-          RETURNING file_id
-        `.pipe(
-          Effect.catch((error): Effect.Effect<never, NameTaken | StoreError> =>
-            isUniqueViolation(error)
-              ? Effect.fail(new NameTaken({ stage: to, name: toName }))
-              : Effect.fail(storeError("move", where("cf_tasks", from, name))(error))
-          ),
-          Effect.flatMap((rows) => {
-            const fileId = rows[0]?.file_id
-            // Gone, or changed by another host since this one read it (see `seen`): another host has the task.
-            if (fileId === undefined) return Effect.fail(new TaskNotFound({ stage: from, name }))
+        Effect.gen(function*() {
+          const rows = yield* sql<{ readonly file_id: string }>`
+            UPDATE cf_tasks
+            SET stage = ${to}, name = ${toName},
+              lease_host = ${from === to ? sql`lease_host` : sql`${leaseHost(to)}`},
+              lease_until = ${from === to ? sql`lease_until` : leaseUntil(to)}
+            WHERE stage = ${from} AND name = ${name} ${unchanged(from, name)}
+              AND NOT EXISTS (SELECT 1 FROM cf_tasks WHERE stage = ${to} AND name = ${toName})
+            RETURNING file_id
+          `.pipe(
+            Effect.catch((error): Effect.Effect<never, NameTaken | StoreError> =>
+              isUniqueViolation(error)
+                // (Taken between the check and the update, by another host's move.)
+                ? Effect.fail(new NameTaken({ stage: to, name: toName }))
+                : Effect.fail(storeError("move", where("cf_tasks", from, name))(error))
+            )
+          )
+          const fileId = rows[0]?.file_id
+          if (fileId !== undefined) {
             see(from, name, undefined)
             see(to, toName, fileId)
-            return Effect.void
-          })
-        ),
+            return
+          }
+          // Nothing moved: the name is taken there, or the task is gone or changed by another host (see `seen`).
+          // Found out by a query, not from a unique violation, which would abort a transaction the move is part of.
+          const [found] = yield* sql<{ readonly here: boolean; readonly taken: boolean }>`
+            SELECT
+              EXISTS (SELECT 1 FROM cf_tasks WHERE stage = ${from} AND name = ${name} ${unchanged(from, name)}) AS here,
+              EXISTS (SELECT 1 FROM cf_tasks WHERE stage = ${to} AND name = ${toName}) AS taken
+          `.pipe(Effect.mapError(storeError("move", where("cf_tasks", from, name))))
+          if (found?.here === true && found.taken) return yield* new NameTaken({ stage: to, name: toName })
+          return yield* new TaskNotFound({ stage: from, name })
+        }),
       remove: (stage, name) =>
         sql`DELETE FROM cf_tasks WHERE stage = ${stage} AND name = ${name}`.pipe(
           Effect.tap(() => Effect.sync(() => see(stage, name, undefined))),
