@@ -10,6 +10,7 @@ import { join, resolve } from "node:path"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
@@ -227,14 +228,15 @@ export const headlessSettings = (config: AppConfig, cwd: string): HeadlessSettin
 }
 
 /**
- * This host's heartbeat, once now and then every third of a lease, with other hosts' expired runs taken over; returns
- * the loop, which fails only if another daemon takes this host over — the daemon then stops.
+ * This host's heartbeat, once now and then every third of a lease (from now on, whatever start-up still does), with
+ * other hosts' expired runs taken over; returns the wait for the loop's end, which comes only if another daemon takes
+ * this host over — the daemon then stops.
  */
 const keepLeases = (shared: SharedQueue["Service"], config: AppConfig) =>
   Effect.gen(function*() {
     const keeper = yield* makeLeaseKeeper(shared.leases, { leaseTtl: config.leaseTtl, maxAttempts: config.maxAttempts })
     yield* keeper.heartbeat.pipe(Effect.catchTag("StoreError", (error) => Effect.logWarning(error.message)))
-    return supervised("lease keeper", keeper.run)
+    return Fiber.join(yield* Effect.forkScoped(supervised("lease keeper", keeper.run)))
   })
 
 /**
