@@ -32,9 +32,11 @@ export const makeLeaseKeeper = (leases: Leases, settings: LeaseKeeperSettings) =
       for (const lease of yield* leases.expired) {
         if (lease.host === leases.host) continue
         if (!(yield* leases.takeOver(lease.task))) continue
-        const reason = `host ${lease.host} stopped renewing its lease (it ran out ${
-          formatDuration(lease.expiredForMs)
-        } ago); its session cannot be reached from ${leases.host}`
+        const reason = lease.host === ""
+          ? `no host held it in active/ (put there by hand?); ${leases.host} took it over`
+          : `host ${lease.host} stopped renewing its lease (it ran out ${
+            formatDuration(lease.expiredForMs)
+          } ago); its session cannot be reached from ${leases.host}`
         const ended = yield* Effect.result(
           locks.withTask(lease.task, endUnfinishedRun(lease.task, "session_gone", reason, settings.maxAttempts))
         )

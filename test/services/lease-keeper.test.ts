@@ -15,6 +15,7 @@ import { makeLeaseKeeper } from "../../src/services/lease-keeper.ts"
 import { TaskLocks } from "../../src/services/task-locks.ts"
 import { applyEvent } from "../../src/services/task-moves.ts"
 import { performOperation } from "../../src/services/task-operations.ts"
+import { makePgTaskStore } from "../../src/adapters/pg/task-store.ts"
 import { hostOn, onSharedQueue } from "../adapters/pg-database.ts"
 
 const TTL = Duration.seconds(1)
@@ -84,5 +85,24 @@ onSharedQueue("the lease keeper", (it) => {
       yield* assign(b.on, lost, "claude-2")
       yield* b.keeper.heartbeat
       expect(yield* c.keeper.reclaim).toStrictEqual([])
+    }))
+
+  it.effect("a task in active/ that no host holds (put there by hand) is taken over by one host and sent back", () =>
+    Effect.gen(function*() {
+      const [a, b] = yield* Effect.all([hostNamed("orphan-a"), hostNamed("orphan-b")])
+      const name = TaskName.make("by-hand.md")
+      // Written straight into active/ by a store with no host: no lease, so no host's list of active/ shows it.
+      const anyone = yield* makePgTaskStore()
+      yield* anyone.create(
+        "active",
+        name,
+        "---\nstate: assigned\nrun: r0\nsession: claude-1\nattempts: 1\n---\nWork.\n"
+      )
+      expect(yield* a.store.list("active")).not.toContain(name)
+      const [byA, byB] = yield* Effect.all([a.keeper.reclaim, b.keeper.reclaim], { concurrency: "unbounded" })
+      // Exactly one of the two took it (the first test's stopped hosts' tasks may be taken too: not looked at here).
+      expect([...byA, ...byB].filter((task) => task === name)).toStrictEqual([name])
+      const back = yield* fieldsOf(a.store, "pending", name)
+      expect(back.history?.at(-1)?.reason).toContain("no host held it in active/")
     }))
 })

@@ -98,10 +98,15 @@ export const makeLeases = (host: string, leaseTtl: Duration.Duration, instance: 
         return renewed.length
       })).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storeError("heartbeat", where("cf_hosts"))(error)))),
 
-      /** Active tasks whose lease has run out (another host's, or this host's from before a restart). */
+      /**
+       * Active tasks whose lease has run out (another host's, or this host's from before a restart), and those no host
+       * holds (put in active/ by hand): no host would ever supervise them otherwise.
+       */
       expired: sql<{ readonly name: string; readonly lease_host: string | null; readonly ago_ms: string | number }>`
-        SELECT name, lease_host, (extract(epoch FROM clock_timestamp() - lease_until) * 1000)::float8 AS ago_ms
-        FROM cf_tasks WHERE stage = 'active' AND lease_until < clock_timestamp() ORDER BY name
+        SELECT name, lease_host,
+          coalesce(extract(epoch FROM clock_timestamp() - lease_until) * 1000, 0)::float8 AS ago_ms
+        FROM cf_tasks WHERE stage = 'active' AND (lease_until IS NULL OR lease_until < clock_timestamp())
+        ORDER BY name
       `.pipe(
         Effect.map((rows) =>
           rows.flatMap((row): Array<ExpiredLease> =>
@@ -121,7 +126,7 @@ export const makeLeases = (host: string, leaseTtl: Duration.Duration, instance: 
       takeOver: (task: TaskName) =>
         sql<{ readonly name: string }>`
           UPDATE cf_tasks SET lease_host = ${host}, lease_until = ${until}, file_id = nextval('cf_file_ids')
-          WHERE stage = 'active' AND name = ${task} AND lease_until < clock_timestamp()
+          WHERE stage = 'active' AND name = ${task} AND (lease_until IS NULL OR lease_until < clock_timestamp())
           RETURNING name
         `.pipe(Effect.map((rows) => rows.length === 1), Effect.mapError(storeError("take over", where("cf_tasks")))),
 
