@@ -446,15 +446,13 @@ export const daemonLayer = (config: AppConfig) => {
     Layer.provideMerge(slots),
     Layer.provideMerge(hooks),
     Layer.provideMerge(ports),
+    // The same SharedQueue the store came from (layers are built once), for the leases, the feed and the status.
+    Layer.provideMerge(Option.getOrElse(shared, () => Layer.empty)),
     // Every log line passes through the redactor: no configured secret reaches the log, whatever an error echoes.
     Layer.provideMerge(Redaction.logger(config.logFormat)),
     Layer.provideMerge(Redaction.fromConfig(config))
   )
-  return Option.match(shared, {
-    onNone: () => core,
-    // The same SharedQueue the store came from, for the leases and the change feed.
-    onSome: (queue) => Layer.merge(core, queue)
-  })
+  return core
 }
 
 const minimumLevel = { debug: "Debug", info: "Info", warning: "Warn", error: "Error" } as const

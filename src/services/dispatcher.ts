@@ -685,12 +685,14 @@ export const makeDispatcher = (settings: DispatchSettings) =>
                 if (yield* noteFailure(error, now)) return
                 yield* intake.forget(task.name)
                 // Gone from pending/ (or changed) since it was read: removed by a person, or on a shared queue taken
-                // by another host a moment earlier. Nothing was typed; the session stays free for the next task.
+                // by another host a moment earlier. Nothing was typed; the session stays free, and is offered the
+                // next task at once rather than at the next poll (hosts reading the same queue race for its head).
                 if (error._tag === "TaskNotFound") {
-                  return yield* Effect.logInfo(
+                  yield* Effect.logInfo(
                     `${task.name} left pending/ before it could be assigned to ${sighting.session}` +
                       (settings.host === undefined ? " (removed)" : " (another host took it, or it was removed)")
                   ).pipe(Effect.annotateLogs({ task: task.name }))
+                  return yield* wakeUp
                 }
                 yield* Effect.logError(`dispatching ${task.name} failed: ${error.message}`)
               })

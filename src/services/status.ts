@@ -20,6 +20,7 @@ import type { Histogram } from "../domain/histogram.ts"
 import { parseTask, type Task, type TaskFields, type TaskName } from "../domain/task.ts"
 import { type Stage, Stages, stampOf, TaskStore } from "../ports/task-store.ts"
 import { type ActiveJob, Delegation, type DelegationCounters } from "./delegation.ts"
+import { SharedQueue } from "../adapters/pg/shared-queue.ts"
 import { Dispatcher } from "./dispatcher.ts"
 
 export interface SessionView {
@@ -32,6 +33,17 @@ export interface SessionView {
   readonly cooldown_until: string | null
   /** Where the state came from: the session's hooks, or its screen. */
   readonly signal: "hook" | "pane" | "process"
+}
+
+/** A host of the shared queue, as `GET /api/hosts` shows it. */
+export interface HostView {
+  readonly host: string
+  readonly this: boolean
+  readonly started_at: string
+  readonly heartbeat_at: string
+  readonly heartbeat_age_s: number
+  readonly alive: boolean
+  readonly leases: number
 }
 
 export interface StaleView {
@@ -110,6 +122,8 @@ export interface Snapshot {
   }
   /** Seconds each delegated job took from submission to its task being finished by the reaper. */
   readonly reapLatency: Histogram
+  /** The hosts of a queue shared on PostgreSQL; none with the file queue (or while the database cannot be read). */
+  readonly hosts: ReadonlyArray<HostView>
 }
 
 export class StatusReport extends Context.Service<StatusReport, {
@@ -140,6 +154,27 @@ export const makeStatusReport = Effect.gen(function*() {
   const store = yield* TaskStore
   const dispatcher = yield* Dispatcher
   const delegation = yield* Delegation
+  const shared = yield* Effect.serviceOption(SharedQueue)
+
+  const hostsAt = (now: number): Effect.Effect<ReadonlyArray<HostView>> =>
+    Option.match(shared, {
+      onNone: () => Effect.succeed([]),
+      onSome: (queue) =>
+        queue.leases.hosts.pipe(
+          Effect.map((hosts) =>
+            hosts.map((h) => ({
+              host: h.host,
+              this: h.host === queue.host,
+              started_at: iso(h.startedAt),
+              heartbeat_at: iso(h.heartbeatAt),
+              heartbeat_age_s: Math.max(0, Math.round((now - h.heartbeatAt) / 100) / 10),
+              alive: now - h.heartbeatAt < Duration.toMillis(queue.leaseTtl),
+              leases: h.leases
+            }))
+          ),
+          Effect.orElseSucceed((): ReadonlyArray<HostView> => [])
+        )
+    })
 
   /**
    * Views of the files read for earlier snapshots (active tasks, pending ones not indexed yet), by stage and name,
@@ -267,7 +302,8 @@ export const makeStatusReport = Effect.gen(function*() {
         turns: local.headless.turns
       },
       delegation: { active: delegated.active, counters: delegated.counters },
-      reapLatency: delegated.reapLatency
+      reapLatency: delegated.reapLatency,
+      hosts: yield* hostsAt(now)
     } satisfies Snapshot
   })
 

@@ -162,6 +162,8 @@ describe("GET /metrics", () => {
       claude_failover_reap_latency_seconds: "histogram",
       claude_failover_sessions: "gauge",
       claude_failover_session_state: "gauge",
+      claude_failover_host_heartbeat_age_seconds: "gauge",
+      claude_failover_host_leases: "gauge",
       claude_failover_stale_tasks: "gauge"
     })
     for (const family of families.values()) expect(family.help, family.name).toMatch(/\S/)
@@ -189,6 +191,15 @@ describe("GET /metrics", () => {
       .toStrictEqual([9, 6, 1, 4, 2])
     expect(single("claude_failover_delegation_active")).toBe(2)
     expect(single("claude_failover_stale_tasks")).toBe(1)
+    // The hosts of a shared queue: each one's heartbeat age and running tasks.
+    expect(
+      ["box-1", "box-2"].map((host) => [
+        valueOf(families, "claude_failover_host_heartbeat_age_seconds", "claude_failover_host_heartbeat_age_seconds", {
+          host
+        }),
+        valueOf(families, "claude_failover_host_leases", "claude_failover_host_leases", { host })
+      ])
+    ).toStrictEqual([[2, 2], [120, 1]])
     expect(
       ["finished", "limited", "needs_person", "api_error", "fault"].map((outcome) =>
         valueOf(families, "claude_failover_headless_runs_total", "claude_failover_headless_runs_total", { outcome })

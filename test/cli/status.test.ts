@@ -129,7 +129,19 @@ describe.concurrent("claude-failover status", () => {
     ]])
   })
 
-  it("--json prints the four answers as one object", async () => {
+  it("lists the hosts of a shared queue, this one marked, a silent one said to be losing its runs", async () => {
+    const { code, stdout } = await cli(["--url", open.url])
+    expect(code).toBe(0)
+    expect(section(stdout, "Hosts (shared queue)")).toStrictEqual([
+      ["HOST", "HEARTBEAT", "STATE", "RUNNING", "STARTED"],
+      ["box-1 (this)", "2s ago", "alive", "2", "2026-11-24T08:00:00.000Z"],
+      ["box-2", "2m 0s ago", "silent (its runs go to the others)", "1", "2026-11-24T09:00:00.000Z"]
+    ])
+    // With the file queue there is one host: no such section.
+    expect((await cli(["--url", empty.url])).stdout).not.toContain("Hosts")
+  })
+
+  it("--json prints the answers as one object", async () => {
     const { code, stdout } = await cli(["--url", `${open.url}/`, "--json"])
     expect(code).toBe(0)
     const printed: unknown = JSON.parse(stdout)
@@ -291,7 +303,7 @@ describe.concurrent("claude-failover status --watch", () => {
     expect(await w.exited).toBe(0)
     const lines = w.stdout().trimEnd().split("\n")
     for (const line of lines)
-      expect(Object.keys(JSON.parse(line))).toStrictEqual(["sessions", "tasks", "delegated", "watchdog"])
+      expect(Object.keys(JSON.parse(line))).toStrictEqual(["sessions", "tasks", "delegated", "watchdog", "hosts"])
   })
 
   it("on a terminal each draw clears the screen first: one status on screen at a time", async () => {

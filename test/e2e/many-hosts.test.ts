@@ -1,5 +1,5 @@
 /**
- * Three daemons as real processes, each with its own queue directory (its drop box) and its own two sessions, on
+ * Three daemons as real processes, each with its own queue directory (its drop box) and its own three sessions, on
  * one PostgreSQL server of the test's own: every task dropped on any host is done exactly once, although one host is
  * killed (kill -9) mid-run and the database is stopped and started again mid-run.
  *
@@ -14,6 +14,8 @@ import { Daemon, Queue, taskFields, waitFor } from "./support.ts"
 import { PrivatePostgres } from "./private-postgres.ts"
 
 const TASKS_PER_HOST = 100
+/** The queue is looked at with psql, a process each time: not more often than this. */
+const PSQL_EVERY_MS = 500
 const HOSTS = ["host-1", "host-2", "host-3"] as const
 
 const cleanups: Array<() => unknown> = []
@@ -53,11 +55,14 @@ describe("three hosts on one PostgreSQL queue", () => {
           DATABASE_URL: pg.url("queue"),
           HOST_ID: id,
           SESSIONS_MODE: "dry-run",
-          TMUX_SESSIONS: "claude-1,claude-2",
-          DRY_RUN_DELAY: "200ms",
-          LEASE_TTL: "6s"
-        })
-        cleanups.push(() => daemon.stop("SIGKILL"))
+          TMUX_SESSIONS: "claude-1,claude-2,claude-3",
+          // host-3's turns are long enough to be cut off in the middle, its completion lines not yet run.
+          DRY_RUN_DELAY: id === "host-3" ? "2s" : "50ms",
+          LEASE_TTL: "6s",
+          // The change feed wakes each host at once: the scan is only the safety net, as in production.
+          SCAN_INTERVAL: "5s"
+        }, { ownProcessGroup: true })
+        cleanups.push(() => daemon.killHost().catch(() => undefined))
         return { id, queue, daemon }
       })
       await Promise.all(hosts.map((host) => host.daemon.ready()))
@@ -74,13 +79,21 @@ describe("three hosts on one PostgreSQL queue", () => {
       // host-3 is killed while it runs tasks; they go back to the queue once its leases run out.
       const [, , third] = hosts
       if (third === undefined) throw new Error("three hosts")
-      await waitFor("90 tasks done and host-3 running two", () => {
-        if (done() < 90) return false
-        const running = pg.query("SELECT name FROM cf_tasks WHERE stage = 'active' AND lease_host = 'host-3'", "queue")
-        return running.length === 2 ? running.map(([name]) => name ?? "") : false
-      }, 120_000)
-      third.daemon.process.kill("SIGKILL")
-      await third.daemon.exited
+      await waitFor(
+        "90 tasks done and host-3 running at least two",
+        () => {
+          if (done() < 90) return false
+          const running = pg.query(
+            "SELECT name FROM cf_tasks WHERE stage = 'active' AND lease_host = 'host-3'",
+            "queue"
+          )
+          return running.length >= 2 ? running.map(([name]) => name ?? "") : false
+        },
+        120_000,
+        PSQL_EVERY_MS
+      )
+      // The host dies as a machine does: the daemon and everything it started (its sessions' completion lines).
+      await third.daemon.killHost()
       const cutOff = pg.query("SELECT name FROM cf_tasks WHERE stage = 'active' AND lease_host = 'host-3'", "queue")
         .map(([name]) => name ?? "")
       expect(cutOff.length).toBeGreaterThan(0)
@@ -88,19 +101,30 @@ describe("three hosts on one PostgreSQL queue", () => {
       expect(third.queue.tasks("pending")).toStrictEqual([])
 
       // The database goes away for two seconds while the other two hosts are busy.
-      await waitFor("180 tasks done", () => done() >= 180, 120_000)
+      await waitFor("180 tasks done", () => done() >= 180, 120_000, PSQL_EVERY_MS)
       pg.stop()
       const downAt = Date.now()
       await waitFor("two seconds down", () => Date.now() - downAt >= 2_000, 5_000)
       pg.startAgain()
 
-      await waitFor("all 300 tasks done", () => done() === 300, 180_000).catch((error: unknown) => {
+      await waitFor("all 300 tasks done", () => done() === 300, 180_000, PSQL_EVERY_MS).catch((error: unknown) => {
         throw new Error(
           `${String(error)}: ${JSON.stringify(stageCounts())}\n` +
             hosts.map((host) => `--- ${host.id}\n${host.daemon.output.slice(-4000)}`).join("\n")
         )
       })
       expect(stageCounts()).toStrictEqual({ done: 300 })
+      // Each host lists the others: host-3 silent, the live two alive, none running anything now.
+      const [first] = hosts
+      const api = /status API listening on (http:\/\/\S+)/.exec(first?.daemon.output ?? "")?.[1]
+      const listed = await fetch(`${api}/api/hosts`).then((response) =>
+        response.json() as Promise<{ readonly hosts: ReadonlyArray<Record<string, unknown>> }>
+      )
+      expect(listed.hosts.map((h) => [h["host"], h["this"], h["alive"], h["leases"]])).toStrictEqual([
+        ["host-1", true, true, 0],
+        ["host-2", false, true, 0],
+        ["host-3", false, false, 0]
+      ])
       // Stopped before their logs are read: a done line follows its commit by a moment.
       for (const host of hosts.slice(0, 2)) {
         expect(host.daemon.process.exitCode, host.id).toBeNull()

@@ -13,18 +13,22 @@ export const ROOT = resolve(import.meta.dirname, "../..")
 const STANDIN = join(ROOT, "stand-ins/claude-code.ts")
 const DAEMON = join(ROOT, "bin/claude-failover.js")
 
-/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs` saying what it waited for. */
+/**
+ * Polls `check` every `everyMs` until it returns a value other than undefined/false, or fails after `timeoutMs` saying
+ * what it waited for.
+ */
 export const waitFor = async <A>(
   what: string,
   check: () => A | undefined | false | Promise<A | undefined | false>,
-  timeoutMs = 30_000
+  timeoutMs = 30_000,
+  everyMs = 100
 ): Promise<A> => {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const value = await check()
     if (value !== undefined && value !== false) return value
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
+    await new Promise((r) => setTimeout(r, everyMs))
   }
 }
 
@@ -93,8 +97,10 @@ export class Daemon {
   output = ""
   exited: Promise<number | null>
 
-  constructor(env: Readonly<Record<string, string>>) {
+  /** `ownProcessGroup`: the daemon and everything it starts can be killed at once (`killHost`), as a machine dies. */
+  constructor(env: Readonly<Record<string, string>>, options: { readonly ownProcessGroup?: boolean } = {}) {
     this.process = spawn(process.execPath, [DAEMON], {
+      detached: options.ownProcessGroup === true,
       cwd: ROOT,
       env: {
         ...process.env,
@@ -123,6 +129,12 @@ export class Daemon {
       }
       return false
     }, timeoutMs)
+  }
+
+  /** SIGKILL to the daemon's process group (see `ownProcessGroup`): it and every process it started die at once. */
+  async killHost(): Promise<void> {
+    if (this.process.pid !== undefined) process.kill(-this.process.pid, "SIGKILL")
+    await this.exited
   }
 
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {

@@ -1,6 +1,7 @@
 /**
- * `claude-failover status [--watch]`: asks a running daemon's status API and prints sessions, queue, delegated jobs
- * and watchdog findings as tables (or, with --json, the four answers as one object), once or every --interval.
+ * `claude-failover status [--watch]`: asks a running daemon's status API and prints a shared queue's hosts, sessions,
+ * queue, delegated jobs and watchdog findings as tables (or, with --json, the answers as one object), once or every
+ * --interval.
  * Easy to get wrong: API_HOST is where the daemon binds, not where to call it, so 0.0.0.0 / :: mean loopback here;
  * and --watch outlives the daemon: an unreachable daemon is a line in the display, never the end of the watch.
  */
@@ -21,7 +22,14 @@ import * as Flag from "effect/cli/Flag"
 import * as HttpClient from "effect/http/HttpClient"
 import * as HttpClientRequest from "effect/http/HttpClientRequest"
 import { Config, parseDuration } from "../../config.ts"
-import { DelegatedStatus, Paths, SessionsStatus, TasksStatus, WatchdogStatus } from "../http-api/contract.ts"
+import {
+  DelegatedStatus,
+  HostsStatus,
+  Paths,
+  SessionsStatus,
+  TasksStatus,
+  WatchdogStatus
+} from "../http-api/contract.ts"
 import { EXIT_FAILURE } from "./run-cli.ts"
 
 /** Why the status could not be shown; the message is the whole line after `claude-failover status: `. */
@@ -57,6 +65,7 @@ interface Answers {
   readonly tasks: TasksStatus
   readonly delegated: DelegatedStatus
   readonly watchdog: WatchdogStatus
+  readonly hosts: HostsStatus
 }
 
 const fetchAnswers = (base: string, token: Option.Option<Redacted.Redacted<string>>) =>
@@ -107,7 +116,8 @@ const fetchAnswers = (base: string, token: Option.Option<Redacted.Redacted<strin
       sessions: get(Paths.sessions, SessionsStatus),
       tasks: get(Paths.tasks, TasksStatus),
       delegated: get(Paths.delegated, DelegatedStatus),
-      watchdog: get(Paths.watchdog, WatchdogStatus)
+      watchdog: get(Paths.watchdog, WatchdogStatus),
+      hosts: get(Paths.hosts, HostsStatus)
     }, { concurrency: "unbounded" })
   }).pipe(Effect.provide(NodeHttpClient.layerUndici))
 
@@ -136,9 +146,27 @@ export const formatAge = (seconds: number): string => {
 /** Ended headless runs listed by `status`: the newest. */
 const HEADLESS_RUNS_SHOWN = 10
 
-export const renderStatus = ({ delegated, sessions, tasks, watchdog }: Answers): string => {
+/** The hosts of a shared queue; nothing with the file queue, which has one. */
+const hostsSection = (hosts: HostsStatus): ReadonlyArray<string> =>
+  hosts.hosts.length === 0 ? [] : [
+    "Hosts (shared queue)",
+    ...table(
+      ["HOST", "HEARTBEAT", "STATE", "RUNNING", "STARTED"],
+      hosts.hosts.map((h) => [
+        h.this ? `${h.host} (this)` : h.host,
+        `${formatAge(Math.round(h.heartbeat_age_s))} ago`,
+        h.alive ? "alive" : "silent (its runs go to the others)",
+        String(h.leases),
+        h.started_at
+      ])
+    ),
+    ""
+  ]
+
+export const renderStatus = ({ delegated, hosts, sessions, tasks, watchdog }: Answers): string => {
   const c = delegated.counters
   return [
+    ...hostsSection(hosts),
     "Sessions",
     ...table(
       ["NAME", "STATE", "FROM", "ACCOUNT", "TASK", "COOLDOWN UNTIL"],
@@ -273,7 +301,7 @@ export const statusCommand = Command.make("status", {
   ),
   json: Flag.Boolean("json").pipe(
     Flag.withDescription(
-      "Print the four answers as one JSON object: {sessions, tasks, delegated, watchdog} (with --watch: one per line)"
+      "Print the answers as one JSON object: {sessions, tasks, delegated, watchdog, hosts} (with --watch: one per line)"
     ),
     Flag.withDefault(false)
   ),

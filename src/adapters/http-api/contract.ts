@@ -138,6 +138,23 @@ export const SessionsStatus = Schema.Struct({
 })
 export type SessionsStatus = typeof SessionsStatus.Type
 
+/** `GET /api/hosts`: the hosts of a queue shared on PostgreSQL (none with the file queue). */
+export const HostsStatus = Schema.Struct({
+  hosts: Schema.Array(Schema.Struct({
+    host: Schema.String,
+    /** The host answering. */
+    this: Schema.Boolean,
+    started_at: Schema.String,
+    heartbeat_at: Schema.String,
+    heartbeat_age_s: Schema.Number,
+    /** Its heartbeat is younger than LEASE_TTL: its leases hold. */
+    alive: Schema.Boolean,
+    /** Running tasks leased to it. */
+    leases: Schema.Number
+  }))
+})
+export type HostsStatus = typeof HostsStatus.Type
+
 /** The paths, so the router, the CLI and the tests name each endpoint once. */
 export const Paths = {
   health: "/healthz",
@@ -145,6 +162,7 @@ export const Paths = {
   watchdog: "/watchdog/status",
   tasks: "/api/tasks",
   sessions: "/api/sessions",
+  hosts: "/api/hosts",
   metrics: "/metrics",
   /** The status page (HTML; served without the token: it holds no data, and asks for the token itself). */
   page: "/"

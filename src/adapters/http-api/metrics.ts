@@ -187,6 +187,18 @@ export const renderMetrics = (snapshot: Snapshot): string => {
         }))
       )
     },
+    {
+      name: "claude_failover_host_heartbeat_age_seconds",
+      type: "gauge",
+      help: "Seconds since each host of a shared queue (PostgreSQL) renewed its leases.",
+      samples: snapshot.hosts.map((h) => ({ labels: [["host", h.host]], value: h.heartbeat_age_s }))
+    },
+    {
+      name: "claude_failover_host_leases",
+      type: "gauge",
+      help: "Running tasks leased to each host of a shared queue (PostgreSQL).",
+      samples: snapshot.hosts.map((h) => ({ labels: [["host", h.host]], value: h.leases }))
+    },
     single(
       "claude_failover_stale_tasks",
       "gauge",

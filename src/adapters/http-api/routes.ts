@@ -22,6 +22,7 @@ import { type Snapshot, StatusReport, type TaskView } from "../../services/statu
 import {
   type DelegatedStatus,
   HOOKS_PATH,
+  type HostsStatus,
   Paths,
   type SessionsStatus,
   TASK_ACTION_PATH,
@@ -165,6 +166,8 @@ export const tasksBody = (snapshot: Snapshot, query: TasksQuery = {}): TasksStat
     headless_runs: snapshot.headless.recent
   }
 }
+
+export const hostsBody = (snapshot: Snapshot): HostsStatus => ({ hosts: snapshot.hosts })
 
 export const sessionsBody = (snapshot: Snapshot): SessionsStatus => ({
   sessions: snapshot.sessions.map((s) => ({
@@ -395,6 +398,7 @@ export const ApiRoutes = (options: ApiRoutesOptions) =>
       // The page holds no data (it asks for the token and sends it with every fetch), so it needs no token itself.
       yield* router.add("GET", Paths.page, statusPage)
       yield* router.add("GET", Paths.sessions, guard(json(answers, "sessions", sessionsBody)))
+      yield* router.add("GET", Paths.hosts, guard(json(answers, "hosts", hostsBody)))
       yield* router.add(
         "GET",
         Paths.metrics,

@@ -83,6 +83,7 @@ export class SharedQueue extends Context.Service<SharedQueue, {
   /** The queue's TaskStore: this host's view (its list of active/ is the runs it holds). */
   readonly store: TaskStore["Service"]
   readonly leases: Leases
+  readonly leaseTtl: Duration.Duration
   /**
    * Listens for changes forever: `connected` after each (re)connection (changes may have been missed: look at the
    * whole queue), `changed` for each change; a dropped connection is said once per outage and listened to again.
@@ -144,7 +145,7 @@ export const SharedQueueLayer = (settings: SharedQueueSettings) =>
         )
       }
 
-      return SharedQueue.of({ host: settings.host, store, leases, follow })
+      return SharedQueue.of({ host: settings.host, store, leases, leaseTtl: settings.leaseTtl, follow })
     })
   ).pipe(
     Layer.provide(PgClient.layer({
