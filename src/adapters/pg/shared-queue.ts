@@ -105,7 +105,12 @@ export const SharedQueueLayer = (settings: SharedQueueSettings) =>
       const pg = yield* PgClient.PgClient
       yield* migrate.pipe(
         Effect.mapError((error) =>
-          new StoreError({ operation: "migrate", path: where("cf_migrations"), problem: error.message, code: "EIO" })
+          new StoreError({
+            operation: "set up the shared queue (DATABASE_URL) at",
+            path: where("cf_migrations"),
+            problem: error.message,
+            code: "EIO"
+          })
         )
       )
       const store = yield* makePgTaskStore({
