@@ -42,8 +42,10 @@ const directly = (root: string, name: TaskName, operation: TaskOperation) =>
   Effect.gen(function*() {
     // (The quick completion path runs without the command line's configuration: the environment's then.)
     const config = yield* Effect.serviceOption(Config).pipe(
-      Effect.flatMap(Option.match({ onSome: Effect.succeed, onNone: () => Config.use(Effect.succeed) })),
-      Effect.provide(Config.layer)
+      Effect.flatMap(Option.match({
+        onSome: Effect.succeed,
+        onNone: () => Config.use(Effect.succeed).pipe(Effect.provide(Config.layer))
+      }))
     )
     return yield* performOperation(name, operation).pipe(
       Effect.provide(queueStoreLayer(root, config)),
