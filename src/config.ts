@@ -491,6 +491,10 @@ export const exposureProblem = (config: AppConfig): string | undefined =>
       "bind to 127.0.0.1, or set API_ALLOW_OPEN=true to serve the status API to anyone who can reach it"
     : undefined
 
+/** DATABASE_URL when the queue is the shared one (QUEUE_BACKEND=postgres); none for the file queue. */
+export const sharedQueueUrl = (config: AppConfig): Option.Option<Redacted.Redacted<string>> =>
+  config.queueBackend === "postgres" ? config.databaseUrl : Option.none()
+
 /**
  * The shared queue's settings that cannot work together: PostgreSQL without a URL, and (until delegated jobs are
  * handed out between hosts) delegation on a shared queue, where two hosts could each submit the same task.

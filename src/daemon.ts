@@ -42,7 +42,8 @@ import {
   exposureProblem,
   routingSettings,
   secretEnvNames,
-  sessionStartProblems
+  sessionStartProblems,
+  sharedQueueUrl
 } from "./config.ts"
 import { Delegation, DelegationCountersRef, DelegationLayer, type DelegationSettings } from "./services/delegation.ts"
 import { Dispatcher, DispatcherLayer, type DispatchSettings } from "./services/dispatcher.ts"
@@ -385,7 +386,7 @@ export const hostIdOf = (config: AppConfig): string => Option.getOrElse(config.h
 
 /** The queue shared with other hosts on PostgreSQL, when QUEUE_BACKEND=postgres (one instance: layers are shared). */
 const sharedQueueLayer = (config: AppConfig) =>
-  Option.match(config.queueBackend === "postgres" ? config.databaseUrl : Option.none(), {
+  Option.match(sharedQueueUrl(config), {
     onNone: () => Option.none(),
     onSome: (url) =>
       Option.some(SharedQueueLayer({

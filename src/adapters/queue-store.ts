@@ -10,14 +10,14 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { SqlError } from "effect/sql/SqlError"
-import type { AppConfig } from "../config.ts"
+import { type AppConfig, sharedQueueUrl } from "../config.ts"
 import type { StoreError, TaskStore } from "../ports/task-store.ts"
 import { FsTaskStoreLayer } from "./fs-task-store.ts"
 import { PgTaskStoreLayer } from "./pg/task-store.ts"
 
 /** The TaskStore of the queue at `root` under `config`. */
 export const queueStoreLayer = (root: string, config: AppConfig): Layer.Layer<TaskStore, StoreError | SqlError> =>
-  Option.match(config.queueBackend === "postgres" ? config.databaseUrl : Option.none(), {
+  Option.match(sharedQueueUrl(config), {
     onNone: () => FsTaskStoreLayer({ root, maxTaskBytes: config.maxTaskSize }),
     onSome: (url) =>
       PgTaskStoreLayer({ maxTaskBytes: config.maxTaskSize }).pipe(

@@ -53,10 +53,14 @@ export const describeHeadless = (facts: HeadlessFacts): ReadonlyArray<string> =>
   ...(facts.transcript === undefined ? [] : [`transcript ${facts.transcript}`])
 ]
 
+/** A run's session, with its host on a queue shared by several hosts (session names repeat there): `claude-1 on box-2`. */
+export const sessionOnHost = (session: string, host: string | undefined): string =>
+  host === undefined ? session : `${session} on ${host}`
+
 const describeRunner = (runner: Runner): ReadonlyArray<string> =>
   runner._tag === "Session"
     ? [
-      runner.host === undefined ? `session ${runner.session}` : `session ${runner.session} on ${runner.host}`,
+      `session ${sessionOnHost(runner.session, runner.host)}`,
       ...(runner.headless === undefined ? [] : describeHeadless(runner.headless))
     ]
     : [

@@ -48,14 +48,17 @@ export const importDrops = (
     const imported: Array<ImportedDrop> = []
     let nextSettle: number | undefined
     let quarantined = yield* quarantineStrays(report).pipe(Effect.provideService(TaskStore, files))
+    /** To this host's failed/, with the reason in its `.error`. */
+    const toFailed = (file: TaskName, problem: string) =>
+      Effect.andThen(
+        quarantine("pending", file, `${file}: ${problem}`).pipe(Effect.provideService(TaskStore, files)),
+        Effect.sync(() => void quarantined++)
+      )
     for (const file of yield* files.list("pending")) {
       const read = yield* Effect.result(files.read("pending", file))
       if (Result.isFailure(read)) {
         const error = read.failure
-        if (error._tag === "Unreadable" && error.quarantine) {
-          yield* quarantine("pending", file, `${file}: ${error.problem}`).pipe(Effect.provideService(TaskStore, files))
-          quarantined++
-        }
+        if (error._tag === "Unreadable" && error.quarantine) yield* toFailed(file, error.problem)
         continue
       }
       const now = yield* Clock.currentTimeMillis
@@ -64,18 +67,16 @@ export const importDrops = (
         continue
       }
       const text = read.success.text
-      if (text.includes("\u0000")) {
-        // Valid UTF-8, but PostgreSQL's text cannot hold a NUL: it would be refused on every try.
-        yield* quarantine("pending", file, `${file}: holds a NUL byte, which the shared queue cannot store`).pipe(
-          Effect.provideService(TaskStore, files)
-        )
-        quarantined++
-        continue
-      }
       const created = yield* Effect.result(queue.create("pending", file, text))
       if (Result.isSuccess(created)) {
         yield* files.remove("pending", file)
         imported.push({ file, task: file, already: false })
+        continue
+      }
+      // Text the shared queue refuses as it stands (a NUL byte: valid UTF-8, but not PostgreSQL text) would be refused
+      // on every try.
+      if (created.failure._tag === "StoreError" && created.failure.code === "EINVAL") {
+        yield* toFailed(file, created.failure.problem)
         continue
       }
       if (created.failure._tag !== "NameTaken") return yield* created.failure

@@ -15,7 +15,7 @@ import { isResourceError, type Stage, TaskStore } from "../ports/task-store.ts"
 import { settleFile } from "./recovery.ts"
 import { applyEvent, finishLocalTask, millisBetween, nowIso, readTask, retryTask } from "./task-moves.ts"
 import { TaskEvent } from "../domain/lifecycle.ts"
-import { formatDuration, Outcome, renderFooter } from "../domain/footer.ts"
+import { formatDuration, Outcome, renderFooter, sessionOnHost } from "../domain/footer.ts"
 
 export const TaskOperation = Schema.Union([
   Schema.Struct({
@@ -96,14 +96,14 @@ const finish = Effect.fn("finish")(function*(
   if (stage === "active") {
     if (run !== undefined && current !== run) {
       return refused(
-        `refused: ${name} is now run ${current ?? "(none)"} on ${sessionOf(task) ?? "no session"}; ` +
+        `refused: ${name} is now run ${current ?? "(none)"} on ${sessionOf(task.fields) ?? "no session"}; ` +
           `this completion is for run ${run}, which the daemon already ended; nothing changed`
       )
     }
     const applied = yield* finishLocalTask(name, result)
     const took = millisBetween(task.fields.assigned_at, applied.task.fields.finished_at ?? (yield* nowIso))
     const facts = [
-      ...(task.fields.session === undefined ? [] : [`session ${sessionOf(task)}`]),
+      ...(task.fields.session === undefined ? [] : [`session ${sessionOf(task.fields)}`]),
       ...(took === undefined ? [] : [`took ${formatDuration(took)}`]),
       ...(result._tag === "Failed" ? [`reason: ${result.reason}`] : [])
     ]
@@ -243,17 +243,14 @@ export const requeueTask = Effect.fn("requeueTask")(
   }
 )
 
-/** The run's session, and its host on a shared queue (session names repeat across hosts): `claude-1 on host-2`. */
-const sessionOf = (task: Task): string | undefined =>
-  task.fields.session === undefined || task.fields.host === undefined
-    ? task.fields.session
-    : `${task.fields.session} on ${task.fields.host}`
-
 /** A resource error is tried again every half second for 30 s: well within the minute a command waits for its answer. */
 const OUTAGE_RETRY_EVERY = Duration.millis(500)
 const OUTAGE_RETRIES = 60
 
 /** Applies `operation`; `stop` is how a requeue stops the session's turn (the daemon has one, a command alone does not). */
+const sessionOf = (fields: Task["fields"]): string | undefined =>
+  fields.session === undefined ? undefined : sessionOnHost(fields.session, fields.host)
+
 export const performOperation = (
   name: TaskName,
   operation: TaskOperation,

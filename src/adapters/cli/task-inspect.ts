@@ -13,7 +13,7 @@ import * as Result from "effect/Result"
 import * as Argument from "effect/cli/Argument"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
-import { readFooter } from "../../domain/footer.ts"
+import { readFooter, sessionOnHost } from "../../domain/footer.ts"
 import {
   type HistoryEntry,
   parseTask,
@@ -128,12 +128,7 @@ export const rowOf = (item: Inspected): TaskRow => {
     name: item.task.name,
     state: fields.state ?? null,
     title: fields.title ?? null,
-    // On a shared queue session names repeat across hosts: `claude-1 on host-2`.
-    session: fields.session === undefined
-      ? null
-      : fields.host === undefined
-      ? fields.session
-      : `${fields.session} on ${fields.host}`,
+    session: fields.session === undefined ? null : sessionOnHost(fields.session, fields.host),
     provider: fields.provider ?? null,
     job_id: fields.job_id ?? null,
     attempts: fields.attempts ?? 0,
