@@ -502,10 +502,11 @@ export const sharedQueueUrl = (config: AppConfig): Option.Option<Redacted.Redact
 export const backendProblems = (config: AppConfig): ReadonlyArray<string> =>
   config.queueBackend !== "postgres" ? [] : [
     ...(Option.isNone(config.databaseUrl) ? ["QUEUE_BACKEND=postgres needs DATABASE_URL (postgres://…)"] : []),
-    ...(routingSettings(config).delegationEnabled
+    // Another host taking a stopped host's job over polls secutools for it: a stand-in inside one daemon is not there.
+    ...(config.secutoolsMode === "fake"
       ? [
-        "QUEUE_BACKEND=postgres does not delegate to secutools yet (jobs are not yet handed out between hosts): " +
-        "unset SECUTOOLS_API_KEY (and SECUTOOLS_MODE=fake), or use QUEUE_BACKEND=files"
+        "SECUTOOLS_MODE=fake keeps its jobs inside this daemon, where other hosts of the shared queue cannot poll " +
+        "them: use SECUTOOLS_MODE=http with a secutools URL, or QUEUE_BACKEND=files"
       ]
       : [])
   ]

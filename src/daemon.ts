@@ -149,7 +149,9 @@ export const watchQueue = (
 export const delegationSettings = (config: AppConfig): DelegationSettings => ({
   reapInterval: config.reapInterval,
   reapConcurrency: config.reapConcurrency,
-  jobTimeout: config.secutoolsJobTimeout
+  jobTimeout: config.secutoolsJobTimeout,
+  reaps: routingSettings(config).delegationEnabled,
+  sharedQueue: config.queueBackend === "postgres"
 })
 
 /**
@@ -230,14 +232,14 @@ export const headlessSettings = (config: AppConfig, cwd: string): HeadlessSettin
 
 /**
  * This host's heartbeat, once now and then every third of a lease (from now on, whatever start-up still does), with
- * other hosts' expired runs taken over; returns the wait for the loop's end, which comes only if another daemon takes
- * this host over — the daemon then stops.
+ * other hosts' expired runs taken over; returns the keeper and the wait for its loop's end, which comes only if another
+ * daemon takes this host over — the daemon then stops.
  */
 const keepLeases = (shared: SharedQueue["Service"], config: AppConfig) =>
   Effect.gen(function*() {
     const keeper = yield* makeLeaseKeeper(shared.leases, { leaseTtl: config.leaseTtl, maxAttempts: config.maxAttempts })
     yield* keeper.heartbeat.pipe(Effect.catchTag("StoreError", (error) => Effect.logWarning(error.message)))
-    return Fiber.join(yield* Effect.forkScoped(supervised("lease keeper", keeper.run)))
+    return { keeper, stopped: Fiber.join(yield* Effect.forkScoped(supervised("lease keeper", keeper.run))) }
   })
 
 /**
@@ -319,7 +321,7 @@ export const runDaemon = (lock: HeldLock) =>
     }))
     yield* Effect.addFinalizer(() => Effect.logInfo(`claude-failover stopped on ${settings.queueDir}`))
     // On a shared queue the heartbeat goes first and on all along: a long recovery must not cost this host its leases.
-    const leaseKeeper = Option.isSome(shared) ? yield* keepLeases(shared.value, config) : Effect.never
+    const leases = Option.isSome(shared) ? Option.some(yield* keepLeases(shared.value, config)) : Option.none()
     const recovered = yield* recover({
       timeZone: settings.timeZone,
       maxAttempts: config.maxAttempts,
@@ -328,6 +330,11 @@ export const runDaemon = (lock: HeldLock) =>
     })
     for (const action of recovered.actions) yield* Effect.logWarning(`recovery: ${action}`)
     yield* startDelegation(settings.routing.delegationEnabled)
+    if (Option.isSome(leases)) {
+      // Other hosts' jobs, once delegation has read its own: those a stopped host reaped are taken on here.
+      const delegation = yield* Delegation
+      yield* Effect.forkScoped(supervised("delegated jobs", leases.value.keeper.followJobs(delegation.otherHosts)))
+    }
     const inbox = yield* RequestInbox
     const dispatcher = yield* Dispatcher
     if (Option.isSome(shared)) {
@@ -356,7 +363,10 @@ export const runDaemon = (lock: HeldLock) =>
     yield* inbox.drain
     yield* Effect.forkScoped(supervised("request inbox", inbox.run))
     // The lease keeper ends only when another daemon took this host over: the daemon stops with its reason.
-    return yield* Effect.raceFirst(supervised("dispatcher", dispatcher.run), leaseKeeper)
+    return yield* Effect.raceFirst(
+      supervised("dispatcher", dispatcher.run),
+      Option.match(leases, { onNone: () => Effect.never, onSome: (kept) => kept.stopped })
+    )
   }).pipe(Effect.scoped)
 
 /** Secutools as configured, its retries counted for the status API. */
@@ -393,7 +403,8 @@ const sharedQueueLayer = (config: AppConfig) =>
         url,
         host: hostIdOf(config),
         leaseTtl: config.leaseTtl,
-        maxTaskBytes: config.maxTaskSize
+        maxTaskBytes: config.maxTaskSize,
+        reapsJobs: routingSettings(config).delegationEnabled
       }))
   })
 

@@ -131,10 +131,10 @@ describe("the shared queue's settings", () => {
     expect(message).not.toContain("hunter2")
   })
 
-  it("refuses delegation on a shared queue until jobs are handed out between hosts", () => {
+  it("delegates on a shared queue with a secutools URL, not with the stand-in inside one daemon", () => {
     const env = { QUEUE_BACKEND: "postgres", DATABASE_URL: "postgres://db/queue" }
-    expect(problems({ ...env, SECUTOOLS_API_KEY: "sk-1" })[0]).toContain("does not delegate to secutools yet")
-    expect(problems({ ...env, SECUTOOLS_MODE: "fake" })[0]).toContain("does not delegate to secutools yet")
+    expect(problems({ ...env, SECUTOOLS_API_KEY: "sk-1" })).toStrictEqual([])
+    expect(problems({ ...env, SECUTOOLS_MODE: "fake" })[0]).toContain("SECUTOOLS_MODE=fake keeps its jobs inside")
     expect(problems(env)).toStrictEqual([])
   })
 })

@@ -378,7 +378,7 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
 
   const markerPath = (name: TaskName) => pathOf("pending", `${name}${MARKER_SUFFIX}`)
 
-  return TaskStore.of({
+  const store: TaskStore["Service"] = TaskStore.of({
     list: (stage) => Effect.map(entries(stage), (found) => found.filter(isTask).map(taskNameOf).sort()),
     strays: (stage) =>
       Effect.map(entries(stage), (found) =>
@@ -514,6 +514,8 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
           () => writeAtomic(dirOf("pending"), `${name}${MARKER_SUFFIX}`, `${JSON.stringify(marker, null, 2)}\n`)
         )
       ),
+    // One daemon per queue: its markers are all its own to reap.
+    claimMarker: (name) => store.readMarker(name),
     removeMarker: (name) => remove("pending", `${name}${MARKER_SUFFIX}`),
     atomically: (effect) => effect,
     listMarkers: () =>
@@ -530,6 +532,7 @@ export const makeFsTaskStore = ({ maxTaskBytes = DEFAULT_MAX_TASK_BYTES, root }:
         )
       )
   })
+  return store
 }
 
 /** The live store: prepares the directory layout first, so a bad queue root stops start-up with a clear error. */

@@ -100,6 +100,8 @@ export const makeMemoryTaskStore = Effect.gen(function*() {
     readMarker: (name) => Ref.get(state).pipe(Effect.map((queue) => Option.fromNullishOr(queue.markers.get(name)))),
     writeMarker: (name, marker) =>
       Ref.update(state, (queue) => ({ ...queue, markers: withEntry(queue.markers, name, marker) })),
+    // One daemon per queue: its markers are all its own to reap.
+    claimMarker: (name) => store.readMarker(name),
     removeMarker: (name) =>
       Ref.update(state, (queue) => ({ ...queue, markers: withEntry(queue.markers, name, undefined) })),
     atomically: (effect) => effect,

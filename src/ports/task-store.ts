@@ -129,9 +129,19 @@ export class TaskStore extends Context.Service<TaskStore, {
   /** `failed/NAME.md.error`: why NAME.md was quarantined. */
   writeError(name: TaskName, reason: string): Effect.Effect<void, StoreError>
   readMarker(name: TaskName): Effect.Effect<Option.Option<DelegationMarker>, StoreError>
-  writeMarker(name: TaskName, marker: DelegationMarker): Effect.Effect<void, StoreError>
+  /**
+   * Writes the marker, and on a queue shared by several hosts makes this host its reaper; fails with TaskNotFound when
+   * another live host reaps it (of two hosts delegating the same task, the second finds the task taken).
+   */
+  writeMarker(name: TaskName, marker: DelegationMarker): Effect.Effect<void, StoreError | TaskNotFound>
+  /**
+   * The marker, for this daemon to submit and poll its job. On one host's queue, simply read (the queue's lock makes
+   * this daemon the only reaper). On a shared queue, taken only when no live host reaps it — another host's job, or
+   * one whose host stopped renewing it — and then this host's while its heartbeat goes on: none otherwise.
+   */
+  claimMarker(name: TaskName): Effect.Effect<Option.Option<DelegationMarker>, StoreError>
   removeMarker(name: TaskName): Effect.Effect<void, StoreError>
-  /** Names of the pending tasks that have a marker beside them. */
+  /** Names of the pending tasks that have a marker beside them (on a shared queue, the markers this host reaps). */
   listMarkers(): Effect.Effect<ReadonlyArray<TaskName>, StoreError>
   /**
    * Runs `effect`'s writes as one: on a queue shared by several hosts, no other host sees its first write without its

@@ -19,9 +19,9 @@ import { newRunId, TaskEvent } from "../domain/lifecycle.ts"
 import type { DelegationMarker } from "../domain/marker.ts"
 import type { Provider } from "../domain/provider.ts"
 import type { Task, TaskName } from "../domain/task.ts"
-import { Outcome, renderFooter } from "../domain/footer.ts"
+import { formatDuration, Outcome, renderFooter } from "../domain/footer.ts"
 import { Secutools, type SecutoolsError } from "../ports/secutools.ts"
-import { type StoreError, TaskStore } from "../ports/task-store.ts"
+import { isResourceError, type StoreError, TaskStore } from "../ports/task-store.ts"
 import { failpoint } from "./failpoints.ts"
 import { type MarkerBook, reapJob } from "./reaper.ts"
 import { TaskLocks } from "./task-locks.ts"
@@ -32,6 +32,15 @@ export interface DelegationSettings {
   readonly reapConcurrency: number
   /** A job still queued or running this long after submission fails; so does a submission unanswered this long. */
   readonly jobTimeout: Duration.Duration
+  /**
+   * Whether this daemon submits and polls jobs (delegation is on); without, delegated tasks only wait. Default true.
+   */
+  readonly reaps?: boolean
+  /**
+   * The queue is shared with other hosts: a job is reaped by one host at a time (the store's `claimMarker`), and a
+   * host that does not reap leaves other hosts' jobs to them. Default false.
+   */
+  readonly sharedQueue?: boolean
 }
 
 export interface DelegationCounters {
@@ -82,8 +91,16 @@ export class Delegation extends Context.Service<Delegation, {
   readonly resume: Effect.Effect<void, StoreError>
   /** Start-up without delegation: reads the markers only, so status and intake know which tasks are delegated. */
   readonly load: Effect.Effect<ReadonlyArray<TaskName>, StoreError>
-  /** Whether the task has a marker (it is delegated, or being delegated). */
+  /** Whether the task has a marker (it is delegated, or being delegated, here or by another host). */
   isDelegated(name: TaskName): boolean
+  /**
+   * On a shared queue, other hosts' jobs as last found: those a live host reaps are not this host's to route (and no
+   * longer this host's to poll, if it had them); those nobody reaps are taken on here when this host reaps.
+   */
+  otherHosts(jobs: {
+    readonly reaped: ReadonlyArray<TaskName>
+    readonly free: ReadonlyArray<TaskName>
+  }): Effect.Effect<void>
   /**
    * A marker that appeared on disk while the daemon runs (a delegated task copied in with it): read and taken on
    * like one found at start-up — submitted again with its key, or polled, when delegation is on.
@@ -115,10 +132,15 @@ export const makeDelegation = (settings: DelegationSettings) =>
     const counters = yield* DelegationCountersRef
     const ports = yield* Effect.context<TaskStore | Secutools | TaskLocks>()
     const submissions = yield* Queue.unbounded<TaskName>()
+    const reaps = settings.reaps ?? true
+    const sharedQueue = settings.sharedQueue ?? false
+    /** On a shared queue: tasks whose jobs other live hosts reap. */
+    let reapedElsewhere: ReadonlySet<TaskName> = new Set()
     /**
-     * Every marker, by task: read from disk once at start-up (`load`), then changed only here, each write to disk
-     * mirrored. The daemon holds the queue's lock, so nobody else writes markers while it runs; listing and reading
-     * them every reaper round cost a read per job per round.
+     * Every marker this daemon reaps, by task: read once at start-up (`load`), then changed only here, each write
+     * mirrored. The daemon holds the queue's lock, so nobody else writes them while it runs (on a shared queue, another
+     * host takes one over only once this host's heartbeat has stopped); listing and reading them every reaper round
+     * cost a read per job per round.
      */
     const known = new Map<TaskName, DelegationMarker>()
     /** Tasks `start` just delegated, as written: their submission need not read the file again. */
@@ -153,16 +175,21 @@ export const makeDelegation = (settings: DelegationSettings) =>
     const reject = Effect.fn("Delegation.reject")(
       function*(name: TaskName, marker: DelegationMarker, error: SecutoolsError) {
         const reason = `delegation to ${marker.provider} failed: ${error.message}; runs locally`
-        yield* applyEvent(
-          "pending",
-          name,
-          TaskEvent.Requeue({ at: yield* nowIso, cause: "delegation_rejected", reason }),
-          {
-            // allow_delegation: false pins the task to routing rule 3, so it is not sent to secutools again.
-            adjust: (fields) => ({ ...fields, allow_delegation: false })
-          }
-        )
-        yield* drop(name)
+        const at = yield* nowIso
+        // One change on a shared queue: no host sees the task routable while its marker is still there.
+        yield* store.atomically(Effect.andThen(
+          applyEvent(
+            "pending",
+            name,
+            TaskEvent.Requeue({ at, cause: "delegation_rejected", reason }),
+            {
+              // allow_delegation: false pins the task to routing rule 3, so it is not sent to secutools again.
+              adjust: (fields) => ({ ...fields, allow_delegation: false })
+            }
+          ),
+          store.removeMarker(name)
+        ))
+        known.delete(name)
         counters.rejected++
         yield* Effect.logWarning(`${name} back to local routing: ${reason}`).pipe(
           Effect.annotateLogs({ task: name, provider: marker.provider })
@@ -177,10 +204,13 @@ export const makeDelegation = (settings: DelegationSettings) =>
         const reason =
           `no definite answer from secutools ${marker.provider} within ${Duration.format(settings.jobTimeout)} ` +
           `(last: ${error.message}); a job may exist under idempotency key ${marker.idempotency_key}, so it does not run locally`
-        yield* applyEvent("pending", name, TaskEvent.Fail({ at }), {
-          footer: () => renderFooter(Outcome.Failed({ at, reason }))
-        })
-        yield* drop(name)
+        yield* store.atomically(Effect.andThen(
+          applyEvent("pending", name, TaskEvent.Fail({ at }), {
+            footer: () => renderFooter(Outcome.Failed({ at, reason }))
+          }),
+          store.removeMarker(name)
+        ))
+        known.delete(name)
         counters.failed++
         yield* Effect.logError(`${name} failed: ${reason}`).pipe(
           Effect.annotateLogs({ task: name, provider: marker.provider })
@@ -267,15 +297,32 @@ export const makeDelegation = (settings: DelegationSettings) =>
         Effect.annotateLogs({ task: name, provider: marker.provider, job: jobId })
       )
     }, (effect, name) =>
-      Effect.catch(effect, (error) =>
-        Effect.logError(`submitting ${name} failed: ${error.message}; retried at the next start-up`).pipe(
+      Effect.catch(effect, (error) => {
+        if (error._tag === "TaskNotFound") {
+          // The task left pending/, or (on a shared queue) another host reaps its job now: not this daemon's to submit.
+          known.delete(name)
+          return Effect.logInfo(
+            `${name}: not submitted from here: ${sharedQueue ? "another host reaps its job, or " : ""}it left pending/`
+          ).pipe(Effect.annotateLogs({ task: name }))
+        }
+        if (isResourceError(error)) {
+          // The queue cannot be written for now (disk full, database down): the same key is sent again later.
+          return Effect.andThen(
+            Effect.logWarning(
+              `submitting ${name}: ${error.message}; tried again in ${formatDuration(RESUBMIT_FIRST_MS)}, same key`
+            ).pipe(Effect.annotateLogs({ task: name })),
+            schedule(name, RESUBMIT_FIRST_MS)
+          )
+        }
+        return Effect.logError(`submitting ${name} failed: ${error.message}; retried at the next start-up`).pipe(
           Effect.annotateLogs({ task: name })
-        )))
+        )
+      }))
 
     const start = Effect.fn("Delegation.start")(function*(task: Task, provider: Provider, reason: string) {
       const at = yield* nowIso
       const run = newRunId()
-      yield* keep(task.name, {
+      const marker: DelegationMarker = {
         task: task.name,
         provider,
         run,
@@ -285,9 +332,18 @@ export const makeDelegation = (settings: DelegationSettings) =>
         created_at: at,
         submitted_at: null,
         polls: 0
-      })
-      yield* failpoint("delegate:marker")
-      const applied = yield* applyEvent("pending", task.name, TaskEvent.Delegate({ provider, at, run }))
+      }
+      // Marker first (write-ahead), then the task's state. On a shared queue the two are one transaction, and the
+      // marker is a claim: of two hosts delegating the same task, the second finds it taken (TaskNotFound) and writes
+      // nothing. A task that cannot take its new state keeps no marker.
+      const applied = yield* store.atomically(Effect.gen(function*() {
+        yield* store.writeMarker(task.name, marker)
+        yield* failpoint("delegate:marker")
+        return yield* applyEvent("pending", task.name, TaskEvent.Delegate({ provider, at, run })).pipe(
+          Effect.tapError(() => Effect.ignore(store.removeMarker(task.name)))
+        )
+      }))
+      known.set(task.name, marker)
       yield* failpoint("delegate:written")
       startedTasks.set(task.name, applied.task)
       yield* Effect.logInfo(`${task.name} → secutools ${provider} (${reason})`).pipe(
@@ -299,13 +355,13 @@ export const makeDelegation = (settings: DelegationSettings) =>
     /** Reads every marker on disk into `known`; an unreadable one is said once and left (a restart fails its task). */
     const load = Effect.gen(function*() {
       known.clear()
+      // Without secutools, a host of a shared queue holds no job: those it reaped before pass to other hosts.
+      if (sharedQueue && !reaps) return []
       const names = yield* store.listMarkers()
       // Read 16 at a time, kept in their listed order.
       const markers = yield* Effect.forEach(
         names,
-        (name) =>
-          Effect.map(Effect.result(store.readMarker(name)), (marker) =>
-            [name, marker] as const),
+        (name) => Effect.map(Effect.result(store.readMarker(name)), (marker) => [name, marker] as const),
         { concurrency: 16 }
       )
       for (const [name, marker] of markers) {
@@ -410,12 +466,17 @@ export const makeDelegation = (settings: DelegationSettings) =>
     const adopt = (name: TaskName) =>
       Effect.gen(function*() {
         if (known.has(name)) return
-        const marker = yield* store.readMarker(name)
+        // On a shared queue, a host without secutools leaves every job to the hosts that have it.
+        if (sharedQueue && !reaps) return
+        const marker = yield* (reaps ? store.claimMarker(name) : store.readMarker(name))
         if (Option.isNone(marker)) return
         known.set(name, marker.value)
         yield* Effect.logWarning(
-          `${name}: found its delegation marker (${marker.value.state}, ${marker.value.provider}) beside it; taken on, ` +
-            "never routed again"
+          sharedQueue
+            ? `${name}: took its delegated job on (${marker.value.state}, ${marker.value.provider}): no live host ` +
+              "reaped it"
+            : `${name}: found its delegation marker (${marker.value.state}, ${marker.value.provider}) beside it; ` +
+              "taken on, never routed again"
         ).pipe(Effect.annotateLogs({ task: name }))
         if (marker.value.state === "submitting") yield* Queue.offer(submissions, name)
       }).pipe(
@@ -428,12 +489,27 @@ export const makeDelegation = (settings: DelegationSettings) =>
         Effect.provideContext(ports)
       )
 
+    const otherHosts = (jobs: { readonly reaped: ReadonlyArray<TaskName>; readonly free: ReadonlyArray<TaskName> }) =>
+      Effect.gen(function*() {
+        reapedElsewhere = new Set(jobs.reaped)
+        for (const name of jobs.reaped) {
+          if (!known.has(name)) continue
+          // This host's heartbeat lapsed and another took the job on: it is polled there now, not here too.
+          known.delete(name)
+          yield* Effect.logWarning(`${name}: another host reaps its job now; no longer polled here`).pipe(
+            Effect.annotateLogs({ task: name })
+          )
+        }
+        for (const name of jobs.free) yield* adopt(name)
+      })
+
     return Delegation.of({
       start,
       adopt,
       resume: Effect.provideContext(resume, ports),
       load: Effect.provideContext(load, ports),
-      isDelegated: (name) => known.has(name),
+      isDelegated: (name) => known.has(name) || reapedElsewhere.has(name),
+      otherHosts,
       run,
       status
     })

@@ -666,7 +666,15 @@ export const makeDispatcher = (settings: DispatchSettings) =>
           Effect.andThen(
             intake.forget(task.name),
             locks.withTask(task.name, delegation.start(task, decision.provider, routingReason(decision.reason)))
-          ).pipe(Effect.catch((error) => Effect.logError(`delegating ${task.name} failed: ${error.message}`))),
+          ).pipe(Effect.catch((error) =>
+            error._tag === "TaskNotFound"
+              // Changed or gone since it was read: removed, or on a shared queue taken or delegated by another host.
+              ? Effect.logInfo(
+                `${task.name} left pending/ before it could be delegated` +
+                  (settings.host === undefined ? " (removed)" : " (another host took it, or it was removed)")
+              ).pipe(Effect.annotateLogs({ task: task.name }))
+              : Effect.logError(`delegating ${task.name} failed: ${error.message}`)
+          )),
         { concurrency: DELEGATE_CONCURRENCY, discard: true }
       )
       const pairs = free.flatMap((session, index) => {

@@ -1,6 +1,6 @@
 /**
- * On a queue shared by several hosts: keeps this host's leases alive, and takes over the active tasks of hosts whose
- * leases ran out, ending each run as a run whose session died is ended on one host — back to pending with its
+ * On a queue shared by several hosts: keeps this host's leases alive, takes over the active tasks of hosts whose
+ * leases ran out (and hands their delegated jobs to the delegation service), ending each run as a run whose session died is ended on one host — back to pending with its
  * attempt counted (failed/ at MAX_ATTEMPTS), its run token gone, so a late completion from the lost host is refused.
  * Easy to get wrong: only another host's expired leases are taken here — this host's own, from before a restart, are
  * start-up recovery's, which can look at the sessions' screens; and a take-over is a claim (one host wins it), made
@@ -9,7 +9,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
-import type { Leases } from "../adapters/pg/leases.ts"
+import type { Leases, OtherJobs } from "../adapters/pg/leases.ts"
 import { formatDuration } from "../domain/footer.ts"
 import type { TaskName } from "../domain/task.ts"
 import type { TaskStore } from "../ports/task-store.ts"
@@ -64,5 +64,18 @@ export const makeLeaseKeeper = (leases: Leases, settings: LeaseKeeperSettings) =
       )
     )
 
-    return { heartbeat: leases.heartbeat, reclaim, run }
+    /**
+     * Other hosts' delegated jobs, every third of a lease, told to `note` (the delegation service): which a live host
+     * reaps, and which nobody does any more, for this host to take on — a stopped host's jobs pass on as its tasks do.
+     */
+    const followJobs = (note: (jobs: OtherJobs) => Effect.Effect<void>) =>
+      Effect.forever(
+        Effect.flatMap(leases.otherJobs, note).pipe(
+          Effect.catchTag("StoreError", (error) =>
+            Effect.logWarning(`the shared queue's delegated jobs: ${error.message}; tried again`)),
+          Effect.andThen(Effect.sleep(Duration.divideUnsafe(settings.leaseTtl, 3)))
+        )
+      )
+
+    return { heartbeat: leases.heartbeat, reclaim, run, followJobs }
   })

@@ -13,7 +13,7 @@ import { TaskEvent } from "../domain/lifecycle.ts"
 import type { DelegationMarker } from "../domain/marker.ts"
 import type { TaskName } from "../domain/task.ts"
 import { type JobView, Secutools } from "../ports/secutools.ts"
-import type { StoreError } from "../ports/task-store.ts"
+import { type StoreError, TaskStore } from "../ports/task-store.ts"
 import { TaskLocks } from "./task-locks.ts"
 import { applyEvent, millisBetween, nowIso, readTask } from "./task-moves.ts"
 
@@ -40,62 +40,67 @@ interface Ending {
 const completed = (ending: Ending): ending is Ending & { readonly job: JobView } =>
   ending.failure === undefined && ending.job?.status === "completed"
 
-const finishTask = Effect.fn("Reaper.finish")(function*(
-  name: TaskName,
-  marker: DelegationMarker,
-  ending: Ending,
-  markers: MarkerBook
-) {
-  const current = yield* readTask("pending", name)
-  const { task } = current
-  if (marker.run !== undefined && task.fields.run !== marker.run) {
-    // A result for a run the task no longer has: recorded in the log, never applied.
-    yield* markers.remove(name)
-    yield* Effect.logWarning(
-      `refused the result of job ${
-        marker.job_id ?? "?"
-      } for ${name}: it belongs to run ${marker.run}, the task is run ` +
-        `${task.fields.run ?? "(none)"}; nothing changed`
-    ).pipe(Effect.annotateLogs({ task: name, job: marker.job_id ?? "", run: marker.run }))
-    return undefined
-  }
-  const at = ending.job?.finished_at ?? (yield* nowIso)
-  const jobId = marker.job_id ?? ""
-  const costUsd = ending.job?.cost_usd ?? undefined
-  const runner: Runner = {
-    _tag: "Job",
-    provider: marker.provider,
-    jobId,
-    ...(costUsd === undefined ? {} : { costUsd })
-  }
-  const durationMs = millisBetween(marker.created_at, at)
-  const timing = { at, runner, ...(durationMs === undefined ? {} : { durationMs }) }
-  const crashPoints = { written: "reap:written", moved: "reap:moved" } as const
-  if (completed(ending)) {
-    const result = ending.job.result ?? ""
-    yield* applyEvent(
-      "pending",
-      name,
-      TaskEvent.Complete({ at, jobId, ...(costUsd === undefined ? {} : { costUsd }) }),
-      {
-        footer: () => renderResult(marker.provider, result) + renderFooter(Outcome.Done(timing)),
+const finishTask = Effect.fn("Reaper.finish")(
+  function*(
+    name: TaskName,
+    marker: DelegationMarker,
+    ending: Ending,
+    markers: MarkerBook
+  ) {
+    const current = yield* readTask("pending", name)
+    const { task } = current
+    if (marker.run !== undefined && task.fields.run !== marker.run) {
+      // A result for a run the task no longer has: recorded in the log, never applied.
+      yield* markers.remove(name)
+      yield* Effect.logWarning(
+        `refused the result of job ${
+          marker.job_id ?? "?"
+        } for ${name}: it belongs to run ${marker.run}, the task is run ` +
+          `${task.fields.run ?? "(none)"}; nothing changed`
+      ).pipe(Effect.annotateLogs({ task: name, job: marker.job_id ?? "", run: marker.run }))
+      return undefined
+    }
+    const at = ending.job?.finished_at ?? (yield* nowIso)
+    const jobId = marker.job_id ?? ""
+    const costUsd = ending.job?.cost_usd ?? undefined
+    const runner: Runner = {
+      _tag: "Job",
+      provider: marker.provider,
+      jobId,
+      ...(costUsd === undefined ? {} : { costUsd })
+    }
+    const durationMs = millisBetween(marker.created_at, at)
+    const timing = { at, runner, ...(durationMs === undefined ? {} : { durationMs }) }
+    const crashPoints = { written: "reap:written", moved: "reap:moved" } as const
+    if (completed(ending)) {
+      const result = ending.job.result ?? ""
+      yield* applyEvent(
+        "pending",
+        name,
+        TaskEvent.Complete({ at, jobId, ...(costUsd === undefined ? {} : { costUsd }) }),
+        {
+          footer: () => renderResult(marker.provider, result) + renderFooter(Outcome.Done(timing)),
+          crashPoints,
+          current
+        }
+      )
+    } else {
+      const reason = ending.failure ?? ending.job?.error ?? `job ${jobId} ended ${ending.job?.status ?? "unknown"}`
+      yield* applyEvent("pending", name, TaskEvent.Fail({ at }), {
+        footer: () => renderFooter(Outcome.Failed({ ...timing, reason })),
         crashPoints,
-        current
-      }
-    )
-  } else {
-    const reason = ending.failure ?? ending.job?.error ?? `job ${jobId} ended ${ending.job?.status ?? "unknown"}`
-    yield* applyEvent("pending", name, TaskEvent.Fail({ at }), {
-      footer: () => renderFooter(Outcome.Failed({ ...timing, reason })),
-      crashPoints,
-      current,
-      // The job it ran as, when there was one (the file learns it only now).
-      adjust: (fields) => marker.job_id === null ? fields : { ...fields, job_id: marker.job_id }
-    })
-  }
-  yield* markers.remove(name)
-  return millisBetween(marker.submitted_at, yield* nowIso)
-}, Effect.uninterruptible) // a stop (SIGTERM) waits for the move and the marker's removal to both happen
+        current,
+        // The job it ran as, when there was one (the file learns it only now).
+        adjust: (fields) => marker.job_id === null ? fields : { ...fields, job_id: marker.job_id }
+      })
+    }
+    yield* markers.remove(name)
+    return millisBetween(marker.submitted_at, yield* nowIso)
+  },
+  (effect) => TaskStore.use((store) => store.atomically(effect)),
+  Effect.uninterruptible
+)
+// On a shared queue the move and the marker's removal are one transaction; a stop (SIGTERM) waits for both to happen.
 
 /**
  * Finishes the task under its lock, counts it as completed or failed, reports how long it took since submission, and

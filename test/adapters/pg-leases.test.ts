@@ -4,9 +4,11 @@
  * are taken over by exactly one other host once its leases run out.
  */
 import { expect } from "@effect/vitest"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
@@ -14,7 +16,9 @@ import type { DelegationMarker } from "../../src/domain/marker.ts"
 import { TaskEvent } from "../../src/domain/lifecycle.ts"
 import { TaskName } from "../../src/domain/task.ts"
 import { TaskStore } from "../../src/ports/task-store.ts"
-import { applyEvent } from "../../src/services/task-moves.ts"
+import { Delegation } from "../../src/services/delegation.ts"
+import { applyEvent, readTask } from "../../src/services/task-moves.ts"
+import { memoryDelegation } from "../services/delegation-layers.ts"
 import { makeLeases } from "../../src/adapters/pg/leases.ts"
 import { hostOn, onSharedQueue } from "./pg-database.ts"
 
@@ -93,43 +97,58 @@ onSharedQueue("PostgreSQL leases", (it) => {
       }
     }))
 
-  it.effect("three hosts claiming delegated jobs at once get disjoint sets; a stopped host's jobs go to the others", () =>
+  it.effect("each host reaps the jobs it delegated; a stopped host's jobs are taken on by exactly one other", () =>
     Effect.gen(function*() {
-      const [a, b, c] = yield* Effect.all([hostNamed("reap-a"), hostNamed("reap-b"), hostNamed("reap-c")])
-      const jobs = names("job", 90)
-      for (const [index, task] of jobs.entries()) yield* a.store.writeMarker(task, markerOf(task, `key-${index}`))
+      const hosts = yield* Effect.all([hostNamed("reap-a"), hostNamed("reap-b"), hostNamed("reap-c")])
+      const [a, b, c] = hosts
+      const jobsOf = new Map(hosts.map((host) => [host.host, names(`job-${host.host}`, 30)]))
+      for (const host of hosts) {
+        for (const [index, task] of (jobsOf.get(host.host) ?? []).entries())
+          yield* host.store.writeMarker(task, markerOf(task, `key-${host.host}-${index}`))
+      }
+      // Each host lists its own; sees the others' as reaped by a live host; can neither take nor rewrite them.
+      for (const host of hosts) {
+        expect(yield* host.store.listMarkers()).toStrictEqual(jobsOf.get(host.host))
+        const others = yield* host.leases.otherJobs
+        expect(others.free).toStrictEqual([])
+        expect(others.reaped.length).toBe(60)
+        expect(others.reaped.some((task) => jobsOf.get(host.host)?.includes(task))).toBe(false)
+      }
+      const ofA = jobsOf.get("reap-a") ?? []
+      const firstOfA = ofA[0] ?? TaskName.make("none.md")
+      expect(yield* b.store.claimMarker(firstOfA)).toStrictEqual(Option.none())
+      const refused = yield* Effect.flip(b.store.writeMarker(firstOfA, markerOf(firstOfA, "key-of-b")))
+      expect(refused._tag).toBe("TaskNotFound")
+      // a's own marker is its to take on again (after its restart, say).
+      expect(Option.isSome(yield* a.store.claimMarker(firstOfA))).toBe(true)
 
-      const rounds = yield* Effect.all([a.leases.claimJobs(40), b.leases.claimJobs(40), c.leases.claimJobs(40)], {
-        concurrency: "unbounded"
-      })
-      const claimed = rounds.flat()
-      expect(claimed.length).toBe(90)
-      expect(new Set(claimed).size).toBe(90)
-      // Asking again, each host gets its own jobs back (its claim renewed) and none of the others'.
-      const again = yield* Effect.all([a.leases.claimJobs(90), b.leases.claimJobs(90), c.leases.claimJobs(90)])
-      for (const [index, mine] of again.entries()) expect(mine).toStrictEqual(rounds[index])
-
-      // a stops; once its claims run out, b and c share a's jobs, each exactly once.
-      const ofA = rounds[0] ?? []
+      // a stops; b and c beat on. Once a's claims run out, they are free, and b and c, both taking every free one at
+      // once, get each exactly once.
       const beating = yield* Effect.forkChild(
-        Effect.repeat(
-          Effect.all([b.leases.claimJobs(90), c.leases.claimJobs(90)], { concurrency: "unbounded" }),
-          Schedule.spaced(Duration.millis(200))
-        )
+        Effect.repeat(Effect.all([b.leases.heartbeat, c.leases.heartbeat]), Schedule.spaced(Duration.millis(200)))
       )
-      const sql = yield* SqlClient.SqlClient
-      const heldBy = sql<{ readonly name: string; readonly reaper_host: string }>`
-        SELECT name, reaper_host FROM cf_markers WHERE name LIKE 'job-%'
-      `
-      const after = yield* eventually(
-        heldBy,
-        (rows) => rows.every((row) => row.reaper_host !== "reap-a"),
+      const free = yield* eventually(
+        Effect.map(b.leases.otherJobs, (jobs) => jobs.free),
+        (names) => names.length === 30,
         Duration.seconds(10)
       )
+      expect(free).toStrictEqual(ofA)
+      const takeAll = (host: typeof b) =>
+        Effect.forEach(
+          free,
+          (task) => Effect.map(host.store.claimMarker(task), (got) => Option.isSome(got) ? [task] : []),
+          {
+            concurrency: 4
+          }
+        ).pipe(Effect.map((got) => got.flat()))
+      const [byB, byC] = yield* Effect.all([takeAll(b), takeAll(c)], { concurrency: "unbounded" })
+      expect([...byB, ...byC].sort()).toStrictEqual(ofA)
+      // Renewed by their new reapers' heartbeats: still theirs after a's lease would have run out again.
+      yield* Effect.sleep(Duration.millis(1_500))
       yield* Fiber.interrupt(beating)
-      expect(after.filter((row) => ofA.includes(TaskName.make(row.name))).every((row) => row.reaper_host !== "reap-a"))
-        .toBe(true)
-      expect(after.length).toBe(90)
+      expect((yield* b.store.listMarkers()).filter((task) => ofA.includes(task))).toStrictEqual(byB)
+      expect((yield* c.store.listMarkers()).filter((task) => ofA.includes(task))).toStrictEqual(byC)
+      expect((yield* c.leases.otherJobs).free).toStrictEqual([])
     }))
 
   it.effect("one marker per idempotency key: another task's marker with a key in use is refused", () =>
@@ -229,6 +248,87 @@ onSharedQueue("PostgreSQL: two hosts acting on what each read of the same task",
       }
     }))
 
+  it.effect("hosts delegating and assigning the same pending tasks at once: each is delegated once or assigned once", () =>
+    Effect.gen(function*() {
+      const hosts = yield* Effect.all([hostNamed("deleg-a"), hostNamed("deleg-b"), hostNamed("deleg-c")])
+      const [, , assigner] = hosts
+      const tasks = names("deleg", 20)
+      for (const task of tasks) yield* hosts[0].store.create("pending", task, "---\npreferred_ai: gpu\n---\nWork.\n")
+      // Two hosts delegate every task, the third assigns every task to a session; each read them all first.
+      const delegators = yield* Effect.forEach(hosts.slice(0, 2), (host) =>
+        Effect.map(
+          Layer.build(
+            memoryDelegation({ sharedQueue: true }).pipe(Layer.provideMerge(Layer.succeed(TaskStore, host.store)))
+          ),
+          (context) => ({ host, context })
+        ))
+      for (const host of hosts) for (const task of tasks) yield* host.store.read("pending", task)
+      const delegate = (delegator: (typeof delegators)[number], task: TaskName) =>
+        Effect.gen(function*() {
+          const { task: read } = yield* readTask("pending", task)
+          const delegation = yield* Delegation
+          yield* delegation.start(read, "gpu", "asked for")
+          return [task]
+        }).pipe(
+          Effect.catchTag("TaskNotFound", () => Effect.succeed([])),
+          Effect.provideContext(delegator.context)
+        )
+      const assign = (task: TaskName) =>
+        applyEvent(
+          "pending",
+          task,
+          TaskEvent.Assign({
+            session: "claude-1",
+            at: "2026-11-26T09:00:00.000Z",
+            run: "r-assigned",
+            host: assigner.host
+          })
+        ).pipe(
+          Effect.provideService(TaskStore, assigner.store),
+          Effect.as([task]),
+          Effect.catchTag("TaskNotFound", () => Effect.succeed([]))
+        )
+      const [byA, byB, assigned] = yield* Effect.all([
+        ...delegators.map((delegator) =>
+          Effect.map(
+            Effect.forEach(tasks, (task) => delegate(delegator, task), { concurrency: 4 }),
+            (won) => won.flat()
+          )
+        ),
+        Effect.map(Effect.forEach(tasks, assign, { concurrency: 4 }), (won) => won.flat())
+      ], { concurrency: "unbounded" })
+      expect([...(byA ?? []), ...(byB ?? []), ...(assigned ?? [])].sort()).toStrictEqual(tasks)
+
+      const sql = yield* SqlClient.SqlClient
+      const markers = yield* sql<{ readonly name: string; readonly reaper_host: string; readonly marker: string }>`
+        SELECT name, reaper_host, marker FROM cf_markers WHERE name LIKE 'deleg-%' ORDER BY name
+      `
+      const rows = yield* sql<{ readonly stage: string; readonly name: string; readonly text: string }>`
+        SELECT stage, name, text FROM cf_tasks WHERE name LIKE 'deleg-%' ORDER BY name
+      `
+      // One row per task; a marker exactly for the delegated ones, reaped by the host that won, naming the task's run.
+      expect(rows.map((row) => row.name)).toStrictEqual(tasks)
+      expect(markers.map((row) => row.name)).toStrictEqual([...(byA ?? []), ...(byB ?? [])].sort())
+      for (const row of rows) {
+        const marker = markers.find((m) => m.name === row.name)
+        if (marker === undefined) {
+          expect([row.stage, row.text.includes("run: r-assigned")]).toStrictEqual(["active", true])
+          continue
+        }
+        expect(row.stage).toBe("pending")
+        expect(marker.reaper_host).toBe((byA ?? []).includes(TaskName.make(row.name)) ? "deleg-a" : "deleg-b")
+        const run = (JSON.parse(marker.marker) as { readonly run: string }).run
+        expect(row.text).toContain(`run: ${run}`)
+        expect(row.text).toContain("state: delegated_to_secutools")
+      }
+      // Each delegating host knows the jobs it won as delegated, and no other.
+      for (const [index, delegator] of delegators.entries()) {
+        const delegation = Context.get(delegator.context, Delegation)
+        const won = index === 0 ? byA ?? [] : byB ?? []
+        expect(tasks.filter((task) => delegation.isDelegated(task))).toStrictEqual(won)
+      }
+    }))
+
   it.effect("a task whose name another host's running task has goes to active/ under a free name, in one transaction", () =>
     Effect.gen(function*() {
       const [here, there] = yield* Effect.all([hostNamed("clash-a"), hostNamed("clash-b")])
@@ -270,8 +370,8 @@ onSharedQueue("PostgreSQL: one daemon per host id", (it) => {
   it.effect("a second daemon with a host id in use is refused; once the first's heartbeat lapsed it takes over", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
-      const first = yield* makeLeases("twin", TTL, "daemon-1")
-      const second = yield* makeLeases("twin", TTL, "daemon-2")
+      const first = yield* makeLeases("twin", TTL, { instance: "daemon-1" })
+      const second = yield* makeLeases("twin", TTL, { instance: "daemon-2" })
       expect(yield* first.register).toStrictEqual(Option.none())
       // The first beats on: the second is told whose heartbeat it met, and is refused as long as it goes on.
       const met = yield* second.register

@@ -1,7 +1,8 @@
 /**
  * Three daemons as real processes, each with its own queue directory (its drop box) and its own three sessions, on
- * one PostgreSQL server of the test's own: every task dropped on any host is done exactly once, although one host is
- * killed (kill -9) mid-run and the database is stopped and started again mid-run.
+ * one PostgreSQL server of the test's own, delegating to one secutools stand-in (a real HTTP server): every task
+ * dropped on any host is done exactly once, locally or by one secutools job, although one host is killed (kill -9)
+ * mid-run with runs and jobs of its own, and the database is stopped and started again mid-run.
  *
  * What holds while the database is down: nothing is lost. A task in a session goes on running; its completion line
  * waits for the database (up to 30 s) and is then applied; the dispatcher gives no new work and says so once; drops
@@ -10,6 +11,7 @@
 import { renameSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
+import { startFakeSecutools } from "../../src/adapters/fake-secutools/server.ts"
 import { Daemon, Queue, taskFields, waitFor } from "./support.ts"
 import { PrivatePostgres } from "./private-postgres.ts"
 
@@ -17,6 +19,10 @@ const TASKS_PER_HOST = 100
 /** The queue is looked at with psql, a process each time: not more often than this. */
 const PSQL_EVERY_MS = 500
 const HOSTS = ["host-1", "host-2", "host-3"] as const
+const KEY = "sk-many-hosts-do-not-log"
+/** Every third task asks for a provider: delegated, by whichever host routes it first. */
+const PROVIDERS = ["gpu", "gemini", "claude-api"] as const
+const providerOf = (i: number) => i % 3 === 0 ? PROVIDERS[(i / 3) % PROVIDERS.length] : undefined
 
 const cleanups: Array<() => unknown> = []
 afterEach(async () => {
@@ -32,11 +38,14 @@ const dropTask = (queue: Queue, name: string, text: string) => {
 
 describe("three hosts on one PostgreSQL queue", () => {
   it(
-    "300 tasks dropped on three hosts are each done once, through a host killed mid-run and a database restart",
+    "300 tasks, local and delegated, dropped on three hosts are each done once, through a host killed mid-run and a database restart",
     async () => {
       const pg = await PrivatePostgres.start()
       cleanups.push(() => pg.destroy())
       pg.query("CREATE DATABASE queue")
+      // Jobs long enough to be in flight when host-3 dies; some answers lost, so that submissions are sent again.
+      const secutools = await startFakeSecutools({ apiKey: KEY, durationMs: 20_000, seed: 7, lostAnswerRatio: 0.1 })
+      cleanups.push(() => secutools.close())
       const stageCounts = () =>
         Object.fromEntries(
           pg.query("SELECT stage, count(*) FROM cf_tasks GROUP BY stage", "queue").map(([s, n]) => [
@@ -59,6 +68,11 @@ describe("three hosts on one PostgreSQL queue", () => {
           // host-3's turns are long enough to be cut off in the middle, its completion lines not yet run.
           DRY_RUN_DELAY: id === "host-3" ? "2s" : "50ms",
           LEASE_TTL: "6s",
+          SECUTOOLS_API_KEY: KEY,
+          SECUTOOLS_URL: secutools.url,
+          REAP_INTERVAL: "500ms",
+          SECUTOOLS_RETRY_BASE: "50ms",
+          SECUTOOLS_RETRY_MAX_DELAY: "500ms",
           // The change feed wakes each host at once: the scan is only the safety net, as in production.
           SCAN_INTERVAL: "5s"
         }, { ownProcessGroup: true })
@@ -68,26 +82,32 @@ describe("three hosts on one PostgreSQL queue", () => {
       await Promise.all(hosts.map((host) => host.daemon.ready()))
 
       const names: Array<string> = []
+      const delegated: Array<string> = []
       for (const [h, host] of hosts.entries()) {
         for (let i = 0; i < TASKS_PER_HOST; i++) {
           const name = `h${h + 1}-${String(i).padStart(3, "0")}.md`
+          const provider = providerOf(i)
           names.push(name)
-          dropTask(host.queue, name, `---\npriority: ${(i % 5) + 1}\n---\nTask ${name}, dropped on ${host.id}.\n`)
+          if (provider !== undefined) delegated.push(name)
+          const ask = provider === undefined ? "" : `preferred_ai: ${provider}\n`
+          dropTask(host.queue, name, `---\npriority: ${(i % 5) + 1}\n${ask}---\nTask ${name}, dropped on ${host.id}.\n`)
         }
       }
 
-      // host-3 is killed while it runs tasks; they go back to the queue once its leases run out.
+      // host-3 is killed while it runs tasks and reaps jobs; they pass to the others once its leases run out.
       const [, , third] = hosts
       if (third === undefined) throw new Error("three hosts")
+      const jobsOfThird = () =>
+        pg.query("SELECT name FROM cf_markers WHERE reaper_host = 'host-3'", "queue").map(([name]) => name ?? "")
       await waitFor(
-        "90 tasks done and host-3 running at least two",
+        "30 tasks done, host-3 running at least two and reaping at least two jobs",
         () => {
-          if (done() < 90) return false
+          if (done() < 30) return false
           const running = pg.query(
             "SELECT name FROM cf_tasks WHERE stage = 'active' AND lease_host = 'host-3'",
             "queue"
           )
-          return running.length >= 2 ? running.map(([name]) => name ?? "") : false
+          return running.length >= 2 && jobsOfThird().length >= 2
         },
         120_000,
         PSQL_EVERY_MS
@@ -97,6 +117,8 @@ describe("three hosts on one PostgreSQL queue", () => {
       const cutOff = pg.query("SELECT name FROM cf_tasks WHERE stage = 'active' AND lease_host = 'host-3'", "queue")
         .map(([name]) => name ?? "")
       expect(cutOff.length).toBeGreaterThan(0)
+      const orphanedJobs = jobsOfThird().sort()
+      expect(orphanedJobs.length).toBeGreaterThan(0)
       // Its drop box had been taken in: none of its tasks waits as a file.
       expect(third.queue.tasks("pending")).toStrictEqual([])
 
@@ -114,6 +136,13 @@ describe("three hosts on one PostgreSQL queue", () => {
         )
       })
       expect(stageCounts()).toStrictEqual({ done: 300 })
+      expect(pg.query("SELECT count(*) FROM cf_markers", "queue")).toStrictEqual([["0"]])
+      // One secutools job per delegated task and per idempotency key, whichever host submitted or took it on.
+      const counters = secutools.counters()
+      expect(Object.keys(counters.jobsByTask).sort()).toStrictEqual(delegated.map((name) => name.slice(0, -3)).sort())
+      expect(Object.values(counters.jobsByTask).every((n) => n === 1)).toBe(true)
+      expect(Object.values(counters.jobsByKey).every((n) => n === 1)).toBe(true)
+      expect(counters.duplicateSubmits).toBeGreaterThan(0)
       // Each host lists the others: host-3 silent, the live two alive, none running anything now.
       const [first] = hosts
       const api = /status API listening on (http:\/\/\S+)/.exec(first?.daemon.output ?? "")?.[1]
@@ -162,8 +191,19 @@ describe("three hosts on one PostgreSQL queue", () => {
       expect(doneOn("host-3").filter((name) => !byThird.includes(name)).length).toBeLessThanOrEqual(1)
       expect(byThird.every((name) => doneOn("host-3").includes(name))).toBe(true)
       for (const [name, f] of fields) {
-        expect(HOSTS as ReadonlyArray<string | undefined>, name).toContain(f.host)
         expect(f.attempts, name).toBe(cutOff.includes(name) ? 2 : 1)
+        // Run locally, on a host; or done by its one job, never in a session too.
+        if (delegated.includes(name)) expect([f.host, typeof f.job_id], name).toStrictEqual([undefined, "string"])
+        else expect(HOSTS as ReadonlyArray<string | undefined>, name).toContain(f.host)
+      }
+      // host-3's jobs were taken on by the live hosts, each by one, and finished there.
+      const tookOn = (host: (typeof hosts)[number]) =>
+        [...host.daemon.output.matchAll(/(\S+\.md): took its delegated job on/g)].map((m) => m[1] ?? "")
+      const taken = hosts.slice(0, 2).flatMap(tookOn)
+      expect([...taken].sort(), "each orphaned job taken on once").toStrictEqual(orphanedJobs)
+      for (const name of orphanedJobs) {
+        const finishers = hosts.slice(0, 2).filter((host) => host.daemon.output.includes(`${name} done by secutools`))
+        expect(finishers.length, name).toBe(1)
       }
       for (const name of cutOff) {
         // Run on host-3 (cut off), then again on another host: the second attempt is the one that finished.

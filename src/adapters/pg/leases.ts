@@ -47,8 +47,28 @@ export class HostIdInUse extends Schema.TaggedError<HostIdInUse>()("HostIdInUse"
   }
 }
 
-export const makeLeases = (host: string, leaseTtl: Duration.Duration, instance: string = crypto.randomUUID()) =>
+/** Delegated jobs of other hosts, as this host finds them on the shared queue. */
+export interface OtherJobs {
+  /** Jobs a live host reaps: their tasks are not this host's to route. */
+  readonly reaped: ReadonlyArray<TaskName>
+  /** Jobs no live host reaps (their host stopped renewing them, or none ever did): for a reaping host to take on. */
+  readonly free: ReadonlyArray<TaskName>
+}
+
+export interface LeaseOptions {
+  /** Identifies this daemon as the host (another daemon with the same HOST_ID has another). */
+  readonly instance?: string
+  /**
+   * Whether this host submits and polls delegated jobs (it has secutools): its heartbeat then renews the jobs it
+   * reaps. A host without lets them run out, so that another host takes them on.
+   */
+  readonly reapsJobs?: boolean
+}
+
+export const makeLeases = (host: string, leaseTtl: Duration.Duration, options: LeaseOptions = {}) =>
   Effect.gen(function*() {
+    const instance = options.instance ?? crypto.randomUUID()
+    const reapsJobs = options.reapsJobs ?? true
     const sql = yield* SqlClient.SqlClient
     const ttlSeconds = Duration.toSeconds(leaseTtl)
     const until = leaseEnd(sql, ttlSeconds)
@@ -95,6 +115,7 @@ export const makeLeases = (host: string, leaseTtl: Duration.Duration, instance: 
         const renewed = yield* sql<{ readonly name: string }>`
           UPDATE cf_tasks SET lease_until = ${until} WHERE stage = 'active' AND lease_host = ${host} RETURNING name
         `
+        if (reapsJobs) yield* sql`UPDATE cf_markers SET reap_until = ${until} WHERE reaper_host = ${host}`
         return renewed.length
       })).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storeError("heartbeat", where("cf_hosts"))(error)))),
 
@@ -130,26 +151,18 @@ export const makeLeases = (host: string, leaseTtl: Duration.Duration, instance: 
           RETURNING name
         `.pipe(Effect.map((rows) => rows.length === 1), Effect.mapError(storeError("take over", where("cf_tasks")))),
 
-      /**
-       * Up to `limit` delegated jobs for this host to poll: its own, and those no host reaps (or whose reaper's claim
-       * ran out). Several hosts asking at once get disjoint sets (`FOR UPDATE SKIP LOCKED`), and a job stays this
-       * host's for a lease's length: exactly one host polls each job at a time.
-       */
-      claimJobs: (limit: number) =>
-        sql<{ readonly name: string }>`
-          UPDATE cf_markers SET reaper_host = ${host}, reap_until = ${until}
-          WHERE name IN (
-            SELECT name FROM cf_markers
-            WHERE reaper_host IS NULL OR reaper_host = ${host} OR reap_until < clock_timestamp()
-            ORDER BY name
-            LIMIT ${limit}
-            FOR UPDATE SKIP LOCKED
-          )
-          RETURNING name
-        `.pipe(
-          Effect.map((rows) => rows.map((row) => row.name).filter(isTaskName).sort()),
-          Effect.mapError(storeError("claim jobs", where("cf_markers")))
-        ),
+      /** Other hosts' delegated jobs: those a live host reaps, and those nobody does (see `OtherJobs`). */
+      otherJobs: sql<{ readonly name: string; readonly free: boolean }>`
+        SELECT name, (reaper_host IS NULL OR reap_until IS NULL OR reap_until < clock_timestamp()) AS free
+        FROM cf_markers WHERE reaper_host IS DISTINCT FROM ${host}
+        ORDER BY name
+      `.pipe(
+        Effect.map((rows): OtherJobs => ({
+          reaped: rows.filter((row) => !row.free).map((row) => row.name).filter(isTaskName),
+          free: rows.filter((row) => row.free).map((row) => row.name).filter(isTaskName)
+        })),
+        Effect.mapError(storeError("jobs", where("cf_markers")))
+      ),
 
       /** Every host, with its heartbeat and the leases it holds, for the status API. */
       hosts: sql<{

@@ -26,6 +26,8 @@ export interface SharedQueueSettings {
   readonly host: string
   readonly leaseTtl: Duration.Duration
   readonly maxTaskBytes: number
+  /** Whether this host submits and polls delegated jobs (see `LeaseOptions.reapsJobs`). */
+  readonly reapsJobs: boolean
 }
 
 /** One task that changed on any host: where it arrived, or where it left. */
@@ -118,7 +120,7 @@ export const SharedQueueLayer = (settings: SharedQueueSettings) =>
         leaseTtl: settings.leaseTtl,
         maxTaskBytes: settings.maxTaskBytes
       })
-      const leases = yield* makeLeases(settings.host, settings.leaseTtl)
+      const leases = yield* makeLeases(settings.host, settings.leaseTtl, { reapsJobs: settings.reapsJobs })
       yield* registerAlone(leases, settings.leaseTtl)
 
       const follow: SharedQueue["Service"]["follow"] = (handlers) => {

@@ -60,6 +60,14 @@ const storable = (operation: string, stage: Stage, name: string, text: string) =
     )
     : Effect.void
 
+const decodeMarker = (name: TaskName, text: string | undefined) =>
+  text === undefined ? Effect.succeedNone : Schema.decodeUnknownEffect(MarkerJson)(text).pipe(
+    Effect.map(Option.some),
+    Effect.mapError((error) =>
+      new StoreError({ operation: "decode", path: where("cf_markers", undefined, name), problem: error.message })
+    )
+  )
+
 const storedOf = (stage: Stage, name: TaskName, row: TaskRow): StoredTask => ({
   stage,
   name,
@@ -112,6 +120,15 @@ export const makePgTaskStore = (options: PgQueueOptions = {}) =>
       const known = seen.get(key(stage, name))
       return known === undefined ? sql`` : sql`AND file_id = ${known.fileId}`
     }
+
+    /** A job's reaper holds it until `reap_until`, renewed by its heartbeat (see `./leases.ts`). */
+    const reapUntil = host === null ? sql`NULL` : leaseEnd(sql, leaseSeconds)
+    /** A marker this host may write or take on: its own, no host's, or one whose reaper stopped renewing it. */
+    const reapable = sql`(
+      cf_markers.reaper_host IS NULL OR cf_markers.reaper_host = ${
+      host ?? ""
+    } OR cf_markers.reap_until < clock_timestamp()
+    )`
 
     const row = (stage: Stage, name: TaskName) =>
       sql<TaskRow>`
@@ -279,28 +296,36 @@ export const makePgTaskStore = (options: PgQueueOptions = {}) =>
       readMarker: (name) =>
         sql<{ readonly marker: string }>`SELECT marker FROM cf_markers WHERE name = ${name}`.pipe(
           Effect.mapError(storeError("read", where("cf_markers", undefined, name))),
-          Effect.flatMap((rows) => {
-            const text = rows[0]?.marker
-            if (text === undefined) return Effect.succeedNone
-            return Schema.decodeUnknownEffect(MarkerJson)(text).pipe(
-              Effect.map(Option.some),
-              Effect.mapError((error) =>
-                new StoreError({
-                  operation: "decode",
-                  path: where("cf_markers", undefined, name),
-                  problem: error.message
-                })
-              )
-            )
-          })
+          Effect.flatMap((rows) => decodeMarker(name, rows[0]?.marker))
         ),
-      // The key has a unique index: a second marker with a key already used (another task's) is refused.
+      // The key has a unique index: a second marker with a key already used (another task's) is refused. A marker
+      // another live host reaps is not written over: of two hosts delegating the same task, the second finds it taken.
       writeMarker: (name, marker) =>
-        sql`
-          INSERT INTO cf_markers (name, marker, idempotency_key)
-          VALUES (${name}, ${JSON.stringify(marker)}, ${marker.idempotency_key})
-          ON CONFLICT (name) DO UPDATE SET marker = excluded.marker, idempotency_key = excluded.idempotency_key
-        `.pipe(Effect.asVoid, Effect.mapError(storeError("write", where("cf_markers", undefined, name)))),
+        sql<{ readonly name: string }>`
+          INSERT INTO cf_markers (name, marker, idempotency_key, reaper_host, reap_until)
+          VALUES (${name}, ${JSON.stringify(marker)}, ${marker.idempotency_key}, ${host}, ${reapUntil})
+          ON CONFLICT (name) DO UPDATE
+            SET marker = excluded.marker, idempotency_key = excluded.idempotency_key,
+              reaper_host = excluded.reaper_host, reap_until = excluded.reap_until
+            WHERE ${reapable}
+          RETURNING name
+        `.pipe(
+          Effect.mapError(storeError("write", where("cf_markers", undefined, name))),
+          Effect.flatMap((rows) =>
+            rows.length === 1 ? Effect.void : Effect.fail(new TaskNotFound({ stage: "pending", name }))
+          )
+        ),
+      claimMarker: (name) =>
+        (host === null
+          ? sql<{ readonly marker: string }>`SELECT marker FROM cf_markers WHERE name = ${name}`
+          : sql<{ readonly marker: string }>`
+            UPDATE cf_markers SET reaper_host = ${host}, reap_until = ${reapUntil}
+            WHERE name = ${name} AND ${reapable}
+            RETURNING marker
+          `).pipe(
+            Effect.mapError(storeError("claim", where("cf_markers", undefined, name))),
+            Effect.flatMap((rows) => decodeMarker(name, rows[0]?.marker))
+          ),
       removeMarker: (name) =>
         sql`DELETE FROM cf_markers WHERE name = ${name}`.pipe(
           Effect.asVoid,
@@ -311,8 +336,11 @@ export const makePgTaskStore = (options: PgQueueOptions = {}) =>
         sql.withTransaction(effect).pipe(
           Effect.mapError((error) => isSqlError(error) ? storeError("commit", where("cf_tasks"))(error) : error)
         ),
+      // On a shared queue, the markers this host reaps: another host's jobs are that host's to submit and poll.
       listMarkers: () =>
-        sql<{ readonly name: string }>`SELECT name FROM cf_markers`.pipe(
+        sql<{ readonly name: string }>`
+          SELECT name FROM cf_markers ${host === null ? sql`` : sql`WHERE reaper_host = ${host}`}
+        `.pipe(
           Effect.map((rows) => rows.map((r) => r.name).filter(Schema.is(TaskName)).sort()),
           Effect.mapError(storeError("list", where("cf_markers")))
         )
