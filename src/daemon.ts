@@ -237,8 +237,15 @@ export const headlessSettings = (config: AppConfig, cwd: string): HeadlessSettin
  */
 const keepLeases = (shared: SharedQueue["Service"], config: AppConfig) =>
   Effect.gen(function*() {
-    const keeper = yield* makeLeaseKeeper(shared.leases, { leaseTtl: config.leaseTtl, maxAttempts: config.maxAttempts })
-    yield* keeper.heartbeat.pipe(Effect.catchTag("StoreError", (error) => Effect.logWarning(error.message)))
+    const dispatcher = yield* Dispatcher
+    const keeper = yield* makeLeaseKeeper(shared.leases, {
+      leaseTtl: config.leaseTtl,
+      maxAttempts: config.maxAttempts,
+      sessions: Effect.map(dispatcher.status, (status) =>
+        status.sessions.map((s) => ({ session: s.session, state: s.state, task: Option.getOrNull(s.task) })))
+    })
+    yield* keeper.heartbeat.pipe(Effect.catchTag("StoreError", (error) =>
+      Effect.logWarning(error.message)))
     return { keeper, stopped: Fiber.join(yield* Effect.forkScoped(supervised("lease keeper", keeper.run))) }
   })
 

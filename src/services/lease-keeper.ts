@@ -9,7 +9,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
-import type { Leases, OtherJobs } from "../adapters/pg/leases.ts"
+import type { HostSession, Leases, OtherJobs } from "../adapters/pg/leases.ts"
 import { formatDuration } from "../domain/footer.ts"
 import type { TaskName } from "../domain/task.ts"
 import type { TaskStore } from "../ports/task-store.ts"
@@ -19,6 +19,8 @@ import { endUnfinishedRun } from "./task-moves.ts"
 export interface LeaseKeeperSettings {
   readonly leaseTtl: Duration.Duration
   readonly maxAttempts: number
+  /** This host's sessions now, reported with each heartbeat so that every host's status shows them. */
+  readonly sessions?: Effect.Effect<ReadonlyArray<HostSession>>
 }
 
 export const makeLeaseKeeper = (leases: Leases, settings: LeaseKeeperSettings) =>
@@ -57,7 +59,11 @@ export const makeLeaseKeeper = (leases: Leases, settings: LeaseKeeperSettings) =
      * another daemon has taken this host over (HostIdInUse): this one must stop supervising what is now the other's.
      */
     const run = Effect.forever(
-      Effect.all([leases.heartbeat, reclaim], { discard: true }).pipe(
+      Effect.all([
+        leases.heartbeat,
+        reclaim,
+        Effect.flatMap(settings.sessions ?? Effect.succeed([]), leases.reportSessions)
+      ], { discard: true }).pipe(
         Effect.catchTag("StoreError", (error) =>
           Effect.logWarning(`the shared queue's leases: ${error.message}; tried again`)),
         Effect.andThen(Effect.sleep(Duration.divideUnsafe(settings.leaseTtl, 3)))

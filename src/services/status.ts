@@ -44,6 +44,10 @@ export interface HostView {
   readonly heartbeat_age_s: number
   readonly alive: boolean
   readonly leases: number
+  /** Delegated jobs it reaps. */
+  readonly jobs: number
+  /** Its sessions at its last heartbeat. */
+  readonly sessions: ReadonlyArray<{ readonly session: string; readonly state: string; readonly task: string | null }>
 }
 
 export interface StaleView {
@@ -169,7 +173,9 @@ export const makeStatusReport = Effect.gen(function*() {
               heartbeat_at: iso(h.heartbeatAt),
               heartbeat_age_s: Math.max(0, Math.round((now - h.heartbeatAt) / 100) / 10),
               alive: now - h.heartbeatAt < Duration.toMillis(queue.leaseTtl),
-              leases: h.leases
+              leases: h.leases,
+              jobs: h.jobs,
+              sessions: h.sessions
             }))
           ),
           Effect.orElseSucceed((): ReadonlyArray<HostView> => [])

@@ -164,6 +164,8 @@ describe("GET /metrics", () => {
       claude_failover_session_state: "gauge",
       claude_failover_host_heartbeat_age_seconds: "gauge",
       claude_failover_host_leases: "gauge",
+      claude_failover_host_jobs: "gauge",
+      claude_failover_host_sessions: "gauge",
       claude_failover_stale_tasks: "gauge"
     })
     for (const family of families.values()) expect(family.help, family.name).toMatch(/\S/)
@@ -197,9 +199,11 @@ describe("GET /metrics", () => {
         valueOf(families, "claude_failover_host_heartbeat_age_seconds", "claude_failover_host_heartbeat_age_seconds", {
           host
         }),
-        valueOf(families, "claude_failover_host_leases", "claude_failover_host_leases", { host })
+        valueOf(families, "claude_failover_host_leases", "claude_failover_host_leases", { host }),
+        valueOf(families, "claude_failover_host_jobs", "claude_failover_host_jobs", { host }),
+        valueOf(families, "claude_failover_host_sessions", "claude_failover_host_sessions", { host })
       ])
-    ).toStrictEqual([[2, 2], [120, 1]])
+    ).toStrictEqual([[2, 2, 1, 3], [120, 1, 0, 1]])
     expect(
       ["finished", "limited", "needs_person", "api_error", "fault"].map((outcome) =>
         valueOf(families, "claude_failover_headless_runs_total", "claude_failover_headless_runs_total", { outcome })

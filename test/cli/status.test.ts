@@ -133,9 +133,17 @@ describe.concurrent("claude-failover status", () => {
     const { code, stdout } = await cli(["--url", open.url])
     expect(code).toBe(0)
     expect(section(stdout, "Hosts (shared queue)")).toStrictEqual([
-      ["HOST", "HEARTBEAT", "STATE", "RUNNING", "STARTED"],
-      ["box-1 (this)", "2s ago", "alive", "2", "2026-11-24T08:00:00.000Z"],
-      ["box-2", "2m 0s ago", "silent (its runs go to the others)", "1", "2026-11-24T09:00:00.000Z"]
+      ["HOST", "HEARTBEAT", "STATE", "RUNNING", "JOBS", "SESSIONS", "STARTED"],
+      ["box-1 (this)", "2s ago", "alive", "2", "1", "3 (2 busy, 1 idle)", "2026-11-24T08:00:00.000Z"],
+      [
+        "box-2",
+        "2m 0s ago",
+        "silent (its runs and jobs go to the others)",
+        "1",
+        "0",
+        "1 (1 usage limited)",
+        "2026-11-24T09:00:00.000Z"
+      ]
     ])
     // With the file queue there is one host: no such section.
     expect((await cli(["--url", empty.url])).stdout).not.toContain("Hosts")

@@ -5,9 +5,11 @@
  * daemons are stopped in afterAll even when a test fails.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { execFileSync } from "node:child_process"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { type Browser, chromium, type Page } from "playwright-core"
+import { TEST_DATABASE_URL } from "../adapters/pg-database.ts"
 import { Daemon, Queue, taskFields, TmuxServer, waitFor } from "./support.ts"
 
 const CHROMIUM = "/usr/bin/chromium"
@@ -61,6 +63,15 @@ const enterToken = async (page: Page, token: string) => {
   await page.getByRole("button", { name: "Show status" }).click()
 }
 
+/** The local PostgreSQL (TEST_DATABASE_URL's server), with another database in the path. */
+const onDatabase = (database: string) => {
+  const url = new URL(TEST_DATABASE_URL)
+  url.pathname = `/${database}`
+  return url.toString()
+}
+const psql = (sql: string, database = "postgres") =>
+  execFileSync("psql", [onDatabase(database), "-c", sql], { stdio: "ignore" })
+
 const row = (page: Page, section: string, task: string) => page.locator(`#${section} tr`, { hasText: task })
 
 // The two daemons are independent: their tests run side by side to keep the file short.
@@ -101,6 +112,8 @@ describe.concurrent("the status page in Chromium", () => {
       await enterToken(page, TOKEN)
       await row(page, "sessions", "claude-1").waitFor({ timeout: UI_WAIT })
       await row(page, "failed", "secret-name.md").waitFor({ timeout: UI_WAIT })
+      // One host, its own queue directory: no hosts section.
+      expect(await page.locator("#hosts-box").isHidden()).toBe(true)
 
       // A name full of markup is shown as text: nothing it says runs.
       const hostile = `first <img src=x onerror="window.pwned=1">.md`
@@ -174,6 +187,44 @@ describe.concurrent("the status page in Chromium", () => {
       expect(fields.run).not.toBe(firstRun)
       expect(daemon.output).toMatch(/long\.md is back in pending\/.*, asked by the status page/)
       expect(await daemon.stop()).toBe(0)
+    })
+  })
+
+  describe("a host of a shared queue (PostgreSQL)", () => {
+    it("lists the hosts, each with its heartbeat, running tasks, jobs and sessions; a silent host as silent", async () => {
+      const database = `cf_page_${process.pid}_${Math.random().toString(36).slice(2, 8)}`
+      psql(`CREATE DATABASE ${database}`)
+      cleanups.push(() => psql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`))
+      const queue = new Queue()
+      cleanups.push(() => queue.remove())
+      const { url } = await startDaemon(queue, {
+        QUEUE_BACKEND: "postgres",
+        DATABASE_URL: onDatabase(database),
+        HOST_ID: "page-host",
+        LEASE_TTL: "3s",
+        SESSIONS_MODE: "dry-run",
+        TMUX_SESSIONS: "claude-1,claude-2",
+        DRY_RUN_DELAY: "60s",
+        API_TOKEN: TOKEN
+      })
+      // Another host that stopped long ago, as its row is left behind.
+      psql(
+        "INSERT INTO cf_hosts (host, started_at, heartbeat_at, sessions) VALUES ('gone-host', now() - interval '1 hour', " +
+          `now() - interval '10 minutes', '[{"session":"claude-1","state":"idle","task":null}]')`,
+        database
+      )
+      writeFileSync(join(queue.root, "pending", "long-run.md"), "A long one.\n")
+      const page = await newPage(url)
+      await enterToken(page, TOKEN)
+      const here = page.locator("#hosts tr", { hasText: "page-host (this)" })
+      await here.getByText("claude-1 busy (long-run.md)").waitFor({ timeout: UI_WAIT })
+      expect(await here.getByText("claude-2 idle").count()).toBe(1)
+      expect(await here.locator("td").nth(1).textContent()).toBe("alive")
+      expect(await here.locator("td").nth(3).textContent()).toBe("1")
+      const gone = page.locator("#hosts tr", { hasText: "gone-host" })
+      expect(await gone.locator("td").nth(1).textContent()).toBe("silent")
+      expect(await gone.locator("td").nth(2).textContent()).toBe("10m ago")
+      expect(await page.locator("#n-hosts").textContent()).toBe("2")
     })
   })
 })

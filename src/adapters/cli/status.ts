@@ -146,17 +146,27 @@ export const formatAge = (seconds: number): string => {
 /** Ended headless runs listed by `status`: the newest. */
 const HEADLESS_RUNS_SHOWN = 10
 
+/** A host's sessions in a few words: `3 (1 busy, 2 idle)`. */
+export const sessionsSummary = (sessions: HostsStatus["hosts"][number]["sessions"]): string => {
+  if (sessions.length === 0) return "0"
+  const byState = new Map<string, number>()
+  for (const s of sessions) byState.set(s.state, (byState.get(s.state) ?? 0) + 1)
+  return `${sessions.length} (${[...byState].map(([state, n]) => `${n} ${state.replace(/_/g, " ")}`).join(", ")})`
+}
+
 /** The hosts of a shared queue; nothing with the file queue, which has one. */
 const hostsSection = (hosts: HostsStatus): ReadonlyArray<string> =>
   hosts.hosts.length === 0 ? [] : [
     "Hosts (shared queue)",
     ...table(
-      ["HOST", "HEARTBEAT", "STATE", "RUNNING", "STARTED"],
+      ["HOST", "HEARTBEAT", "STATE", "RUNNING", "JOBS", "SESSIONS", "STARTED"],
       hosts.hosts.map((h) => [
         h.this ? `${h.host} (this)` : h.host,
         `${formatAge(Math.round(h.heartbeat_age_s))} ago`,
-        h.alive ? "alive" : "silent (its runs go to the others)",
+        h.alive ? "alive" : "silent (its runs and jobs go to the others)",
         String(h.leases),
+        String(h.jobs),
+        sessionsSummary(h.sessions),
         h.started_at
       ])
     ),

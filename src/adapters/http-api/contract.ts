@@ -150,7 +150,13 @@ export const HostsStatus = Schema.Struct({
     /** Its heartbeat is younger than LEASE_TTL: its leases hold. */
     alive: Schema.Boolean,
     /** Running tasks leased to it. */
-    leases: Schema.Number
+    leases: Schema.Number,
+    /** Delegated jobs it submits and polls. */
+    jobs: Schema.Number,
+    /** Its sessions as its last heartbeat saw them. */
+    sessions: Schema.Array(
+      Schema.Struct({ session: Schema.String, state: Schema.String, task: Schema.NullOr(Schema.String) })
+    )
   }))
 })
 export type HostsStatus = typeof HostsStatus.Type

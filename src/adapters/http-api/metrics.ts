@@ -199,6 +199,18 @@ export const renderMetrics = (snapshot: Snapshot): string => {
       help: "Running tasks leased to each host of a shared queue (PostgreSQL).",
       samples: snapshot.hosts.map((h) => ({ labels: [["host", h.host]], value: h.leases }))
     },
+    {
+      name: "claude_failover_host_jobs",
+      type: "gauge",
+      help: "Delegated jobs each host of a shared queue (PostgreSQL) submits and polls.",
+      samples: snapshot.hosts.map((h) => ({ labels: [["host", h.host]], value: h.jobs }))
+    },
+    {
+      name: "claude_failover_host_sessions",
+      type: "gauge",
+      help: "Sessions of each host of a shared queue (PostgreSQL) at its last heartbeat.",
+      samples: snapshot.hosts.map((h) => ({ labels: [["host", h.host]], value: h.sessions.length }))
+    },
     single(
       "claude_failover_stale_tasks",
       "gauge",

@@ -14,13 +14,31 @@ import * as SqlClient from "effect/sql/SqlClient"
 import { TaskName } from "../../domain/task.ts"
 import { leaseEnd, storeError, where } from "./task-store.ts"
 
+/** One of a host's sessions, as its heartbeat reports it. */
+export interface HostSession {
+  readonly session: string
+  readonly state: string
+  readonly task: string | null
+}
+
 export interface Host {
   readonly host: string
   readonly startedAt: number
   readonly heartbeatAt: number
   /** Active tasks leased to the host. */
   readonly leases: number
+  /** Delegated jobs the host reaps. */
+  readonly jobs: number
+  /** Its sessions at its last heartbeat. */
+  readonly sessions: ReadonlyArray<HostSession>
 }
+
+const HostSessions = Schema.Array(Schema.Struct({
+  session: Schema.String,
+  state: Schema.String,
+  task: Schema.NullOr(Schema.String)
+}))
+const decodeSessions = Schema.decodeUnknownOption(Schema.fromJsonString(HostSessions))
 
 export interface ExpiredLease {
   readonly task: TaskName
@@ -164,17 +182,26 @@ export const makeLeases = (host: string, leaseTtl: Duration.Duration, options: L
         Effect.mapError(storeError("jobs", where("cf_markers")))
       ),
 
-      /** Every host, with its heartbeat and the leases it holds, for the status API. */
+      /** This host's sessions as they are now, for every host's status (written by this daemon only). */
+      reportSessions: (sessions: ReadonlyArray<HostSession>) =>
+        sql`UPDATE cf_hosts SET sessions = ${JSON.stringify(sessions)} WHERE host = ${host} AND instance = ${instance}`
+          .pipe(Effect.asVoid, Effect.mapError(storeError("report sessions", where("cf_hosts")))),
+
+      /** Every host, with its heartbeat, the leases and jobs it holds and its sessions, for the status API. */
       hosts: sql<{
         readonly host: string
         readonly started_ms: string | number
         readonly heartbeat_ms: string | number
         readonly leases: string | number
+        readonly jobs: string | number
+        readonly sessions: string | null
       }>`
         SELECT h.host,
           (extract(epoch FROM h.started_at) * 1000)::float8 AS started_ms,
           (extract(epoch FROM h.heartbeat_at) * 1000)::float8 AS heartbeat_ms,
-          (SELECT count(*) FROM cf_tasks t WHERE t.stage = 'active' AND t.lease_host = h.host) AS leases
+          (SELECT count(*) FROM cf_tasks t WHERE t.stage = 'active' AND t.lease_host = h.host) AS leases,
+          (SELECT count(*) FROM cf_markers m WHERE m.reaper_host = h.host) AS jobs,
+          h.sessions
         FROM cf_hosts h ORDER BY h.host
       `.pipe(
         Effect.map((rows) =>
@@ -182,7 +209,10 @@ export const makeLeases = (host: string, leaseTtl: Duration.Duration, options: L
             host: row.host,
             startedAt: Number(row.started_ms),
             heartbeatAt: Number(row.heartbeat_ms),
-            leases: Number(row.leases)
+            leases: Number(row.leases),
+            jobs: Number(row.jobs),
+            // Written by another version of the daemon, perhaps: what cannot be read is shown as none.
+            sessions: row.sessions === null ? [] : Option.getOrElse(decodeSessions(row.sessions), () => [])
           }))
         ),
         Effect.mapError(storeError("hosts", where("cf_hosts")))

@@ -104,6 +104,11 @@ const steps = {
     const sql = yield* SqlClient.SqlClient
     // Which daemon runs as the host: two daemons given the same HOST_ID would each supervise the other's runs.
     yield* sql`ALTER TABLE cf_hosts ADD COLUMN instance text`
+  }),
+  "0007_host_sessions": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    // Each host's sessions as its last heartbeat saw them (JSON): any host's status shows the whole cluster's.
+    yield* sql`ALTER TABLE cf_hosts ADD COLUMN sessions text`
   })
 }
 
