@@ -140,6 +140,7 @@ export class TaskStore extends Context.Service<TaskStore, {
    * one whose host stopped renewing it — and then this host's while its heartbeat goes on: none otherwise.
    */
   claimMarker(name: TaskName): Effect.Effect<Option.Option<DelegationMarker>, StoreError>
+  /** Removes the marker (on a shared queue, not one another live host reaps: that host's job goes on). */
   removeMarker(name: TaskName): Effect.Effect<void, StoreError>
   /** Names of the pending tasks that have a marker beside them (on a shared queue, the markers this host reaps). */
   listMarkers(): Effect.Effect<ReadonlyArray<TaskName>, StoreError>

@@ -119,6 +119,9 @@ onSharedQueue("PostgreSQL leases", (it) => {
       expect(yield* b.store.claimMarker(firstOfA)).toStrictEqual(Option.none())
       const refused = yield* Effect.flip(b.store.writeMarker(firstOfA, markerOf(firstOfA, "key-of-b")))
       expect(refused._tag).toBe("TaskNotFound")
+      // Nor remove them: the job goes on, with its marker.
+      yield* b.store.removeMarker(firstOfA)
+      expect(Option.isSome(yield* a.store.readMarker(firstOfA))).toBe(true)
       // a's own marker is its to take on again (after its restart, say).
       expect(Option.isSome(yield* a.store.claimMarker(firstOfA))).toBe(true)
 

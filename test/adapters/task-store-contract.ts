@@ -101,7 +101,11 @@ export const taskStoreContract = <E>(title: string, makeLayer: () => Layer.Layer
         yield* store.writeMarker(name, marker(name))
         expect(yield* store.listMarkers()).toContain(name)
         expect(yield* store.readMarker(name)).toStrictEqual(Option.some(marker(name)))
+        // The writer reaps its own marker: taking it on (after a restart, say) gives it back.
+        expect(yield* store.claimMarker(name)).toStrictEqual(Option.some(marker(name)))
         yield* store.removeMarker(name)
         expect(yield* store.readMarker(name)).toStrictEqual(Option.none())
+        expect(yield* store.claimMarker(name)).toStrictEqual(Option.none())
+        expect(yield* store.listMarkers()).not.toContain(name)
       }))
   })

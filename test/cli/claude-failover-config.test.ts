@@ -1,7 +1,7 @@
 /** `claude-failover --config FILE` and `config`: the file under the env, and bad settings stopping everything with exit 2. */
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
@@ -19,7 +19,15 @@ const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
   return { code: result.status, stdout: result.stdout, stderr: result.stderr }
 }
 
-const dir = () => mkdtempSync(join(tmpdir(), "cf-config-cli-"))
+const made: Array<string> = []
+const dir = () => {
+  const path = mkdtempSync(join(tmpdir(), "cf-config-cli-"))
+  made.push(path)
+  return path
+}
+afterAll(() => {
+  for (const path of made.splice(0)) rmSync(path, { recursive: true, force: true })
+})
 
 describe("claude-failover --config", () => {
   it("prints the file's settings under the env's, secrets redacted", () => {

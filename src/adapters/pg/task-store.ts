@@ -326,8 +326,10 @@ export const makePgTaskStore = (options: PgQueueOptions = {}) =>
             Effect.mapError(storeError("claim", where("cf_markers", undefined, name))),
             Effect.flatMap((rows) => decodeMarker(name, rows[0]?.marker))
           ),
+      // Only a marker this host may take on: a host whose hold lapsed cannot remove the job another host now reaps (a
+      // delegated task without its marker would be routed again).
       removeMarker: (name) =>
-        sql`DELETE FROM cf_markers WHERE name = ${name}`.pipe(
+        sql`DELETE FROM cf_markers WHERE name = ${name} AND ${reapable}`.pipe(
           Effect.asVoid,
           Effect.mapError(storeError("remove", where("cf_markers", undefined, name)))
         ),
