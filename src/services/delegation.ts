@@ -358,10 +358,12 @@ export const makeDelegation = (settings: DelegationSettings) =>
       // Without secutools, a host of a shared queue holds no job: those it reaped before pass to other hosts.
       if (sharedQueue && !reaps) return []
       const names = yield* store.listMarkers()
-      // Read 16 at a time, kept in their listed order.
+      // Read 16 at a time, kept in their listed order. Taken on, when this daemon reaps: on a shared queue, another
+      // host may have taken one over while this one was down (it is then that host's: none here).
+      const read = (name: TaskName) => reaps ? store.claimMarker(name) : store.readMarker(name)
       const markers = yield* Effect.forEach(
         names,
-        (name) => Effect.map(Effect.result(store.readMarker(name)), (marker) => [name, marker] as const),
+        (name) => Effect.map(Effect.result(read(name)), (marker) => [name, marker] as const),
         { concurrency: 16 }
       )
       for (const [name, marker] of markers) {
@@ -494,7 +496,11 @@ export const makeDelegation = (settings: DelegationSettings) =>
         reapedElsewhere = new Set(jobs.reaped)
         for (const name of jobs.reaped) {
           if (!known.has(name)) continue
-          // This host's heartbeat lapsed and another took the job on: it is polled there now, not here too.
+          // This host's heartbeat lapsed and another took the job on: it is polled there now, not here too. Asked again
+          // first: the list may be older than this host's own taking it on (its reaper having stopped meanwhile).
+          // (When the store cannot say, the job stays: polled twice for a while rather than by nobody.)
+          const ours = yield* store.claimMarker(name).pipe(Effect.map(Option.isSome), Effect.orElseSucceed(() => true))
+          if (ours) continue
           known.delete(name)
           yield* Effect.logWarning(`${name}: another host reaps its job now; no longer polled here`).pipe(
             Effect.annotateLogs({ task: name })

@@ -270,7 +270,8 @@ describe("headless slots: faults end to end", () => {
       const status = await getJson<
         { readonly attention: ReadonlyArray<{ readonly session: string; readonly reason: string }> }
       >(port, "/watchdog/status")
-      return status.attention.find((entry) => entry.session === "headless-1")
+      // (The run's own outcome may be listed for a moment first, before the slot is put to rest.)
+      return status.attention.find((entry) => entry.session === "headless-1" && entry.reason.includes("tried again"))
     })
     // The slot rests: it is tried again after 10 minutes, not at the next poll.
     expect(attention.reason).toMatch(/Not logged in · Please run \/login \(tried again in 10m\)/)
