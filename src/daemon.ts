@@ -27,7 +27,8 @@ import {
   removeTempDebris,
   REQUESTS_DIR
 } from "./adapters/fs-task-store.ts"
-import { SharedQueue, SharedQueueLayer } from "./adapters/pg/shared-queue.ts"
+import { SharedQueueLayer } from "./adapters/pg/shared-queue.ts"
+import { SharedQueue } from "./ports/shared-queue.ts"
 import { serveHttpApi } from "./adapters/http-api/server.ts"
 import { acquireQueueLockPatiently, type HeldLock } from "./adapters/queue-lock.ts"
 import { logRetry } from "./adapters/http-secutools.ts"

@@ -9,7 +9,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
-import type { HostSession, Leases, OtherJobs } from "../adapters/pg/leases.ts"
+import type { HostSession, Leases, OtherJobs } from "../ports/shared-queue.ts"
 import { formatDuration } from "../domain/footer.ts"
 import type { TaskName } from "../domain/task.ts"
 import type { TaskStore } from "../ports/task-store.ts"

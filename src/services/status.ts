@@ -20,7 +20,7 @@ import type { Histogram } from "../domain/histogram.ts"
 import { parseTask, type Task, type TaskFields, type TaskName } from "../domain/task.ts"
 import { type Stage, Stages, stampOf, TaskStore } from "../ports/task-store.ts"
 import { type ActiveJob, Delegation, type DelegationCounters } from "./delegation.ts"
-import { SharedQueue } from "../adapters/pg/shared-queue.ts"
+import { SharedQueue } from "../ports/shared-queue.ts"
 import { Dispatcher } from "./dispatcher.ts"
 
 export interface SessionView {

@@ -12,26 +12,15 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
 import { TaskName } from "../../domain/task.ts"
+import {
+  type ExpiredLease,
+  type Host,
+  HostIdInUse,
+  type HostSession,
+  type Leases,
+  type OtherJobs
+} from "../../ports/shared-queue.ts"
 import { leaseEnd, storeError, where } from "./task-store.ts"
-
-/** One of a host's sessions, as its heartbeat reports it. */
-export interface HostSession {
-  readonly session: string
-  readonly state: string
-  readonly task: string | null
-}
-
-export interface Host {
-  readonly host: string
-  readonly startedAt: number
-  readonly heartbeatAt: number
-  /** Active tasks leased to the host. */
-  readonly leases: number
-  /** Delegated jobs the host reaps. */
-  readonly jobs: number
-  /** Its sessions at its last heartbeat. */
-  readonly sessions: ReadonlyArray<HostSession>
-}
 
 const HostSessions = Schema.Array(Schema.Struct({
   session: Schema.String,
@@ -40,38 +29,7 @@ const HostSessions = Schema.Array(Schema.Struct({
 }))
 const decodeSessions = Schema.decodeUnknownOption(Schema.fromJsonString(HostSessions))
 
-export interface ExpiredLease {
-  readonly task: TaskName
-  /** The host that held it. */
-  readonly host: string
-  /** How long ago it ran out, by the database's clock. */
-  readonly expiredForMs: number
-}
-
 const isTaskName = Schema.is(TaskName)
-
-/** Two daemons run as one host: exit 2, as for a setting to fix. */
-export class HostIdInUse extends Schema.TaggedError<HostIdInUse>()("HostIdInUse", {
-  host: Schema.String,
-  /** True when another daemon took the host over from this one while it ran (its heartbeat had lapsed). */
-  renewed: Schema.Boolean
-}) {
-  readonly exitCode = 2
-  override get message(): string {
-    return this.renewed
-      ? `another daemon now runs as HOST_ID ${this.host} (this one's heartbeat had lapsed); this one stops — give ` +
-        "each daemon its own HOST_ID"
-      : `HOST_ID ${this.host} is used by a running daemon (its heartbeat goes on): give each daemon its own HOST_ID`
-  }
-}
-
-/** Delegated jobs of other hosts, as this host finds them on the shared queue. */
-export interface OtherJobs {
-  /** Jobs a live host reaps: their tasks are not this host's to route. */
-  readonly reaped: ReadonlyArray<TaskName>
-  /** Jobs no live host reaps (their host stopped renewing them, or none ever did): for a reaping host to take on. */
-  readonly free: ReadonlyArray<TaskName>
-}
 
 export interface LeaseOptions {
   /** Identifies this daemon as the host (another daemon with the same HOST_ID has another). */
@@ -83,7 +41,11 @@ export interface LeaseOptions {
   readonly reapsJobs?: boolean
 }
 
-export const makeLeases = (host: string, leaseTtl: Duration.Duration, options: LeaseOptions = {}) =>
+export const makeLeases = (
+  host: string,
+  leaseTtl: Duration.Duration,
+  options: LeaseOptions = {}
+): Effect.Effect<Leases, never, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const instance = options.instance ?? crypto.randomUUID()
     const reapsJobs = options.reapsJobs ?? true
@@ -219,5 +181,3 @@ export const makeLeases = (host: string, leaseTtl: Duration.Duration, options: L
       )
     }
   })
-
-export type Leases = Effect.Success<ReturnType<typeof makeLeases>>

@@ -1,12 +1,11 @@
 /**
- * The queue shared by several hosts, as the daemon uses it: the TaskStore on PostgreSQL (migrated at start), this
- * host's leases, and the feed of every change any host commits.
+ * The shared queue (`../../ports/shared-queue.ts`) on PostgreSQL: the TaskStore (migrated at start), this host's
+ * leases, and the feed of every change any host commits, on a LISTEN connection.
  * Easy to get wrong: a notification is only a wake-up — one sent while this host's listening connection was down is
  * lost — so every time the feed (re)connects, the caller is told to look at the whole queue again.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -16,8 +15,9 @@ import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { formatDuration } from "../../domain/footer.ts"
 import { TaskName } from "../../domain/task.ts"
-import { type Stage, Stages, StoreError, TaskStore } from "../../ports/task-store.ts"
-import { HostIdInUse, type Leases, makeLeases } from "./leases.ts"
+import { HostIdInUse, type Leases, type QueueChange, SharedQueue } from "../../ports/shared-queue.ts"
+import { type Stage, Stages, StoreError } from "../../ports/task-store.ts"
+import { makeLeases } from "./leases.ts"
 import { migrate, QUEUE_CHANNEL } from "./schema.ts"
 import { makePgTaskStore, where } from "./task-store.ts"
 
@@ -28,12 +28,6 @@ export interface SharedQueueSettings {
   readonly maxTaskBytes: number
   /** Whether this host submits and polls delegated jobs (see `LeaseOptions.reapsJobs`). */
   readonly reapsJobs: boolean
-}
-
-/** One task that changed on any host: where it arrived, or where it left. */
-export interface QueueChange {
-  readonly stage: Stage
-  readonly name: TaskName
 }
 
 const isStage = (text: string): text is Stage => (Stages as ReadonlyArray<string>).includes(text)
@@ -79,25 +73,6 @@ const REGISTER_RETRY = Duration.seconds(1)
 
 /** How long the feed waits before listening again after its connection dropped. */
 const RELISTEN_AFTER = Duration.seconds(1)
-
-export class SharedQueue extends Context.Service<SharedQueue, {
-  readonly host: string
-  /** The queue's TaskStore: this host's view (its list of active/ is the runs it holds). */
-  readonly store: TaskStore["Service"]
-  readonly leases: Leases
-  readonly leaseTtl: Duration.Duration
-  /**
-   * Listens for changes forever: `connected` after each (re)connection (changes may have been missed: look at the
-   * whole queue), `changed` for each change; a dropped connection is said once per outage and listened to again.
-   */
-  readonly follow: (handlers: {
-    readonly connected: Effect.Effect<void>
-    readonly changed: (change: QueueChange) => Effect.Effect<void>
-  }) => Effect.Effect<never>
-}>()("claude-failover/adapters/pg/SharedQueue") {
-  /** The shared queue's store as the TaskStore. */
-  static readonly taskStore = Layer.effect(TaskStore, SharedQueue.use((queue) => Effect.succeed(queue.store)))
-}
 
 /** The shared queue on its own pool, the migrations applied first; its store is `SharedQueue.taskStore`. */
 export const SharedQueueLayer = (settings: SharedQueueSettings) =>
