@@ -363,3 +363,68 @@ describe("claude-failover task requeue", () => {
     expect(text).toContain("cause: operator")
   })
 })
+
+describe("claude-failover task add", () => {
+  const fileOf = (name: string, text: string | Uint8Array) => {
+    const queue = new Queue()
+    queues.push(queue)
+    const path = join(queue.root, name)
+    writeFileSync(path, text)
+    return path
+  }
+
+  it("adds the file to pending/ as it is; a name any task uses gets a free one, never overwriting", () => {
+    const queue = withActiveTask()
+    const text = "---\npriority: 2\n---\nWrite the release notes.\n"
+    const path = fileOf("notes.md", text)
+    const added = cli(["task", "add", path, "--queue-dir", queue.root])
+    expect(added.code, added.stderr).toBe(0)
+    expect(added.stdout).toBe(`added notes.md to pending/ of ${queue.root}\n`)
+    expect(queue.read("pending", "notes.md")).toBe(text)
+    // Taken in pending/ by the first, and in active/ by a running task: each added under a free name.
+    expect(cli(["task", "add", path, "--queue-dir", queue.root]).stdout).toContain("added as notes-2.md")
+    const clash = cli(["task", "add", path, "--name", "fix-login", "--queue-dir", queue.root])
+    expect(clash.stdout).toBe(
+      `added as fix-login-2.md to pending/ of ${queue.root} (fix-login.md is another task's name)\n`
+    )
+    expect(queue.read("active", "fix-login.md")).toBe(ACTIVE)
+    expect(snapshot(queue)).toStrictEqual([
+      ["pending", ["fix-login-2.md", "notes-2.md", "notes.md"]],
+      ["active", ["fix-login.md"]],
+      ["done", []],
+      ["failed", []]
+    ])
+  })
+
+  it("refuses what the daemon could not read, naming the file and the problem; nothing is written", () => {
+    const queue = withActiveTask()
+    const cases: ReadonlyArray<readonly [string, string | Uint8Array, RegExp, ReadonlyArray<string>?]> = [
+      ["bad-field.md", "---\npriority: urgent\n---\nSoon.\n", /bad-field\.md: .*priority/],
+      ["latin1.md", Uint8Array.from([0x66, 0xe9, 0x65, 0x0a]), /latin1\.md: .*UTF-8/],
+      ["huge.md", "x".repeat(2048), /huge\.md is 2048 bytes; task files may have at most 1024/, [
+        "MAX_TASK_SIZE",
+        "1024"
+      ]]
+    ]
+    for (const [name, text, problem, env] of cases) {
+      const path = fileOf(name, text)
+      const args = ["task", "add", path, "--queue-dir", queue.root]
+      const run = env === undefined ? cli(args) : cliWith(args, { [env[0] ?? ""]: env[1] ?? "" })
+      expect(run.code, name).toBe(1)
+      expect(run.stderr, name).toMatch(problem)
+    }
+    const hidden = cli(["task", "add", fileOf("plain.md", "Plain.\n"), "--name", ".hidden", "--queue-dir", queue.root])
+    expect(hidden.stderr).toMatch(/'\.hidden' cannot be a task's name/)
+    expect(cli(["task", "add", join(queue.root, "missing.md"), "--queue-dir", queue.root]).stderr).toMatch(
+      /missing\.md: ENOENT/
+    )
+    expect(snapshot(queue)[0]).toStrictEqual(["pending", []])
+  })
+})
+
+/** As `cli`, with some settings of the environment. */
+const cliWith = (args: ReadonlyArray<string>, extra: Record<string, string>) => {
+  const env = { ...Object.fromEntries(Object.entries(process.env).filter(([key]) => key !== "QUEUE_DIR")), ...extra }
+  const result = spawnSync(process.execPath, [BIN, ...args], { cwd: tmpdir(), env, encoding: "utf8" })
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr }
+}

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { execFileSync, spawnSync } from "node:child_process"
+import { writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Effect from "effect/Effect"
@@ -96,6 +97,26 @@ describe("claude-failover task on a shared queue", () => {
     expect(fields.body).toContain("session claude-1 on box-2")
     // The host's directory was not touched.
     expect(queue.tasks("done")).toStrictEqual([])
+  })
+
+  it("add puts a file into the shared queue as a row, under a free name when any host's task has it", () => {
+    const file = join(queue.root, "waiting.md")
+    writeFileSync(file, "---\npriority: 1\n---\nAdded from the command line.\n")
+    const added = cli(["task", "add", file])
+    expect(added.code, added.stderr).toBe(0)
+    expect(added.stdout).toBe(
+      "added as waiting-2.md to pending/ of the shared queue (waiting.md is another task's name)\n"
+    )
+    const shown = cli(["task", "show", "waiting-2", "--json"])
+    expect(JSON.parse(shown.stdout)).toMatchObject({ stage: "pending", body: "Added from the command line.\n" })
+    // A NUL byte, which the shared queue cannot hold: refused, nothing written.
+    writeFileSync(file, "Half\u0000way.\n")
+    const refused = cli(["task", "add", file, "--name", "nul"])
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toContain("NUL")
+    expect(cli(["task", "show", "nul"]).code).toBe(1)
+    // The host's directory is only its drop box: the row is not a file there.
+    expect(queue.tasks("pending")).toStrictEqual([])
   })
 
   it("a database that cannot be reached is said, without the URL's password", () => {

@@ -19,6 +19,7 @@ import { queueLabel, queueStoreLayer } from "../queue-store.ts"
 import { acquireQueueLock, acquireQueueLockPatiently, readHolder } from "../queue-lock.ts"
 import { readReply, submitRequest, withdrawRequest } from "../request-files.ts"
 import { queueDirFlag, queueRootOf } from "./queue-dir.ts"
+import { addCommand } from "./task-add.ts"
 import { listCommand, showCommand } from "./task-inspect.ts"
 
 /** A task command that did not do what was asked; `exitCode` 1 (could not) or 3 (another run's completion). */
@@ -220,8 +221,11 @@ const requeueCommand = Command.make(
   ))
 
 export const taskCommand = Command.make("task").pipe(
-  Command.withDescription("List and show tasks; finish, retry, cancel or requeue one (for agents, hooks and people)"),
+  Command.withDescription(
+    "Add, list and show tasks; finish, retry, cancel or requeue one (for agents, hooks and people)"
+  ),
   Command.withSubcommands([
+    addCommand,
     listCommand,
     showCommand,
     doneCommand,
