@@ -79,6 +79,8 @@ describe("claude-failover task on a shared queue", () => {
     expect(shown.code).toBe(0)
     expect(shown.stdout).toContain("fix-login.md (active/)")
     expect(shown.stdout).toContain("host: box-2")
+    // The Markdown as the row holds it, byte for byte: what `cat active/fix-login.md` shows on one host.
+    expect(cli(["task", "show", "fix-login.md", "--raw"]).stdout).toBe(ACTIVE)
     const missing = cli(["task", "show", "nope"])
     expect(missing.code).toBe(1)
     expect(missing.stderr).toContain("no task 'nope.md' in the shared queue")

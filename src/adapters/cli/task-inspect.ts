@@ -247,9 +247,13 @@ export const showCommand = Command.make(
       Flag.withDescription("Print {name,stage,fields,history,body} as JSON"),
       Flag.withDefault(false)
     ),
+    raw: Flag.Boolean("raw").pipe(
+      Flag.withDescription("Print the task's Markdown exactly as stored (frontmatter, body and footer)"),
+      Flag.withDefault(false)
+    ),
     queueDir: queueDirFlag
   },
-  Effect.fn("task.show")(function*({ json, name, queueDir }) {
+  Effect.fn("task.show")(function*({ json, name, queueDir, raw }) {
     const root = yield* queueRootOf(queueDir)
     const taskName = yield* Option.match(taskNameFrom(name), {
       onNone: () => Effect.fail(new TaskShowError({ message: `'${name}' is not a task file name` })),
@@ -269,6 +273,13 @@ export const showCommand = Command.make(
       yield* Console.error(
         `note: ${taskName} is in ${found.map((item) => `${item.stage}/`).join(" and ")}; showing ${first.stage}/`
       )
+    }
+    // As stored, even when it does not parse: on a shared queue there is no file to open instead.
+    if (raw) {
+      const stored = yield* store.read(first.stage, taskName).pipe(
+        Effect.mapError((error) => new TaskShowError({ message: `${where}${error.message}` }))
+      )
+      return yield* Effect.sync(() => process.stdout.write(stored.text))
     }
     if (first._tag === "Broken") return yield* new TaskShowError({ message: first.problem })
     yield* Console.log(
