@@ -2,8 +2,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Option, Result } from "effect"
 import fc from "fast-check"
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { parseConfigFile, withEnvOver } from "../src/config-file.ts"
 import {
@@ -15,11 +14,13 @@ import {
   Settings
 } from "../src/config.ts"
 import { RUNS } from "./domain/arbitraries.ts"
+import { tempDirs } from "./temp-dirs.ts"
 
 const KNOWN = Object.values(Settings).map((setting) => setting.env)
 
+const configDir = tempDirs("cf-config-")
 const fileWith = (text: string) => {
-  const path = join(mkdtempSync(join(tmpdir(), "cf-config-")), "claude-failover.yaml")
+  const path = join(configDir(), "claude-failover.yaml")
   writeFileSync(path, text)
   return path
 }
@@ -142,7 +143,7 @@ describe("configuration file", () => {
 })
 
 describe("finding the configuration file", () => {
-  const home = () => mkdtempSync(join(tmpdir(), "cf-home-"))
+  const home = tempDirs("cf-home-")
 
   it("takes --config, else CLAUDE_FAILOVER_CONFIG, else XDG_CONFIG_HOME's file when it is there", () => {
     const xdg = home()

@@ -1,14 +1,16 @@
 /** Dry-run sessions: idle until a prompt is entered, busy for the delay, then the prompt's own done line runs. */
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect } from "effect"
-import { existsSync, mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { doneLineOf, DryRunTmuxLayer } from "../../src/adapters/dry-run-tmux.ts"
 import { classifyPane } from "../../src/domain/pane.ts"
 import { TaskName } from "../../src/domain/task.ts"
 import { renderPrompt } from "../../src/domain/prompt.ts"
 import { Tmux } from "../../src/ports/tmux.ts"
+import { tempDirs } from "../temp-dirs.ts"
+
+const markerDir = tempDirs("cf-dry-")
 
 const stateOf = (screen: string) => classifyPane(screen, { now: Date.now(), timeZone: "UTC" })._tag
 
@@ -30,7 +32,7 @@ describe("dry-run sessions", () => {
   it.live("idle, then busy for the delay after Enter, then runs the done line and is idle again", () =>
     Effect.gen(function*() {
       const tmux = yield* Tmux
-      const marker = join(mkdtempSync(join(tmpdir(), "cf-dry-")), "ran")
+      const marker = join(markerDir(), "ran")
       expect(yield* tmux.listSessions()).toStrictEqual(["claude-1", "claude-2"])
       expect(stateOf(yield* tmux.capturePane("claude-1"))).toBe("idle")
       yield* tmux.sendText("claude-1", `Do it.\n\`touch ${marker}; echo task done x.md\``)

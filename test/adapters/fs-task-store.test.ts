@@ -1,23 +1,15 @@
-import { afterAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
 import { execFileSync } from "node:child_process"
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { FsTaskStoreLayer, prepareQueue, removeTempDebris, writeAtomic } from "../../src/adapters/fs-task-store.ts"
 import { TaskName } from "../../src/domain/task.ts"
 import { TaskStore } from "../../src/ports/task-store.ts"
+import { tempDirs } from "../temp-dirs.ts"
 import { taskStoreContract } from "./task-store-contract.ts"
 
-const roots: Array<string> = []
-const freshRoot = () => {
-  const root = mkdtempSync(join(tmpdir(), "queue-"))
-  roots.push(root)
-  return root
-}
-afterAll(() => {
-  for (const root of roots) rmSync(root, { recursive: true, force: true })
-})
+const freshRoot = tempDirs("queue-")
 
 taskStoreContract("filesystem task store", () => FsTaskStoreLayer({ root: freshRoot() }))
 

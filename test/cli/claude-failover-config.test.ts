@@ -1,9 +1,10 @@
 /** `claude-failover --config FILE` and `config`: the file under the env, and bad settings stopping everything with exit 2. */
-import { afterAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { tempDirs } from "../temp-dirs.ts"
 
 const BIN = join(import.meta.dirname, "../../bin/claude-failover.js")
 
@@ -19,15 +20,7 @@ const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
   return { code: result.status, stdout: result.stdout, stderr: result.stderr }
 }
 
-const made: Array<string> = []
-const dir = () => {
-  const path = mkdtempSync(join(tmpdir(), "cf-config-cli-"))
-  made.push(path)
-  return path
-}
-afterAll(() => {
-  for (const path of made.splice(0)) rmSync(path, { recursive: true, force: true })
-})
+const dir = tempDirs("cf-config-cli-")
 
 describe("claude-failover --config", () => {
   it("prints the file's settings under the env's, secrets redacted", () => {

@@ -3,17 +3,15 @@
  * idempotence, the user's settings given back, a broken settings.json left untouched (exit 1), and `report`
  * delivering one event to the daemon named in the queue's .lock.json while printing nothing and exiting 0.
  */
-import { afterAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { spawn, spawnSync } from "node:child_process"
 import {
   chmodSync,
   existsSync,
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
-  rmSync,
   statSync,
   symlinkSync,
   writeFileSync
@@ -22,6 +20,7 @@ import { createServer, type IncomingHttpHeaders } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { isOurHook } from "../../src/domain/hook-settings.ts"
+import { tempDirs } from "../temp-dirs.ts"
 
 const BIN = join(import.meta.dirname, "../../bin/claude-failover.js")
 
@@ -40,15 +39,7 @@ const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
   return { code: result.status, stdout: result.stdout, stderr: result.stderr }
 }
 
-const dirs: Array<string> = []
-const tempDir = () => {
-  const dir = mkdtempSync(join(tmpdir(), "cf-hooks-cli-"))
-  dirs.push(dir)
-  return dir
-}
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
-})
+const tempDir = tempDirs("cf-hooks-cli-")
 
 const USER_SETTINGS = {
   model: "opus",
