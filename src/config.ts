@@ -267,6 +267,12 @@ export const Settings = {
     atLeast(Duration.seconds(3), parseDuration),
     "QUEUE_BACKEND=postgres: a host silent this long loses its running tasks to the others (heartbeat every third)"
   ),
+  mirrorFinished: setting(
+    "MIRROR_FINISHED",
+    "true",
+    flag,
+    "QUEUE_BACKEND=postgres: a copy of each task this host finishes in QUEUE_DIR/done/ or failed/"
+  ),
   secutoolsApiKey: setting("SECUTOOLS_API_KEY", undefined, secret, "enables delegation; never logged", true),
   secutoolsUrl: setting("SECUTOOLS_URL", "http://127.0.0.1:8787", url, "secutools base URL", hideUrlCredentials),
   secutoolsMode: setting("SECUTOOLS_MODE", "http", oneOf(["http", "fake"]), "`http` or `fake` (in-process stand-in)"),

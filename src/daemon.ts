@@ -412,7 +412,8 @@ const sharedQueueLayer = (config: AppConfig) =>
         host: hostIdOf(config),
         leaseTtl: config.leaseTtl,
         maxTaskBytes: config.maxTaskSize,
-        reapsJobs: routingSettings(config).delegationEnabled
+        reapsJobs: routingSettings(config).delegationEnabled,
+        ...(config.mirrorFinished ? { mirrorTo: resolve(config.queueDir) } : {})
       }))
   })
 

@@ -110,6 +110,41 @@ layer(MigratedDatabase, { excludeTestServices: true, timeout: 60_000 })("Postgre
     }))
 })
 
+layer(MigratedDatabase, { excludeTestServices: true, timeout: 60_000 })("PostgreSQL queue: finished tasks", (it) => {
+  it.effect("a task moved into done/ or failed/ is told once its move is committed, never when it is undone", () =>
+    Effect.gen(function*() {
+      const told: Array<string> = []
+      const store = yield* TaskStore.pipe(Effect.provide(PgTaskStoreLayer({
+        onFinished: (task) => Effect.sync(() => void told.push(`${task.stage}/${task.name}: ${task.text}`))
+      })))
+      for (const name of ["alone.md", "inner.md", "undone.md", "failing.md"])
+        yield* store.create("active", TaskName.make(name), `${name} ran`)
+      // Outside a transaction: at once.
+      yield* store.move("active", "done", TaskName.make("alone.md"))
+      expect(told).toStrictEqual(["done/alone.md: alone.md ran"])
+      // In one (nested, as a change of stage inside another): when the outermost commits, not before.
+      yield* store.atomically(Effect.gen(function*() {
+        yield* store.atomically(Effect.andThen(
+          store.replace("active", TaskName.make("inner.md"), "inner.md finished"),
+          store.move("active", "failed", TaskName.make("inner.md"))
+        ))
+        expect(told).toHaveLength(1)
+      }))
+      expect(told).toStrictEqual(["done/alone.md: alone.md ran", "failed/inner.md: inner.md finished"])
+      // Undone (the transaction failed after the move): never told, and the task is where it was.
+      const undone = yield* Effect.flip(store.atomically(Effect.andThen(
+        store.move("active", "done", TaskName.make("undone.md")),
+        Effect.fail("then something failed")
+      )))
+      expect(undone).toBe("then something failed")
+      expect(told).toHaveLength(2)
+      expect(yield* store.has("active", TaskName.make("undone.md"))).toBe(true)
+      // Moves elsewhere are not finishes.
+      yield* store.move("active", "pending", TaskName.make("failing.md"))
+      expect(told).toHaveLength(2)
+    }))
+})
+
 it.effect(
   "a database that cannot be reached is a StoreError the daemon waits out (a resource error)",
   () =>

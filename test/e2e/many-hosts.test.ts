@@ -205,6 +205,15 @@ describe("three hosts on one PostgreSQL queue", () => {
         const finishers = hosts.slice(0, 2).filter((host) => host.daemon.output.includes(`${name} done by secutools`))
         expect(finishers.length, name).toBe(1)
       }
+
+      // Each live host's done/ holds a copy of exactly the tasks it finished, as the shared queue holds them.
+      const jobsDoneBy = (host: (typeof hosts)[number]) =>
+        [...host.daemon.output.matchAll(/\] INFO \(#\d+\): (\S+\.md) done by secutools/g)].map((m) => m[1] ?? "")
+      for (const host of hosts.slice(0, 2)) {
+        const copies = host.queue.tasks("done")
+        expect([...copies].sort(), host.id).toStrictEqual([...doneOn(host.id), ...jobsDoneBy(host)].sort())
+        for (const name of copies) expect(host.queue.read("done", name), name).toBe(texts.get(name))
+      }
       for (const name of cutOff) {
         // Run on host-3 (cut off), then again on another host: the second attempt is the one that finished.
         const requeued = fields.get(name)?.history?.find((entry) => entry.event === "requeued")

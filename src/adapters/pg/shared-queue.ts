@@ -5,6 +5,7 @@
  * lost — so every time the feed (re)connects, the caller is told to look at the whole queue again.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
+import { join } from "node:path"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -16,7 +17,8 @@ import * as Schema from "effect/Schema"
 import { formatDuration } from "../../domain/footer.ts"
 import { TaskName } from "../../domain/task.ts"
 import { HostIdInUse, type Leases, type QueueChange, SharedQueue } from "../../ports/shared-queue.ts"
-import { type Stage, Stages, StoreError } from "../../ports/task-store.ts"
+import { type Stage, Stages, type StoredTask, StoreError } from "../../ports/task-store.ts"
+import { writeAtomic } from "../fs-task-store.ts"
 import { makeLeases } from "./leases.ts"
 import { migrate, QUEUE_CHANNEL } from "./schema.ts"
 import { makePgTaskStore, where } from "./task-store.ts"
@@ -28,7 +30,20 @@ export interface SharedQueueSettings {
   readonly maxTaskBytes: number
   /** Whether this host submits and polls delegated jobs (see `LeaseOptions.reapsJobs`). */
   readonly reapsJobs: boolean
+  /** A directory whose done/ and failed/ get a copy of each task this host finishes (MIRROR_FINISHED). */
+  readonly mirrorTo?: string
 }
+
+/**
+ * Writes a finished task's copy into `root`'s done/ or failed/ (atomically, over an older copy of the same name: the
+ * task retried and finished again). A copy is only a convenience: one that cannot be written is said, nothing more.
+ */
+const mirrorInto = (root: string) => (task: StoredTask) =>
+  Effect.tryPromise(() => writeAtomic(join(root, task.stage), task.name, task.text)).pipe(
+    Effect.catch((error) =>
+      Effect.logWarning(`could not copy ${task.stage}/${task.name} into ${root}: ${String(error.cause)}`)
+    )
+  )
 
 const isStage = (text: string): text is Stage => (Stages as ReadonlyArray<string>).includes(text)
 const isTaskName = Schema.is(TaskName)
@@ -93,7 +108,8 @@ export const SharedQueueLayer = (settings: SharedQueueSettings) =>
       const store = yield* makePgTaskStore({
         host: settings.host,
         leaseTtl: settings.leaseTtl,
-        maxTaskBytes: settings.maxTaskBytes
+        maxTaskBytes: settings.maxTaskBytes,
+        ...(settings.mirrorTo === undefined ? {} : { onFinished: mirrorInto(settings.mirrorTo) })
       })
       const leases = yield* makeLeases(settings.host, settings.leaseTtl, { reapsJobs: settings.reapsJobs })
       yield* registerAlone(leases, settings.leaseTtl)

@@ -6,6 +6,7 @@
  * several hosts moving the same pending task, exactly one finds the row (the claim), and the task is leased to it;
  * every database failure is a StoreError with code EIO, so the daemon waits an outage out as it waits out a full disk.
  */
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -86,7 +87,17 @@ export interface PgQueueOptions {
   readonly host?: string
   /** How long a lease lasts without a heartbeat. */
   readonly leaseTtl?: Duration.Duration
+  /**
+   * Told of each task this store moves into done/ or failed/, as it arrived there, once the move is committed (at the
+   * end of the outermost `atomically`, or at once outside one); its failures are its own to report.
+   */
+  readonly onFinished?: (task: StoredTask) => Effect.Effect<void>
 }
+
+/** The tasks moved into done/ or failed/ by the transaction under way: told to `onFinished` once it commits. */
+class FinishedInTransaction extends Context.Service<FinishedInTransaction, Array<StoredTask>>()(
+  "claude-failover/adapters/pg/FinishedInTransaction"
+) {}
 
 const DEFAULT_LEASE_TTL = Duration.seconds(30)
 
@@ -148,6 +159,18 @@ export const makePgTaskStore = (options: PgQueueOptions = {}) =>
           onSome: (found) => Effect.succeed(storedOf(stage, name, found))
         })
       )
+
+    const tellFinished = (task: StoredTask) => options.onFinished === undefined ? Effect.void : options.onFinished(task)
+    /** A task this store just moved into done/ or failed/: told at once, or when the transaction it is part of commits. */
+    const finished = (stage: Stage, name: TaskName) =>
+      Effect.gen(function*() {
+        const task = Option.getOrUndefined(yield* row(stage, name))
+        if (task === undefined) return
+        const stored = storedOf(stage, name, task)
+        const transaction = yield* Effect.serviceOption(FinishedInTransaction)
+        if (Option.isSome(transaction)) transaction.value.push(stored)
+        else yield* tellFinished(stored)
+      })
 
     return TaskStore.of({
       list: (stage) =>
@@ -262,6 +285,7 @@ export const makePgTaskStore = (options: PgQueueOptions = {}) =>
           if (fileId !== undefined) {
             see(from, name, undefined)
             see(to, toName, fileId)
+            if (options.onFinished !== undefined && (to === "done" || to === "failed")) yield* finished(to, toName)
             return
           }
           // Nothing moved: the name is taken there, or the task is gone or changed by another host (see `seen`).
@@ -334,10 +358,19 @@ export const makePgTaskStore = (options: PgQueueOptions = {}) =>
           Effect.mapError(storeError("remove", where("cf_markers", undefined, name)))
         ),
       atomically: (effect) =>
-        // Only the transaction's own failures (begin, commit) are the database's; the effect's errors stay its own.
-        sql.withTransaction(effect).pipe(
-          Effect.mapError((error) => isSqlError(error) ? storeError("commit", where("cf_tasks"))(error) : error)
-        ),
+        Effect.gen(function*() {
+          const outer = Option.isNone(yield* Effect.serviceOption(FinishedInTransaction))
+          const arrived: Array<StoredTask> = []
+          const result = yield* sql.withTransaction(
+            outer ? Effect.provideService(effect, FinishedInTransaction, arrived) : effect
+          ).pipe(
+            // Only the transaction's own failures (begin, commit) are the database's; the effect's errors stay its own.
+            Effect.mapError((error) => isSqlError(error) ? storeError("commit", where("cf_tasks"))(error) : error)
+          )
+          // Committed: only now are the tasks it finished there for anyone to see.
+          for (const task of arrived) yield* tellFinished(task)
+          return result
+        }),
       // On a shared queue, the markers this host reaps: another host's jobs are that host's to submit and poll.
       listMarkers: () =>
         sql<{ readonly name: string }>`
