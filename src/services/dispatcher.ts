@@ -167,6 +167,8 @@ const DISPATCH_GRACE_MS = 15_000
 /** A session that did not take a prompt is left alone this long, so one bad session cannot churn the queue. */
 const NOT_TYPED_REST_MS = 10_000
 const NOT_ACCEPTED_REST_MS = 60_000
+/** How long a run whose assignment failed with a resource error is looked for in active/ (see unsureAssignments). */
+const UNSURE_ASSIGNMENT_KEPT_MS = 10 * 60_000
 /** Tasks handed to delegation at once (each writes its marker and its new state, with their flushes). */
 const DELEGATE_CONCURRENCY = 16
 /** Newly waiting tasks named in the log per tick; the others are counted in one line. */
@@ -224,6 +226,14 @@ export const makeDispatcher = (settings: DispatchSettings) =>
     let book: Book = emptyBook
     let lastSightings: ReadonlyArray<Sighting> = []
     let activeBySession = new Map<string, TaskName>()
+    /**
+     * Runs whose assignment failed with a resource error, by when: the write may have been applied all the same (a
+     * database that committed and then dropped the connection before answering). Such a run, found later in active/
+     * and never started, was never typed: it goes back to pending/ instead of holding its session forever.
+     */
+    const unsureAssignments = new Map<string, number>()
+    /** Runs typed and taken whose `started_at` could not be written (see recordStart). */
+    const startedUnrecorded = new Set<string>()
     const counters = { dispatched: 0, failovers: 0 }
     const headlessTotals = { runs: new Map<RunOutcome["_tag"], number>(), costUsd: 0, turns: 0 }
     let recentRuns: Array<EndedRun> = []
@@ -528,6 +538,17 @@ export const makeDispatcher = (settings: DispatchSettings) =>
         }
       })
 
+    /**
+     * The run was typed and taken: `started_at` is written. Should that write fail, the run is known started all the
+     * same (its turn ending unreported is then the idle policy's, as for any started run).
+     */
+    const recordStart = (name: TaskName, run: string) =>
+      Effect.gen(function*() {
+        startedUnrecorded.add(run)
+        yield* applyEvent("active", name, TaskEvent.Start({ at: yield* nowIso }))
+        startedUnrecorded.delete(run)
+      })
+
     const dispatch = Effect.fn("Dispatcher.dispatch")(
       function*(task: Task, sighting: Sighting, now: number, reason: Reason) {
         const session = sighting.session
@@ -541,6 +562,12 @@ export const makeDispatcher = (settings: DispatchSettings) =>
           {
             crashPoints: { written: "assign:written", moved: "assign:moved" }
           }
+        ).pipe(
+          Effect.tapError((error) =>
+            Effect.sync(() => {
+              if (isResourceError(error)) unsureAssignments.set(run, now)
+            })
+          )
         )
         yield* intake.forget(task.name)
         yield* noteSuccess
@@ -568,7 +595,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
             resume: Option.none()
           }))
           if (started._tag === "Success") {
-            yield* applyEvent("active", name, TaskEvent.Start({ at: yield* nowIso }))
+            yield* recordStart(name, run)
             yield* failpoint("type:started")
             return
           }
@@ -593,7 +620,7 @@ export const makeDispatcher = (settings: DispatchSettings) =>
           submitted
         })
         if (typed._tag === "Accepted") {
-          yield* applyEvent("active", name, TaskEvent.Start({ at: yield* nowIso }))
+          yield* recordStart(name, run)
           yield* failpoint("type:started")
           return
         }
@@ -795,8 +822,25 @@ export const makeDispatcher = (settings: DispatchSettings) =>
 
       activeBySession = new Map()
       const supervised: Array<Fact> = []
+      for (const [run, at] of unsureAssignments) if (now - at > UNSURE_ASSIGNMENT_KEPT_MS) unsureAssignments.delete(run)
       for (const task of active) {
         const sighting = task.fields.session === undefined ? undefined : sighted.get(task.fields.session)
+        if (task.fields.run !== undefined && unsureAssignments.has(task.fields.run)) {
+          unsureAssignments.delete(task.fields.run)
+          if (task.fields.started_at === undefined) {
+            yield* endRun({
+              _tag: "EndRun",
+              task: task.name,
+              run: task.fields.run,
+              session: task.fields.session ?? "",
+              cause: "never_typed",
+              reason: "its assignment was applied although the queue answered with an error; it was never typed",
+              interrupt: false,
+              cancelAutoContinue: false
+            })
+            continue
+          }
+        }
         if (task.fields.session !== undefined && fresh.has(task.fields.session)) {
           // A Claude Code started anew knows nothing of the run its session had.
           yield* endRun({
@@ -850,10 +894,13 @@ export const makeDispatcher = (settings: DispatchSettings) =>
           run: task.fields.run,
           policy: limitPolicyOf(task.fields, settings.routing.limitPolicy),
           idlePolicy: idlePolicyOf(task.fields, settings.idle.policy),
-          started: task.fields.started_at !== undefined,
+          started: task.fields.started_at !== undefined ||
+            (task.fields.run !== undefined && startedUnrecorded.has(task.fields.run)),
           sighting
         })
       }
+      const runsActive = new Set(active.map((task) => task.fields.run))
+      for (const run of startedUnrecorded) if (!runsActive.has(run)) startedUnrecorded.delete(run)
       const stillActive = new Set(active.map((task) => task.name))
       const left = [...book.watch.keys()].filter((name) => !stillActive.has(name))
       yield* record([...supervised, ...left.map((task): Fact => ({ _tag: "TaskLeft", task }))])

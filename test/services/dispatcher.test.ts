@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { MemoryTaskStoreLayer } from "../../src/adapters/memory-task-store.ts"
 import { MemoryTmuxControl, MemoryTmuxLayer } from "../../src/adapters/memory-tmux.ts"
+import { unfinishedRuns } from "../../src/domain/lifecycle.ts"
 import { DEFAULT_COMPLEXITY_MAP } from "../../src/domain/routing.ts"
 import { parseTask, TaskName } from "../../src/domain/task.ts"
 import { StoreError, TaskStore } from "../../src/ports/task-store.ts"
@@ -554,6 +555,54 @@ describe("queue writes that fail", () => {
       expect(yield* (yield* TaskStore).list("active")).toStrictEqual(["job.md"])
     }).pipe(Effect.provide(testLayer({}, fullDisk(full))))
   })
+})
+
+describe("an assignment whose answer was lost", () => {
+  /** A store whose first change of stage is made, and then reported failed (EIO): a commit whose answer was lost. */
+  const lostAnswer = Layer.effect(
+    TaskStore,
+    Effect.gen(function*() {
+      const inner = yield* TaskStore
+      let lost = false
+      return TaskStore.of({
+        ...inner,
+        atomically: (effect) =>
+          Effect.flatMap(inner.atomically(effect), (result) => {
+            if (lost) return Effect.succeed(result)
+            lost = true
+            return Effect.fail(
+              new StoreError({
+                operation: "commit",
+                path: "postgres:cf_tasks",
+                problem: "Connection terminated",
+                code: "EIO"
+              })
+            )
+          })
+      })
+    })
+  ).pipe(Layer.provide(MemoryTaskStoreLayer))
+
+  it.effect("the task, found in active/ never typed, goes back to pending/ and is typed on the next tick", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      yield* idleSession("claude-1")
+      yield* addTask("job.md", "Do the job.\n")
+      yield* tick
+      // Applied, but the dispatcher was told it failed: nothing typed, and the session looks taken by the task.
+      expect(yield* pastes("claude-1")).toStrictEqual([])
+      const lostRun = (yield* fieldsOf("active", "job.md")).run
+      // The next tick finds it in active/, never started: back to pending/, uncounted, and typed on the free session.
+      yield* TestClock.adjust(Duration.seconds(5))
+      yield* tick
+      const again = yield* fieldsOf("active", "job.md")
+      expect(again.history?.at(-1)).toMatchObject({ event: "requeued", cause: "never_typed", run: lostRun })
+      // Its second assignment, the first run never having run: not one that counts towards MAX_ATTEMPTS.
+      expect(again.attempts).toBe(2)
+      expect(unfinishedRuns(again)).toBe(0)
+      expect(again.run).not.toBe(lostRun)
+      expect((yield* pastes("claude-1")).join("")).toContain(`run ${again.run}`)
+    }).pipe(Effect.provide(testLayer({}, lostAnswer))))
 })
 
 describe("routing to secutools", () => {
