@@ -219,7 +219,11 @@ const argumentList: Parse<ReadonlyArray<string>> = (raw) =>
 
 export const LogLevels = ["debug", "info", "warning", "error"] as const
 
-export const QueueBackends = ["files", "postgres"] as const
+export const QueueBackends = ["fs", "postgres"] as const
+
+/** `fs` (the queue directory's files; `files` is taken for it too) or `postgres`. */
+const queueBackend: Parse<typeof QueueBackends[number]> = (raw) =>
+  raw.trim().toLowerCase() === "files" ? Result.succeed("fs") : oneOf(QueueBackends)(raw)
 
 /** A PostgreSQL connection URL; kept `Redacted`, as its password is a secret. */
 const databaseUrl: Parse<Redacted.Redacted<string>> = (raw) =>
@@ -244,9 +248,9 @@ export const Settings = {
   queueDir: setting("QUEUE_DIR", "./queue", text, "queue root"),
   queueBackend: setting(
     "QUEUE_BACKEND",
-    "files",
-    oneOf(QueueBackends),
-    "`files` (the queue is QUEUE_DIR) or `postgres` (one queue in DATABASE_URL shared by several hosts; QUEUE_DIR/pending/ is this host's drop box)"
+    "fs",
+    queueBackend,
+    "`fs` (the queue is QUEUE_DIR's files) or `postgres` (one queue in DATABASE_URL shared by several hosts; QUEUE_DIR/pending/ is this host's drop box)"
   ),
   databaseUrl: setting(
     "DATABASE_URL",
@@ -512,7 +516,7 @@ export const backendProblems = (config: AppConfig): ReadonlyArray<string> =>
     ...(config.secutoolsMode === "fake"
       ? [
         "SECUTOOLS_MODE=fake keeps its jobs inside this daemon, where other hosts of the shared queue cannot poll " +
-        "them: use SECUTOOLS_MODE=http with a secutools URL, or QUEUE_BACKEND=files"
+        "them: use SECUTOOLS_MODE=http with a secutools URL, or QUEUE_BACKEND=fs"
       ]
       : [])
   ]

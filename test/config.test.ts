@@ -102,7 +102,8 @@ describe("the shared queue's settings", () => {
 
   it("files by default; PostgreSQL needs a postgres URL, kept redacted, and a host id that can be shown", () => {
     const config = Result.getOrThrow(resolveConfig({}))
-    expect(config.queueBackend).toBe("files")
+    expect(config.queueBackend).toBe("fs")
+    expect(Result.getOrThrow(resolveConfig({ QUEUE_BACKEND: "files" })).queueBackend).toBe("fs")
     expect(Duration.toMillis(config.leaseTtl)).toBe(30_000)
     expect(problems({})).toStrictEqual([])
     expect(problems({ QUEUE_BACKEND: "postgres" })).toStrictEqual([
