@@ -1,7 +1,8 @@
 /**
- * On a queue shared by several hosts: keeps this host's leases alive, takes over the active tasks of hosts whose
- * leases ran out (and hands their delegated jobs to the delegation service), ending each run as a run whose session died is ended on one host — back to pending with its
+ * On a queue shared by several hosts: keeps this host's leases alive, and takes over the active tasks of hosts whose
+ * leases ran out, ending each run as a run whose session died is ended on one host — back to pending with its
  * attempt counted (failed/ at MAX_ATTEMPTS), its run token gone, so a late completion from the lost host is refused.
+ * The delegated jobs such hosts reaped are handed to the delegation service (`followJobs`).
  * Easy to get wrong: only another host's expired leases are taken here — this host's own, from before a restart, are
  * start-up recovery's, which can look at the sessions' screens; and a take-over is a claim (one host wins it), made
  * before the run is ended, so two hosts never requeue the same task.

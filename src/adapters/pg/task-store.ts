@@ -161,7 +161,7 @@ export const makePgTaskStore = (options: PgQueueOptions = {}) =>
       )
 
     const tellFinished = (task: StoredTask) => options.onFinished === undefined ? Effect.void : options.onFinished(task)
-    /** A task this store just moved into done/ or failed/: told at once, or when the transaction it is part of commits. */
+    /** A task this store just moved into done/ or failed/: told at once, or when its transaction commits. */
     const finished = (stage: Stage, name: TaskName) =>
       Effect.gen(function*() {
         const task = Option.getOrUndefined(yield* row(stage, name))
