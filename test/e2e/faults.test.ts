@@ -751,7 +751,12 @@ describe("faults", () => {
     const again = dryRunDaemon(last.queue.root, env)
     // A healthy restart finishes them all ~3 s (DRY_RUN_DELAY) after the stop; a loaded machine takes longer, and a
     // stuck task never finishes, so the deadline only bounds how long a failure takes to show.
-    await waitFor("every task in done/", () => last.queue.tasks("done").length === 8, 60_000).catch(() => undefined)
+    // (A move is a link then an unlink: the last task is in done/ a moment before it has left active/.)
+    await waitFor(
+      "every task in done/, none left in active/",
+      () => last.queue.tasks("done").length === 8 && last.queue.tasks("active").length === 0,
+      60_000
+    ).catch(() => undefined)
     // (A task may still move on to done/ between the listing and the read: then it is not stuck.)
     const stuck = last.queue.tasks("active").flatMap((name) => {
       const text = readIfThere(join(last.queue.root, "active", name))
