@@ -135,10 +135,9 @@ export const makePgTaskStore = (options: PgQueueOptions = {}) =>
     /** A job's reaper holds it until `reap_until`, renewed by its heartbeat (see `./leases.ts`). */
     const reapUntil = host === null ? sql`NULL` : leaseEnd(sql, leaseSeconds)
     /** A marker this host may write or take on: its own, no host's, or one whose reaper stopped renewing it. */
+    const self = host ?? ""
     const reapable = sql`(
-      cf_markers.reaper_host IS NULL OR cf_markers.reaper_host = ${
-      host ?? ""
-    } OR cf_markers.reap_until < clock_timestamp()
+      cf_markers.reaper_host IS NULL OR cf_markers.reaper_host = ${self} OR cf_markers.reap_until < clock_timestamp()
     )`
 
     const row = (stage: Stage, name: TaskName) =>
