@@ -15,7 +15,7 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Result from "effect/Result"
 import { join } from "node:path"
-import { newRunId, TaskEvent } from "../domain/lifecycle.ts"
+import { newRunId, type RunEndCause, TaskEvent } from "../domain/lifecycle.ts"
 import { inputBoxText, watchdogFingerprint } from "../domain/pane.ts"
 import { type CompletionCommand, renderPrompt } from "../domain/prompt.ts"
 import {
@@ -825,34 +825,31 @@ export const makeDispatcher = (settings: DispatchSettings) =>
       for (const [run, at] of unsureAssignments) if (now - at > UNSURE_ASSIGNMENT_KEPT_MS) unsureAssignments.delete(run)
       for (const task of active) {
         const sighting = task.fields.session === undefined ? undefined : sighted.get(task.fields.session)
+        /** Ends the task's run without touching its session (nothing of it goes on there to stop). */
+        const endQuietly = (cause: RunEndCause, reason: string) =>
+          endRun({
+            _tag: "EndRun",
+            task: task.name,
+            run: task.fields.run,
+            session: task.fields.session ?? "",
+            cause,
+            reason,
+            interrupt: false,
+            cancelAutoContinue: false
+          })
         if (task.fields.run !== undefined && unsureAssignments.has(task.fields.run)) {
           unsureAssignments.delete(task.fields.run)
           if (task.fields.started_at === undefined) {
-            yield* endRun({
-              _tag: "EndRun",
-              task: task.name,
-              run: task.fields.run,
-              session: task.fields.session ?? "",
-              cause: "never_typed",
-              reason: "its assignment was applied although the queue answered with an error; it was never typed",
-              interrupt: false,
-              cancelAutoContinue: false
-            })
+            yield* endQuietly(
+              "never_typed",
+              "its assignment was applied although the queue answered with an error; it was never typed"
+            )
             continue
           }
         }
         if (task.fields.session !== undefined && fresh.has(task.fields.session)) {
           // A Claude Code started anew knows nothing of the run its session had.
-          yield* endRun({
-            _tag: "EndRun",
-            task: task.name,
-            run: task.fields.run,
-            session: task.fields.session,
-            cause: "session_exited",
-            reason: `session ${task.fields.session} exited and was started again`,
-            interrupt: false,
-            cancelAutoContinue: false
-          })
+          yield* endQuietly("session_exited", `session ${task.fields.session} exited and was started again`)
           continue
         }
         const slotState = task.fields.session !== undefined && headless.isSlot(task.fields.session)
@@ -860,30 +857,14 @@ export const makeDispatcher = (settings: DispatchSettings) =>
           : undefined
         if (task.fields.session !== undefined && slotState !== undefined && !holdsRun(slotState, task.fields.run)) {
           // No process of this daemon runs it: the daemon that started it stopped (its runs are stopped at start-up).
-          yield* endRun({
-            _tag: "EndRun",
-            task: task.name,
-            run: task.fields.run,
-            session: task.fields.session,
-            cause: "orphaned",
-            reason:
-              `no headless run of ${task.name} goes on in ${task.fields.session}: the daemon that started it stopped`,
-            interrupt: false,
-            cancelAutoContinue: false
-          })
+          yield* endQuietly(
+            "orphaned",
+            `no headless run of ${task.name} goes on in ${task.fields.session}: the daemon that started it stopped`
+          )
           continue
         }
         if (sighting === undefined) {
-          yield* endRun({
-            _tag: "EndRun",
-            task: task.name,
-            run: task.fields.run,
-            session: task.fields.session ?? "",
-            cause: "session_gone",
-            reason: "its assignment names no session",
-            interrupt: false,
-            cancelAutoContinue: false
-          })
+          yield* endQuietly("session_gone", "its assignment names no session")
           continue
         }
         activeBySession.set(sighting.session, task.name)
