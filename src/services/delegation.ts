@@ -145,6 +145,8 @@ export const makeDelegation = (settings: DelegationSettings) =>
     const known = new Map<TaskName, DelegationMarker>()
     /** Tasks `start` just delegated, as written: their submission need not read the file again. */
     const startedTasks = new Map<TaskName, Task>()
+    /** A marker for `known`: taken on when this daemon reaps (on a shared queue, none if another host reaps it). */
+    const markerToKeep = (name: TaskName) => reaps ? store.claimMarker(name) : store.readMarker(name)
     const keep = (name: TaskName, marker: DelegationMarker) =>
       Effect.andThen(store.writeMarker(name, marker), Effect.sync(() => known.set(name, marker)))
     const drop = (name: TaskName) => Effect.andThen(store.removeMarker(name), Effect.sync(() => known.delete(name)))
@@ -360,10 +362,9 @@ export const makeDelegation = (settings: DelegationSettings) =>
       const names = yield* store.listMarkers()
       // Read 16 at a time, kept in their listed order. Taken on, when this daemon reaps: on a shared queue, another
       // host may have taken one over while this one was down (it is then that host's: none here).
-      const read = (name: TaskName) => reaps ? store.claimMarker(name) : store.readMarker(name)
       const markers = yield* Effect.forEach(
         names,
-        (name) => Effect.map(Effect.result(read(name)), (marker) => [name, marker] as const),
+        (name) => Effect.map(Effect.result(markerToKeep(name)), (marker) => [name, marker] as const),
         { concurrency: 16 }
       )
       for (const [name, marker] of markers) {
@@ -470,7 +471,7 @@ export const makeDelegation = (settings: DelegationSettings) =>
         if (known.has(name)) return
         // On a shared queue, a host without secutools leaves every job to the hosts that have it.
         if (sharedQueue && !reaps) return
-        const marker = yield* (reaps ? store.claimMarker(name) : store.readMarker(name))
+        const marker = yield* markerToKeep(name)
         if (Option.isNone(marker)) return
         known.set(name, marker.value)
         yield* Effect.logWarning(

@@ -65,23 +65,26 @@ export const readTask = Effect.fn("readTask")(function*(stage: Stage, name: Task
 
 const MAX_NAME_BYTES = 200
 
+/** Whether a task in any stage, or a marker, has the name. */
+export const nameInUse = Effect.fn("nameInUse")(function*(name: TaskName) {
+  const store = yield* TaskStore
+  for (const stage of Stages) if (yield* store.has(stage, name)) return true
+  // Anything under the marker's name (even a file that is not a marker) makes the name taken.
+  return yield* store.readMarker(name).pipe(
+    Effect.map(Option.isSome),
+    Effect.orElseSucceed(() => true)
+  )
+})
+
 /** `fix.md` → `fix-2.md`, `fix-3.md`, …: the first name no stage and no marker uses. */
 export const freeName = Effect.fn("freeName")(function*(name: TaskName) {
-  const store = yield* TaskStore
   const stem = name.slice(0, -".md".length)
   for (let n = 2;; n++) {
     const suffix = `-${n}.md`
     let cut = stem
     while (new TextEncoder().encode(cut + suffix).length > MAX_NAME_BYTES) cut = cut.slice(0, -1)
     const candidate = TaskName.make(cut + suffix)
-    let taken = false
-    for (const stage of Stages) if (yield* store.has(stage, candidate)) taken = true
-    // Anything under the marker's name (even a file that is not a marker) makes the name taken.
-    const markerFree = yield* store.readMarker(candidate).pipe(
-      Effect.map(Option.isNone),
-      Effect.orElseSucceed(() => false)
-    )
-    if (!taken && markerFree) return candidate
+    if (!(yield* nameInUse(candidate))) return candidate
   }
 })
 

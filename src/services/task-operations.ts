@@ -247,10 +247,11 @@ export const requeueTask = Effect.fn("requeueTask")(
 const OUTAGE_RETRY_EVERY = Duration.millis(500)
 const OUTAGE_RETRIES = 60
 
-/** Applies `operation`; `stop` is how a requeue stops the session's turn (the daemon has one, a command alone does not). */
+/** The run's session, with its host on a shared queue: `claude-1 on box-2`. */
 const sessionOf = (fields: Task["fields"]): string | undefined =>
   fields.session === undefined ? undefined : sessionOnHost(fields.session, fields.host)
 
+/** Applies `operation`; `stop` is how a requeue stops the session's turn (the daemon has one, a command alone does not). */
 export const performOperation = (
   name: TaskName,
   operation: TaskOperation,

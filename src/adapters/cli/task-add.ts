@@ -19,8 +19,8 @@ import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import { Config } from "../../config.ts"
 import { parseTaskBytes, type TaskName, taskNameFrom } from "../../domain/task.ts"
-import { Stages, TaskStore } from "../../ports/task-store.ts"
-import { freeName } from "../../services/task-moves.ts"
+import { TaskStore } from "../../ports/task-store.ts"
+import { freeName, nameInUse } from "../../services/task-moves.ts"
 import { queueLabel, queueStoreLayer } from "../queue-store.ts"
 import { queueDirFlag, queueRootOf } from "./queue-dir.ts"
 
@@ -53,10 +53,7 @@ const readTaskFile = (path: string, maxBytes: number) =>
 
 /** A name no task uses in any stage (nor a marker): `name` itself, or the next free one. */
 const unusedName = Effect.fn("unusedName")(function*(name: TaskName) {
-  const store = yield* TaskStore
-  for (const stage of Stages) if (yield* store.has(stage, name)) return yield* freeName(name)
-  if (Option.isSome(yield* store.readMarker(name))) return yield* freeName(name)
-  return name
+  return (yield* nameInUse(name)) ? yield* freeName(name) : name
 })
 
 export const addCommand = Command.make(
